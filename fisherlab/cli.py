@@ -1,0 +1,121 @@
+"""Command line: ``fisherlab prove``, ``fisherlab docs``, ``fisherlab check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _select(names):
+    from fisherlab import proofs
+
+    if not names:
+        return proofs.all()
+    out = []
+    for n in names:
+        matches = [d for d in proofs.all() if d.name == n or d.name.startswith(n + ".")]
+        if not matches:
+            raise SystemExit(f"fisherlab prove: no derivation named {n!r}; known: "
+                             + ", ".join(proofs.names()))
+        out += [m for m in matches if m not in out]
+    return out
+
+
+def _verify_all(derivations, stream):
+    results = []
+    total = len(derivations)
+    for i, d in enumerate(derivations, 1):
+        print(f"[{i}/{total}] {d.name} ...", end="", file=stream, flush=True)
+        r = d.verify()
+        print(f" {'ok' if r.ok else 'FAILED'} ({r.seconds:.2f}s)", file=stream, flush=True)
+        results.append((d, r))
+    return results
+
+
+def _table(results) -> str:
+    rows = [("derivation", "tier", "steps", "controls rejected", "time", "status")]
+    for d, r in results:
+        rows.append((d.name, d.tier.value, f"{sum(s.passed for s in r.steps)}/{len(r.steps)}",
+                     f"{r.controls_rejected}/{len(r.controls)}", f"{r.seconds:.2f}s",
+                     "verified" if r.ok else "FAILED"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_docs(results, out_dir: Path) -> list[Path]:
+    """Write one page per derivation plus ``index.md``; returns the paths written."""
+    from fisherlab.symbolic import index_markdown, to_markdown
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for d, r in results:
+        p = out_dir / f"{d.name}.md"
+        p.write_text(to_markdown(d, r))
+        written.append(p)
+    idx = out_dir / "index.md"
+    idx.write_text(index_markdown(results))
+    written.append(idx)
+    return written
+
+
+def _cmd_prove(args) -> int:
+    t0 = time.perf_counter()
+    results = _verify_all(_select(args.names), sys.stderr)
+    print(_table(results))
+    failed = [d.name for d, r in results if not r.ok]
+    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified, "
+          f"{sum(r.controls_rejected for _, r in results)}/"
+          f"{sum(len(r.controls) for _, r in results)} negative controls rejected "
+          f"in {time.perf_counter() - t0:.1f}s")
+    for d, r in results:
+        if not r.ok:
+            try:
+                r.raise_if_failed()
+            except AssertionError as exc:
+                print(exc, file=sys.stderr)
+    if args.docs:
+        paths = write_docs(results, Path(args.docs))
+        print(f"wrote {len(paths)} pages to {args.docs}")
+    return 1 if failed else 0
+
+
+def _cmd_docs(args) -> int:
+    results = _verify_all(_select(args.names), sys.stderr)
+    paths = write_docs(results, Path(args.out_dir))
+    print(f"wrote {len(paths)} pages to {args.out_dir}")
+    return 1 if any(not r.ok for _, r in results) else 0
+
+
+def _cmd_check(args) -> int:
+    from fisherlab.testing._check import run_check
+
+    return run_check(args.candidate, args.problem, stream=sys.stdout)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fisherlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prove", help="verify derivations (all by default) and print a table")
+    p.add_argument("names", nargs="*", help="derivation names or name prefixes")
+    p.add_argument("--docs", metavar="OUT_DIR", help="also write the derivation pages there")
+    p.set_defaults(func=_cmd_prove)
+    d = sub.add_parser("docs", help="verify and write one Markdown page per derivation")
+    d.add_argument("out_dir")
+    d.add_argument("names", nargs="*")
+    d.set_defaults(func=_cmd_docs)
+    c = sub.add_parser("check", help="compare a candidate matrix with fisherlab's reference")
+    c.add_argument("candidate", help=".npy or .npz file holding the candidate matrix")
+    c.add_argument("problem", help="problem description (.json or .toml)")
+    c.set_defaults(func=_cmd_check)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

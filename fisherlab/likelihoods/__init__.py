@@ -1,0 +1,27 @@
+"""Likelihood families (``fl.likelihoods``; also re-exported at the top level).
+
+Exponential families in their natural parameters (canonical link) -- ``Categorical``
+(logits), ``Gaussian`` (mean, fixed variance), ``Bernoulli`` (logits), ``Poisson``
+(log-rate) -- and ``GaussianMeanVariance`` (mean, log-variance: *not* natural,
+the counterexample to Fisher = GGN). Each is defined once symbolically
+(``.symbolic(C)``) and numerically (``nll``, ``sample``, ``output_fisher``,
+``output_hessian``).
+"""
+
+from fisherlab.likelihoods._base import Likelihood
+from fisherlab.likelihoods._bernoulli import Bernoulli
+from fisherlab.likelihoods._categorical import Categorical
+from fisherlab.likelihoods._gaussian import Gaussian
+from fisherlab.likelihoods._gaussian_mean_variance import GaussianMeanVariance
+from fisherlab.likelihoods._poisson import Poisson
+from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "Gaussian",
+    "GaussianMeanVariance",
+    "Likelihood",
+    "Poisson",
+    "SymbolicLikelihood",
+]

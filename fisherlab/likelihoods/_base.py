@@ -1,0 +1,113 @@
+"""The likelihood interface shared by every family.
+
+A likelihood has two faces:
+
+* ``symbolic(num_outputs)`` -> :class:`~fisherlab.likelihoods._symbolic.SymbolicLikelihood`,
+  the single source of truth the proofs start from;
+* numeric JAX methods on batches, float64, validated (``nll``, ``sample``,
+  ``output_fisher``, ``output_hessian``), built from per-example *kernels*
+  (``_nll``, ``_output_fisher``, ``_sample``, ...) that do no validation and are
+  safe to trace. The curvature, K-FAC and update code call the kernels.
+
+Shapes: ``outputs`` is ``(N, C)``. Targets are ``(N,)`` int class indices for
+:class:`Categorical` and ``(N, D)`` float for the others (``D = C`` except for
+:class:`GaussianMeanVariance`, whose ``C = 2 D`` outputs are ``(mean, log_variance)``).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fisherlab._precision import reference
+from fisherlab._validation import as_float_array, check_int, check_key
+
+__all__ = ["Likelihood"]
+
+
+class Likelihood(abc.ABC):
+    """Base class of the likelihood families (see the module docstring)."""
+
+    #: whether the outputs are natural parameters (then Fisher == GGN exactly).
+    natural: bool = True
+
+    # ------------------------------------------------------------------ symbolic face
+    @abc.abstractmethod
+    def symbolic(self, num_outputs: int):
+        """The SymPy definition for ``num_outputs`` outputs (the proofs' source)."""
+
+    # ------------------------------------------------------------------ kernels (per example, traced)
+    @abc.abstractmethod
+    def _nll(self, out: jax.Array, target: jax.Array) -> jax.Array:
+        """``-log p(target | out)`` for one example, ``out`` of shape ``(C,)``."""
+
+    @abc.abstractmethod
+    def _output_fisher(self, out: jax.Array) -> jax.Array:
+        """Closed-form output-space Fisher ``E_y[grad_out log p grad_out log p^T]``, ``(C, C)``."""
+
+    @abc.abstractmethod
+    def _sample(self, key: jax.Array, out: jax.Array, num_samples: int) -> jax.Array:
+        """``num_samples`` targets for one example, leading axis ``num_samples``."""
+
+    def _output_grad(self, out: jax.Array, target: jax.Array) -> jax.Array:
+        """``grad_out (-log p(target | out))``, ``(C,)``."""
+        return jax.grad(self._nll)(out, target)
+
+    def _output_hessian(self, out: jax.Array, target: jax.Array) -> jax.Array:
+        """``grad^2_out (-log p(target | out))``, ``(C, C)``."""
+        return jax.hessian(self._nll)(out, target)
+
+    # ------------------------------------------------------------------ validation
+    @abc.abstractmethod
+    def check_outputs(self, outputs, name: str = "outputs"):
+        """Validate a batch of outputs ``(N, C)``; returns it as a float64 array."""
+
+    @abc.abstractmethod
+    def check_targets(self, targets, outputs, name: str = "targets"):
+        """Validate targets against validated ``outputs``; returns them as an array."""
+
+    # ------------------------------------------------------------------ public batch API
+    @reference
+    def nll(self, outputs, targets) -> jax.Array:
+        """Per-example negative log-likelihood, shape ``(N,)``, float64."""
+        outputs = self.check_outputs(outputs)
+        targets = self.check_targets(targets, outputs)
+        return jax.vmap(self._nll)(jnp.asarray(outputs, jnp.float64), jnp.asarray(targets))
+
+    @reference
+    def sample(self, key, outputs, num_samples: int) -> jax.Array:
+        """Targets drawn from the predictive distribution, shape ``(num_samples, N, ...)``."""
+        key = check_key(key)
+        num_samples = check_int(num_samples, "num_samples", minimum=1)
+        outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
+        keys = jax.random.split(key, outputs.shape[0])
+        draws = jax.vmap(lambda k, o: self._sample(k, o, num_samples))(keys, outputs)
+        return jnp.moveaxis(draws, 1, 0)
+
+    @reference
+    def output_fisher(self, outputs) -> jax.Array:
+        """Output-space Fisher per example, ``(N, C, C)``, float64."""
+        outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
+        return jax.vmap(self._output_fisher)(outputs)
+
+    @reference
+    def output_hessian(self, outputs, targets) -> jax.Array:
+        """Output-space Hessian of the NLL per example, ``(N, C, C)``, float64."""
+        outputs = self.check_outputs(outputs)
+        targets = self.check_targets(targets, outputs)
+        return jax.vmap(self._output_hessian)(jnp.asarray(outputs, jnp.float64),
+                                              jnp.asarray(targets))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _as_outputs(outputs, name: str):
+    """Shared first step of ``check_outputs``: a finite float array of shape (N, C)."""
+    arr = as_float_array(outputs, name, ndim=2)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (N, C) with N, C >= 1, got {tuple(arr.shape)}")
+    return arr if isinstance(arr, jax.core.Tracer) else np.asarray(arr, np.float64)
