@@ -1,0 +1,49 @@
+"""The command line: `fisherlab prove` prints a table and fails loudly; `fisherlab docs` writes pages."""
+
+import sympy as sp
+import pytest
+
+from fisherlab import cli, proofs
+from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+
+x = sp.Symbol("x")
+
+
+def _fake(name, ok):
+    rhs = x if ok else x + 1
+    return Derivation(name=name, title=name, statement="x = x", tier=Tier.B, scope="test",
+                      build=lambda: [Step.equal("s", x, rhs, justification="")],
+                      negative_controls=[NegativeControl("c", "", lambda: Step.equal(
+                          "f", x, 2 * x, justification=""))], references=["test"])
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    table = {"demo.good": _fake("demo.good", True), "demo.bad": _fake("demo.bad", False)}
+    monkeypatch.setattr(proofs, "_load", lambda: table)
+    return table
+
+
+def test_prove_prints_a_table_and_succeeds(fake_registry, capsys):
+    assert cli.main(["prove", "demo.good"]) == 0
+    out = capsys.readouterr()
+    assert "demo.good" in out.out and "verified" in out.out and "1/1" in out.out
+    assert "[1/1] demo.good" in out.err  # progress while it runs
+
+
+def test_prove_exits_nonzero_on_any_failure(fake_registry, capsys):
+    assert cli.main(["prove"]) == 1
+    out = capsys.readouterr()
+    assert "FAILED" in out.out and "NOT verified" in out.err
+
+
+def test_prove_prefix_selects_a_family_and_unknown_names_are_errors(fake_registry):
+    assert cli.main(["prove", "demo.good"]) == 0
+    with pytest.raises(SystemExit, match="no derivation named"):
+        cli.main(["prove", "nonexistent"])
+
+
+def test_docs_writes_one_page_per_derivation_and_an_index(fake_registry, tmp_path):
+    assert cli.main(["docs", str(tmp_path), "demo.good"]) == 0
+    assert (tmp_path / "demo.good.md").read_text().startswith("# demo.good")
+    assert "demo.good.md" in (tmp_path / "index.md").read_text()
