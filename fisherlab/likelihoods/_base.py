@@ -60,6 +60,18 @@ class Likelihood(abc.ABC):
         """``grad^2_out (-log p(target | out))``, ``(C, C)``."""
         return jax.hessian(self._nll)(out, target)
 
+    def _output_fisher_sqrt(self, out: jax.Array) -> jax.Array:
+        """A factor ``M`` (``(C, R)``) of the output Fisher: ``M M^T = F_out(out)``.
+
+        Used for exact K-FAC factors (``G = sum_r (J^T m_r)(J^T m_r)^T``) and for
+        pull-back sampling (``M u`` with ``u ~ N(0, I_R)`` has covariance ``F_out``).
+        Every family overrides this with a closed form; this generic fallback is the
+        symmetric square root through an eigendecomposition (eigenvalues clipped at 0).
+        """
+        F = self._output_fisher(out)
+        w, V = jnp.linalg.eigh(F)
+        return (V * jnp.sqrt(jnp.clip(w, 0.0, None))) @ V.T
+
     # ------------------------------------------------------------------ validation
     @abc.abstractmethod
     def check_outputs(self, outputs, name: str = "outputs"):
@@ -101,13 +113,74 @@ class Likelihood(abc.ABC):
         return jax.vmap(self._output_hessian)(jnp.asarray(outputs, jnp.float64),
                                               jnp.asarray(targets))
 
+    @reference
+    def output_fisher_sqrt(self, outputs) -> jax.Array:
+        """Per-example factors ``M_n`` with ``M_n M_n^T = F_out(outputs_n)``, ``(N, C, R)``.
+
+        See :meth:`_output_fisher_sqrt`; ``R = C`` for every built-in family.
+        """
+        outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
+        return jax.vmap(self._output_fisher_sqrt)(outputs)
+
+    # ------------------------------------------------------------------ identity
+    def _params(self) -> tuple:
+        """Hyper-parameters that define the family (used for ``==``, ``hash``, ``repr``)."""
+        return ()
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self._params() == other._params()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._params()))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
-def _as_outputs(outputs, name: str):
-    """Shared first step of ``check_outputs``: a finite float array of shape (N, C)."""
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _as_outputs(outputs, name: str, *, family: str = "", min_C: int = 1, even: bool = False):
+    """Shared first step of ``check_outputs``: a finite float array of shape (N, C).
+
+    ``min_C`` is the smallest number of outputs the family accepts; ``even`` demands an
+    even ``C`` (mean/log-variance pairs). Values are only checked on concrete arrays.
+    """
     arr = as_float_array(outputs, name, ndim=2)
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have shape (N, C) with N, C >= 1, got {tuple(arr.shape)}")
-    return arr if isinstance(arr, jax.core.Tracer) else np.asarray(arr, np.float64)
+    C = arr.shape[1]
+    if C < min_C:
+        raise ValueError(
+            f"{name} for {family} must have at least {min_C} outputs per example (shape (N, C) "
+            f"with C >= {min_C}), got shape {tuple(arr.shape)}")
+    if even and C % 2:
+        raise ValueError(
+            f"{name} for {family} must have an even number of outputs C = 2 D "
+            f"([means (D) | log-variances (D)]), got shape {tuple(arr.shape)} with C = {C}")
+    if _is_traced(arr):
+        return arr
+    if arr.dtype == bool:
+        raise TypeError(f"{name} must be a float array, got dtype bool")
+    return np.asarray(arr, np.float64)
+
+
+def _as_float_targets(targets, outputs, name: str, *, D: int, family: str):
+    """Float targets of shape ``(N, D)`` matching ``outputs``' batch; finite when concrete."""
+    arr = as_float_array(targets, name)
+    N = outputs.shape[0]
+    if arr.ndim != 2 or arr.shape != (N, D):
+        raise ValueError(
+            f"{name} for {family} must have shape (N, D) = ({N}, {D}) to match outputs of shape "
+            f"{tuple(outputs.shape)}, got shape {tuple(arr.shape)}")
+    if _is_traced(arr):
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            raise TypeError(f"{name} for {family} must be a float array, got dtype {arr.dtype}")
+        return arr
+    return np.asarray(arr, np.float64)
+
+
+def _first_bad(mask):
+    """Index (tuple) of the first True entry of a boolean NumPy array."""
+    return tuple(int(i) for i in np.argwhere(mask)[0])

@@ -1,0 +1,99 @@
+"""Independent Bernoulli likelihoods in their logits (natural parameters).
+
+For logits ``eta`` (``C``) and targets ``y in {0, 1}^C``, with ``sigma`` the logistic function:
+
+.. math::
+
+    -\\log p(y \\mid \\eta) = \\sum_c \\operatorname{softplus}(\\eta_c) - y_c \\eta_c ,
+    \\qquad \\operatorname{softplus}(x) = \\log(1 + e^x) .
+
+Log-partition ``A(eta) = sum_c softplus(eta_c)``, so
+
+* output gradient ``sigma(eta) - y``,
+* output Hessian = output Fisher ``= diag(sigma(eta) (1 - sigma(eta)))`` (independent of ``y``),
+* factor ``M = diag(sqrt(sigma (1 - sigma)))``.
+
+``softplus`` is evaluated as ``logaddexp(0, eta)`` and ``sigma(1 - sigma)`` as
+``sigma(eta) sigma(-eta)``, so logits of ``+-1000`` give finite, correct values
+(``softplus(1000) = 1000``, ``sigma(1000) sigma(-1000) = e^{-1000}`` rounds to 0).
+
+References:
+  seed 003_377ac27c40267f84.txt (Johnson notes: exponential-family Fisher ``grad^2 A``);
+  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs, _first_bad, \
+    _is_traced
+
+__all__ = ["Bernoulli"]
+
+
+class Bernoulli(Likelihood):
+    """Independent Bernoullis ``P(y_c = 1) = sigma(eta_c)``, parameterised by logits.
+
+    Shapes: ``outputs`` ``(N, C)`` logits; ``targets`` ``(N, C)`` with entries exactly 0 or 1
+    (float, int or bool; returned as float64); ``sample`` returns ``(num_samples, N, C)``
+    float64 zeros and ones.
+
+    >>> import jax.numpy as jnp, fisherlab as fl
+    >>> fl.Bernoulli().nll(jnp.array([[0.0]]), jnp.array([[1.0]]))  # log 2
+    Array([0.69314718], dtype=float64)
+    """
+
+    natural = True
+
+    def symbolic(self, num_outputs: int):
+        """``_symbolic.bernoulli(num_outputs)``."""
+        return _symbolic.bernoulli(num_outputs)
+
+    # ------------------------------------------------------------------ kernels
+    def _nll(self, out, target):
+        """``sum softplus(out) - target * out``."""
+        return jnp.sum(jnp.logaddexp(0.0, out) - target * out)
+
+    def _output_grad(self, out, target):
+        """``sigma(out) - target``."""
+        return jax.nn.sigmoid(out) - target
+
+    def _output_hessian(self, out, target):
+        """``diag(sigma (1 - sigma))`` (independent of ``target``)."""
+        return self._output_fisher(out)
+
+    def _output_fisher(self, out):
+        """``diag(sigma(out) sigma(-out))``."""
+        return jnp.diag(jax.nn.sigmoid(out) * jax.nn.sigmoid(-out))
+
+    def _output_fisher_sqrt(self, out):
+        """``diag(sqrt(sigma(out) sigma(-out)))``."""
+        return jnp.diag(jnp.sqrt(jax.nn.sigmoid(out) * jax.nn.sigmoid(-out)))
+
+    def _sample(self, key, out, num_samples):
+        """``1[u < sigma(out)]`` with ``u ~ U(0, 1)``: float zeros/ones, ``(num_samples, C)``."""
+        u = jax.random.uniform(key, (num_samples,) + out.shape, dtype=out.dtype)
+        return (u < jax.nn.sigmoid(out)).astype(out.dtype)
+
+    # ------------------------------------------------------------------ validation
+    def check_outputs(self, outputs, name: str = "outputs"):
+        """Finite logits of shape ``(N, C)``."""
+        return _as_outputs(outputs, name, family="Bernoulli")
+
+    def check_targets(self, targets, outputs, name: str = "targets"):
+        """Targets of shape ``(N, C)`` with every entry exactly 0 or 1."""
+        if not _is_traced(targets) and np.asarray(targets).dtype == bool:
+            targets = np.asarray(targets, np.float64)
+        arr = _as_float_targets(targets, outputs, name, D=outputs.shape[1], family="Bernoulli")
+        if _is_traced(arr):
+            return arr
+        bad = (arr != 0.0) & (arr != 1.0)
+        if bad.any():
+            i = _first_bad(bad)
+            raise ValueError(
+                f"{name} for Bernoulli must be 0 or 1 in every entry, got {arr[i]!r} at index {i}")
+        return arr
