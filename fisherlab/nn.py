@@ -11,6 +11,12 @@ PyTorch peer without permutation.
 ``(C,)``, so a model is a valid ``f(params, x)`` for every reference in
 fisherlab. A ``Dense`` layer also accepts an input with a leading sequence axis
 ``(T, in)`` (weight sharing); it is then applied to every position.
+
+Convolutions: ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0)`` on a single
+example of shape ``(C_in, H, W)`` (PyTorch's NCHW without the batch axis), weight of shape
+``(out, in, kh, kw)`` and bias ``(out,)`` -- again PyTorch's layout and ``parameters()`` order;
+``Flatten()`` turns ``(C, H, W)`` into ``(C H W,)`` in row-major (PyTorch) order, and
+``MeanPool()`` averages over the leading (position) axis ``(T, F) -> (F,)``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import jax.numpy as jnp
 
 from fisherlab._validation import check_int
 
-__all__ = ["Layer", "Dense", "Tanh", "Sigmoid", "ReLU", "Identity", "Sequential"]
+__all__ = ["Layer", "Dense", "Conv2d", "Flatten", "MeanPool", "Tanh", "Sigmoid", "ReLU",
+           "Identity", "Sequential"]
 
 
 class Layer:
@@ -60,6 +67,124 @@ class Dense(Layer):
     def __call__(self, params, a):
         W, b = params
         return a @ W.T + b  # works for (in,) and (T, in)
+
+
+def _pair(value, name: str, minimum: int) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return (check_int(value[0], name, minimum=minimum),
+                check_int(value[1], name, minimum=minimum))
+    v = check_int(value, name, minimum=minimum)
+    return (v, v)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2d(Layer):
+    """2-d convolution (cross-correlation, as PyTorch) on one example ``(C_in, H, W)``.
+
+    ``s[o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] x_pad[c, i*sh + u, j*sw + v]`` with
+    ``W`` of shape ``(out_channels, in_channels, kh, kw)``, zero padding ``padding`` on each
+    side, output ``(out_channels, H_out, W_out)``, ``H_out = (H + 2 ph - kh) // sh + 1``.
+    Parameters ``(W, b)`` in PyTorch's layout and order. The forward pass uses
+    ``jax.lax.conv_general_dilated``; :meth:`patches` (im2col) is the matrix view used by
+    K-FAC (KFC, Grosse & Martens 2016) and is tested against it.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    has_params = True
+
+    def __post_init__(self):
+        check_int(self.in_channels, "in_channels", minimum=1)
+        check_int(self.out_channels, "out_channels", minimum=1)
+        object.__setattr__(self, "kernel_size", _pair(self.kernel_size, "kernel_size", 1))
+        object.__setattr__(self, "stride", _pair(self.stride, "stride", 1))
+        object.__setattr__(self, "padding", _pair(self.padding, "padding", 0))
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_channels) + tuple(self.kernel_size)
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def init(self, key) -> tuple[jax.Array, jax.Array]:
+        """PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b, float64."""
+        kw, kb = jax.random.split(key)
+        bound = 1.0 / jnp.sqrt(self.fan_in)
+        with jax.enable_x64(True):
+            W = jax.random.uniform(kw, self.weight_shape, jnp.float64, -bound, bound)
+            b = jax.random.uniform(kb, (self.out_channels,), jnp.float64, -bound, bound)
+        return W, b
+
+    def _check_input(self, a):
+        if a.ndim != 3 or a.shape[0] != self.in_channels:
+            raise ValueError(
+                f"Conv2d({self.in_channels}, {self.out_channels}) expects one example of shape "
+                f"(C_in, H, W) = ({self.in_channels}, H, W), got shape {tuple(a.shape)}")
+
+    def output_size(self, H: int, W: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho, wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(
+                f"input of spatial size ({H}, {W}) is smaller than the kernel {self.kernel_size} "
+                f"with padding {self.padding}")
+        return ho, wo
+
+    def __call__(self, params, a):
+        W, b = params
+        self._check_input(a)
+        self.output_size(a.shape[1], a.shape[2])
+        (ph, pw) = self.padding
+        s = jax.lax.conv_general_dilated(
+            a[None], W, window_strides=self.stride, padding=((ph, ph), (pw, pw)),
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+            precision=jax.lax.Precision.HIGHEST)[0]
+        return s + b[:, None, None]
+
+    def patches(self, a) -> tuple[jax.Array, tuple[int, int]]:
+        """im2col: ``(patches (H_out W_out, C_in kh kw), (H_out, W_out))``.
+
+        Row ``i W_out + j`` holds the receptive field of output location ``(i, j)``, flattened
+        in the order ``(c, u, v)`` of ``W[o]``, so ``patches @ W.reshape(out, -1).T + b`` is the
+        output with locations in row-major order.
+        """
+        self._check_input(a)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho, wo = self.output_size(a.shape[1], a.shape[2])
+        xp = jnp.pad(a, ((0, 0), (ph, ph), (pw, pw)))
+        rows = (jnp.arange(ho) * sh)[:, None] + jnp.arange(kh)[None, :]  # (ho, kh)
+        cols = (jnp.arange(wo) * sw)[:, None] + jnp.arange(kw)[None, :]  # (wo, kw)
+        # P[c, i, u, j, v] = xp[c, rows[i, u], cols[j, v]]
+        P = xp[:, rows[:, :, None, None], cols[None, None, :, :]]
+        P = jnp.transpose(P, (1, 3, 0, 2, 4))  # (ho, wo, c, kh, kw)
+        return P.reshape((ho * wo, -1)), (ho, wo)
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten(Layer):
+    """``(C, H, W) -> (C H W,)`` in row-major order (PyTorch's ``nn.Flatten`` per example)."""
+
+    def __call__(self, params, a):
+        return a.reshape((-1,))
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanPool(Layer):
+    """Average over the leading (position) axis: ``(T, F) -> (F,)``.
+
+    Pools a weight-shared sequence before the output -- the *reduce setting* of
+    Eschenhagen et al. (2023), in which K-FAC-reduce is exact for deep linear networks.
+    """
+
+    def __call__(self, params, a):
+        return jnp.mean(a, axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +235,11 @@ class Identity(_Activation):
 
 
 class Sequential:
-    """A chain of layers; ``params`` holds one ``(W, b)`` tuple per ``Dense`` layer."""
+    """A chain of layers; ``params`` holds one ``(W, b)`` tuple per parametric layer.
+
+    Parametric layers are ``Dense`` and ``Conv2d`` (``layer.has_params``); activations,
+    ``Flatten`` and ``MeanPool`` take no parameters.
+    """
 
     def __init__(self, layers: Sequence[Layer]):
         layers = tuple(layers)
@@ -125,11 +254,22 @@ class Sequential:
                 raise ValueError(
                     f"layer widths do not chain: {prev} outputs {prev.out_features} features "
                     f"but the next Dense layer expects {nxt.in_features}")
+        convs = [l for l in layers if isinstance(l, Conv2d)]
+        for prev, nxt in zip(convs, convs[1:]):
+            if prev.out_channels != nxt.in_channels:
+                raise ValueError(
+                    f"channels do not chain: {prev} outputs {prev.out_channels} channels "
+                    f"but the next Conv2d layer expects {nxt.in_channels}")
         self.layers = layers
 
     @property
     def dense_layers(self) -> tuple[Dense, ...]:
         return tuple(l for l in self.layers if isinstance(l, Dense))
+
+    @property
+    def param_layers(self) -> tuple[Layer, ...]:
+        """The layers that own a ``(W, b)`` entry of ``params`` (Dense and Conv2d), in order."""
+        return tuple(l for l in self.layers if l.has_params)
 
     @property
     def in_features(self) -> int:
@@ -141,38 +281,51 @@ class Sequential:
 
     @property
     def num_params(self) -> int:
-        return sum(l.out_features * (l.in_features + 1) for l in self.dense_layers)
+        total = 0
+        for l in self.param_layers:
+            if isinstance(l, Dense):
+                total += l.out_features * (l.in_features + 1)
+            else:
+                total += l.out_channels * (l.fan_in + 1)
+        return total
 
     def init(self, key) -> list[tuple[jax.Array, jax.Array]]:
-        keys = jax.random.split(key, max(len(self.dense_layers), 1))
-        return [layer.init(k) for layer, k in zip(self.dense_layers, keys)]
+        layers = self.param_layers
+        keys = jax.random.split(key, max(len(layers), 1))
+        return [layer.init(k) for layer, k in zip(layers, keys)]
 
     def check_params(self, params, name: str = "params") -> None:
-        """Raise unless ``params`` is ``[(W, b), ...]`` matching the Dense layers."""
-        dense = self.dense_layers
-        if not isinstance(params, (list, tuple)) or len(params) != len(dense):
+        """Raise unless ``params`` is ``[(W, b), ...]`` matching the parametric layers."""
+        layers = self.param_layers
+        if not isinstance(params, (list, tuple)) or len(params) != len(layers):
             raise ValueError(
-                f"{name} must be a list of {len(dense)} (W, b) tuples (one per Dense layer), "
-                f"got {type(params).__name__} of length "
+                f"{name} must be a list of {len(layers)} (W, b) tuples (one per Dense/Conv2d "
+                f"layer), got {type(params).__name__} of length "
                 f"{len(params) if hasattr(params, '__len__') else '?'}")
-        for k, (layer, p) in enumerate(zip(dense, params)):
+        for k, (layer, p) in enumerate(zip(layers, params)):
             if not isinstance(p, (list, tuple)) or len(p) != 2:
                 raise ValueError(f"{name}[{k}] must be a (W, b) pair, got {type(p).__name__}")
             W, b = p
-            if jnp.shape(W) != (layer.out_features, layer.in_features):
+            if isinstance(layer, Dense):
+                w_shape, w_desc = (layer.out_features, layer.in_features), "(out, in)"
+                b_shape = (layer.out_features,)
+            else:
+                w_shape, w_desc = layer.weight_shape, "(out, in, kh, kw)"
+                b_shape = (layer.out_channels,)
+            if tuple(jnp.shape(W)) != w_shape:
                 raise ValueError(
-                    f"{name}[{k}][0] (W) must have shape ({layer.out_features}, "
-                    f"{layer.in_features}) = (out, in), got {jnp.shape(W)}")
-            if jnp.shape(b) != (layer.out_features,):
+                    f"{name}[{k}][0] (W) must have shape {w_shape} = {w_desc}, "
+                    f"got {jnp.shape(W)}")
+            if tuple(jnp.shape(b)) != b_shape:
                 raise ValueError(
-                    f"{name}[{k}][1] (b) must have shape ({layer.out_features},), got {jnp.shape(b)}")
+                    f"{name}[{k}][1] (b) must have shape {b_shape}, got {jnp.shape(b)}")
 
     def forward_with_intermediates(self, params, x):
-        """Outputs plus, for each Dense layer k, its input ``a_{k-1}`` and pre-activation ``s_k``."""
+        """Outputs plus, for each parametric layer k, its input ``a_{k-1}`` and pre-activation ``s_k``."""
         inputs, preacts = [], []
         a, k = x, 0
         for layer in self.layers:
-            if isinstance(layer, Dense):
+            if layer.has_params:
                 inputs.append(a)
                 a = layer(params[k], a)
                 preacts.append(a)
@@ -184,7 +337,7 @@ class Sequential:
     def __call__(self, params, x):
         a, k = x, 0
         for layer in self.layers:
-            if isinstance(layer, Dense):
+            if layer.has_params:
                 a = layer(params[k], a)
                 k += 1
             else:
