@@ -1,0 +1,232 @@
+"""Validation and preparation shared by the dense and matrix-free curvature references.
+
+:func:`prepare` turns the public arguments ``(f, params, x, y, likelihood)`` into a
+:class:`Prepared` problem: float64 parameters, validated inputs and targets, the
+batch size ``N``, the number of outputs ``C`` and the number of parameters ``d``.
+Every failure is a ``ValueError``/``TypeError`` whose message names the argument,
+what was received and what was expected (see :mod:`fisherlab._validation`).
+
+Checks that need concrete values (finiteness, class-index ranges) are skipped for
+traced values, so the references stay usable under ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fisherlab._validation import as_float_array, check_choice, check_finite, check_int, check_key
+
+__all__ = ["Prepared", "prepare", "check_vector", "check_reduction", "check_chunk_size",
+           "check_jacobian_mode", "check_num_samples", "check_key", "reduction_weights"]
+
+_REDUCTIONS = ("mean", "sum")
+_JACOBIAN_MODES = ("auto", "forward", "reverse")
+_LIKELIHOOD_KERNELS = ("_nll", "_output_grad", "_output_hessian", "_output_fisher", "_sample",
+                       "check_outputs", "check_targets")
+
+
+class Prepared(NamedTuple):
+    """A validated curvature problem (all floating arrays float64)."""
+
+    f: Any  #: the single-example model ``f(params, x)``
+    params: Any  #: the parameters, every leaf float64
+    x: Any  #: the inputs, leading axis N (floating leaves float64)
+    y: Any  #: the targets (validated by the likelihood) or ``None``
+    likelihood: Any
+    outputs: Any  #: ``vmap(f)(params, x)``, shape (N, C)
+    num_examples: int  #: N
+    num_outputs: int  #: C
+    num_params: int  #: d
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_reduction(reduction) -> str:
+    """``reduction`` is ``"mean"`` or ``"sum"``."""
+    return check_choice(reduction, "reduction", _REDUCTIONS)
+
+
+def check_jacobian_mode(jacobian) -> str:
+    """``jacobian`` is ``"auto"``, ``"forward"`` or ``"reverse"``."""
+    return check_choice(jacobian, "jacobian", _JACOBIAN_MODES)
+
+
+def check_chunk_size(chunk_size) -> int | None:
+    """``chunk_size`` is ``None`` (automatic) or an int >= 1."""
+    if chunk_size is None:
+        return None
+    return check_int(chunk_size, "chunk_size", minimum=1)
+
+
+def check_num_samples(num_samples) -> int:
+    """``num_samples`` is an int >= 1 (the Monte-Carlo sample count per example)."""
+    return check_int(num_samples, "num_samples", minimum=1)
+
+
+def reduction_weights(num_examples: int, reduction: str) -> float:
+    """Per-example weight: ``1/N`` for ``"mean"``, ``1`` for ``"sum"``."""
+    return 1.0 / num_examples if reduction == "mean" else 1.0
+
+
+def _check_model(f) -> None:
+    if not callable(f):
+        raise TypeError(
+            f"f must be a callable model f(params, x) -> outputs of shape (C,), got "
+            f"{type(f).__name__} {f!r}")
+
+
+def _check_likelihood(likelihood) -> None:
+    missing = [k for k in _LIKELIHOOD_KERNELS if not hasattr(likelihood, k)]
+    if missing:
+        raise TypeError(
+            "likelihood must be a fisherlab likelihood (e.g. fl.Categorical(), fl.Gaussian()), "
+            f"got {type(likelihood).__name__} {likelihood!r} (missing {', '.join(missing)})")
+
+
+def _leaf_name(root: str, path) -> str:
+    return root + jax.tree_util.keystr(path)
+
+
+def check_params(params, name: str = "params"):
+    """``params`` is a non-empty pytree of finite floating-point arrays; returns it as float64.
+
+    Raises ``TypeError`` for a leaf that is not a real floating-point array (int,
+    bool, complex, string, object) and ``ValueError`` for an empty pytree or a
+    non-finite entry.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    if not leaves:
+        raise ValueError(
+            f"{name} must be a pytree with at least one floating-point array leaf, got "
+            f"{params!r}")
+    out = []
+    for path, leaf in leaves:
+        leaf_name = _leaf_name(name, path)
+        if _is_tracer(leaf):
+            dtype = leaf.dtype
+        else:
+            if isinstance(leaf, (str, bytes)):
+                raise TypeError(
+                    f"{leaf_name} must be a floating-point array, got {type(leaf).__name__} "
+                    f"{leaf!r}")
+            try:
+                dtype = np.asarray(leaf).dtype if not hasattr(leaf, "dtype") else leaf.dtype
+            except Exception as exc:  # noqa: BLE001
+                raise TypeError(
+                    f"{leaf_name} must be a floating-point array, got {type(leaf).__name__}"
+                ) from exc
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{leaf_name} must be a floating-point array (curvature is taken with respect "
+                f"to it), got dtype {dtype} with shape {tuple(np.shape(leaf))}; cast it, e.g. "
+                "jnp.asarray(p, jnp.float64), or close over non-trainable values in f")
+        check_finite(leaf, leaf_name)
+        out.append(jnp.asarray(leaf, jnp.float64))
+    treedef = jax.tree_util.tree_structure(params)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _check_inputs(x, name: str = "x"):
+    """Inputs: a pytree of numeric arrays sharing the leading (batch) axis; returns (x, N)."""
+    leaves = jax.tree_util.tree_leaves_with_path(x)
+    if not leaves:
+        raise ValueError(f"{name} must be an array (or pytree of arrays) with a leading batch "
+                         f"axis, got {x!r}")
+    out, sizes = [], []
+    for path, leaf in leaves:
+        leaf_name = _leaf_name(name, path)
+        if isinstance(leaf, (str, bytes)):
+            raise TypeError(f"{leaf_name} must be a numeric array, got {type(leaf).__name__}")
+        arr = as_float_array(leaf, leaf_name, min_ndim=1)
+        if jnp.issubdtype(arr.dtype, jnp.floating):
+            arr = jnp.asarray(arr, jnp.float64)
+        else:
+            arr = jnp.asarray(arr)
+        sizes.append((leaf_name, arr.shape[0], tuple(arr.shape)))
+        out.append(arr)
+    n0 = sizes[0][1]
+    for leaf_name, n, shape in sizes[1:]:
+        if n != n0:
+            raise ValueError(
+                f"the leaves of {name} must share their leading (batch) size: {sizes[0][0]} has "
+                f"{n0} examples but {leaf_name} has {n} (shape {shape})")
+    if n0 == 0:
+        raise ValueError(f"{name} must contain at least one example, got shape {sizes[0][2]}")
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(x), out), int(n0)
+
+
+def _batch_size_of(y, name: str) -> int:
+    shape = np.shape(y) if not _is_tracer(y) else y.shape
+    if len(shape) == 0:
+        raise ValueError(f"{name} must have a leading batch axis, got shape {tuple(shape)}")
+    return int(shape[0])
+
+
+def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepared:
+    """Validate ``(f, params, x, y, likelihood)`` and evaluate the outputs once.
+
+    With ``needs_targets=False`` (the Fisher, which needs no labels) ``y`` is ignored.
+    """
+    _check_model(f)
+    _check_likelihood(likelihood)
+    params = check_params(params)
+    x, n = _check_inputs(x)
+    if needs_targets:
+        if y is None:
+            raise ValueError("y must be the batch of targets (leading axis N), got None")
+        ny = _batch_size_of(y, "y")
+        if ny != n:
+            raise ValueError(
+                f"batch sizes differ: x has {n} examples (leading axis), y has {ny} "
+                f"(shape {tuple(np.shape(y))}); they must match")
+    outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
+    if not hasattr(outputs, "shape") or not hasattr(outputs, "dtype"):
+        raise TypeError(
+            "f(params, x) must return one array of shape (C,) per example, got "
+            f"{type(outputs).__name__}")
+    if outputs.ndim != 2:
+        raise ValueError(
+            "f(params, x) must return outputs of shape (C,) for a single example (batched: "
+            f"(N, C)), got batched shape {tuple(outputs.shape)}")
+    if not jnp.issubdtype(outputs.dtype, jnp.floating):
+        raise TypeError(f"f(params, x) must return floating-point outputs, got {outputs.dtype}")
+    outputs = likelihood.check_outputs(outputs, "f(params, x) outputs")
+    outputs = jnp.asarray(outputs, jnp.float64)
+    if needs_targets:
+        y = likelihood.check_targets(y, outputs, "y")
+        y = jnp.asarray(y)
+        if jnp.issubdtype(y.dtype, jnp.floating):
+            y = jnp.asarray(y, jnp.float64)
+    else:
+        y = None
+    d = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
+    return Prepared(f=f, params=params, x=x, y=y, likelihood=likelihood, outputs=outputs,
+                    num_examples=n, num_outputs=int(outputs.shape[1]), num_params=d)
+
+
+def check_vector(v, num_params: int, name: str = "v"):
+    """A flat real vector of shape ``(d,)`` as float64 (finite when concrete)."""
+    if _is_tracer(v):
+        if v.shape != (num_params,):
+            raise ValueError(
+                f"{name} must be a flat vector of shape ({num_params},) (ravel_pytree(params) "
+                f"order), got shape {tuple(v.shape)}")
+        if not (jnp.issubdtype(v.dtype, jnp.floating) or jnp.issubdtype(v.dtype, jnp.integer)):
+            raise TypeError(f"{name} must be a real vector, got dtype {v.dtype}")
+        return jnp.asarray(v, jnp.float64)
+    arr = as_float_array(v, name)
+    if arr.shape != (num_params,):
+        raise ValueError(
+            f"{name} must be a flat vector of shape ({num_params},) (ravel_pytree(params) "
+            f"order), got shape {tuple(arr.shape)}")
+    return jnp.asarray(arr, jnp.float64)
+
+
+# re-exported for the public module
+check_key = check_key
