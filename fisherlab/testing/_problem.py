@@ -1,0 +1,183 @@
+"""``fl.testing.Problem``: the problem a candidate curvature matrix was computed on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from fisherlab._precision import float64
+from fisherlab._validation import check_choice
+
+__all__ = ["Problem", "QUANTITIES", "Leaf"]
+
+#: quantities :meth:`Problem.reference` computes (``desired`` in ``diagnose``).
+QUANTITIES = ("hessian", "ggn", "fisher", "empirical_fisher", "gradient_covariance", "kfac",
+              "kfac_factor_A", "kfac_factor_G")
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """One parameter tensor in the flat (``ravel_pytree``) order.
+
+    ``start:stop`` is its slice of the flat vector, ``shape`` its shape, ``group`` the index of
+    the top-level entry of ``params`` it belongs to (the layer for ``[(W, b), ...]``) and
+    ``role`` ``"W"``, ``"b"`` or ``""``.
+    """
+
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+    group: int
+    role: str
+
+
+def _to_jax(tree):
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float64) if np.issubdtype(np.asarray(a).dtype, np.floating)
+        else jnp.asarray(a), tree)
+
+
+class Problem:
+    """A curvature problem: model, parameters, batch, likelihood and reduction.
+
+    Args:
+      f_or_model: a ``fl.nn.Sequential`` or any ``f(params, x) -> outputs (C,)`` on a single
+        example (CONVENTIONS.md § Model).
+      params: the parameter pytree (for a ``Sequential``: ``[(W, b), ...]``, ``W`` (out, in)).
+      x: inputs ``(N, ...)``; y: targets in the likelihood's convention (API.md § Likelihoods).
+      likelihood: a fisherlab likelihood.
+      reduction: ``"mean"`` (default, the ``1/N`` of CONVENTIONS.md) or ``"sum"``.
+
+    ``reference(quantity)`` computes fisherlab's float64 reference of a named quantity on the
+    problem (cached), so :func:`fisherlab.testing.diagnose` can test alternative explanations.
+    """
+
+    def __init__(self, f_or_model, params, x, y, likelihood, *, reduction: str = "mean"):
+        from fisherlab.nn import Sequential
+
+        if not callable(f_or_model):
+            raise TypeError(f"f_or_model must be a fl.nn.Sequential or a callable f(params, x), "
+                            f"got {type(f_or_model).__name__}")
+        self.reduction = check_choice(reduction, "reduction", {"mean", "sum"})
+        self.model = f_or_model if isinstance(f_or_model, Sequential) else None
+        self.f = f_or_model
+        if self.model is not None:
+            self.model.check_params(params)
+        with float64():
+            self.params = _to_jax(params)
+            self.x = jnp.asarray(x, jnp.float64)
+            self.y = jnp.asarray(y)
+            if jnp.issubdtype(self.y.dtype, jnp.floating):
+                self.y = self.y.astype(jnp.float64)
+            flat, self._unravel = ravel_pytree(self.params)
+        if self.x.ndim < 1 or self.x.shape[0] < 1:
+            raise ValueError(f"x must have a leading batch axis with N >= 1, got shape {self.x.shape}")
+        if self.y.ndim < 1 or self.y.shape[0] != self.x.shape[0]:
+            raise ValueError(f"batch sizes differ: x has shape {tuple(self.x.shape)}, "
+                             f"y has shape {tuple(self.y.shape)}")
+        self.likelihood = likelihood
+        self.flat_params = flat
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ sizes and layout
+    @property
+    def num_params(self) -> int:
+        return int(self.flat_params.shape[0])
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.outputs().shape[1])
+
+    def leaves(self) -> list[Leaf]:
+        """The parameter tensors in flat order, grouped by top-level entry of ``params``."""
+        out, offset = [], 0
+        top = self.params if isinstance(self.params, (list, tuple)) else [self.params]
+        for g, entry in enumerate(top):
+            leaves = jax.tree_util.tree_leaves(entry)
+            for i, leaf in enumerate(leaves):
+                size = int(np.size(leaf))
+                role = ""
+                if self.model is not None:
+                    role = "W" if i == 0 else "b"
+                out.append(Leaf(offset, offset + size, tuple(np.shape(leaf)), g, role))
+                offset += size
+        if offset != self.num_params:  # pragma: no cover - dict pytrees reorder leaves
+            return [Leaf(0, self.num_params, (self.num_params,), 0, "")]
+        return out
+
+    # ------------------------------------------------------------------ model evaluation
+    def _flat_f(self, flat, x):
+        return self.f(self._unravel(flat), x)
+
+    def outputs(self) -> jax.Array:
+        if "outputs" not in self._cache:
+            with float64():
+                self._cache["outputs"] = jax.vmap(lambda xi: self._flat_f(self.flat_params, xi))(self.x)
+        return self._cache["outputs"]
+
+    def jacobians(self) -> jax.Array:
+        """Per-example Jacobians ``J_n = d f(theta, x_n) / d theta``, shape ``(N, C, d)``."""
+        if "jac" not in self._cache:
+            with float64():
+                jac = jax.vmap(lambda xi: jax.jacrev(self._flat_f)(self.flat_params, xi))(self.x)
+                self._cache["jac"] = jac
+        return self._cache["jac"]
+
+    @property
+    def scale(self) -> float:
+        """The reduction factor: ``1/N`` for mean, ``1`` for sum."""
+        return 1.0 / self.num_examples if self.reduction == "mean" else 1.0
+
+    # ------------------------------------------------------------------ references
+    def reference(self, quantity: str, **options) -> np.ndarray:
+        """fisherlab's float64 reference of ``quantity`` on this problem (NumPy array, cached).
+
+        ``quantity`` is one of :data:`QUANTITIES`; ``options`` are passed to the underlying
+        function (e.g. ``bias="separate"`` for ``kfac``, ``layer=k`` for the K-FAC factors).
+        """
+        check_choice(quantity, "quantity", set(QUANTITIES))
+        key = (quantity, tuple(sorted(options.items())))
+        if key not in self._cache:
+            self._cache[key] = np.asarray(self._compute(quantity, **options), np.float64)
+        return self._cache[key]
+
+    def _compute(self, quantity, **options):
+        import fisherlab as fl
+
+        red = {} if self.reduction == "mean" else {"reduction": "sum"}
+        args = (self.f, self.params, self.x)
+        if quantity == "hessian":
+            return fl.hessian(*args, self.y, self.likelihood, **red)
+        if quantity == "ggn":
+            return fl.ggn(*args, self.y, self.likelihood, **red)
+        if quantity == "fisher":
+            return fl.fisher(*args, self.likelihood, **red)
+        if quantity == "empirical_fisher":
+            return fl.empirical_fisher(*args, self.y, self.likelihood, **red)
+        if quantity == "gradient_covariance":
+            return fl.gradient_covariance(*args, self.y, self.likelihood, **red)
+        if self.model is None:
+            raise ValueError(f"quantity {quantity!r} needs a fl.nn.Sequential problem "
+                             f"(K-FAC is defined per Dense layer), got a plain function")
+        bias = options.pop("bias", "augmented")
+        layer = options.pop("layer", None)
+        facs = fl.kfac.factors(self.model, self.params, self.x, self.y, self.likelihood,
+                               bias=bias, **options)
+        if quantity == "kfac":
+            M = np.asarray(fl.kfac.matrix(facs, self.model, bias=bias))
+            return M * (self.num_examples if self.reduction == "sum" else 1.0)
+        k = 0 if layer is None else layer
+        return facs[k].A if quantity == "kfac_factor_A" else facs[k].G
+
+    def __repr__(self) -> str:
+        f = repr(self.model) if self.model is not None else getattr(self.f, "__name__", "f")
+        return (f"Problem({f}, d={self.num_params}, N={self.num_examples}, "
+                f"likelihood={self.likelihood!r}, reduction={self.reduction!r})")
