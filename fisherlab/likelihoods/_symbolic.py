@@ -16,6 +16,7 @@ exponential family with ``t(y) = y``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 
@@ -180,8 +181,20 @@ def poisson(num_outputs: int) -> SymbolicLikelihood:
     logp = sp.Add(*[yc * e - sp.loggamma(yc + 1) for yc, e in zip(y, eta)]) - A
 
     def expectation(h: sp.Expr) -> sp.Expr:
-        # Sum over y_c = 0..oo with a positive rate symbol (terms lam^n / n!), then lam = e^eta.
+        # Polynomial in the counts (scores, score products): expand into monomials and use
+        # independence, E[prod_c y_c^k_c] = prod_c E[y_c^k_c], with the raw moments
+        # E[y^k] = e^{-lam} sum_n n^k lam^n / n! summed by SymPy (cached per k).
         h = sp.expand(sp.sympify(h))
+        if h.has(*y) and h.is_polynomial(*y):
+            poly = sp.Poly(h, *y)
+            total = sp.Integer(0)
+            for monom, coeff in poly.terms():
+                w = coeff
+                for k, e in zip(monom, eta):
+                    w *= _poisson_raw_moment(k).subs(_LAM, sp.exp(e))
+                total += w
+            return sp.expand(total)
+        # General h: sum over y_c = 0..oo with a positive rate symbol, then lam = e^eta.
         for yc, e in zip(y, eta):
             if not h.has(yc):
                 continue
@@ -197,8 +210,21 @@ def poisson(num_outputs: int) -> SymbolicLikelihood:
         support=f"N^{C} (non-negative integers)", log_partition=A,
         sufficient_statistic=y, natural=True, expectation=expectation,
         axioms={"Poisson pmf": r"P(y = n) = \lambda^n e^{-\lambda} / n!,\ \lambda = e^{\eta}",
-                "series": r"\sum_{n\ge0} n^k \lambda^n / n! \text{ evaluated by SymPy's summation}"},
+                "series": r"\sum_{n\ge0} n^k \lambda^n / n! \text{ evaluated by SymPy's summation}",
+                "independence": r"p(y \mid \eta) = \prod_c p(y_c \mid \eta_c) \Rightarrow "
+                                r"\mathbb E[\prod_c y_c^{k_c}] = \prod_c \mathbb E[y_c^{k_c}]"},
     )
+
+
+_LAM = sp.Symbol("lam", positive=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _poisson_raw_moment(k: int) -> sp.Expr:
+    """``E[y^k]`` for ``y ~ Poisson(lam)``: ``e^{-lam} sum_{n>=0} n^k lam^n / n!`` by SymPy."""
+    n = sp.Symbol("n", integer=True, nonnegative=True)
+    s = sp.summation(n ** k * _LAM ** n / sp.factorial(n), (n, 0, sp.oo))
+    return sp.expand(s * sp.exp(-_LAM))
 
 
 def gaussian_mean_variance(num_targets: int) -> SymbolicLikelihood:
