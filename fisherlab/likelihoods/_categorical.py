@@ -36,6 +36,18 @@ from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, _is
 __all__ = ["Categorical"]
 
 
+def _probs_and_complements(out):
+    """``p = softmax(out)`` and ``q = 1 - p``, both with full relative accuracy.
+
+    ``1 - p_k`` cancels only for the largest probability when it is > 1/2; for that class
+    ``q_k = sum_{j != k} p_j`` (a sum of positive terms), for the others ``1 - p_k >= 1/2``.
+    """
+    p = jax.nn.softmax(out)
+    is_max = jnp.arange(p.shape[-1]) == jnp.argmax(p)
+    others = jnp.sum(jnp.where(is_max, 0.0, p))
+    return p, jnp.where(is_max, others, 1.0 - p)
+
+
 class Categorical(Likelihood):
     """Categorical distribution over ``C >= 2`` classes, parameterised by logits.
 
@@ -72,15 +84,23 @@ class Categorical(Likelihood):
         return self._output_fisher(out)
 
     def _output_fisher(self, out):
-        """``diag(p) - p p^T`` with ``p = softmax(out)``."""
-        p = jax.nn.softmax(out)
-        return jnp.diag(p) - jnp.outer(p, p)
+        """``diag(p) - p p^T`` with ``p = softmax(out)``.
+
+        The diagonal is formed as ``p_k (1 - p_k)`` with ``1 - p_k`` from
+        :func:`_probs_and_complements`, so it keeps full relative accuracy when the softmax
+        saturates (``1 - p_k`` tiny), where ``p_k - p_k^2`` would cancel to 0.
+        """
+        p, q = _probs_and_complements(out)
+        return jnp.diag(p * q) - jnp.outer(p, p) * (1.0 - jnp.eye(p.shape[-1], dtype=p.dtype))
 
     def _output_fisher_sqrt(self, out):
-        """``M = diag(sqrt p) - p sqrt(p)^T``, ``(C, C)``, with ``M M^T = diag(p) - p p^T``."""
-        p = jax.nn.softmax(out)
+        """``M = diag(sqrt p) - p sqrt(p)^T``, ``(C, C)``, with ``M M^T = diag(p) - p p^T``.
+
+        Diagonal ``sqrt(p_k) (1 - p_k)`` (accurate complement, as in :meth:`_output_fisher`).
+        """
+        p, q = _probs_and_complements(out)
         s = jnp.sqrt(p)
-        return jnp.diag(s) - jnp.outer(p, s)
+        return jnp.diag(s * q) - jnp.outer(p, s) * (1.0 - jnp.eye(p.shape[-1], dtype=p.dtype))
 
     def _sample(self, key, out, num_samples):
         """``num_samples`` class indices drawn from ``softmax(out)`` (Gumbel-max)."""
