@@ -40,7 +40,8 @@ from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
 __all__ = ["DERIVATIONS", "moment_expectation", "softmax_coordinates",
-           "gaussian_variance_symbol", "general_categorical", "expfam_moment",
+           "gaussian_variance_symbol", "general_categorical", "expfam_moment", "family_axioms",
+           "coordinate_witness",
            "CATEGORICAL_SIZES", "GAUSSIAN_SIZES", "BERNOULLI_SIZES", "POISSON_SIZES",
            "GMV_SIZES", "EXPFAM_SIZES"]
 
@@ -127,6 +128,11 @@ def coordinate_witness(num_classes: int) -> dict:
 def gaussian_variance_symbol() -> sp.Symbol:
     """The fixed Gaussian variance ``sigma^2``, a positive symbol."""
     return sp.Symbol("sigma^2", positive=True)
+
+
+def family_axioms(likelihood: lik.SymbolicLikelihood) -> dict:
+    """The family's own axioms (its exact expectation operator), as inline math."""
+    return {name: (text if "$" in text else f"${text}$") for name, text in likelihood.axioms.items()}
 
 
 def _fisher(likelihood, E, score=None):
@@ -431,9 +437,9 @@ def _cat_controls():
         F = g["E"](g["finish"](sp.diff(g["logp"], eta[k])) * g["finish"](sp.diff(g["logp"], eta[l])))
         wrong = sp.KroneckerDelta(k, l) * p_(k)
         point = {g["K"]: 3, k: 1, l: 2}
-        return Step.equal("general K: E[s_k s_l] = delta_kl p_k", F.subs(point).doit()
-                          .subs({eta[1]: 0, eta[2]: 1, eta[3]: -1}),
-                          wrong.subs(point).doit().subs({eta[1]: 0, eta[2]: 1, eta[3]: -1}),
+        plain = {eta[i]: sp.Symbol(f"eta_{i}", real=True) for i in (1, 2, 3)}
+        return Step.equal("general K: E[s_k s_l] = delta_kl p_k",
+                          F.subs(point).doit().subs(plain), wrong.subs(point).doit().subs(plain),
                           justification="false")
 
     return [
@@ -446,8 +452,8 @@ def _cat_controls():
                                            subs), witness=w),
         NegativeControl("missing p p^T term", "K = 3: Fisher = diag(p)", missing_ppT, witness=w),
         NegativeControl("missing p p^T term, general K",
-                        "general-K chain: E_c[s_k s_l] = delta_kl p_k (evaluated at K = 3, "
-                        "k = 1, l = 2, eta = (0, 1, -1))", general_missing),
+                        "general-K chain: E_c[s_k s_l] = delta_kl p_k (the checker evaluates it "
+                        "at K = 3, k = 1, l = 2)", general_missing),
     ]
 
 
@@ -588,7 +594,7 @@ DERIVATIONS = [
                      r"tier B identities are checked in the exact coordinates $z_k = e^{\eta_k}$ "
                      r"($k<K$), $s = \sum_j e^{\eta_j}$, a bijection of $\mathbb R^K$ onto "
                      r"$\{z > 0,\ s > \sum_{k<K} z_k\}$"),
-        axioms={**GENERAL_K_AXIOMS, **lik.categorical(2).axioms},
+        axioms={**GENERAL_K_AXIOMS, **family_axioms(lik.categorical(2))},
         references=_REFS + (REF_KUNSTNER,),
         numeric=_numeric("Categorical"),
         notes="The general-K chain (steps 1-5) re-types the log-pmf with `IndexedBase` logits; "
@@ -605,7 +611,7 @@ DERIVATIONS = [
         negative_controls=_gaussian_controls(),
         assumptions=(r"$y \sim \mathcal N(\mu, \sigma^2 I_C)$, mean $\mu$ the output, "
                      r"$\sigma^2 > 0$ fixed", _ASSUMPTION_MODEL),
-        axioms=dict(lik.gaussian(1).axioms),
+        axioms=family_axioms(lik.gaussian(1)),
         references=_REFS,
         numeric=_numeric("Gaussian"),
     ),
@@ -619,7 +625,7 @@ DERIVATIONS = [
         negative_controls=_bernoulli_controls(),
         assumptions=(r"independent $y_c \in \{0, 1\}$, $P(y_c = 1) = \sigma(\eta_c)$",
                      _ASSUMPTION_MODEL),
-        axioms=dict(lik.bernoulli(1).axioms),
+        axioms=family_axioms(lik.bernoulli(1)),
         references=_REFS + (REF_KUNSTNER,),
         numeric=_numeric("Bernoulli"),
     ),
@@ -633,7 +639,7 @@ DERIVATIONS = [
         negative_controls=_poisson_controls(),
         assumptions=(r"independent $y_c \in \mathbb N$, $y_c \sim \mathrm{Poisson}(e^{\eta_c})$",
                      _ASSUMPTION_MODEL),
-        axioms=dict(lik.poisson(1).axioms),
+        axioms=family_axioms(lik.poisson(1)),
         references=_REFS,
         numeric=_numeric("Poisson"),
     ),
@@ -647,7 +653,7 @@ DERIVATIONS = [
         negative_controls=_gmv_controls(),
         assumptions=(r"independent $y_d \sim \mathcal N(\mu_d, e^{s_d})$, outputs "
                      r"$(\mu_1..\mu_D, s_1..s_D)$ (not natural parameters)", _ASSUMPTION_MODEL),
-        axioms=dict(lik.gaussian_mean_variance(1).axioms),
+        axioms=family_axioms(lik.gaussian_mean_variance(1)),
         references=_REFS,
         numeric=_numeric("GaussianMeanVariance"),
         notes="The identity holds in expectation only: the output Hessian of the NLL depends "
