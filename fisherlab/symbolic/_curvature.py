@@ -81,6 +81,7 @@ class _SymbolicNetwork:
     layer_inputs: tuple[tuple[sp.Expr, ...], ...]   # a_{k-1} of each Dense layer
     weight_index: tuple[tuple[int, int, int], ...]  # (start, out, in) of W_k in theta
     bias_index: tuple[int, ...]           # start of b_k in theta
+    key: object = None                    # hashable identity of the architecture (or None)
 
 
 def _relu_piecewise(expr):
@@ -137,8 +138,27 @@ def _build_network(model) -> _SymbolicNetwork:
                 f"model.layers[{i}] is {layer!r}: fl.symbolic.curvature supports Dense layers "
                 "and parameter-free elementwise activations with a .symbolic(z) method "
                 "(Tanh, Sigmoid, ReLU, Identity)")
+    try:
+        key = ("Sequential",) + tuple((type(l).__qualname__, l) for l in model.layers)
+        hash(key)
+    except TypeError:
+        key = None
     return _SymbolicNetwork(tuple(theta), inputs, tuple(a), tuple(layer_inputs),
-                            tuple(weight_index), tuple(bias_index))
+                            tuple(weight_index), tuple(bias_index), key)
+
+
+_MEMO: dict = {}
+
+
+def _memo(key, build):
+    """Cache symbolic derivatives and compiled evaluators per architecture / likelihood."""
+    if key[1] is None:  # an unhashable custom layer: no caching
+        return build()
+    if key not in _MEMO:
+        if len(_MEMO) > 512:
+            _MEMO.clear()
+        _MEMO[key] = build()
+    return _MEMO[key]
 
 
 # --------------------------------------------------------------------------- likelihood
@@ -460,27 +480,34 @@ def _assemble(net, sym, kind, reduction, exact, precision, theta_vals, xs, ys):
     calc = _output_calculus(sym)
     eta, tgt = tuple(sym.outputs), tuple(sym.targets)
 
-    # ---- exact symbolic derivatives of the network (once, independent of N)
+    # ---- exact symbolic derivatives of the network (once per architecture, cached),
+    #      compiled for exact substitution or mpmath evaluation
+    mode = "exact" if exact else "numeric"
     net_args = net.theta + net.inputs
-    J = [[sp.diff(f, t) for t in net.theta] for f in net.outputs]
     ar: _Exact | _Numeric = _Exact(net_args) if exact else _Numeric(net_args, precision + 10)
-    out_args = eta + tgt
-    aro = _Exact(out_args) if exact else _Numeric(out_args, precision + 10)
+    aro = _Exact(eta + tgt) if exact else _Numeric(eta + tgt, precision + 10)
+    layers = net.key
 
-    f_fn = ar.compile(net.outputs)
-    J_fn = ar.compile([e for row in J for e in row])
+    def J_exprs():
+        return [[sp.diff(f, t) for t in net.theta] for f in net.outputs]
+
+    J = _memo(("J", layers), J_exprs)
+    f_fn = _memo(("f", layers, mode), lambda: ar.compile(net.outputs))
+    J_fn = _memo(("Jfn", layers, mode), lambda: ar.compile([e for row in J for e in row]))
+    pairs = [(i, j) for i in range(d) for j in range(i, d)]
     if kind == "hessian":
-        pairs = [(i, j) for i in range(d) for j in range(i, d)]
-        D2_exprs = [sp.diff(J[c][i], net.theta[j]) for c in range(C) for (i, j) in pairs]
-        D2_fn = ar.compile(D2_exprs)
+        D2_fn = _memo(("D2", layers, mode), lambda: ar.compile(
+            [sp.diff(J[c][i], net.theta[j]) for c in range(C) for (i, j) in pairs]))
+    skey = _key(sym)
     if kind in ("hessian", "ggn"):
-        L_fn = aro.compile(list(calc.hess))
+        L_fn = _memo(("Lambda", skey, mode), lambda: aro.compile(list(calc.hess)))
     if kind in ("hessian", "empirical_fisher", "kfac_empirical"):
-        r_fn = aro.compile(list(calc.grad))
+        r_fn = _memo(("r", skey, mode), lambda: aro.compile(list(calc.grad)))
     if kind in ("fisher", "kfac"):
-        F_fn = aro.compile(list(_output_fisher(sym)))
+        F_fn = _memo(("Fout", skey, mode), lambda: aro.compile(list(_output_fisher(sym))))
     if kind in ("kfac", "kfac_empirical"):
-        A_fn = ar.compile([e for a in net.layer_inputs for e in a])
+        A_fn = _memo(("a", layers, mode),
+                     lambda: ar.compile([e for a in net.layer_inputs for e in a]))
 
     tgt_zero = [sp.Integer(0)] * len(tgt)
     scale = sp.Rational(1, N) if reduction == "mean" else sp.Integer(1)
