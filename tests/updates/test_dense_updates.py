@@ -8,25 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 
 import fisherlab as fl
 
+from update_problems import flat, linear, rel
+
 RTOL = 1e-10
-
-
-def rel(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
-def flat(tree):
-    return np.asarray(ravel_pytree(tree)[0])
-
-
-def linear(params, x):
-    (W, b), = params
-    return W @ x + b
 
 
 def _data(seed, N, D, C):
