@@ -55,7 +55,7 @@ from .information_equality import (
     softmax_coordinates,
 )
 
-__all__ = ["DERIVATIONS", "closed_form"]
+__all__ = ["DERIVATIONS", "closed_form", "gmv_output_hessian"]
 
 _SOURCE = "fisherlab.likelihoods._symbolic"
 
@@ -307,7 +307,9 @@ def _poisson_controls():
 # --------------------------------------------------------------------------- gaussian mean / log-variance
 
 
-def _gmv_hessian_closed(L):
+def gmv_output_hessian(L):
+    """The target-dependent NLL Hessian of GaussianMeanVariance: per coordinate
+    ``[[e^{-s}, r e^{-s}], [r e^{-s}, r^2 e^{-s}/2]]``, ``r = y - mu`` (outputs ``mu`` then ``s``)."""
     D = len(L.targets)
     mu, s, y = L.outputs[:D], L.outputs[D:], L.targets
     H = sp.zeros(2 * D, 2 * D)
@@ -327,7 +329,7 @@ def _gmv_steps():
         label = f"D = {D}"
         closed = closed_form(L)
         H = L.hessian_nll()
-        H_closed = _gmv_hessian_closed(L)
+        H_closed = gmv_output_hessian(L)
         steps += [
             Step.equal(f"{label}: the Fisher from its definition is diag(e^-s, 1/2)",
                        _fisher(L, E), closed,
