@@ -31,6 +31,7 @@ from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
 from .information_equality import (
     EXPFAM_AXIOMS,
+    GENERAL_K_AXIOMS,
     REF_AMARI,
     REF_MARTENS,
     REF_SEED_003_A,
@@ -39,6 +40,7 @@ from .information_equality import (
     expfam_moment,
     family_axioms,
     gaussian_variance_symbol,
+    general_categorical,
     moment_expectation,
     softmax_coordinates,
 )
@@ -106,8 +108,58 @@ def _categorical_parts(K):
     return L, v, k, subs, p, F
 
 
+def _double_sum(expr, k, l, K, finish):
+    """``sum_{k=1}^K sum_{l=1}^K expr``, term by term, factors free of the index pulled out."""
+    def one(e, idx):
+        total = sp.Integer(0)
+        for term in sp.Add.make_args(sp.expand(e)):
+            const, dep = term.as_independent(idx, as_Add=False)
+            total += const * sp.Sum(dep, (idx, 1, K)).doit()
+        return finish(total)
+    return one(one(expr, l), k)
+
+
+def _categorical_general_steps():
+    g = general_categorical()
+    K, eta, j, c, k, l, p, Z, E = (g[n] for n in ("K", "eta", "j", "c", "k", "l", "p", "Z", "E"))
+    v = sp.IndexedBase("v", real=True)
+    shifted = {eta[c]: eta[c] + _eps * v[c], Z: sp.Sum(sp.exp(eta[j] + _eps * v[j]), (j, 1, K))}
+    logp = g["logp"]
+    kl = E(logp - logp.xreplace(shifted))
+    Z_eps = shifted[Z]
+    bregman = sp.log(Z_eps) - sp.log(Z) - _eps * sp.Sum(v[j] * sp.exp(eta[j]), (j, 1, K)) / Z
+
+    def at0(expr):
+        return g["finish"](expr.subs(_eps, 0))
+
+    quad = _double_sum(v[k] * v[l] * (sp.KroneckerDelta(k, l) * p(k) - p(k) * p(l)), k, l, K,
+                       g["finish"])
+    return [
+        Step.equal("general K: k(eps) = log Z(eta + eps v) - log Z(eta) - eps sum_c p_c v_c",
+                   kl, bregman,
+                   justification="sum over the class c of p_c (log p(c | eta) - log p(c | eta + eps v)); "
+                                 "axioms 'canonical dummy index', 'linearity of the finite sum'",
+                   display=r"k(\epsilon) = \sum_{c=1}^K p_c\log\frac{p_c(\eta)}{p_c(\eta+\epsilon v)} = "
+                           r"\log\frac{Z(\eta+\epsilon v)}{Z(\eta)} - \epsilon\sum_c p_c v_c"),
+        Step.equal("general K: k(0) = 0", at0(kl), 0, justification="substitution eps = 0",
+                   display=r"k(0) = 0"),
+        Step.equal("general K: k'(0) = 0", at0(sp.diff(kl, _eps)), 0,
+                   justification="SymPy derivative of the Sum in eps, then eps = 0; axiom "
+                                 "'canonical dummy index'",
+                   display=r"k'(0) = \frac{\sum_j v_j e^{\eta_j}}{Z} - \sum_c p_c v_c = 0"),
+        Step.equal("general K: k''(0) = v^T (diag(p) - p p^T) v, the double sum over k, l",
+                   at0(sp.diff(kl, _eps, 2)), quad,
+                   justification="second derivative in eps at 0; the double sum "
+                                 "sum_k sum_l v_k v_l (delta_kl p_k - p_k p_l) evaluated term by term "
+                                 "(axioms 'index range' for the summation index k, 'linearity of the "
+                                 "finite sum', 'canonical dummy index')",
+                   display=r"k''(0) = \sum_j p_j v_j^2 - \Big(\sum_j p_j v_j\Big)^2 = "
+                           r"\sum_{k,l} v_k v_l(\delta_{kl}p_k - p_kp_l) = v^\top(\mathrm{diag}(p) - pp^\top)v"),
+    ]
+
+
 def _categorical_steps():
-    steps = []
+    steps = _categorical_general_steps()
     for K in KL_CATEGORICAL_SIZES:
         L, v, k, subs, p, F = _categorical_parts(K)
         A = L.log_partition
@@ -145,7 +197,22 @@ def _categorical_controls():
         return Step.equal("k''(0) = v^T F(eta + v) v", sp.diff(k, _eps, 2).subs(_eps, 0).subs(subs),
                           _quad(v, F_far), justification="false")
 
+    def general_half_missing():
+        # The general-K chain with the factor 1/2 dropped, evaluated by the checker at K = 3.
+        steps = _categorical_general_steps()
+        k2, quad = steps[3].lhs, steps[3].rhs
+        g = general_categorical()
+        eta, vv = g["eta"], sp.IndexedBase("v", real=True)
+        plain = {**{eta[i]: sp.Symbol(f"eta_{i}", real=True) for i in (1, 2, 3)},
+                 **{vv[i]: sp.Symbol(f"v_{i}", real=True) for i in (1, 2, 3)}}
+        at3 = {g["K"]: 3}
+        return Step.equal("general K: k''(0) = 2 v^T F v", k2.subs(at3).doit().subs(plain),
+                          (2 * quad).subs(at3).doit().subs(plain), justification="false")
+
     return [
+        NegativeControl("factor 1/2 missing, general K",
+                        "general-K chain: k''(0) = 2 v^T (diag(p) - pp^T) v (the checker evaluates "
+                        "it at K = 3)", general_half_missing),
         NegativeControl("factor 1/2 missing",
                         "K = 3: KL(p_eta || p_{eta+delta}) = delta^T F delta + O(|delta|^3), "
                         "i.e. k''(0) = 2 v^T F v", half_missing, witness=w),
@@ -347,16 +414,19 @@ DERIVATIONS = [
         name="kl_expansion.categorical",
         title="KL expansion: categorical logits, second-order term diag(p) - p p^T",
         statement=_STATEMENT + r",\qquad F_{\mathrm{out}} = \mathrm{diag}(p) - pp^\top",
-        tier=Tier.B,
-        scope="K = 2..4, every logit and direction entry symbolic",
+        tier=Tier.AB,
+        scope="general K (IndexedBase/Sum) and K = 2..4 with every logit and direction entry symbolic",
         build=_categorical_steps,
         negative_controls=_categorical_controls(),
         assumptions=(r"logits $\eta\in\mathbb R^K$, direction $v\in\mathbb R^K$", _EPS,
                      r"$k(0), k'(0), k''(0)$ checked in the exact coordinates $z_k = e^{\eta_k}$ "
                      r"($k<K$), $s = \sum_j e^{\eta_j}$"),
-        axioms=family_axioms(lik.categorical(2)),
+        axioms={**GENERAL_K_AXIOMS, **family_axioms(lik.categorical(2))},
         references=_REFS,
         numeric=("fisherlab.likelihoods.Categorical.output_fisher",),
+        notes="Steps 1-4 are the general-K chain (`IndexedBase` logits and direction, the "
+              "log-pmf re-typed for symbolic K); the tier-B steps start from "
+              "`fisherlab.likelihoods._symbolic.categorical(K)` for each K = 2..4.",
     ),
     Derivation(
         name="kl_expansion.gaussian",
@@ -397,7 +467,9 @@ DERIVATIONS = [
         negative_controls=_expfam_controls(),
         assumptions=(r"$p(y\mid\eta) = h(y)e^{\langle\eta,t(y)\rangle - A(\eta)}$, $A$ smooth "
                      r"($C^3$), $\eta, \eta'$ interior points",
-                     r"Taylor's theorem in $\eta'$ at $\eta' = \eta$ turns steps 2-4 into "
+                     r"Taylor's theorem in $\eta'$ at $\eta' = \eta$ turns the steps "
+                     r"$\mathrm{KL}(\eta,\eta) = 0$, $\nabla_2\mathrm{KL}(\eta,\eta) = 0$, "
+                     r"$\nabla^2_{22}\mathrm{KL}(\eta,\eta) = F(\eta)$ into "
                      r"$\mathrm{KL}(\eta,\eta+\delta) = \tfrac12\delta^\top F\delta + O(\|\delta\|^3)$"),
         axioms={k: v for k, v in EXPFAM_AXIOMS.items() if k.startswith("moments")},
         references=_REFS,

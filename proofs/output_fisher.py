@@ -482,6 +482,8 @@ DERIVATIONS = [
         references=_REFS + (REF_KUNSTNER,),
         numeric=_numeric("GaussianMeanVariance"),
         notes="This family is the library's counterexample to Fisher = GGN: the GGN uses the "
-              "target-dependent Hessian of step 2, the Fisher its expectation (step 4).",
+              "target-dependent Hessian (the steps 'the output Hessian of the NLL depends on the "
+              "target'), the Fisher its expectation (the steps 'in expectation over y ~ p the "
+              "Hessian is the Fisher').",
     ),
 ]

@@ -31,7 +31,7 @@ KL = importlib.import_module("fisherlab._theorems.kl_expansion")
 BY_NAME = {d.name: d for d in KL.DERIVATIONS}
 
 EXPECTED = {
-    "kl_expansion.categorical": (Tier.B, ("K = 2..4",)),
+    "kl_expansion.categorical": (Tier.AB, ("general K", "K = 2..4")),
     "kl_expansion.gaussian": (Tier.B, ("C = 1..4",)),
     "kl_expansion.gaussian_mean_variance": (Tier.B, ("D = 1..2",)),
     "kl_expansion.exponential_family": (Tier.A, ("d = 1..4",)),
@@ -77,12 +77,14 @@ def test_metadata(name):
 def test_every_size_has_value_first_and_second_order_steps(name, label, sizes):
     assert tuple(sizes) == tuple(range(min(sizes), max(sizes) + 1))
     steps = BY_NAME[name].build()
-    for n in sizes:
-        claims = [s.claim for s in steps if s.claim.startswith(f"{label} = {n}:")]
+    labels = [f"{label} = {n}" for n in sizes] + (["general K"] if label == "K" else [])
+    for tag in labels:
+        claims = [s.claim for s in steps if s.claim.startswith(f"{tag}:")]
         text = " | ".join(claims)
         assert ("k(0)" in text or "KL(eta, eta) = 0" in text), text
         assert ("k'(0) = 0" in text or "grad_2 KL(eta, eta) = 0" in text), text
-        assert ("k''(0) = v^T F_out v" in text or "grad^2_22 KL(eta, eta) = Hess A" in text), text
+        assert ("k''(0) = v^T F_out v" in text or "k''(0) = v^T (diag(p) - p p^T) v" in text
+                or "grad^2_22 KL(eta, eta) = Hess A" in text), text
 
 
 CONTROLS = [(d.name, c) for d in KL.DERIVATIONS for c in d.negative_controls]
