@@ -344,5 +344,11 @@ class Sequential:
                 a = layer(None, a)
         return a
 
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.layers == self.layers
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.layers))
+
     def __repr__(self) -> str:
         return f"Sequential({list(self.layers)!r})"

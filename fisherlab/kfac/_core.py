@@ -138,7 +138,8 @@ def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key):
         M = jax.vmap(lambda o: _fisher_sqrt(likelihood, o))(flat)  # (Q, C, C)
         # cotangent (q, c): position q carries column c of M_q, all other positions zero
         eye = jnp.eye(Q, dtype=jnp.float64)
-        cots = jnp.einsum("qr,qic->qcri", eye, M).reshape((Q * C, Q, C))
+        R = M.shape[-1]  # M M^T = F_out, M of shape (C, R)
+        cots = jnp.einsum("qr,qic->qcri", eye, M).reshape((Q * R, Q, C))
     else:
         event = jnp.shape(y)[len(out.shape) - 1:]
         if fisher_type == "empirical":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,19 +95,30 @@ def matrix(factors, model, *, bias: str | None = None) -> jax.Array:
     if bias is not None:
         check_choice(bias, "bias", _core.BIASES)
     layers = _check_entries(factors, model)
-    blocks = []
+    layouts, entries = [], []
     for k, (entry, layer) in enumerate(zip(factors, layers)):
-        lay_bias = infer_bias(entry, layer, k, "factors", bias)
-        out, inp = _layer_dims(layer)
+        layouts.append(infer_bias(entry, layer, k, "factors", bias))
         if isinstance(entry, EKFACFactors):
-            UA, UG, S, Sb = (jnp.asarray(t, jnp.float64) if t is not None else None
-                             for t in entry)
+            entries.append(EKFACFactors(*(jnp.asarray(t, jnp.float64) if t is not None else None
+                                          for t in entry)))
+        else:
+            entries.append(tuple(jnp.asarray(t, jnp.float64) for t in entry[:2]))
+    return _matrix_jit(tuple(_layer_dims(l) for l in layers), tuple(layouts), entries)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _matrix_jit(dims, layouts, entries):
+    from fisherlab.kfac._ekfac import EKFACFactors
+
+    blocks = []
+    for (out, inp), lay_bias, entry in zip(dims, layouts, entries):
+        if isinstance(entry, EKFACFactors):
+            UA, UG, S, Sb = entry
             U = jnp.kron(UG, UA)
             W_block = (U * S.reshape(-1)) @ U.T
             b_block = (UG * Sb) @ UG.T if lay_bias == "separate" else None
         else:
-            A = jnp.asarray(entry[0], jnp.float64)
-            G = jnp.asarray(entry[1], jnp.float64)
+            A, G = entry
             W_block = jnp.kron(G, A)
             b_block = G if lay_bias == "separate" else None
         if lay_bias == "augmented":

@@ -1,0 +1,168 @@
+"""Independent ground truth for the K-FAC tests.
+
+Brute-force dense curvature by full Jacobians of the model outputs with respect to the
+flattened parameters (``ravel_pytree`` order), contracted with the output Fisher -- no K-FAC
+code, no pre-activation gradients, no Kronecker products. ``fl.ggn`` / ``fl.empirical_fisher``
+(helper H3's dense references) are used too when they are importable.
+
+Model outputs may carry positions ``(..., C)``; the per-example loss is the sum over
+positions, so the output Fisher is block-diagonal over positions.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+import fisherlab as fl
+
+
+def _jacobians(model, params, x):
+    flat, unravel = ravel_pytree(params)
+    J = jax.vmap(lambda xn: jax.jacobian(lambda th: model(unravel(th), xn).reshape(-1))(flat))(x)
+    outs = jax.vmap(lambda xn: model(params, xn))(x)
+    return J, outs  # J: (N, Q*C, d), outs: (N, ..., C)
+
+
+def naive_ggn(model, params, x, likelihood):
+    """``(1/N) sum_n J_n^T F_out(f_n) J_n`` (Fisher = GGN for natural parameters)."""
+    return np.asarray(_naive_ggn(model, params, x, likelihood))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _naive_ggn(model, params, x, likelihood):
+    J, outs = _jacobians(model, params, x)
+    N, C = outs.shape[0], outs.shape[-1]
+    flat_outs = outs.reshape((N, -1, C))
+    F = jax.vmap(jax.vmap(likelihood._output_fisher))(flat_outs)  # (N, Q, C, C)
+    Q = F.shape[1]
+    Fbd = jnp.einsum("nqcd,qr->nqcrd", F, jnp.eye(Q)).reshape((N, Q * C, Q * C))
+    return jnp.einsum("nai,nab,nbj->ij", J, Fbd, J) / N
+
+
+def naive_empirical_fisher(model, params, x, y, likelihood):
+    """``(1/N) sum_n g_n g_n^T`` with ``g_n = J_n^T grad_f l_n`` (data labels)."""
+    return np.asarray(_naive_ef(model, params, x, jnp.asarray(y), likelihood))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _naive_ef(model, params, x, y, likelihood):
+    J, outs = _jacobians(model, params, x)
+    N, C = outs.shape[0], outs.shape[-1]
+    flat_outs = outs.reshape((N, -1, C))
+    Q = flat_outs.shape[1]
+    yq = jnp.reshape(jnp.asarray(y), (N, Q) + jnp.shape(y)[1 + outs.ndim - 2:])
+    r = jax.vmap(jax.vmap(likelihood._output_grad))(flat_outs, yq).reshape((N, Q * C))
+    g = jnp.einsum("nai,na->ni", J, r)
+    return g.T @ g / N
+
+
+def _has(name):
+    try:
+        getattr(fl, name)
+    except (AttributeError, ImportError, ModuleNotFoundError):
+        return False
+    return True
+
+
+def dense_ggn(model, params, x, y, likelihood):
+    """``fl.ggn`` when available (checked against the naive one), else the naive GGN."""
+    naive = naive_ggn(model, params, x, likelihood)
+    if not _has("ggn") or jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
+        return naive
+    G = np.asarray(fl.ggn(model, params, x, y, likelihood))
+    np.testing.assert_allclose(G, naive, rtol=1e-10, atol=1e-12)
+    return G
+
+
+def dense_empirical_fisher(model, params, x, y, likelihood):
+    naive = naive_empirical_fisher(model, params, x, y, likelihood)
+    if not _has("empirical_fisher") or jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
+        return naive
+    E = np.asarray(fl.empirical_fisher(model, params, x, y, likelihood))
+    np.testing.assert_allclose(E, naive, rtol=1e-10, atol=1e-12)
+    return E
+
+
+def layer_slices(model):
+    """Parameter-order slice of every Dense/Conv2d layer (sizes from the params themselves)."""
+    params = model.init(jax.random.key(0))
+    out, start = [], 0
+    for W, b in params:
+        size = int(np.size(W) + np.size(b))
+        out.append(slice(start, start + size))
+        start += size
+    return out
+
+
+def block_diagonal_part(M, model):
+    """Zero every entry of ``M`` outside the per-layer diagonal blocks."""
+    M = np.asarray(M)
+    out = np.zeros_like(M)
+    for s in layer_slices(model):
+        out[s, s] = M[s, s]
+    return out
+
+
+def kron_block_by_loops(A, G, out_features, in_features, *, separate=False):
+    """The layer block in parameter order, entry by entry, with no permutation helper.
+
+    Parameter ``W[i, j]`` is at ``i * in + j``, ``b[i]`` at ``out * in + i``; the K-FAC entry
+    between ``theta_(i, j)`` and ``theta_(k, l)`` is ``G[i, k] * A[j, l]`` where the bias has
+    input index ``j = in`` (the constant 1 of ``abar``). With ``separate`` there are no
+    weight--bias entries and the bias--bias entry is ``G[i, k]``.
+    """
+    A, G = np.asarray(A), np.asarray(G)
+    d = out_features * (in_features + 1)
+    coords = [(i, j) for i in range(out_features) for j in range(in_features)]
+    coords += [(i, in_features) for i in range(out_features)]
+    M = np.zeros((d, d))
+    for p, (i, j) in enumerate(coords):
+        for q, (k, l) in enumerate(coords):
+            wb_p, wb_q = j == in_features, l == in_features
+            if not separate:
+                M[p, q] = G[i, k] * A[j, l]
+            elif wb_p and wb_q:
+                M[p, q] = G[i, k]
+            elif not wb_p and not wb_q:
+                M[p, q] = G[i, k] * A[j, l]
+    return M
+
+
+def rel_err(X, Y):
+    X, Y = np.asarray(X), np.asarray(Y)
+    return float(np.linalg.norm(X - Y) / max(np.linalg.norm(Y), np.finfo(float).tiny))
+
+
+def mlp(widths, activation):
+    layers = []
+    for k, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(fl.nn.Dense(a, b))
+        if k < len(widths) - 2:
+            layers.append(activation())
+    return fl.nn.Sequential(layers)
+
+
+def gaussian_targets(key, shape):
+    return jax.random.normal(key, shape, jnp.float64)
+
+
+LIKELIHOODS = {
+    "categorical": lambda: fl.Categorical(),
+    "gaussian": lambda: fl.Gaussian(variance=0.7),
+    "bernoulli": lambda: fl.Bernoulli(),
+    "poisson": lambda: fl.Poisson(),
+}
+
+
+def targets_for(likelihood, model, params, x, key):
+    """Labels drawn from the model's own predictive (a valid target of every family)."""
+    outs = jax.vmap(lambda xn: model(params, xn))(x)
+    C = outs.shape[-1]
+    flat = outs.reshape((-1, C))
+    y = likelihood.sample(key, flat, 1)[0]
+    return jnp.reshape(y, outs.shape[:-1] + y.shape[1:])
