@@ -7,7 +7,7 @@ Two evaluations of the single symbolic source ``Likelihood.symbolic(C)``
   numeric comparison. The float64/float32 inputs are converted to ``mpf`` *exactly*, so the
   only error measured is the JAX implementation's own rounding; exponent range is unbounded,
   so logits of +-1000, log-variances of +-700 etc. evaluate without overflow.
-* **JAX** (``modules="jax"``, ``loggamma`` mapped to ``jax.scipy.special.gammaln``): the
+* **JAX** (``modules="jax"``, ``loggamma`` routed to ``jax.scipy.special.gammaln``): the
   symbolic form run under ``jax.jit`` next to the kernels, at moderate values. For the
   categorical Fisher the *probability form* is lambdified (``eta_k = log q_k``) and fed
   ``jax.nn.softmax`` (SYMBOLIC.md pitfall: the literal ``exp(eta)`` form overflows at 1000).
@@ -270,7 +270,20 @@ def assert_matches_source(family: str, outputs, targets, values, *, rtol: float,
 
 # ------------------------------------------------------------------ JAX lambdification (jit-able)
 
-_JAX_MODULES = [{"loggamma": jax.scipy.special.gammaln}, "jax"]
+_JAX_MODULES = [{"gammaln": jax.scipy.special.gammaln}, "jax"]
+_GAMMALN = sp.Function("gammaln")
+
+
+def _for_jax(e):
+    """Route ``loggamma`` to ``jax.scipy.special.gammaln`` explicitly (SYMBOLIC.md pitfall).
+
+    For an integer target SymPy auto-evaluates ``loggamma(y + 1)`` to ``log(gamma(y + 1))``,
+    which the JAX printer cannot trace (and which overflows for ``y > 170``); both forms
+    become ``gammaln``.
+    """
+    e = e.replace(sp.loggamma, _GAMMALN)
+    return e.replace(lambda x: isinstance(x, sp.log) and isinstance(x.args[0], sp.gamma),
+                     lambda x: _GAMMALN(x.args[0].args[0]))
 
 
 @functools.lru_cache(maxsize=None)
@@ -291,7 +304,7 @@ def jax_functions(family: str, C: int):
         fisher_args = list(q) + [VAR]
     else:
         fisher_args = list(sym.outputs) + [VAR]
-    mk = lambda args, e: sp.lambdify(args, e, modules=_JAX_MODULES)  # noqa: E731
+    mk = lambda args, e: sp.lambdify(args, _for_jax(e), modules=_JAX_MODULES)  # noqa: E731
 
     def unpack(fn):
         def call(*vectors_and_v):
