@@ -5,7 +5,8 @@ Each function is the textbook definition written as directly as possible: the He
 (and samples) with per-example Jacobians from ``jax.jacfwd`` and output-space matrices
 from ``jax.hessian`` of the likelihood's per-example NLL (not its closed-form kernels,
 except the output Fisher, whose closed form *is* the definition of :func:`fisher`).
-Slow (one dispatch per example); meant for tiny problems in tests. No validation beyond
+Slow (one dispatch per example; the per-example pieces are ``jax.jit``-ed only to avoid
+re-tracing them for every example); meant for tiny problems in tests. No validation beyond
 what the fast path already did: pass well-formed inputs.
 """
 
@@ -54,7 +55,7 @@ def hessian(f, params, x, y, likelihood, *, reduction="mean"):
         ls = jax.vmap(lambda xn, yn: likelihood._nll(f_flat(th, xn), yn))(x, y)
         return jnp.mean(ls) if reduction == "mean" else jnp.sum(ls)
 
-    return jax.hessian(loss)(theta)
+    return jax.jit(jax.hessian(loss))(theta)
 
 
 @reference
@@ -67,7 +68,7 @@ def gradient(f, params, x, y, likelihood, *, reduction="mean"):
         ls = jax.vmap(lambda xn, yn: likelihood._nll(f_flat(th, xn), yn))(x, y)
         return jnp.mean(ls) if reduction == "mean" else jnp.sum(ls)
 
-    return jax.grad(loss)(theta)
+    return jax.jit(jax.grad(loss))(theta)
 
 
 @reference
@@ -75,11 +76,13 @@ def ggn(f, params, x, y, likelihood, *, reduction="mean"):
     """Loop: ``sum_n J_n^T Lambda_n J_n`` with ``Lambda_n = jax.hessian(nll)``."""
     theta, f_flat, x, n = _setup(f, params, x)
     y = jnp.asarray(y)
+    jac, out, lam_fn = (jax.jit(jax.jacfwd(f_flat)), jax.jit(f_flat),
+                        jax.jit(jax.hessian(likelihood._nll)))
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
-        J = jax.jacfwd(f_flat)(theta, xn)
-        lam = jax.hessian(likelihood._nll)(f_flat(theta, xn), y[i])
+        J = jac(theta, xn)
+        lam = lam_fn(out(theta, xn), y[i])
         total = total + J.T @ lam @ J
     return total * _scale(n, reduction)
 
@@ -88,11 +91,13 @@ def ggn(f, params, x, y, likelihood, *, reduction="mean"):
 def fisher(f, params, x, likelihood, *, reduction="mean"):
     """Loop: ``sum_n J_n^T F_out(f_n) J_n`` (closed-form output Fisher)."""
     theta, f_flat, x, n = _setup(f, params, x)
+    jac, out, fout = (jax.jit(jax.jacfwd(f_flat)), jax.jit(f_flat),
+                      jax.jit(likelihood._output_fisher))
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
-        J = jax.jacfwd(f_flat)(theta, xn)
-        total = total + J.T @ likelihood._output_fisher(f_flat(theta, xn)) @ J
+        J = jac(theta, xn)
+        total = total + J.T @ fout(out(theta, xn)) @ J
     return total * _scale(n, reduction)
 
 
@@ -106,18 +111,24 @@ def fisher_mc(f, params, x, likelihood, key, num_samples, *, reduction="mean"):
     theta, f_flat, x, n = _setup(f, params, x)
     outputs = jax.vmap(f_flat, in_axes=(None, 0))(theta, x)
     labels = likelihood.sample(key, outputs, num_samples)
+    grad = _example_grad(f_flat, likelihood)
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
         for s in range(num_samples):
-            g = jax.grad(lambda th: likelihood._nll(f_flat(th, xn), labels[s, i]))(theta)
+            g = grad(theta, xn, labels[s, i])
             total = total + jnp.outer(g, g) / num_samples
     return total * _scale(n, reduction)
 
 
+def _example_grad(f_flat, likelihood):
+    """``(theta, x_n, y_n) -> grad_theta (-log p(y_n | f(theta, x_n)))`` (jitted)."""
+    return jax.jit(jax.grad(lambda th, xn, yn: likelihood._nll(f_flat(th, xn), yn)))
+
+
 def _per_example_grads(f_flat, theta, x, y, n, likelihood):
-    return [jax.grad(lambda th: likelihood._nll(f_flat(th, _example(x, i)), y[i]))(theta)
-            for i in range(n)]
+    grad = _example_grad(f_flat, likelihood)
+    return [grad(theta, _example(x, i), y[i]) for i in range(n)]
 
 
 @reference
