@@ -82,6 +82,8 @@ class Problem:
         self.likelihood = likelihood
         self.flat_params = flat
         self._cache: dict = {}
+        #: factors applied on top of fisherlab's references (see fisherlab.testing.torch)
+        self._scales = {"curvature": 1.0, "empirical": 1.0}
 
     # ------------------------------------------------------------------ sizes and layout
     @property
