@@ -49,7 +49,7 @@ __all__ = ["DERIVATIONS", "moment_expectation", "softmax_coordinates",
 CATEGORICAL_SIZES = (2, 3, 4, 5)
 GAUSSIAN_SIZES = (1, 2, 3, 4)
 BERNOULLI_SIZES = (1, 2, 3, 4)
-POISSON_SIZES = (1, 2, 3)
+POISSON_SIZES = (1, 2, 3, 4)
 GMV_SIZES = (1, 2, 3)
 #: Dimensions of the natural parameter for the abstract exponential family (tier A: A generic).
 EXPFAM_SIZES = (1, 2, 3, 4)
@@ -634,7 +634,7 @@ DERIVATIONS = [
         title="Information equality: Poisson (log-rate)",
         statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(e^{\eta})",
         tier=Tier.B,
-        scope="C = 1..3 independent outputs, every log-rate symbolic",
+        scope="C = 1..4 independent outputs, every log-rate symbolic",
         build=_poisson_steps,
         negative_controls=_poisson_controls(),
         assumptions=(r"independent $y_c \in \mathbb N$, $y_c \sim \mathrm{Poisson}(e^{\eta_c})$",

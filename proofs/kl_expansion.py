@@ -48,9 +48,9 @@ from .information_equality import (
 __all__ = ["DERIVATIONS", "kl_along", "KL_CATEGORICAL_SIZES", "KL_GAUSSIAN_SIZES",
            "KL_GMV_SIZES", "KL_EXPFAM_SIZES"]
 
-KL_CATEGORICAL_SIZES = (2, 3, 4)
+KL_CATEGORICAL_SIZES = (2, 3, 4, 5)
 KL_GAUSSIAN_SIZES = (1, 2, 3, 4)
-KL_GMV_SIZES = (1, 2)
+KL_GMV_SIZES = (1, 2, 3)
 KL_EXPFAM_SIZES = (1, 2, 3, 4)
 
 _eps = sp.Symbol("epsilon", real=True)
@@ -415,7 +415,7 @@ DERIVATIONS = [
         title="KL expansion: categorical logits, second-order term diag(p) - p p^T",
         statement=_STATEMENT + r",\qquad F_{\mathrm{out}} = \mathrm{diag}(p) - pp^\top",
         tier=Tier.AB,
-        scope="general K (IndexedBase/Sum) and K = 2..4 with every logit and direction entry symbolic",
+        scope="general K (IndexedBase/Sum) and K = 2..5 with every logit and direction entry symbolic",
         build=_categorical_steps,
         negative_controls=_categorical_controls(),
         assumptions=(r"logits $\eta\in\mathbb R^K$, direction $v\in\mathbb R^K$", _EPS,
@@ -426,7 +426,7 @@ DERIVATIONS = [
         numeric=("fisherlab.likelihoods.Categorical.output_fisher",),
         notes="Steps 1-4 are the general-K chain (`IndexedBase` logits and direction, the "
               "log-pmf re-typed for symbolic K); the tier-B steps start from "
-              "`fisherlab.likelihoods._symbolic.categorical(K)` for each K = 2..4.",
+              "`fisherlab.likelihoods._symbolic.categorical(K)` for each K = 2..5.",
     ),
     Derivation(
         name="kl_expansion.gaussian",
@@ -447,7 +447,7 @@ DERIVATIONS = [
         title="KL expansion: Gaussian (mean, log-variance), second-order term diag(e^-s, 1/2)",
         statement=_STATEMENT + r",\qquad F_{\mathrm{out}} = \mathrm{diag}(e^{-s}, \tfrac12)",
         tier=Tier.B,
-        scope="D = 1..2 targets (C = 2D outputs), every mean, log-variance and direction entry symbolic",
+        scope="D = 1..3 targets (C = 2D outputs), every mean, log-variance and direction entry symbolic",
         build=_gmv_steps,
         negative_controls=_gmv_controls(),
         assumptions=(r"outputs $(\mu_1..\mu_D, s_1..s_D)$, $s = \log\sigma^2$", _EPS),

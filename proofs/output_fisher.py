@@ -456,7 +456,7 @@ DERIVATIONS = [
                   r"\nabla^2_\eta\textstyle\sum_c e^{\eta_c} = "
                   r"\nabla^2_\eta(-\log p(y\mid\eta))\ \ \forall y",
         tier=Tier.B,
-        scope="C = 1..3 independent outputs, every log-rate and target symbolic",
+        scope="C = 1..4 independent outputs, every log-rate and target symbolic",
         build=_poisson_steps,
         negative_controls=_poisson_controls(),
         assumptions=(r"independent $y_c\sim\mathrm{Poisson}(e^{\eta_c})$", _ASSUME),

@@ -34,7 +34,7 @@ EXPECTED = {
     "information_equality.categorical": (Tier.AB, ("general K", "K = 2..5")),
     "information_equality.gaussian": (Tier.B, ("C = 1..4", "sigma^2")),
     "information_equality.bernoulli": (Tier.B, ("C = 1..4",)),
-    "information_equality.poisson": (Tier.B, ("C = 1..3",)),
+    "information_equality.poisson": (Tier.B, ("C = 1..4",)),
     "information_equality.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
     "information_equality.exponential_family": (Tier.A, ("d = 1..4",)),
 }

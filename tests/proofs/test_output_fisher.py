@@ -33,7 +33,7 @@ EXPECTED = {
     "output_fisher.categorical": (Tier.AB, ("general K", "K = 2..5")),
     "output_fisher.gaussian": (Tier.B, ("C = 1..4",)),
     "output_fisher.bernoulli": (Tier.B, ("C = 1..4",)),
-    "output_fisher.poisson": (Tier.B, ("C = 1..3",)),
+    "output_fisher.poisson": (Tier.B, ("C = 1..4",)),
     "output_fisher.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
 }
 
