@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,10 @@ _SINGULAR_RTOL = 1e-13
 def _check_damping(damping):
     if isinstance(damping, jax.core.Tracer):
         return damping
-    if isinstance(damping, bool) or not np.isscalar(damping) and np.ndim(damping) != 0:
+    ok = isinstance(damping, numbers.Real) or (
+        isinstance(damping, (np.ndarray, jax.Array)) and np.ndim(damping) == 0
+        and np.issubdtype(np.asarray(damping).dtype, np.floating | np.integer))
+    if isinstance(damping, (bool, np.bool_)) or not ok:
         raise TypeError(f"damping must be a real scalar, got {damping!r}")
     try:
         v = float(damping)
@@ -121,19 +126,21 @@ def solve(factors, grads, damping, *, method: str = "exact"):
                 f"factors[{k}].G of shape {tuple(G.shape)}")
         X, separate = _layer_grad_matrix(gW, gb, A.shape[0])
         if method == "exact":
-            alpha, UA = _eigh(A)
-            gamma, UG = _eigh(G)
-            denom = gamma[:, None] * alpha[None, :] + damping
+            Y, denom = _exact_kernel(A, G, X, damping)
             _check_nonsingular(denom, k, "G (x) A + damping I")
-            Y = UG @ ((UG.T @ X @ UA) / denom) @ UA.T
             if separate:
-                dg = gamma + damping
+                yb, dg = _exact_kernel(jnp.ones((1, 1), jnp.float64), G, gb[:, None], damping)
                 _check_nonsingular(dg, k, "the bias block G + damping I")
-                yb = UG @ ((UG.T @ gb) / dg)
+                yb = yb[:, 0]
         else:
-            Y, pi = _factored(A, G, X, damping, k)
+            _check_traces(A, G, k)
+            Y, da, dg = _factored_kernel(A, G, X, damping)
+            _check_nonsingular(da, k, "A + pi sqrt(damping) I")
+            _check_nonsingular(dg, k, "G + sqrt(damping)/pi I")
             if separate:
-                yb, _ = _factored(jnp.ones((1, 1), jnp.float64), G, gb[:, None], damping, k)
+                one = jnp.ones((1, 1), jnp.float64)
+                yb, da, dg = _factored_kernel(one, G, gb[:, None], damping)
+                _check_nonsingular(dg, k, "the bias block G + sqrt(damping)/pi I")
                 yb = yb[:, 0]
         if separate:
             dW, db = Y.reshape(gW.shape), yb
@@ -143,22 +150,32 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     return result
 
 
-def _factored(A, G, X, damping, k):
-    trA = jnp.trace(A) / A.shape[0]
-    trG = jnp.trace(G) / G.shape[0]
-    if not isinstance(trA, jax.core.Tracer):
-        for tr, nm in ((trA, "A"), (trG, "G")):
-            if not float(tr) > 0:
-                raise ValueError(
-                    f"factors[{k}]: tr {nm} = {float(tr) * (A if nm == 'A' else G).shape[0]:.3e}"
-                    f" must be > 0 for pi-damping (pi = sqrt((tr A/dim A)/(tr G/dim G)))")
-    pi = jnp.sqrt(trA / trG)
+@jax.jit
+def _exact_kernel(A, G, X, damping):
+    alpha, UA = _eigh(A)
+    gamma, UG = _eigh(G)
+    denom = gamma[:, None] * alpha[None, :] + damping
+    return UG @ ((UG.T @ X @ UA) / denom) @ UA.T, denom
+
+
+def _check_traces(A, G, k):
+    if isinstance(A, jax.core.Tracer) or isinstance(G, jax.core.Tracer):
+        return
+    for M, nm in ((A, "A"), (G, "G")):
+        tr = float(jnp.trace(M))
+        if not tr > 0:
+            raise ValueError(
+                f"factors[{k}]: tr {nm} = {tr:.3e} must be > 0 for pi-damping "
+                f"(pi = sqrt((tr A/dim A)/(tr G/dim G)))")
+
+
+@jax.jit
+def _factored_kernel(A, G, X, damping):
+    pi = jnp.sqrt((jnp.trace(A) / A.shape[0]) / (jnp.trace(G) / G.shape[0]))
     sq = jnp.sqrt(jnp.asarray(damping, jnp.float64))
     alpha, UA = _eigh(A)
     gamma, UG = _eigh(G)
     da = alpha + pi * sq
     dg = gamma + sq / pi
-    _check_nonsingular(da, k, "A + pi sqrt(damping) I")
-    _check_nonsingular(dg, k, "G + sqrt(damping)/pi I")
     Y = UG @ ((UG.T @ X @ UA) / (dg[:, None] * da[None, :])) @ UA.T
-    return Y, pi
+    return Y, da, dg

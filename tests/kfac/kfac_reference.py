@@ -166,3 +166,15 @@ def targets_for(likelihood, model, params, x, key):
     flat = outs.reshape((-1, C))
     y = likelihood.sample(key, flat, 1)[0]
     return jnp.reshape(y, outs.shape[:-1] + y.shape[1:])
+
+
+def cross_terms_removed(M, model):
+    """Zero the weight--bias entries of every layer block of ``M`` (parameter order)."""
+    M = np.array(M)
+    params = model.init(jax.random.key(0))
+    for s, (W, b) in zip(layer_slices(model), params):
+        w = slice(s.start, s.start + W.size)
+        bb = slice(s.start + W.size, s.stop)
+        M[w, bb] = 0.0
+        M[bb, w] = 0.0
+    return M

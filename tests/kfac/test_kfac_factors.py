@@ -18,25 +18,13 @@ import pytest
 from hypothesis import given
 
 import fisherlab as fl
-from kfac_reference import (LIKELIHOODS, block_diagonal_part, dense_empirical_fisher, dense_ggn,
+from kfac_reference import (LIKELIHOODS, cross_terms_removed, block_diagonal_part, dense_empirical_fisher, dense_ggn,
                             kron_block_by_loops, layer_slices, mlp, rel_err, targets_for)
 
 ACTIVATIONS = [fl.nn.Tanh, fl.nn.Sigmoid, fl.nn.ReLU, fl.nn.Identity]
 # a few architectures (each new shape costs a jit compile); depth 1-3, widths 1-4
 widths_st = st.sampled_from([(3, 2), (2, 3, 2), (3, 1, 4, 2)])
 seed_st = st.integers(0, 2**31 - 1)
-
-
-def _cross_terms_removed(M, model):
-    """Zero the weight--bias entries of every layer block of ``M`` (parameter order)."""
-    M = np.array(M)
-    params = model.init(jax.random.key(0))
-    for s, (W, b) in zip(layer_slices(model), params):
-        w = slice(s.start, s.start + W.size)
-        bb = slice(s.start + W.size, s.stop)
-        M[w, bb] = 0.0
-        M[bb, w] = 0.0
-    return M
 
 
 def _problem(widths, activation, likelihood_name, seed, N, out_min=1):
@@ -60,7 +48,7 @@ def test_exact_kfac_equals_ggn_block_for_one_example(widths, act, lik, seed, bia
     K = fl.kfac.matrix(fl.kfac.factors(model, params, x, y, likelihood, bias=bias), model)
     B = block_diagonal_part(dense_ggn(model, params, x, y, likelihood), model)
     if bias == "separate":
-        B = _cross_terms_removed(B, model)
+        B = cross_terms_removed(B, model)
     np.testing.assert_allclose(K, B, rtol=0, atol=1e-12 * max(1.0, np.abs(B).max()))
 
 
@@ -188,7 +176,7 @@ def test_separate_bias_is_augmented_without_cross_terms(seed, fisher_type):
         assert a.A[-1, -1] == pytest.approx(1.0, rel=1e-14)
     K_aug = fl.kfac.matrix(aug, model)
     K_sep = fl.kfac.matrix(sep, model, bias="separate")
-    np.testing.assert_allclose(K_sep, _cross_terms_removed(K_aug, model), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(K_sep, cross_terms_removed(K_aug, model), rtol=0, atol=1e-15)
 
 
 @given(seed=seed_st, out=st.integers(1, 3), inp=st.integers(1, 3),

@@ -1,0 +1,142 @@
+"""Damped K-FAC solves against dense linear algebra (numpy.linalg.solve)."""
+
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from jax.flatten_util import ravel_pytree
+
+import fisherlab as fl
+from kfac_reference import kron_block_by_loops, mlp, rel_err, targets_for
+
+seed_st = st.integers(0, 2**31 - 1)
+damping_st = st.sampled_from([1e-3, 0.1, 1.0, 7.5])
+
+
+def _problem(seed, bias="augmented", N=6):
+    model = mlp([3, 4, 2], fl.nn.Tanh)
+    lik = fl.Categorical()
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    params = model.init(k1)
+    x = jax.random.normal(k2, (N, 3), jnp.float64)
+    y = targets_for(lik, model, params, x, k3)
+    f = fl.kfac.factors(model, params, x, y, lik, bias=bias)
+    grads = jax.tree_util.tree_map(lambda p: jax.random.normal(k4, p.shape, jnp.float64), params)
+    return model, params, f, grads
+
+
+def _dense_pi_damped_block(A, G, damping, out, inp, separate):
+    """Entry-wise construction of (G + sqrt(l)/pi I) (x) (A + pi sqrt(l) I) in parameter order."""
+    A, G = np.asarray(A), np.asarray(G)
+    pi = np.sqrt((np.trace(A) / A.shape[0]) / (np.trace(G) / G.shape[0]))
+    s = np.sqrt(damping)
+    Ad = A + pi * s * np.eye(A.shape[0])
+    Gd = G + s / pi * np.eye(G.shape[0])
+    if not separate:
+        return kron_block_by_loops(Ad, Gd, out, inp)
+    W = kron_block_by_loops(np.pad(Ad, ((0, 1), (0, 1))), Gd, out, inp, separate=True)
+    pib = np.sqrt(1.0 / (np.trace(G) / G.shape[0]))  # bias block: A = [1]
+    Gb = (1 + pib * s) * (G + s / pib * np.eye(G.shape[0]))
+    W[out * inp:, out * inp:] = Gb
+    return W
+
+
+@given(seed=seed_st, damping=damping_st, bias=st.sampled_from(["augmented", "separate"]))
+def test_exact_solve_matches_dense_solve(seed, damping, bias):
+    model, params, f, grads = _problem(seed, bias)
+    K = np.asarray(fl.kfac.matrix(f, model))
+    g, unravel = ravel_pytree(grads)
+    expected = np.linalg.solve(K + damping * np.eye(K.shape[0]), np.asarray(g))
+    out = fl.kfac.solve(f, grads, damping, method="exact")
+    assert jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(
+        [tuple(p) for p in grads])
+    assert rel_err(ravel_pytree(out)[0], expected) < 1e-10
+
+
+@given(seed=seed_st, damping=damping_st, bias=st.sampled_from(["augmented", "separate"]))
+def test_factored_solve_matches_its_closed_form(seed, damping, bias):
+    model, params, f, grads = _problem(seed, bias)
+    blocks = []
+    for (W, b), fk in zip(params, f):
+        out, inp = W.shape
+        blocks.append(_dense_pi_damped_block(fk.A, fk.G, damping, out, inp, bias == "separate"))
+    D = jax.scipy.linalg.block_diag(*blocks)
+    g, _ = ravel_pytree(grads)
+    expected = np.linalg.solve(np.asarray(D), np.asarray(g))
+    out = fl.kfac.solve(f, grads, damping, method="factored")
+    assert rel_err(ravel_pytree(out)[0], expected) < 1e-10
+
+
+@given(seed=seed_st, damping=damping_st)
+def test_factored_damping_is_exact_damping_plus_the_cross_term(seed, damping):
+    """(G + s/pi I)(x)(A + pi s I) = G(x)A + l I + s (pi G(x)I + I(x)A/pi), s = sqrt(l)
+    (Martens & Grosse 2015, §6.3): the factored step solves that dense system exactly."""
+    model, params, f, grads = _problem(seed)
+    K = np.asarray(fl.kfac.matrix(f, model))
+    s = np.sqrt(damping)
+    extra = []
+    for fk in f:
+        A, G = np.asarray(fk.A), np.asarray(fk.G)
+        pi = np.sqrt((np.trace(A) / A.shape[0]) / (np.trace(G) / G.shape[0]))
+        cross = [fl.kfac.KFACFactors(np.eye(A.shape[0]), pi * G),
+                 fl.kfac.KFACFactors(A / pi, np.eye(G.shape[0]))]
+        extra.append(cross)
+    C = sum(np.asarray(fl.kfac.matrix([e[i] for e in extra], model)) for i in range(2))
+    D = K + damping * np.eye(K.shape[0]) + s * C
+    x = ravel_pytree(fl.kfac.solve(f, grads, damping, method="factored"))[0]
+    g = ravel_pytree(grads)[0]
+    assert rel_err(D @ np.asarray(x), g) < 1e-10
+
+
+def test_zero_damping_inverts_nonsingular_factors():
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    A = jnp.asarray([[2.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 1.5]])
+    G = jnp.asarray([[1.0, 0.3], [0.3, 2.0]])
+    f = [fl.kfac.KFACFactors(A, G)]
+    grads = [(jnp.asarray([[1.0, 2.0], [3.0, 4.0]]), jnp.asarray([5.0, 6.0]))]
+    K = np.asarray(fl.kfac.matrix(f, model))
+    expected = np.linalg.solve(K, ravel_pytree(grads)[0])
+    for method in ("exact", "factored"):
+        out = fl.kfac.solve(f, grads, 0.0, method=method)
+        assert rel_err(ravel_pytree(out)[0], expected) < 1e-12
+
+
+@pytest.mark.parametrize("method", ["exact", "factored"])
+def test_singular_factors_with_zero_damping_raise(method):
+    A = jnp.asarray([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # rank 2
+    G = jnp.eye(2)
+    grads = [(jnp.ones((2, 2)), jnp.ones((2,)))]
+    with pytest.raises(ValueError, match="singular"):
+        fl.kfac.solve([fl.kfac.KFACFactors(A, G)], grads, 0.0, method=method)
+    out = fl.kfac.solve([fl.kfac.KFACFactors(A, G)], grads, 0.1, method=method)
+    assert all(np.isfinite(np.asarray(t)).all() for t in jax.tree_util.tree_leaves(out))
+
+
+@pytest.mark.parametrize("damping, exc", [(-1.0, ValueError), (float("nan"), ValueError),
+                                          (float("inf"), ValueError), ("1", TypeError),
+                                          (np.ones(2), TypeError)])
+def test_bad_damping_raises(damping, exc):
+    model, params, f, grads = _problem(0)
+    with pytest.raises(exc, match="damping"):
+        fl.kfac.solve(f, grads, damping)
+
+
+def test_bad_method_and_mismatched_grads_raise():
+    model, params, f, grads = _problem(0)
+    with pytest.raises(ValueError, match="method"):
+        fl.kfac.solve(f, grads, 0.1, method="inverse")
+    with pytest.raises(ValueError, match="grads"):
+        fl.kfac.solve(f, grads[:1], 0.1)
+    with pytest.raises(ValueError, match="grads"):
+        fl.kfac.solve(f, [grads[1], grads[0]], 0.1)
+    with pytest.raises(ValueError, match=r"grads\[0\]"):
+        fl.kfac.solve(f, [(grads[0][0],), grads[1]], 0.1)
+
+
+def test_solve_under_jit_matches_eager():
+    model, params, f, grads = _problem(3)
+    eager = fl.kfac.solve(f, grads, 0.2)
+    jitted = jax.jit(lambda ff, gg, d: fl.kfac.solve(ff, gg, d))(f, grads, 0.2)
+    assert rel_err(ravel_pytree(jitted)[0], ravel_pytree(eager)[0]) < 1e-13
