@@ -95,12 +95,12 @@ class Poisson(Likelihood):
         if neg.any():
             i = _first_bad(neg)
             raise ValueError(
-                f"{name} for Poisson must be non-negative integer counts, got {arr[i]!r} "
+                f"{name} for Poisson must be non-negative integer counts, got {arr[i].item()!r} "
                 f"at index {i}")
         frac = arr != np.round(arr)
         if frac.any():
             i = _first_bad(frac)
             raise ValueError(
-                f"{name} for Poisson must be integer counts (stored as float), got {arr[i]!r} "
+                f"{name} for Poisson must be integer counts (stored as float), got {arr[i].item()!r} "
                 f"at index {i}")
         return arr
