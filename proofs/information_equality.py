@@ -32,7 +32,6 @@ The helpers :func:`moment_expectation`, :func:`softmax_coordinates`,
 
 from __future__ import annotations
 
-import itertools
 
 import sympy as sp
 

@@ -154,7 +154,8 @@ def _categorical_general_steps():
                                  "(axioms 'index range' for the summation index k, 'linearity of the "
                                  "finite sum', 'canonical dummy index')",
                    display=r"k''(0) = \sum_j p_j v_j^2 - \Big(\sum_j p_j v_j\Big)^2 = "
-                           r"\sum_{k,l} v_k v_l(\delta_{kl}p_k - p_kp_l) = v^\top(\mathrm{diag}(p) - pp^\top)v"),
+                           r"\sum_{k,l} v_k v_l(\delta_{kl}p_k - p_kp_l) = "
+                           r"v^\top(\mathrm{diag}(p) - pp^\top)v"),
     ]
 
 
