@@ -148,7 +148,7 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
         flattening (``ravel_pytree``) must match the order of ``M``.
       damping: ``lambda >= 0``.
       psd: whether ``M`` must be positive semi-definite (Fisher, GGN, empirical Fisher,
-        K-FAC); ``False`` for a possibly indefinite Hessian.
+        K-FAC); ``False`` for a possibly indefinite Hessian (dense ``M`` only).
       maxiter, tol: conjugate-gradient controls for a callable ``M``.
 
     Returns:
@@ -173,6 +173,10 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
     g, unravel = _flat(grads)
     d = g.shape[0]
     if callable(matrix_or_matvec):
+        if not psd:
+            raise ValueError(
+                "psd=False needs a dense matrix: conjugate gradient (used for a callable "
+                "matrix_or_matvec) requires M + damping * I positive definite")
         maxiter = 10 * d if maxiter is None else check_int(maxiter, "maxiter", minimum=1)
         tol = _check_scalar(tol, "tol", positive=True)
         probe = matrix_or_matvec(jnp.zeros((d,), jnp.float64))
@@ -366,6 +370,8 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
     §6.3). Undamped K-FAC is invariant to invertible affine maps of each layer's input
     activations and pre-activations (seed 003 App. B; proof ``invariance.kfac_layer``).
 
+    The gradient and the factors use the mean reduction (CONVENTIONS.md § K-FAC).
+
     Args:
       model: a :class:`fisherlab.nn.Sequential`; params: ``[(W, b), ...]``; x, y, likelihood.
       lr: ``> 0``; damping: ``>= 0``; method: ``"exact"`` | ``"factored"``.
@@ -550,7 +556,8 @@ def diagonal_update(f: Callable, params, x, y, likelihood, *, lr, damping, state
     d_t = jnp.diag(M)
     s = decay * jnp.asarray(state.second_moment, jnp.float64) + (1.0 - decay) * d_t
     t = jnp.asarray(state.count) + 1
-    s_hat = s / (1.0 - jnp.asarray(decay, jnp.float64) ** t) if bias_correction else s
+    correction = 1.0 - jnp.power(jnp.asarray(decay, jnp.float64), jnp.asarray(t, jnp.float64))
+    s_hat = s / correction if bias_correction else s
     denom = s_hat + damping
     if not is_tracer(denom):
         dn = np.asarray(denom)

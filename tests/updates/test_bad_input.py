@@ -141,3 +141,15 @@ def test_adaptive_damping_bad_input(kwargs, exc, msg):
 def test_predicted_change_shape_mismatch():
     with pytest.raises(ValueError, match="delta has 3 entries but grads has 2"):
         fl.updates.predicted_change(jnp.ones(2), jnp.eye(2), jnp.ones(3))
+
+
+def test_fisher_type_options(P):
+    with pytest.raises(ValueError, match="fisher_type must be one of"):
+        fl.updates.natural_gradient(*args(P), lr=0.1, damping=0.1, fisher_type="empirical")
+    with pytest.raises(ValueError, match="key"):
+        fl.updates.natural_gradient(*args(P), lr=0.1, damping=0.1, fisher_type="mc")
+
+
+def test_precondition_matvec_requires_psd():
+    with pytest.raises(ValueError, match="psd=False needs a dense matrix"):
+        fl.updates.precondition(lambda v: v, jnp.ones(2), damping=0.1, psd=False)
