@@ -1,0 +1,83 @@
+"""The shared interface (``_base.Likelihood``): precision, identity, shapes, the Fisher factor."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fisherlab import Bernoulli, Categorical, Gaussian, GaussianMeanVariance, Likelihood, Poisson
+
+OUT = np.array([[0.1, -0.2, 0.3, 1.0], [1.0, 2.0, -1.0, 0.0]])
+FAMILIES = [
+    (Categorical(), np.array([0, 3])),
+    (Gaussian(0.5), OUT * 0.5),
+    (Bernoulli(), (OUT > 0).astype(float)),
+    (Poisson(), np.round(np.abs(OUT) * 3)),
+    (GaussianMeanVariance(), OUT[:, :2] + 0.25),
+]
+IDS = [type(f[0]).__name__ for f in FAMILIES]
+
+
+@pytest.mark.parametrize("lik, targets", FAMILIES, ids=IDS)
+def test_results_are_float64_under_x32_and_the_flag_is_restored(x32, lik, targets):
+    assert not jax.config.jax_enable_x64
+    for value in (lik.nll(OUT.astype(np.float32), targets), lik.output_fisher(OUT),
+                  lik.output_hessian(OUT, targets), lik.output_fisher_sqrt(OUT)):
+        assert value.dtype == jnp.float64
+    assert not jax.config.jax_enable_x64
+    # and equal to the float64 computation on the same (float32-rounded) inputs
+    o32 = OUT.astype(np.float32).astype(np.float64)
+    with jax.enable_x64(True):
+        ref = jax.vmap(lik._nll)(jnp.asarray(o32), jnp.asarray(targets))
+    np.testing.assert_allclose(lik.nll(OUT.astype(np.float32), targets), ref, rtol=1e-15)
+
+
+@pytest.mark.parametrize("lik, targets", FAMILIES, ids=IDS)
+def test_shapes(lik, targets):
+    N, C = OUT.shape
+    assert lik.nll(OUT, targets).shape == (N,)
+    assert lik.output_fisher(OUT).shape == (N, C, C)
+    assert lik.output_hessian(OUT, targets).shape == (N, C, C)
+    assert lik.output_fisher_sqrt(OUT).shape == (N, C, C)
+    draws = lik.sample(jax.random.key(0), OUT, 5)
+    assert draws.shape == (5,) + np.shape(targets)
+    # draws are valid targets of the family (accepted by the validation)
+    lik.nll(OUT, np.asarray(draws[0]))
+
+
+@pytest.mark.parametrize("lik, targets", FAMILIES, ids=IDS)
+def test_fisher_factor_reproduces_the_fisher(lik, targets):
+    M = lik.output_fisher_sqrt(OUT)
+    F = lik.output_fisher(OUT)
+    np.testing.assert_allclose(M @ jnp.swapaxes(M, 1, 2), F, rtol=1e-14, atol=1e-15)
+
+
+def test_generic_fisher_factor_fallback():
+    # the base-class default (eigh square root) for a family that gives only _output_fisher
+    class Fixed(Gaussian):
+        _output_fisher_sqrt = Likelihood._output_fisher_sqrt
+
+        def _output_fisher(self, out):
+            return jnp.array([[2.0, 1.0], [1.0, 2.0]], dtype=out.dtype)
+
+    M = Fixed().output_fisher_sqrt(np.zeros((1, 2)))[0]
+    np.testing.assert_allclose(M @ M.T, [[2.0, 1.0], [1.0, 2.0]], rtol=1e-14)
+    np.testing.assert_allclose(M, M.T, rtol=1e-14)
+
+
+def test_natural_flags():
+    assert Categorical().natural and Gaussian().natural and Bernoulli().natural
+    assert Poisson().natural and not GaussianMeanVariance().natural
+
+
+def test_equality_hash_and_repr():
+    assert Gaussian(0.5) == Gaussian(0.5) and hash(Gaussian(0.5)) == hash(Gaussian(0.5))
+    assert Gaussian(0.5) != Gaussian(1.0)
+    assert Categorical() == Categorical() and Categorical() != Bernoulli()
+    assert repr(Gaussian(0.5)) == "Gaussian(variance=0.5)"
+    assert repr(Poisson()) == "Poisson()"
+    assert Gaussian(np.float32(0.5)).variance == 0.5
+    assert isinstance(Gaussian(2).variance, float)
+    # usable as a static jit argument
+    f = jax.jit(lambda lik, o: jax.vmap(lik._output_fisher)(o), static_argnums=0)
+    np.testing.assert_allclose(f(Gaussian(0.5), OUT)[0], 2.0 * np.eye(4), rtol=1e-15)
