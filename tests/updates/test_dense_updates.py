@@ -8,6 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fisherlab as fl
 
@@ -194,3 +197,23 @@ def test_float32_caller_gets_float64(logistic, x32):
                                         fl.Bernoulli(), lr=0.3, damping=0.1)
     assert all(a.dtype == jnp.float64 for a in jax.tree_util.tree_leaves(delta))
     assert not jax.config.jax_enable_x64
+
+
+# ----------------------------------------------------------------------------- steepest descent
+
+
+@given(hnp.arrays(np.float64, (4,), elements=st.floats(-1, 1)))
+def test_natural_gradient_is_steepest_descent_in_the_fisher_metric(logistic, v):
+    """proofs steepest_descent.fisher_kkt, numerically: the normalised natural-gradient
+    direction minimises g^T v over the Fisher unit ball (every other unit vector does worse)."""
+    L = logistic
+    if np.linalg.norm(v) < 1e-3:
+        return
+    delta = flat(fl.updates.natural_gradient(linear, L["params"], L["X"], L["y"],
+                                             fl.Bernoulli(), lr=1.0, damping=0.0))
+    v_star = delta / np.sqrt(delta @ L["F"] @ delta)      # unit Fisher norm
+    v_unit = v / np.sqrt(v @ L["F"] @ v)
+    assert L["grad"] @ v_star <= L["grad"] @ v_unit + 1e-12
+    assert L["grad"] @ v_star == pytest.approx(-np.sqrt(L["grad"] @ np.linalg.solve(L["F"],
+                                                                                   L["grad"])),
+                                               rel=1e-10)
