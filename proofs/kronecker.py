@@ -30,7 +30,7 @@ import sympy as sp
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
 __all__ = ["DERIVATIONS", "kron", "vec", "rvec", "sym_matrix", "sym_symmetric",
-           "lower_triangular", "cayley_orthogonal", "SIZES"]
+           "lower_triangular", "cayley_orthogonal", "cayley_parts", "SIZES"]
 
 #: Square factor sizes checked exhaustively by the tier-B chains: every pair (n, m), n, m <= 3.
 SIZES = tuple(itertools.product((1, 2, 3), repeat=2))
@@ -79,14 +79,13 @@ def rvec(X: sp.Matrix) -> sp.Matrix:
     return sp.Matrix(X.rows * X.cols, 1, lambda r, _: X[r // X.cols, r % X.cols])
 
 
-def cayley_orthogonal(n: int, name: str = "t") -> tuple[sp.Matrix, tuple[sp.Symbol, ...]]:
-    r"""An orthogonal ``n x n`` matrix with rational entries, by the Cayley transform.
+def cayley_parts(n: int, name: str = "t") -> tuple[sp.Matrix, sp.Expr, tuple[sp.Symbol, ...]]:
+    r"""Numerator and denominator of the Cayley transform ``Q = N / d``.
 
-    ``Q = (I - S)(I + S)^{-1}`` for the skew-symmetric ``S`` with free entries
-    ``name_1, ...`` above the diagonal; ``Q`` has rational entries (no square
-    roots) and ``Q^T Q = I`` holds identically (checked where it is used). It
-    parametrises every orthogonal matrix without eigenvalue -1.
-    Returns ``(Q, parameters)``.
+    ``S`` is skew-symmetric with free entries ``name_1, ...`` above the diagonal,
+    ``N = (I - S) adj(I + S)`` (polynomial entries) and ``d = det(I + S)``
+    (``1 + sum t^2`` for ``n <= 3``, positive). ``Q^T Q = I`` is the polynomial
+    identity ``N^T N = d^2 I``. Returns ``(N, d, parameters)``.
     """
     params = []
     S = sp.zeros(n, n)
@@ -96,8 +95,21 @@ def cayley_orthogonal(n: int, name: str = "t") -> tuple[sp.Matrix, tuple[sp.Symb
             params.append(t)
             S[i, j], S[j, i] = t, -t
     I = sp.eye(n)
-    Q = ((I - S) * (I + S).adjugate() / (I + S).det()).applyfunc(sp.cancel)
-    return Q, tuple(params)
+    N = ((I - S) * (I + S).adjugate()).applyfunc(sp.expand)
+    return N, sp.expand((I + S).det()), tuple(params)
+
+
+def cayley_orthogonal(n: int, name: str = "t") -> tuple[sp.Matrix, tuple[sp.Symbol, ...]]:
+    r"""An orthogonal ``n x n`` matrix with rational entries, by the Cayley transform.
+
+    ``Q = (I - S)(I + S)^{-1}`` for the skew-symmetric ``S`` with free entries
+    ``name_1, ...`` above the diagonal; ``Q`` has rational entries (no square
+    roots) and ``Q^T Q = I`` holds identically (checked where it is used, via
+    :func:`cayley_parts`). It parametrises every orthogonal matrix without
+    eigenvalue -1. Returns ``(Q, parameters)``.
+    """
+    N, d, params = cayley_parts(n, name)
+    return N / d, params
 
 
 def _sizes_text(sizes=SIZES) -> str:
