@@ -201,7 +201,9 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
 
 
 def predicted_change(grads, matrix_or_matvec, delta, *, damping=0.0):
-    r"""Change of the quadratic model ``M(delta) - M(0) = g^T delta + (1/2) delta^T (C + lambda I) delta``.
+    r"""Change of the quadratic model, ``M(delta) - M(0)``.
+
+    .. math:: M(\delta) - M(0) = g^\top\delta + \tfrac12\,\delta^\top (C + \lambda I)\,\delta
 
     The denominator of the reduction ratio ``rho`` of :func:`adaptive_damping`
     (Martens & Grosse, 2015, §6.5, there with the exact Fisher as ``C``).
@@ -361,7 +363,9 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
                 key=None, num_samples: int = 1, factors=None):
     r"""K-FAC step ``delta = -lr (K + damping I)^{-1} grad L`` (layer by layer).
 
-    .. math:: \delta_k = -\alpha\,(G_k \otimes A_k + \lambda I)^{-1}\,\mathrm{vec}(\nabla_{[W_k\,b_k]} L)
+    .. math::
+        \delta_k = -\alpha\,(G_k \otimes A_k + \lambda I)^{-1}\,
+                    \mathrm{vec}(\nabla_{[W_k\,b_k]} L)
 
     with the factors of ``fl.kfac.factors`` (CONVENTIONS.md § K-FAC) and the solve of
     ``fl.kfac.solve``: ``method="exact"`` applies ``(G (x) A + lambda I)^{-1}`` exactly

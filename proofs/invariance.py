@@ -171,14 +171,14 @@ def _newton_steps():
     steps = []
     for d in _DIMS:
         A = matrix("A", d, d)
-        c = vector("c", d)
         u = vector("u", d)
         ell0 = sp.Symbol("ell_0", real=True)
         p = vector("p", d)
         H = symmetric("H", d)
-        # a general 2-jet of l at c
-        jet = lambda z: ell0 + (p.T * (z - c))[0, 0] + ((z - c).T * H * (z - c))[0, 0] / 2  # noqa: E731
-        psi = jet(A * u + c)
+        # the general 2-jet of l at c = A theta' + b, l(c + z) = ell_0 + p^T z + z^T H z / 2,
+        # evaluated at z = A u
+        z = A * u
+        psi = ell0 + (p.T * z)[0, 0] + (z.T * H * z)[0, 0] / 2
         grad = sp.Matrix([sp.diff(psi, ui) for ui in u]).subs({ui: 0 for ui in u})
         hess = sp.hessian(psi, list(u)).subs({ui: 0 for ui in u})
         steps.append(Step.equal(
@@ -280,7 +280,8 @@ def _control_kfac_wrong_side():
     dWp = matrix("dWp", out, inp)
     gradW = -Gf * (Psi * dWp * Phi) * Af / _alpha
     return Step.equal("with A' = Phi^T A Phi the K-FAC step maps",
-                      (Psi.T * Gf * Psi) * dWp * (Phi.T * Af * Phi) + _alpha * Psi.T * gradW * Phi.T,
+                      (Psi.T * Gf * Psi) * dWp * (Phi.T * Af * Phi)
+                      + _alpha * Psi.T * gradW * Phi.T,
                       sp.zeros(out, inp), justification="false: A' = Phi A Phi^T")
 
 

@@ -107,7 +107,7 @@ def test_natural_gradient_softmax_regression_dense():
     assert rel(flat(delta), -0.7 * np.linalg.solve(F + 1e-2 * np.eye(9), grad)) < RTOL
 
 
-# ----------------------------------------------------------------------------- Newton on a quadratic
+# ------------------------------------------------------------------------ Newton on a quadratic
 
 
 def test_newton_solves_least_squares_in_one_step():
