@@ -34,9 +34,9 @@ EXTREMES = (-1000.0, 1000.0, 0.0, 745.0, -745.0)
 
 
 @st.composite
-def cases(draw, bound=40.0, extremes=EXTREMES):
+def cases(draw, bound=40.0, extremes=EXTREMES, sizes=None):
     N = 2  # fixed batch: one jit compilation per C
-    C = draw(st.sampled_from([2, 3]))
+    C = draw(st.sampled_from(sizes or [2, 3]))
     logits = O.float_matrix(draw, N, C, st.floats(-bound, bound), extremes)
     targets = np.array([draw(st.integers(0, C - 1)) for _ in range(N)], dtype=np.int64)
     return logits, targets
@@ -63,7 +63,7 @@ def test_float32_kernels_match_symbolic_source(case):
                             dtype=np.float32)
 
 
-@given(cases(bound=30.0, extremes=(0.0, 30.0)))
+@given(cases(bound=30.0, extremes=(0.0, 30.0), sizes=[2]))  # literal forms: small C (fast)
 def test_kernels_match_jax_lambdified_source(case):
     logits, targets = case
     O.assert_lambdified_agrees(LIK, "Categorical", logits, targets)

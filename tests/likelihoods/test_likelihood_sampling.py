@@ -36,7 +36,8 @@ CASES = {
     "Categorical": (Categorical(), np.array([[0.3, -1.2, 2.0], [0.0, 0.0, 0.0]]), 1.0),
     "Gaussian": (Gaussian(variance=0.3), np.array([[0.3, -1.2, 2.0], [5.0, 0.0, -7.0]]), 0.3),
     "Bernoulli": (Bernoulli(), np.array([[0.3, -1.2, 2.0], [0.0, 4.0, -3.0]]), 1.0),
-    "Poisson": (Poisson(), np.array([[0.3, -1.2, 2.0], [0.0, 3.0, -3.0]]), 1.0),
+    # row 2 includes log-rate 9.2 (rate 9897, just under Poisson.MAX_SAMPLING_RATE = 1e4)
+    "Poisson": (Poisson(), np.array([[0.3, -1.2, 2.0], [0.0, 9.2, -3.0]]), 1.0),
     "GaussianMeanVariance": (GaussianMeanVariance(),
                              np.array([[0.3, -1.2, 2.0, -3.0], [5.0, 0.0, 1.5, 0.0]]), 1.0),
 }

@@ -140,6 +140,10 @@ CASES = [
      r"key must be a jax.random key, got int"),
     ("sample-nan-outputs", lambda: Poisson().sample(jax.random.key(0), NAN_OUT, 2), ValueError,
      r"outputs must be finite, got nan at index \(1, 2\)"),
+    ("sample-poisson-rate-too-large", lambda: Poisson().sample(
+        jax.random.key(0), _with(OUT, (1, 1), 9.3), 2), ValueError,
+     r"outputs for Poisson.sample must be log-rates <= log\(10000\) = 9.2103 "
+     r"\(jax.random.poisson is inexact for larger rates\), got 9.3 at index \(1, 1\)"),
     # ---- symbolic sizes
     ("symbolic-categorical-1", lambda: Categorical().symbolic(1), ValueError,
      r"num_classes must be an int >= 2, got 1"),
@@ -194,3 +198,10 @@ def test_valid_input_types_are_accepted(lik, outputs, targets):
         got = lik.nll(o, t)
         assert got.dtype == jnp.float64
         np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_traced_poisson_sampling_beyond_the_supported_rate_gives_nan_not_a_wrong_draw():
+    out = _with(OUT, (1, 1), 20.0)
+    draws = jax.jit(Poisson().sample, static_argnums=2)(jax.random.key(0), out, 3)
+    assert np.all(np.isnan(draws[:, 1, 1]))
+    assert np.all(np.isfinite(np.delete(np.asarray(draws).reshape(3, -1), 4, axis=1)))
