@@ -195,7 +195,8 @@ PI_CHOICE = Derivation(
                  r"$\lambda>0$, $\pi>0$"],
     axioms={"trace norm of a PSD matrix": r"$\|R\|_{\mathrm{tr}} = \sum_i|\sigma_i(R)| = \operatorname{tr}R$ "
                                           r"for $R\succeq0$"},
-    references=[REF_MG2015 + " §6.3", REF_TF_KFAC],
+    references=[REF_MG2015 + " §6.3", REF_SEED_004 + " ('K-FAC: Efficient Computation': the damped "
+                "update needs modification)", REF_TF_KFAC],
     numeric=["fisherlab.kfac.solve"],
     notes="Martens & Grosse bound the residual's norm by the triangle inequality and minimise "
           "$\\|A\\otimes I\\|/\\pi + \\pi\\|I\\otimes G\\|$; with the trace norm and PSD factors "

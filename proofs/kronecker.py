@@ -557,7 +557,9 @@ TRACE_DET_FROBENIUS = Derivation(
     assumptions=[r"$A\in\mathbb R^{n\times n}$, $B\in\mathbb R^{m\times m}$"],
     axioms={"determinant is multiplicative": r"$\det(XY)=\det X\det Y$ (used only for 3x3⊗3x3; "
                                               r"the smaller pairs are also checked directly)"},
-    references=[REF_VAN_LOAN, REF_MG2015 + " §6.3 (traces of the factors in the π-damping rule)"],
+    references=[REF_SEED_004 + " (eigenvalues of A⊗B are the products λᵢνⱼ, whose sum and product "
+                "give the trace and determinant)", REF_VAN_LOAN,
+                REF_MG2015 + " §6.3 (traces of the factors in the π-damping rule)"],
     numeric=["fisherlab.kfac.solve"],
 )
 
