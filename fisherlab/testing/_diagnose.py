@@ -138,6 +138,7 @@ def _conventions(problem):
             outs += [(float(var), f"the Gaussian variance sigma^2={var} multiplied instead of "
                                   f"divided"),
                      (1.0 / float(var), f"1/sigma^2 (sigma^2={var}): variance 1 assumed")]
+    outs = [(v, d) for v, d in outs if not d or abs(v - 1.0) > 1e-12]  # e.g. 2/C with C = 2
     signs = [(1.0, ""), (-1.0, "flipped sign (curvature of log p instead of -log p)")]
     table = {}
     for (r, rd), (o, od), (s, sd) in itertools.product(reductions, outs, signs):
@@ -204,8 +205,8 @@ class _Collector:
         if not allow_factor:
             return
         c, res = _fit(self.X, Z)
-        if c is None or res > self.tol:
-            return
+        if c is None or res > self.tol or abs(c - 1.0) <= 10 * self.tol:
+            return  # no fit, or a "factor" indistinguishable from 1 (a near-miss, not a cause)
         conv = _match_factor(c, self.problem, self.tol)
         factor_txt = f"{c:.6g}" + (f" = {_fraction(c)}" if _fraction(c) != f"{c:.6g}" else "")
         if conv:
