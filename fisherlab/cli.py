@@ -1,4 +1,4 @@
-"""Command line: ``fisherlab prove``, ``fisherlab docs``, ``fisherlab check``."""
+"""Command line: ``fisherlab prove``, ``fisherlab docs``, ``fisherlab check``, ``fisherlab api-docs``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,12 @@ def _cmd_check(args) -> int:
     return run_check(args.candidate, args.problem, stream=sys.stdout)
 
 
+def _cmd_api_docs(args) -> int:
+    from fisherlab._apidoc import main as write_api_docs
+
+    return write_api_docs(args.path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fisherlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +119,9 @@ def main(argv=None) -> int:
     c.add_argument("candidate", help=".npy or .npz file holding the candidate matrix")
     c.add_argument("problem", help="problem description (.json or .toml)")
     c.set_defaults(func=_cmd_check)
+    a = sub.add_parser("api-docs", help="write the API reference generated from the docstrings")
+    a.add_argument("path", nargs="?", default="docs/api.md")
+    a.set_defaults(func=_cmd_api_docs)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -69,6 +69,7 @@ def all() -> list[Derivation]:  # noqa: A001 - the public API name is fl.proofs.
 
 
 def names() -> list[str]:
+    """The names of every registered derivation, in the order of :func:`all`."""
     return list(_load())
 
 
