@@ -12,6 +12,22 @@ A likelihood has two faces:
 Shapes: ``outputs`` is ``(N, C)``. Targets are ``(N,)`` int class indices for
 :class:`Categorical` and ``(N, D)`` float for the others (``D = C`` except for
 :class:`GaussianMeanVariance`, whose ``C = 2 D`` outputs are ``(mean, log_variance)``).
+
+Per-example kernels (``out`` of shape ``(C,)``, ``target`` one example's target; pure JAX,
+no validation, jit/vmap/grad-able, computed in the dtype of ``out``):
+
+* ``_nll(out, target)`` -> scalar ``-log p(target | out)`` (normalising constants included);
+* ``_output_grad(out, target)`` -> ``(C,)`` ``grad_out _nll`` (closed form where available);
+* ``_output_hessian(out, target)`` -> ``(C, C)`` ``grad^2_out _nll``;
+* ``_output_fisher(out)`` -> ``(C, C)`` ``F_out = E_{y ~ p(.|out)}[grad log p grad log p^T]``
+  in closed form;
+* ``_output_fisher_sqrt(out)`` -> ``(C, R)`` factor ``M`` with ``M M^T = F_out`` (``R = C``
+  for every built-in family): exact K-FAC factors ``E[g g^T] = J^T M M^T J`` and pull-back
+  sampling (``M u``, ``u ~ N(0, I_R)``, has covariance ``F_out``);
+* ``_sample(key, out, S)`` -> ``S`` targets for one example, leading axis ``S``.
+
+The public batch methods validate concrete inputs (never traced ones), then ``vmap`` the
+kernels under float64 (:func:`fisherlab._precision.reference`).
 """
 
 from __future__ import annotations
@@ -39,7 +55,7 @@ class Likelihood(abc.ABC):
     def symbolic(self, num_outputs: int):
         """The SymPy definition for ``num_outputs`` outputs (the proofs' source)."""
 
-    # ------------------------------------------------------------------ kernels (per example, traced)
+    # ------------------------------------------------------------------ kernels (per example)
     @abc.abstractmethod
     def _nll(self, out: jax.Array, target: jax.Array) -> jax.Array:
         """``-log p(target | out)`` for one example, ``out`` of shape ``(C,)``."""
@@ -91,7 +107,11 @@ class Likelihood(abc.ABC):
 
     @reference
     def sample(self, key, outputs, num_samples: int) -> jax.Array:
-        """Targets drawn from the predictive distribution, shape ``(num_samples, N, ...)``."""
+        """Targets drawn from the predictive distribution, shape ``(num_samples, N, ...)``.
+
+        ``(num_samples, N)`` int class indices for :class:`Categorical`, else
+        ``(num_samples, N, D)`` float64. Example ``n`` uses ``jax.random.split(key, N)[n]``.
+        """
         key = check_key(key)
         num_samples = check_int(num_samples, "num_samples", minimum=1)
         outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)

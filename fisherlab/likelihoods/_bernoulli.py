@@ -95,5 +95,6 @@ class Bernoulli(Likelihood):
         if bad.any():
             i = _first_bad(bad)
             raise ValueError(
-                f"{name} for Bernoulli must be 0 or 1 in every entry, got {arr[i].item()!r} at index {i}")
+                f"{name} for Bernoulli must be 0 or 1 in every entry, got {arr[i].item()!r} "
+                f"at index {i}")
         return arr

@@ -92,7 +92,8 @@ class Gaussian(Likelihood):
         """``||target - out||^2 / (2 var) + (C/2) log(2 pi var)`` (the true ``-log p``)."""
         r = target - out
         C = out.shape[-1]
-        return 0.5 * jnp.sum(r * r) / self.variance + 0.5 * C * math.log(2 * math.pi * self.variance)
+        const = 0.5 * C * math.log(2 * math.pi * self.variance)
+        return 0.5 * jnp.sum(r * r) / self.variance + const
 
     def _output_grad(self, out, target):
         """``(out - target) / var``."""

@@ -91,7 +91,10 @@ class GaussianMeanVariance(Likelihood):
         return jnp.concatenate([-z * e, 0.5 * (1.0 - z * z)])
 
     def _output_hessian(self, out, target):
-        """``[[diag(e^{-s}), diag(r e^{-s})], [diag(r e^{-s}), diag(z^2 / 2)]]`` (target-dependent)."""
+        """``[[diag(e^{-s}), diag(r e^{-s})], [diag(r e^{-s}), diag(z^2 / 2)]]``.
+
+        Depends on the target (``r = target - mu``, ``z = r e^{-s/2}``).
+        """
         mu, s = self._split(out)
         e = jnp.exp(-0.5 * s)
         z = (target - mu) * e

@@ -133,6 +133,7 @@ class Poisson(Likelihood):
         if frac.any():
             i = _first_bad(frac)
             raise ValueError(
-                f"{name} for Poisson must be integer counts (stored as float), got {arr[i].item()!r} "
+                f"{name} for Poisson must be integer counts (stored as float), "
+                f"got {arr[i].item()!r} "
                 f"at index {i}")
         return arr
