@@ -23,7 +23,7 @@ import sympy as sp
 
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
-from .kronecker import REF_MG2015, REF_SEED_003, REF_SEED_004, kron, rvec, sym_matrix, vec
+from .kronecker import REF_MG2015, REF_SEED_003, REF_SEED_004, kron, rvec, sym_matrix, sym_symmetric, vec
 
 __all__ = ["DERIVATIONS", "dense_layer"]
 
@@ -244,4 +244,144 @@ STRUCTURE = Derivation(
           "column-major order used in row-major coordinates.",
 )
 
-DERIVATIONS = [STRUCTURE]
+# ------------------------------------------------------------------ affine invariance (seed 003 App. B)
+
+AFFINE_SIZES = ((1, 1), (1, 2), (2, 1), (2, 2))  # (in, out)
+
+
+def _affine(n_in: int) -> sp.Matrix:
+    """``Phi = [[P, c], [0, 1]]``: an affine map ``a -> P a + c`` of the input activations."""
+    P, c = sym_matrix("p", n_in, n_in), sym_matrix("c", n_in, 1)
+    return sp.Matrix(sp.BlockMatrix([[P, c], [sp.zeros(1, n_in), sp.eye(1)]]))
+
+
+def _inv(M: sp.Matrix) -> sp.Matrix:
+    return M.adjugate() / M.det()
+
+
+def _affine_steps():
+    s_l, s_r, g_l, g_r, a_l, a_r, k_l, k_r, d_l, d_r = ([] for _ in range(10))
+    alpha = sp.Symbol("alpha")
+    p = sp.Symbol("p")
+    for n_in, n_out in AFFINE_SIZES:
+        Phi = _affine(n_in)
+        W = sym_matrix("w", n_out, n_in + 1)
+        abar = sp.Matrix([sp.Symbol(f"a_{j + 1}") for j in range(n_in)] + [1])
+        Wp = W * _inv(Phi)
+        s_l.append(Wp * (Phi * abar))
+        s_r.append(W * abar)
+        # gradient in the new coordinates, by differentiating the generic loss in fresh symbols
+        V = sym_matrix("v", n_out, n_in + 1)
+        u = sp.symbols(f"u_1:{n_out + 1}")
+        sv = V * (Phi * abar)
+        loss = L(*sv)
+        g = sp.Matrix([sp.Subs(sp.Derivative(L(*u), ui), u, tuple(sv)) for ui in u])
+        g_l.append(_grad(loss, V))
+        g_r.append(g * abar.T * Phi.T)
+        if n_out != 1:
+            continue  # the remaining facts depend on the input size only
+        # factors: A' = Phi A Phi^T for A = E[abar abar^T] (two-point distribution)
+        abars = [sp.Matrix([sp.Symbol(f"a{k}_{j + 1}") for j in range(n_in)] + [1]) for k in (1, 2)]
+        A = p * abars[0] * abars[0].T + (1 - p) * abars[1] * abars[1].T
+        a_l.append(p * (Phi * abars[0]) * (Phi * abars[0]).T
+                   + (1 - p) * (Phi * abars[1]) * (Phi * abars[1]).T)
+        a_r.append(Phi * A * Phi.T)
+        # key lemma, polynomial form: Phi^T adj(Phi A Phi^T) Phi A = det(Phi A Phi^T) I
+        As = sym_symmetric("A", n_in + 1)
+        Mx = Phi * As * Phi.T
+        k_l.append(Phi.T * Mx.adjugate() * Phi * As)
+        k_r.append(Mx.det() * sp.eye(n_in + 1))
+        if n_in == 1:
+            for m_out in (1, 2):
+                G = sym_symmetric("G", m_out)
+                grad = sym_matrix("d", m_out, n_in + 1)
+                step = -alpha * _inv(G) * grad * _inv(As)
+                step_p = -alpha * _inv(G) * (grad * Phi.T) * _inv(Mx)
+                d_l.append(step_p * Phi)
+                d_r.append(step)
+    sizes = "every (in, out) in " + ", ".join(str(x) for x in AFFINE_SIZES)
+    return [
+        Step.equal(f"{sizes}: with ā' = Φā and W̄' = W̄Φ⁻¹ the pre-activations are unchanged, "
+                   "s' = W̄'ā' = W̄ā = s (so g = ∇_sℓ and G are unchanged)", s_l, s_r,
+                   justification="explicit inverse adj(Φ)/det(Φ), cancelled",
+                   display=r"\bar W'\bar a'=\bar W\Phi^{-1}\Phi\bar a=\bar W\bar a"),
+        Step.equal(f"{sizes}: differentiating the generic loss L(W̄'Φā) in the new coordinates gives "
+                   "∇_W̄'ℓ = g ā'ᵀ = (g āᵀ) Φᵀ", g_l, g_r,
+                   justification="SymPy chain rule through the undefined L",
+                   display=r"\nabla_{\bar W'}\ell=g\,\bar a'^\top=(\nabla_{\bar W}\ell)\,\Phi^\top"),
+        Step.equal("in ∈ {1, 2}: A' = E[ā'ā'ᵀ] = Φ A Φᵀ (two-point distribution of ā, probabilities "
+                   "p, 1−p)",
+                   a_l, a_r, justification="linearity of the expectation, expanded",
+                   display=r"A'=\Phi A\Phi^\top,\qquad G'=G"),
+        Step.equal("in ∈ {1, 2}: Φᵀ(ΦAΦᵀ)⁻¹Φ = A⁻¹, checked as the polynomial identity "
+                   "Φᵀ adj(ΦAΦᵀ) Φ A = det(ΦAΦᵀ) I (A symmetric, symbolic)", k_l, k_r,
+                   justification="explicit adjugate and determinant, expanded",
+                   display=r"\Phi^\top(\Phi A\Phi^\top)^{-1}\Phi=A^{-1}"),
+        Step.equal("in = 1, out ∈ {1, 2}: the K-FAC step in matrix form (kronecker.vec, row-major: "
+                   "(G⊗A)⁻¹rvec(∇) = rvec(G⁻¹∇A⁻¹)) transforms as Δ' = ΔΦ⁻¹, i.e. Δ'Φ = Δ; for in = 2 "
+                   "this follows from the previous step: Δ'Φ = −αG⁻¹∇Φᵀ(ΦAΦᵀ)⁻¹Φ = −αG⁻¹∇A⁻¹ = Δ",
+                   d_l, d_r, justification="explicit inverses, cancelled",
+                   display=r"\Delta'=-\alpha G'^{-1}\nabla_{\bar W'}\ell\,A'^{-1}"
+                           r"=-\alpha G^{-1}\nabla_{\bar W}\ell\,\Phi^\top(\Phi A\Phi^\top)^{-1}"
+                           r"=\Delta\Phi^{-1}"),
+    ]
+
+
+def _one_input_setting():
+    Phi = _affine(1)
+    return (Phi, sp.Symbol("alpha"), sym_symmetric("A", 2), sym_symmetric("G", 1),
+            sym_matrix("d", 1, 2))
+
+
+def _diagonal_not_invariant():
+    Phi, alpha, As, G, grad = _one_input_setting()
+    Mx = Phi * As * Phi.T
+    step = -alpha * _inv(G) * grad * _inv(sp.diag(As[0, 0], As[1, 1]))
+    step_p = -alpha * _inv(G) * (grad * Phi.T) * _inv(sp.diag(Mx[0, 0], Mx[1, 1]))
+    return Step.equal("the same invariance for a diagonal input factor diag(A) (Δ'Φ = Δ)",
+                      step_p * Phi, step, justification="false variant")
+
+
+def _wrong_transformation():
+    Phi, alpha, As, G, grad = _one_input_setting()
+    step = -alpha * _inv(G) * grad * _inv(As)
+    step_p = -alpha * _inv(G) * (grad * Phi.T) * _inv(Phi * As * Phi.T)
+    return Step.equal("the step transforms like the gradient: Δ' = ΔΦᵀ", step_p, step * Phi.T,
+                      justification="false variant")
+
+
+REF_SEED_003_APP_B = ("seed 003_377ac27c40267f84.txt (M. Johnson, 'Natural gradients and K-FAC', 2017) "
+                      "App. B ('Update invariance to reparameterization', eqs. (49)-(52), and its last "
+                      "paragraph: K-FAC is invariant to affine transformations of the activations "
+                      "within each layer)")
+
+AFFINE = Derivation(
+    name="kfac_structure.affine_invariance",
+    title="K-FAC updates are invariant to affine transformations of a layer's input activations",
+    statement=r"\bar a'=\Phi\bar a,\ \bar W'=\bar W\Phi^{-1}:\quad A'=\Phi A\Phi^\top,\ G'=G,\ "
+              r"\Delta'=-\alpha G'^{-1}\nabla_{\bar W'}\ell\,A'^{-1}=\Delta\Phi^{-1},"
+              r"\ \text{so }(\bar W'+\Delta')\bar a'=(\bar W+\Delta)\bar a",
+    tier=Tier.B,
+    scope="(in, out) ∈ {(1,1), (1,2), (2,1), (2,2)}; Φ = [[P, c], [0, 1]] any affine map of the inputs "
+          "(P, c symbolic), generic downstream loss L, A symmetric symbolic; the final step directly "
+          "for in = 1 and through the lemma Φᵀ(ΦAΦᵀ)⁻¹Φ = A⁻¹ for in = 2",
+    build=_affine_steps,
+    negative_controls=[
+        NegativeControl("diagonal_factor", "a diagonal input factor diag(A) claimed invariant too",
+                        _diagonal_not_invariant),
+        NegativeControl("step_transforms_like_gradient", "the step claimed to transform like the "
+                        "gradient, Δ' = ΔΦᵀ", _wrong_transformation),
+    ],
+    assumptions=[r"$\Phi$ invertible ($\det P\ne0$), $A$ and $G$ invertible",
+                 r"undamped K-FAC step (a damping term $\lambda I$ breaks exact invariance)"],
+    references=[REF_SEED_003_APP_B, REF_MG2015 + " (invariance properties of K-FAC)",
+                REF_SEED_004],
+    numeric=["fisherlab.kfac.solve", "fisherlab.kfac.factors"],
+    notes="This is the K-FAC analogue of the natural gradient's affine invariance (seed 003 "
+          "App. B, eqs. (49)-(52)): K-FAC keeps it only for the smaller group of affine maps acting "
+          "on each layer's inputs. The control `diagonal_factor` shows that a diagonal "
+          "approximation of A loses it; `step_transforms_like_gradient` that the step is "
+          "contravariant (ΔΦ⁻¹) while the gradient is covariant (∇Φᵀ).",
+)
+
+DERIVATIONS = [STRUCTURE, AFFINE]
