@@ -89,3 +89,31 @@ def test_mc_ekfac_requires_a_key():
     model, params, x, y, lik = _problem(5)
     with pytest.raises(ValueError, match="key"):
         fl.kfac.ekfac(model, params, x, y, lik, fisher_type="mc")
+
+
+def test_mc_ekfac_converges_to_exact_ekfac_hoeffding():
+    """In a fixed eigenbasis (the exact K-FAC factors, passed as ``factors``), the MC EKFAC
+    diagonal is an average of N*S independent bounded terms whose mean is the exact EKFAC
+    diagonal. Per example the term takes one of C values (one per class), enumerated with
+    ``fisher_type="empirical"`` on that single example and label; Hoeffding plus a union bound
+    over all entries gives a false-failure probability <= 1e-6 for a random key (fixed here).
+    The enumeration also checks the exact diagonal: sum_c p_c term_c == S_exact."""
+    model, params, x, y, lik = _problem(13, N=6)
+    N, C, S = 6, 3, 300
+    basis = fl.kfac.factors(model, params, x, y, lik)
+    exact = fl.kfac.ekfac(model, params, x, y, lik, factors=basis)
+    mc = fl.kfac.ekfac(model, params, x, y, lik, fisher_type="mc", key=jax.random.key(7),
+                       num_samples=S, factors=basis)
+    probs = np.asarray(jax.nn.softmax(jax.vmap(lambda xn: model(params, xn))(x)))
+    per = [[fl.kfac.ekfac(model, params, x[n:n + 1], jnp.asarray([c]), lik,
+                          fisher_type="empirical", factors=basis) for c in range(C)]
+           for n in range(N)]
+    delta = 1e-6 / sum(e.S.size for e in exact)
+    for k, (ee, em) in enumerate(zip(exact, mc)):
+        terms = np.stack([[np.asarray(per[n][c][k].S) for c in range(C)] for n in range(N)])
+        np.testing.assert_allclose(np.einsum("nc,ncij->ij", probs, terms) / N, ee.S,
+                                   rtol=1e-10, atol=1e-15)
+        ranges = terms.max(axis=1) - terms.min(axis=1)
+        t = np.sqrt((ranges ** 2).sum(0) * np.log(2 / delta) / (2 * N ** 2 * S))
+        roundoff = 1e-12 * np.abs(np.asarray(ee.S)).max()  # entries ~1e-35 on G's null vector
+        assert np.all(np.abs(np.asarray(em.S) - np.asarray(ee.S)) <= t + roundoff)
