@@ -147,7 +147,8 @@ def _steps():
         "‖F − KFAC‖_F² − ‖F − EKFAC‖_F² = Σ_(i,j) ((QᵀFQ)_(ij),(ij) − a_i g_j)² ≥ 0",
         diff, sp.Add(*[(M[k, k] - kfac_diag[k]) ** 2 for k in range(4)]),
         justification="the rotated-frame objective at the two diagonals; sum-of-squares certificate",
-        display=r"\|F-\mathrm{KFAC}\|_F^2-\|F-\mathrm{EKFAC}\|_F^2=\sum_{i,j}\big(M_{(ij),(ij)}-a_ig_j\big)^2\ge0"))
+        display=r"\|F-\mathrm{KFAC}\|_F^2-\|F-\mathrm{EKFAC}\|_F^2="
+                r"\sum_{i,j}\big(M_{(ij),(ij)}-a_ig_j\big)^2\ge0"))
     return steps
 
 

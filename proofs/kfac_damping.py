@@ -52,12 +52,14 @@ def _residual_steps():
         Step.equal("Every n, m ∈ {1, 2, 3}, A (n×n) and G (m×m) general symbolic matrices: "
                    "(A + π√λ I)⊗(G + √λ/π I) − (A⊗G + λI) = √λ (A⊗I/π + π I⊗G)", cl, cr,
                    justification="entry-wise Kronecker products, expanded (√λ·√λ = λ for λ > 0)",
-                   display=r"(A+\pi\sqrt\lambda I)\otimes(G+\tfrac{\sqrt\lambda}{\pi}I)-(A\otimes G+\lambda I)"
+                   display=r"(A+\pi\sqrt\lambda I)\otimes(G+\tfrac{"
+                           r"\sqrt\lambda}{\pi}I)-(A\otimes G+\lambda I)"
                            r"=\sqrt\lambda\big(\tfrac1\pi A\otimes I+\pi\,I\otimes G\big)"),
         Step.equal("The same in fisherlab's row-major order G⊗A: (G + √λ/π I)⊗(A + π√λ I) − "
                    "(G⊗A + λI) = √λ (π G⊗I + I⊗A/π)", rl, rr,
                    justification="entry-wise, expanded",
-                   display=r"(G+\tfrac{\sqrt\lambda}{\pi}I)\otimes(A+\pi\sqrt\lambda I)-(G\otimes A+\lambda I)"
+                   display=r"(G+\tfrac{\sqrt\lambda}{\pi}I)\otimes(A+"
+                           r"\pi\sqrt\lambda I)-(G\otimes A+\lambda I)"
                            r"=\sqrt\lambda\big(\pi\,G\otimes I+\tfrac1\pi I\otimes A\big)"),
     ]
 
@@ -129,7 +131,8 @@ def _pi_steps():
         "inequality bound √λ(‖A⊗I‖_tr/π + π‖I⊗G‖_tr) of Martens & Grosse §6.3 is attained",
         tl, tr, justification="entry-wise trace of the explicit Kronecker products (tr(A⊗I_m) = m tr A, "
                               "tr(I_n⊗G) = n tr G)",
-        display=r"\|R(\pi)\|_{\mathrm{tr}}=\operatorname{tr}R(\pi)=\sqrt\lambda\Big(\frac{m\operatorname{tr}A}{\pi}"
+        display=r"\|R(\pi)\|_{\mathrm{tr}}=\operatorname{tr}R(\pi)="
+                r"\sqrt\lambda\Big(\frac{m\operatorname{tr}A}{\pi}"
                 r"+\pi\,n\operatorname{tr}G\Big)"))
     # Tier A: general dimension, traces as positive symbols.
     n, m, tA, tG = sp.symbols("n m t_A t_G", positive=True)
@@ -177,7 +180,8 @@ def _pi_unnormalised():
 PI_CHOICE = Derivation(
     name="kfac_damping.pi_trace_norm",
     title="The π of factored damping minimises the trace-norm bound of the residual",
-    statement=r"\pi^*=\operatorname*{arg\,min}_{\pi>0}\sqrt\lambda\Big(\frac{\|A\otimes I\|_{\mathrm{tr}}}{\pi}"
+    statement=r"\pi^*=\operatorname*{arg\,min}_{\pi>0}\sqrt\lambda"
+              r"\Big(\frac{\|A\otimes I\|_{\mathrm{tr}}}{\pi}"
               r"+\pi\|I\otimes G\|_{\mathrm{tr}}\Big)=\sqrt{\frac{\operatorname{tr}A/\dim A}"
               r"{\operatorname{tr}G/\dim G}}",
     tier=Tier.AB,
@@ -272,7 +276,8 @@ def _exact_steps():
         "index i m + j equal to α_iγ_j (so the diagonal is ordered like V's columns)", dl, dr,
         justification="entry-wise, cancelled; then (A⊗G+λI)·V diag(1/(α_iγ_j+λ)) Vᵀ = "
                       "V (D+λI) VᵀV (D+λI)⁻¹ Vᵀ = VVᵀ = I",
-        display=r"(A\otimes G+\lambda I)^{-1}=(U_A\otimes U_G)\,\operatorname{diag}\Big(\frac1{\alpha_i\gamma_j"
+        display=r"(A\otimes G+\lambda I)^{-1}=(U_A\otimes U_G)\,"
+                r"\operatorname{diag}\Big(\frac1{\alpha_i\gamma_j"
                 r"+\lambda}\Big)(U_A\otimes U_G)^\top"))
     return steps
 

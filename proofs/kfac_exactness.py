@@ -241,7 +241,8 @@ def _linear_steps():
                    justification="entry-wise; the per-example G₁ₙ is constant so the average "
                                  "of Kronecker products factorises",
                    display=r"\frac1N\sum_n J_{\theta_1,n}^\top\Lambda J_{\theta_1,n}"
-                           r"=\frac1N\sum_n(W_2^\top\Lambda W_2)\otimes\bar a_{0n}\bar a_{0n}^\top=G_1\otimes A_0"),
+                           r"=\frac1N\sum_n(W_2^\top\Lambda W_2)\otimes"
+                           r"\bar a_{0n}\bar a_{0n}^\top=G_1\otimes A_0"),
         Step.equal(f"{cases}: the exact (mean) GGN block of layer 2 equals G₂ ⊗ A₁ with G₂ = Λ",
                    b2l, b2r, justification="entry-wise",
                    display=r"\frac1N\sum_n J_{\theta_2,n}^\top\Lambda J_{\theta_2,n}=\Lambda\otimes A_1"),

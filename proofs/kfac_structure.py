@@ -90,12 +90,14 @@ def _structure_steps():
         Step.equal(f"{sizes}: the per-example gradient outer product in [W b] row-major order, "
                    "rvec(∇)rvec(∇)ᵀ = (g⊗ā)(g⊗ā)ᵀ, is (g gᵀ) ⊗ (ā āᵀ)", ol, orr,
                    justification="entry-wise product of the explicit gradient vectors",
-                   display=r"\operatorname{rvec}(\nabla_{\bar W}\ell)\operatorname{rvec}(\nabla_{\bar W}\ell)^\top"
+                   display=r"\operatorname{rvec}(\nabla_{\bar W}\ell)"
+                           r"\operatorname{rvec}(\nabla_{\bar W}\ell)^\top"
                            r"=(gg^\top)\otimes(\bar a\bar a^\top)"),
         Step.equal(f"{sizes}: in column-major order, (ā⊗g)(ā⊗g)ᵀ = (ā āᵀ) ⊗ (g gᵀ) (seed 003 eq. (34))",
                    oc, ocr,
                    justification="entry-wise",
-                   display=r"\operatorname{vec}(\nabla_{\bar W}\ell)\operatorname{vec}(\nabla_{\bar W}\ell)^\top"
+                   display=r"\operatorname{vec}(\nabla_{\bar W}\ell)"
+                           r"\operatorname{vec}(\nabla_{\bar W}\ell)^\top"
                            r"=(\bar a\bar a^\top)\otimes(gg^\top)"),
     ]
 
@@ -213,7 +215,8 @@ def _dependent_factorisation():
 STRUCTURE = Derivation(
     name="kfac_structure.dense_layer",
     title="Kronecker structure of a dense layer's gradient and curvature block",
-    statement=r"\nabla_{\bar W}\ell=g\,\bar a^\top,\quad \operatorname{rvec}(\nabla_{\bar W}\ell)=g\otimes\bar a,"
+    statement=r"\nabla_{\bar W}\ell=g\,\bar a^\top,\quad "
+              r"\operatorname{rvec}(\nabla_{\bar W}\ell)=g\otimes\bar a,"
               r"\quad \operatorname{vec}(\nabla_{\bar W}\ell)=\bar a\otimes g,\quad "
               r"\mathbb E[(gg^\top)\otimes(\bar a\bar a^\top)]\overset{\text{indep.}}{=}G\otimes A",
     tier=Tier.B,
