@@ -1,0 +1,317 @@
+"""Cross-check ``fisherlab.kfac.factors`` against the real kfac-jax library (0.0.8).
+
+Runs ONLY inside the separate venv made by ``scripts/kfac_jax_env.sh`` (kfac-jax 0.0.8 needs
+JAX 0.9.1; fisherlab's main environment has a newer JAX)::
+
+    bash scripts/kfac_jax_env.sh                       # -> /tmp/fisherlab-kfacjax
+    /tmp/fisherlab-kfacjax/bin/python benchmarks/kfac_jax_compare.py [--repeats 3] [--no-timing]
+
+What it does (docs/peers/kfac_jax.md states every convention mapping and the measured table):
+
+* builds small MLPs with ``fisherlab.nn.Sequential`` (params ``[(W (out,in), b), ...]``) and the
+  same network as a hand-written kfac-jax forward pass ``s = a @ W^T + b`` registered with
+  ``kfac_jax.register_dense(s, a, W^T, b)`` (kfac-jax's layout is ``w (in, out)``), plus one
+  variant that relies on kfac-jax's automatic graph scanning (``auto_register_tags=True``) instead;
+* registers the loss with ``register_softmax_cross_entropy_loss`` (categorical),
+  ``register_squared_error_loss`` and ``register_normal_predictive_distribution(variance=1)``
+  (Gaussian), ``register_sigmoid_cross_entropy_loss`` (Bernoulli);
+* estimates the curvature with ``kfac_jax.BlockDiagonalCurvature`` in the estimation modes
+  ``fisher_exact``, ``ggn_exact``, ``fisher_empirical`` (deterministic: compared to a
+  fisherlab result after the documented scalar mapping) and ``fisher_gradients``,
+  ``fisher_curvature_prop``, ``ggn_curvature_prop`` (Monte-Carlo: compared statistically with
+  the exact factors and with fisherlab's ``fisher_type="mc"``), one EMA step from zero
+  (``ema_old=0, ema_new=1``), so the block state holds exactly this batch's statistics;
+* reads the Kronecker factors ``state.blocks_states[k].factors[0]`` (inputs, ``[a; 1]``) and
+  ``factors[1]`` (pre-activation gradients) of each ``DenseTwoKroneckerFactored`` block and
+  prints ``rel = ||mapped(kfac-jax) - fisherlab||_F / ||fisherlab||_F`` per layer / likelihood /
+  mode / factor;
+* times factor estimation for both on the MLP 512-512-512-10, N = 512, float64, categorical
+  (one warm-up call incl. compile, then best of ``--repeats``), and prints the ratio.
+
+Everything runs in float64 (``jax_enable_x64``) for both libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+try:
+    import kfac_jax  # noqa: E402
+except ImportError as exc:  # pragma: no cover - environment guard
+    sys.exit(f"kfac_jax is not importable ({exc}); run this with the venv of "
+             "scripts/kfac_jax_env.sh: /tmp/fisherlab-kfacjax/bin/python " + __file__)
+
+import fisherlab as fl  # noqa: E402
+
+F64 = jnp.float64
+
+# --------------------------------------------------------------------------- models
+
+
+ACT = {"tanh": (fl.nn.Tanh, jnp.tanh), "relu": (fl.nn.ReLU, jax.nn.relu),
+       "sigmoid": (fl.nn.Sigmoid, jax.nn.sigmoid)}
+
+
+def make_models(widths, act):
+    """fisherlab Sequential and the layer list for the kfac-jax forward pass."""
+    fl_act, _ = ACT[act]
+    layers = []
+    for i, (din, dout) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(fl.nn.Dense(din, dout))
+        if i < len(widths) - 2:
+            layers.append(fl_act())
+    return fl.nn.Sequential(layers)
+
+
+def to_kfac_jax_params(params):
+    """fisherlab ``[(W (out,in), b)]`` -> kfac-jax dense layout ``[(w (in,out), b)]``."""
+    return [(W.T, b) for W, b in params]
+
+
+def kj_forward(params_kj, x, act, register=True):
+    """Hand-written forward pass; each dense layer tagged with ``kfac_jax.register_dense``."""
+    _, fn = ACT[act]
+    h = x
+    for i, (w, b) in enumerate(params_kj):
+        s = h @ w + b
+        if register:
+            s = kfac_jax.register_dense(s, h, w, b)
+        h = fn(s) if i < len(params_kj) - 1 else s
+    return h
+
+
+# Loss registrations. Each returns the loss value kfac-jax assumes (sum over outputs,
+# mean over the batch, times `weight`), so that the function is a proper loss too.
+def loss_categorical(out, y):
+    kfac_jax.register_softmax_cross_entropy_loss(out, y)
+    logp = jax.nn.log_softmax(out)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def loss_squared_error(out, y):
+    kfac_jax.register_squared_error_loss(out, y)  # weight 1: sum (y - f)^2 / N  (= 2 x Gaussian)
+    return jnp.sum((y - out) ** 2) / out.shape[0]
+
+
+def loss_normal_var1(out, y):
+    kfac_jax.register_normal_predictive_distribution(out, y, variance=1.0)
+    return 0.5 * jnp.sum((y - out) ** 2) / out.shape[0]
+
+
+def loss_bernoulli(out, y):
+    kfac_jax.register_sigmoid_cross_entropy_loss(out, y)
+    return jnp.sum(jax.nn.softplus(out) - y * out) / out.shape[0]
+
+
+# name -> (fisherlab likelihood, kfac-jax loss, target maker, exact-G scale, empirical-G scale(N))
+# "scale" s means  G_kfacjax = s * G_fisherlab  (A is never rescaled); see docs/peers/kfac_jax.md.
+LIKELIHOODS = {
+    "categorical": (lambda: fl.Categorical(), loss_categorical,
+                    lambda k, n, c: jax.random.randint(k, (n,), 0, c),
+                    1.0, lambda n: 1.0 / n),
+    "gaussian/squared_error(w=1)": (lambda: fl.Gaussian(), loss_squared_error,
+                                    lambda k, n, c: jax.random.normal(k, (n, c), F64),
+                                    2.0, lambda n: 4.0 / n),
+    "gaussian/normal(var=1)": (lambda: fl.Gaussian(), loss_normal_var1,
+                               lambda k, n, c: jax.random.normal(k, (n, c), F64),
+                               1.0, lambda n: 1.0 / n),
+    "bernoulli": (lambda: fl.Bernoulli(), loss_bernoulli,
+                  lambda k, n, c: jax.random.bernoulli(k, 0.5, (n, c)).astype(F64),
+                  1.0, lambda n: 1.0 / n),
+}
+
+
+# --------------------------------------------------------------------------- kfac-jax side
+
+
+def kj_estimator(loss_fn, act, mode, num_samples=1, auto=False):
+    if auto:
+        def func(params_kj, batch):
+            x, y = batch
+            return loss_fn(kj_forward(params_kj, x, act, register=False), y)
+    else:
+        def func(params_kj, batch):
+            x, y = batch
+            return loss_fn(kj_forward(params_kj, x, act), y)
+    return kfac_jax.BlockDiagonalCurvature(
+        func, default_estimation_mode=mode, auto_register_tags=auto, num_samples=num_samples)
+
+
+def kj_factors_fn(estimator, params_kj, batch, mode, rng):
+    """A jitted function ``(params_kj, batch, rng) -> [(A, G), ...]`` (one EMA step from 0)."""
+    n = batch[0].shape[0]
+    state0 = estimator.init(rng, (params_kj, batch), None, None)
+    for blk in estimator.blocks:
+        assert isinstance(blk, kfac_jax.DenseTwoKroneckerFactored), type(blk)
+
+    @jax.jit
+    def run(params_kj, batch, rng):
+        st = estimator.update_curvature_matrix_estimate(
+            state0, ema_old=0.0, ema_new=1.0, identity_weight=0.0, batch_size=n, rng=rng,
+            func_args=(params_kj, batch), estimation_mode=mode)
+        return [(b.factors[0].value, b.factors[1].value) for b in st.blocks_states]
+
+    return run
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def rel(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    return float(np.linalg.norm(x - y) / max(np.linalg.norm(y), 1e-300))
+
+
+def compare_small(rows, S_mc):
+    """Deterministic + statistical agreement on small MLPs; appends result rows."""
+    configs = [("mlp 6-8-5-4 tanh", [6, 8, 5, 4], "tanh", 32),
+               ("mlp 5-7-3 relu", [5, 7, 3], "relu", 48)]
+    for cname, widths, act, N in configs:
+        model = make_models(widths, act)
+        params = model.init(jax.random.key(0))
+        pkj = to_kfac_jax_params(params)
+        x = jax.random.normal(jax.random.key(1), (N, widths[0]), F64)
+        C = widths[-1]
+        for lname, (mk_lik, loss_fn, mk_y, s_exact, s_emp) in LIKELIHOODS.items():
+            lik = mk_lik()
+            y = mk_y(jax.random.key(2), N, C)
+            batch = (x, y)
+            ref = {ft: fl.kfac.factors(model, params, x, y, lik, fisher_type=ft,
+                                       bias="augmented")
+                   for ft in ("exact", "empirical")}
+            # deterministic modes
+            for mode, ft, scale in (("fisher_exact", "exact", s_exact),
+                                    ("ggn_exact", "exact", s_exact),
+                                    ("fisher_empirical", "empirical", s_emp(N))):
+                est = kj_estimator(loss_fn, act, mode)
+                kjf = kj_factors_fn(est, pkj, batch, mode, jax.random.key(3))(
+                    pkj, batch, jax.random.key(3))
+                for k, ((A, G), r) in enumerate(zip(kjf, ref[ft])):
+                    rows.append((cname, lname, mode, ft, k, "A", rel(A, r.A), "1"))
+                    rows.append((cname, lname, mode, ft, k, "G", rel(G / scale, r.G),
+                                 _fmt_scale(scale, N)))
+            # automatic graph scanning instead of manual register_dense (exact mode)
+            if lname == "categorical":
+                est = kj_estimator(loss_fn, act, "fisher_exact", auto=True)
+                kjf = kj_factors_fn(est, pkj, batch, "fisher_exact", jax.random.key(3))(
+                    pkj, batch, jax.random.key(3))
+                for k, ((A, G), r) in enumerate(zip(kjf, ref["exact"])):
+                    rows.append((cname, lname, "fisher_exact[auto-tags]", "exact", k, "A",
+                                 rel(A, r.A), "1"))
+                    rows.append((cname, lname, "fisher_exact[auto-tags]", "exact", k, "G",
+                                 rel(G / s_exact, r.G), _fmt_scale(s_exact, N)))
+            # Monte-Carlo modes: S samples per example; compare with the exact factors
+            fl_mc = fl.kfac.factors(model, params, x, y, lik, fisher_type="mc",
+                                    key=jax.random.key(4), num_samples=S_mc)
+            for k, (m, r) in enumerate(zip(fl_mc, ref["exact"])):
+                rows.append((cname, lname, f"fisherlab mc S={S_mc}", "exact", k, "G",
+                             rel(m.G, r.G), "1"))
+            for mode in ("fisher_gradients", "fisher_curvature_prop", "ggn_curvature_prop"):
+                est = kj_estimator(loss_fn, act, mode, num_samples=S_mc)
+                kjf = kj_factors_fn(est, pkj, batch, mode, jax.random.key(5))(
+                    pkj, batch, jax.random.key(5))
+                for k, ((A, G), r, m) in enumerate(zip(kjf, ref["exact"], fl_mc)):
+                    rows.append((cname, lname, f"{mode} S={S_mc}", "exact", k, "A",
+                                 rel(A, r.A), "1"))
+                    rows.append((cname, lname, f"{mode} S={S_mc}", "exact", k, "G",
+                                 rel(G / s_exact, r.G), _fmt_scale(s_exact, N)))
+                    if mode == "fisher_gradients":
+                        rows.append((cname, lname, f"{mode} S={S_mc}", "mc (fisherlab)", k,
+                                     "G", rel(G / s_exact, m.G), _fmt_scale(s_exact, N)))
+
+
+def _fmt_scale(scale, N):
+    if abs(scale - 1.0) < 1e-15:
+        return "1"
+    if abs(scale * N - round(scale * N)) < 1e-9 and round(scale * N) in (1, 4):
+        return f"{round(scale * N)}/N"
+    return f"{scale:g}"
+
+
+def timing(repeats):
+    widths, act, N = [512, 512, 512, 10], "tanh", 512
+    model = make_models(widths, act)
+    params = model.init(jax.random.key(0))
+    pkj = to_kfac_jax_params(params)
+    x = jax.random.normal(jax.random.key(1), (N, widths[0]), F64)
+    y = jax.random.randint(jax.random.key(2), (N,), 0, widths[-1])
+    lik = fl.Categorical()
+    out = []
+
+    def best(fn):
+        jax.block_until_ready(fn())  # warm-up incl. compile
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    pairs = [("exact", "fisher_exact"), ("exact", "ggn_exact"),
+             ("mc", "fisher_gradients"), ("mc", "ggn_curvature_prop"),
+             ("empirical", "fisher_empirical")]
+    for ft, mode in pairs:
+        key = jax.random.key(7)
+        t_fl = best(lambda: [tuple(f) for f in fl.kfac.factors(
+            model, params, x, y, lik, fisher_type=ft, key=key if ft == "mc" else None)])
+        est = kj_estimator(loss_categorical, act, mode, num_samples=1)
+        run = kj_factors_fn(est, pkj, (x, y), mode, key)
+        t_kj = best(lambda: run(pkj, (x, y), key))
+        out.append((ft, mode, t_fl, t_kj))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mc-samples", type=int, default=256)
+    ap.add_argument("--no-timing", action="store_true")
+    args = ap.parse_args()
+
+    print(f"jax {jax.__version__} | kfac_jax {kfac_jax.__version__} | fisherlab "
+          f"{fl.__version__} | backend {jax.default_backend()} | x64 "
+          f"{jax.config.read('jax_enable_x64')}")
+    print("rel = ||G_kfacjax/scale - G_fisherlab||_F / ||G_fisherlab||_F (A: scale 1); "
+          "fisherlab: bias='augmented'\n")
+    rows = []
+    compare_small(rows, args.mc_samples)
+    hdr = f"{'model':17s} {'likelihood':28s} {'kfac-jax mode':30s} {'fisherlab':15s} " \
+          f"{'layer':>5s} {'fac':>3s} {'scale':>5s} {'rel err':>10s}"
+    print(hdr)
+    print("-" * len(hdr))
+    for cname, lname, mode, ft, k, fac, err, scale in rows:
+        print(f"{cname:17s} {lname:28s} {mode:30s} {ft:15s} {k:5d} {fac:>3s} {scale:>5s} "
+              f"{err:10.2e}")
+    det = [r for r in rows if "S=" not in r[2]]
+    print(f"\nmax rel err over the {len(det)} deterministic comparisons: "
+          f"{max(r[6] for r in det):.2e}")
+
+    if not args.no_timing:
+        try:
+            load = os.getloadavg()
+        except OSError:  # pragma: no cover
+            load = None
+        print(f"\nTiming: MLP 512-512-512-10 tanh, N = 512, categorical, float64, backend "
+              f"{jax.default_backend()}, {os.cpu_count()} cpus, loadavg {load}; warm-up + "
+              f"best of {args.repeats}")
+        print(f"{'fisherlab':10s} {'kfac-jax mode':20s} {'fisherlab s':>12s} "
+              f"{'kfac-jax s':>12s} {'kfac-jax/fisherlab':>19s}")
+        for ft, mode, t_fl, t_kj in timing(args.repeats):
+            print(f"{ft:10s} {mode:20s} {t_fl:12.4f} {t_kj:12.4f} {t_kj / t_fl:19.2f}")
+
+
+if __name__ == "__main__":
+    main()
