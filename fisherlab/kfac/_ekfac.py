@@ -98,6 +98,14 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     References:
       T. George, C. Laurent, X. Bouthillier, N. Ballas, P. Vincent, "Fast approximate natural
       gradient descent in a Kronecker-factored eigenbasis", NeurIPS 2018.
+    
+    >>> import jax, fisherlab as fl
+    >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    >>> params = model.init(jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> e = fl.kfac.ekfac(model, params, x, None, fl.Categorical())
+    >>> e[0].S.shape  # one corrected eigenvalue per entry of [W b]
+    (4, 4)
     """
     _core.check_model(model)
     _core.check_options(fisher_type, approx, bias)

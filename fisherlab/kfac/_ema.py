@@ -30,6 +30,12 @@ def ema(old, new, decay):
 
     References:
       Martens & Grosse, ICML 2015, §5 ("exponentially decaying averages").
+    
+    >>> import jax.numpy as jnp, fisherlab as fl
+    >>> old = [fl.kfac.KFACFactors(jnp.ones((2, 2)), jnp.ones((1, 1)))]
+    >>> new = [fl.kfac.KFACFactors(jnp.zeros((2, 2)), 3 * jnp.ones((1, 1)))]
+    >>> float(fl.kfac.ema(old, new, 0.75)[0].G[0, 0])
+    1.5
     """
     if not isinstance(decay, jax.core.Tracer):
         try:

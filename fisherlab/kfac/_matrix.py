@@ -89,6 +89,14 @@ def matrix(factors, model, *, bias: str | None = None) -> jax.Array:
     References:
       Martens & Grosse, ICML 2015, §3; George et al., "Fast approximate natural gradient
       descent in a Kronecker-factored eigenbasis", NeurIPS 2018.
+    
+    >>> import jax, fisherlab as fl
+    >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    >>> params = model.init(jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> f = fl.kfac.factors(model, params, x, None, fl.Categorical())
+    >>> fl.kfac.matrix(f, model).shape == (model.num_params, model.num_params)
+    True
     """
     from fisherlab.kfac._ekfac import EKFACFactors
 

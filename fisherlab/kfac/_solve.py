@@ -102,6 +102,15 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     References:
       Martens & Grosse, ICML 2015 (§6.3 factored Tikhonov damping); seed
       003_377ac27c40267f84.txt §8 (Kronecker inverse identities).
+    
+    >>> import jax, fisherlab as fl
+    >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    >>> params = model.init(jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (5, 3))
+    >>> f = fl.kfac.factors(model, params, x, None, fl.Categorical())
+    >>> step = fl.kfac.solve(f, params, 0.1)  # any [(gW, gb), ...] of the params' shapes
+    >>> [tuple(t.shape) for t in step[0]]
+    [(4, 3), (4,)]
     """
     check_choice(method, "method", METHODS)
     damping = _check_damping(damping)
