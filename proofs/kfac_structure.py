@@ -102,6 +102,49 @@ def _structure_steps():
     ]
 
 
+def _take_branch(expr, allowed):
+    """Replace each ``Piecewise`` by its first branch, whose condition must be an index-range fact
+    listed in ``allowed`` (recorded as the axiom 'index ranges'); anything else is an error."""
+    def first(p):
+        cond = p.args[0].cond
+        if cond not in allowed:
+            raise ValueError(f"unexpected Piecewise condition {cond}")
+        return p.args[0].expr
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), first)
+
+
+def _general_dimension_steps():
+    """Tier A: one generic entry of the gradient and of the outer product, general (in, out)."""
+    Wb, ab, g = sp.IndexedBase("Wbar"), sp.IndexedBase("abar"), sp.IndexedBase("g")
+    i, j, k, l, r, t = sp.symbols("i j k l r t", integer=True, nonnegative=True)
+    n, m = sp.symbols("n m", integer=True, positive=True)  # abar has n + 1 entries, s has m
+    s_k = sp.Sum(Wb[k, j] * ab[j], (j, 0, n))
+    ds = _take_branch(sp.diff(s_k, Wb[i, l]).doit(), {l <= n})
+    chain = sp.Sum(g[k] * ds, (k, 0, m - 1)).doit()
+    grad_il = _take_branch(chain, {i <= m - 1, sp.And(i >= 0, i <= m - 1)})
+    return [
+        Step.equal("General dimension (in = n, out = m), one generic entry: ∂s_k/∂W̄_il = δ_ik ā_l "
+                   "for s_k = Σ_{j=0}^{n} W̄_kj ā_j", ds, sp.KroneckerDelta(i, k) * ab[l],
+                   justification="SymPy differentiation of the Sum with respect to an Indexed entry "
+                                 "(KroneckerDelta), branch 0 ≤ l ≤ n of the result (axiom 'index ranges')",
+                   display=r"\frac{\partial s_k}{\partial\bar W_{il}}=\frac{\partial}{\partial\bar W_{il}}"
+                           r"\sum_{j=0}^{n}\bar W_{kj}\bar a_j=\delta_{ik}\,\bar a_l"),
+        Step.equal("General dimension: ∂ℓ/∂W̄_il = Σ_k g_k ∂s_k/∂W̄_il = g_i ā_l, i.e. ∇_W̄ℓ = g āᵀ",
+                   grad_il, g[i] * ab[l],
+                   justification="chain rule (axiom 'chain rule'), the KroneckerDelta sum evaluated by "
+                                 "SymPy, branch 0 ≤ i ≤ m − 1 (axiom 'index ranges')",
+                   display=r"\frac{\partial\ell}{\partial\bar W_{il}}=\sum_{k=0}^{m-1}g_k\,\delta_{ik}\,"
+                           r"\bar a_l=g_i\,\bar a_l"),
+        Step.equal("General dimension: entry ((i,k),(j,l)) of rvec(∇)rvec(∇)ᵀ, with rvec(∇)[i(n+1)+k] = "
+                   "g_i ā_k, is (g gᵀ)_ij (ā āᵀ)_kl = ((g gᵀ)⊗(ā āᵀ))[(i,k),(j,l)]",
+                   (g[i] * ab[k]) * (g[j] * ab[l]), (g[i] * g[j]) * (ab[k] * ab[l]),
+                   justification="entry definitions of rvec and ⊗ (index bijection r = i(n+1)+k)",
+                   display=r"\big(\operatorname{rvec}\nabla\operatorname{rvec}\nabla^\top\big)_{(i,k),(j,l)}"
+                           r"=g_i\bar a_k\,g_j\bar a_l"
+                           r"=\big((gg^\top)\otimes(\bar a\bar a^\top)\big)_{(i,k),(j,l)}"),
+    ]
+
+
 def _independence_steps():
     """E[(g g^T) (x) (abar abar^T)] = G (x) A when abar and g are independent (finite supports)."""
     p, q = sp.symbols("p q")
@@ -145,7 +188,7 @@ def _parameter_order_steps():
 
 
 def _steps():
-    steps = _structure_steps()
+    steps = _general_dimension_steps() + _structure_steps()
     jl, jr = _independence_steps()
     steps.append(Step.equal(
         "every (in, out) ∈ {1, 2, 3}²: if ā and g are independent (here: each takes two symbolic "
@@ -219,8 +262,10 @@ STRUCTURE = Derivation(
               r"\operatorname{rvec}(\nabla_{\bar W}\ell)=g\otimes\bar a,"
               r"\quad \operatorname{vec}(\nabla_{\bar W}\ell)=\bar a\otimes g,\quad "
               r"\mathbb E[(gg^\top)\otimes(\bar a\bar a^\top)]\overset{\text{indep.}}{=}G\otimes A",
-    tier=Tier.B,
-    scope="every layer size (in, out) ∈ {1, 2, 3}², all weights and inputs symbolic; the downstream "
+    tier=Tier.AB,
+    scope="A: one generic entry in general dimension (IndexedBase/Sum, index-range and chain-rule "
+          "axioms); B: every layer size (in, out) ∈ {1, 2, 3}², all weights and inputs symbolic; "
+          "the downstream "
           "loss L is a generic (undefined) function of the pre-activations; finite-support "
           "distributions (two values each) for the independence step",
     build=_steps,
@@ -236,6 +281,11 @@ STRUCTURE = Derivation(
                  r"$\ell = L(s)$ for an arbitrary differentiable $L$ (the downstream network, the "
                  r"likelihood and the target)",
                  r"for $G\otimes A$ at $N > 1$: $\bar a$ independent of $g$ (K-FAC's assumption)"],
+    axioms={"index ranges": r"$0\le i\le m-1$ and $0\le l\le n$ for an entry $\bar W_{il}$ of the "
+                            r"$m\times(n+1)$ augmented weight (selects the Piecewise branch SymPy returns)",
+            "chain rule": r"$\partial L(s_0,\dots,s_{m-1})/\partial\bar W_{il} = \sum_k g_k\,"
+                          r"\partial s_k/\partial\bar W_{il}$ with $g_k = \partial L/\partial s_k$ "
+                          r"(general $m$; at fixed sizes SymPy applies it itself, tier B)"},
     references=[REF_SEED_003 + " and eqs. (28), (34)-(37)",
                 REF_SEED_004 + "; slides 'K-FAC: Modeling the Pseudo-Gradients'", REF_MG2015 + " §3"],
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],

@@ -36,7 +36,9 @@ def test_required_controls_present():
 
 
 def test_metadata():
-    check_metadata("kfac_structure.dense_layer", "B", ("{1, 2, 3}²", "generic"))
+    check_metadata("kfac_structure.dense_layer", "A+B", ("general dimension", "{1, 2, 3}²", "generic"))
+    from fisherlab import proofs
+    assert {"index ranges", "chain rule"} <= set(proofs.get("kfac_structure.dense_layer").axioms)
 
 
 @given(n_in=st.integers(1, 4), n_out=st.integers(1, 4), seed=st.integers(0, 2**16))
