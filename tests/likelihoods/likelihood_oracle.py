@@ -323,11 +323,22 @@ def jax_functions(family: str, C: int):
 # ------------------------------------------------------------------ Hypothesis helpers
 
 def float_matrix(draw, N: int, C: int, moderate, extremes=()):
-    """An ``(N, C)`` float64 array: entries from ``moderate`` or (1 in 4) from ``extremes``."""
+    """An ``(N, C)`` float64 array: entries from ``moderate`` or from ``extremes``.
+
+    Subnormal numbers are replaced by 0: XLA on CPU flushes them to zero (inputs and results),
+    so a subnormal input is not the number the implementation computes with.
+    """
     from hypothesis import strategies as st
 
     elem = st.one_of(moderate, st.sampled_from(list(extremes))) if extremes else moderate
-    return np.array([[draw(elem) for _ in range(C)] for _ in range(N)], dtype=np.float64)
+    a = np.array([[draw(elem) for _ in range(C)] for _ in range(N)], dtype=np.float64)
+    return flush_subnormal(a)
+
+
+def flush_subnormal(a, dtype=np.float64):
+    """``a`` cast to ``dtype`` with subnormal entries set to 0 (what XLA on CPU computes with)."""
+    a = np.asarray(a, dtype)
+    return np.where(np.abs(a) < np.finfo(dtype).tiny, np.zeros((), dtype), a)
 
 
 @functools.lru_cache(maxsize=None)
