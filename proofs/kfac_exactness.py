@@ -66,6 +66,62 @@ def two_layer_network(n0: int, n1: int, C: int, x: sp.Matrix, activation=None):
     return W1, W2, abar0, s1, abar1, f, J_s1
 
 
+# ------------------------------------------------------------------ tier A (general dimension)
+
+_ab, _Js, _Lam, _G = (sp.IndexedBase(s) for s in ("abar", "J_s", "Lambda", "G"))
+_i, _j, _k, _l, _c, _d, _n, _p = sp.symbols("i j k l c d n p", integer=True, nonnegative=True)
+_C, _N = sp.symbols("C N", integer=True, positive=True)
+
+
+def _ggn_entry(a_k, a_l):
+    """Entry ((i,k),(j,l)) of J_theta^T Lambda J_theta with J_theta[c,(i,k)] = J_s[c,i] abar_k."""
+    return sp.Sum(sp.Sum(_Js[_c, _i] * a_k * _Lam[_c, _d] * _Js[_d, _j] * a_l, (_d, 0, _C - 1)),
+                  (_c, 0, _C - 1))
+
+
+def _G_entry():
+    return sp.Sum(sp.Sum(_Js[_c, _i] * _Lam[_c, _d] * _Js[_d, _j], (_d, 0, _C - 1)), (_c, 0, _C - 1))
+
+
+def _single_general_steps():
+    return [Step.equal(
+        "General dimension (any C, n₀, n₁), one generic entry: with J_θ[c,(i,k)] = J_s[c,i] ā_k "
+        "(the layer Jacobian, kfac_structure.dense_layer), (J_θᵀΛJ_θ)[(i,k),(j,l)] = "
+        "(J_sᵀΛJ_s)_ij (ā āᵀ)_kl = (G ⊗ A)[(i,k),(j,l)]",
+        _ggn_entry(_ab[_k], _ab[_l]), _G_entry() * _ab[_k] * _ab[_l],
+        justification="constant factors moved out of the finite sums (SymPy's cancel); axiom "
+                      "'layer Jacobian'",
+        display=r"\sum_{c,d}J_{s,ci}\bar a_k\Lambda_{cd}J_{s,dj}\bar a_l"
+                r"=\Big(\sum_{c,d}J_{s,ci}\Lambda_{cd}J_{s,dj}\Big)\bar a_k\bar a_l"
+                r"=(G\otimes A)_{(i,k),(j,l)}")]
+
+
+def _linear_general_steps():
+    W2, s1 = sp.IndexedBase("W_2"), sp.IndexedBase("s_1")
+    n1 = sp.Symbol("n_1", integer=True, positive=True)
+    f_c = sp.Sum(W2[_c, _i] * s1[_i], (_i, 0, n1 - 1))  # + b_2[c], which does not depend on s_1
+    df = sp.diff(f_c, s1[_p]).doit()
+    df = df.replace(lambda e: isinstance(e, sp.Piecewise),
+                    lambda e: e.args[0].expr if e.args[0].cond in
+                    (_p <= n1 - 1, sp.And(_p >= 0, _p <= n1 - 1)) else e)
+    mean_ggn = sp.Sum(_G[_i, _j] * _ab[_n, _k] * _ab[_n, _l], (_n, 0, _N - 1)) / _N
+    return [
+        Step.equal("General dimension: for a linear next layer f = W₂s₁ + b₂, J_s[c,p] = ∂f_c/∂s₁_p = "
+                   "W₂[c,p], the same for every example", df, W2[_c, _p],
+                   justification="SymPy differentiation of the Sum w.r.t. an Indexed entry; branch "
+                                 "0 ≤ p ≤ n₁ − 1 (axiom 'index ranges')",
+                   display=r"J_{s,cp}=\frac{\partial}{\partial s_{1,p}}\sum_i W_{2,ci}s_{1,i}=W_{2,cp}"),
+        Step.equal("General N and dimensions: when G_n = G for every n (deep linear network, Gaussian "
+                   "likelihood: G = W₂ᵀΛW₂), the mean GGN block entry (1/N)Σₙ G_ij ā_nk ā_nl equals "
+                   "G_ij A_kl with A = (1/N)Σₙ āₙāₙᵀ: K-FAC is exact for any N",
+                   mean_ggn, _G[_i, _j] * sp.Sum(_ab[_n, _k] * _ab[_n, _l], (_n, 0, _N - 1)) / _N,
+                   justification="the n-independent factor moved out of the finite sum over examples "
+                                 "(SymPy's cancel)",
+                   display=r"\frac1N\sum_{n}G_{ij}\bar a_{nk}\bar a_{nl}=G_{ij}\,\frac1N\sum_n\bar a_{nk}"
+                           r"\bar a_{nl}=(G\otimes A)_{(i,k),(j,l)}"),
+    ]
+
+
 # ------------------------------------------------------------------ N = 1, any activation
 
 SINGLE_SIZES = ((1, 1, 1), (2, 1, 2), (1, 2, 2), (2, 2, 1), (2, 2, 2), (3, 2, 2))
@@ -97,7 +153,7 @@ def _single_steps():
         er.append(kron(g1 * g1.T, abar0 * abar0.T))
     sizes = "every (n0, n1, C) in " + ", ".join(str(s) for s in SINGLE_SIZES)
     lik = gaussian(2, variance=sp.Symbol("varsigma2", positive=True))
-    return [
+    return _single_general_steps() + [
         Step.equal(f"{sizes}: the Jacobian of f = W₂[φ(W₁ā₀); 1] with respect to rvec(W̄₁) is "
                    "J_s (I ⊗ ā₀ᵀ), with J_s = ∂f/∂s₁ obtained by differentiating f as a function of s₁",
                    jl, jr,
@@ -153,8 +209,9 @@ SINGLE = Derivation(
     statement=r"N=1:\quad J_{\theta_k}^\top\Lambda J_{\theta_k} = G_k\otimes A_{k-1},\quad "
               r"A_{k-1}=\bar a_{k-1}\bar a_{k-1}^\top,\ G_k=J_{s_k}^\top\Lambda J_{s_k}"
               r"=\mathbb E_y[g_kg_k^\top]",
-    tier=Tier.B,
-    scope="2-layer network f = W₂[φ(W₁[x;1]);1] with a generic (undefined) activation φ, every "
+    tier=Tier.AB,
+    scope="A: one generic entry in general dimension (any C, n₀, n₁; axiom 'layer Jacobian'); "
+          "B: 2-layer network f = W₂[φ(W₁[x;1]);1] with a generic (undefined) activation φ, every "
           "(n0, n1, C) in " + ", ".join(str(s) for s in SINGLE_SIZES) + "; Λ any symmetric C×C "
           "matrix (all symbols)",
     build=_single_steps,
@@ -162,6 +219,9 @@ SINGLE = Derivation(
         "block_diagonal_only",
         "the block-diagonal K-FAC matrix claimed equal to the whole GGN (the cross-layer block is "
         "not zero even for N = 1)", _full_ggn_claim, witness=_phi_witness)],
+    axioms={"layer Jacobian": r"$\partial f_c/\partial\bar W_{ik} = J_{s,ci}\,\bar a_k$ "
+                              r"(chain rule with $\partial s_i/\partial\bar W_{jk}=\delta_{ij}\bar a_k$, "
+                              r"kfac_structure.dense_layer; checked at every tier-B size by step 2)"},
     assumptions=["one example (N = 1); layer blocks in [W b] row-major order",
                  r"$\Lambda = \nabla_f^2\ell$ the output Hessian; for the exact-type G a natural-"
                  r"parameter likelihood, where $\mathbb E_y[\nabla_f\ell\nabla_f\ell^\top] = \Lambda$"],
@@ -226,6 +286,7 @@ def _linear_steps():
         b2l.append(ggn2)
         b2r.append(kron(G2, A1))
     cases = "every (n0, n1, C, N) in " + ", ".join(str(c) for c in LINEAR_CASES)
+    steps += _linear_general_steps()
     steps += [
         Step.equal(f"{cases}: in a deep linear network J_s = ∂f/∂s₁ = W₂ (without its bias column) "
                    "for every example n — it does not depend on the input", js_l, js_r,
@@ -291,8 +352,9 @@ DEEP_LINEAR = Derivation(
     title="K-FAC is exact for deep linear networks with a Gaussian likelihood (any N)",
     statement=r"f_n = W_2(W_1x_n+b_1)+b_2,\ \ell_n=\tfrac{1}{2\varsigma^2}\|y_n-f_n\|^2:\quad "
               r"\frac1N\sum_n J_{\theta_k,n}^\top\Lambda J_{\theta_k,n}=G_k\otimes A_{k-1}",
-    tier=Tier.B,
-    scope="2-layer linear network with biases, (n0, n1, C, N) in "
+    tier=Tier.AB,
+    scope="A: general N and dimensions, one generic entry (the mean of Kronecker products with an "
+          "n-independent G); B: 2-layer linear network with biases, (n0, n1, C, N) in "
           + ", ".join(str(c) for c in LINEAR_CASES) + "; weights, inputs and the variance ς² symbolic",
     build=_linear_steps,
     negative_controls=[
@@ -308,7 +370,8 @@ DEEP_LINEAR = Derivation(
                  r"Gaussian likelihood $y\sim\mathcal N(f, \varsigma^2 I)$, so $\Lambda = I/\varsigma^2$ "
                  "does not depend on the example",
                  "mean reduction, factors scaled as in CONVENTIONS.md § K-FAC"],
-    axioms={"standard normal moments": "$" + gaussian(1).axioms["standard normal moments"] + "$"},
+    axioms={"standard normal moments": "$" + gaussian(1).axioms["standard normal moments"] + "$",
+            "index ranges": r"$0\le p\le n_1-1$ (selects the Piecewise branch SymPy returns)"},
     references=[REF_MG2015 + " §3", REF_BERNACCHIA, REF_EXACT, REF_SEED_003],
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],
     notes="The exactness rests on $G_{k,n}$ being the same for every example. For the *empirical* "

@@ -26,8 +26,8 @@ def test_controls_rejected_with_witness(name):
 
 
 def test_metadata():
-    check_metadata("kfac_exactness.single_example", "B", ("generic", "activation"))
-    check_metadata("kfac_exactness.deep_linear", "B", ("linear", "N)"))
+    check_metadata("kfac_exactness.single_example", "A+B", ("general dimension", "generic", "activation"))
+    check_metadata("kfac_exactness.deep_linear", "A+B", ("general N", "linear", "N)"))
 
 
 def test_empirical_counterexample_is_on_the_page():
