@@ -136,8 +136,9 @@ def _composed_loss(sizes, acts, params, x, y_onehot_or_values, sym):
     return (-sym.log_density).xreplace(sub), theta, vals
 
 
+@pytest.mark.parametrize("second", ["symbolic", "layerwise"])
 @pytest.mark.parametrize("family", ["gaussian", "categorical", "bernoulli", "poisson"])
-def test_hessian_equals_sympy_hessian_of_the_composed_loss(family):
+def test_hessian_equals_sympy_hessian_of_the_composed_loss(family, second):
     sizes = [(2, 2), (2, 2)]
     rng = np.random.default_rng(7)
     params = [(dyadic((o, i), rng), dyadic((o,), rng)) for i, o in sizes]
@@ -161,7 +162,43 @@ def test_hessian_equals_sympy_hessian_of_the_composed_loss(family):
         total += l_n / 2
     # differentiate exactly, then evaluate at the exact parameter values with 60 digits
     expected = sp.hessian(total, theta).xreplace({k: sp.Float(v, 60) for k, v in vals.items()})
-    close(curvature(model, params, x, y, lik, "hessian"), expected)
+    close(curvature(model, params, x, y, lik, "hessian", second_derivatives=second), expected)
+
+
+@pytest.mark.parametrize("second", ["symbolic", "layerwise"])
+def test_deep_hessian_equals_sympy_hessian_of_the_composed_loss(second):
+    # two nested nonlinearities (the "auto" choice is layerwise here)
+    sizes = [(1, 2), (2, 1), (1, 1)]
+    rng = np.random.default_rng(8)
+    params = [(dyadic((o, i), rng), dyadic((o,), rng)) for i, o in sizes]
+    x, y = dyadic((2, 1), rng), dyadic((2, 1), rng)
+    model = fl.nn.Sequential([fl.nn.Dense(1, 2), fl.nn.Tanh(), fl.nn.Dense(2, 1), fl.nn.Sigmoid(),
+                              fl.nn.Dense(1, 1)])
+    sym = _symbolic.gaussian(1)
+    sigmoid = lambda z: 1 / (1 + sp.exp(-z))  # noqa: E731
+    total, theta, vals = 0, None, None
+    for n in range(2):
+        l_n, theta, vals = _composed_loss(sizes, [sp.tanh, sigmoid, None], params, x[n],
+                                          [R(y[n, 0])], sym)
+        total += l_n / 2
+    expected = sp.hessian(total, theta).xreplace({k: sp.Float(v, 60) for k, v in vals.items()})
+    close(curvature(model, params, x, y, fl.Gaussian(), "hessian", second_derivatives=second),
+          expected)
+
+
+def test_layerwise_and_symbolic_second_derivatives_agree_with_relu():
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2), fl.nn.ReLU(), fl.nn.Dense(2, 2), fl.nn.Tanh(),
+                              fl.nn.Dense(2, 2)])
+    rng = np.random.default_rng(9)
+    params = [(dyadic((2, 2), rng), dyadic((2,), rng)) for _ in range(3)]
+    x, y = dyadic((1, 2), rng), np.array([1])
+    x = np.vstack([x, [[0.0, 0.0]]])   # second example: pre-activations = biases
+    y = np.array([1, 0])
+    a = curvature(model, params, x, y, fl.Categorical(), "hessian", precision=40,
+                  second_derivatives="symbolic")
+    b = curvature(model, params, x, y, fl.Categorical(), "hessian", precision=40,
+                  second_derivatives="layerwise")
+    close(a, b, digits=38)
 
 
 # --------------------------------------------------------------------------- structure
@@ -231,6 +268,14 @@ def test_relu_kink_has_derivative_zero():
     assert F[3, 3] == 1 and F[2, 2] == 0  # a = relu(0) = 0 feeds w2
     F2 = curvature(model, params, [[1.0]], None, fl.Gaussian(), "fisher", exact=True)
     assert F2[0, 0] == 4  # s = 1/2 > 0: df/dw1 = w2 x = 2
+    # the mpmath evaluation path and the layerwise Hessian follow the same convention
+    Fn = curvature(model, params, [[0.5]], None, fl.Gaussian(), "fisher")
+    assert all(v == 0 for v in Fn[:2, :]) and float(Fn[3, 3]) == 1.0
+    Hn = curvature(model, params, [[0.5]], [[1.0]], fl.Gaussian(), "hessian",
+                   second_derivatives="layerwise")
+    Hs = curvature(model, params, [[0.5]], [[1.0]], fl.Gaussian(), "hessian",
+                   second_derivatives="symbolic")
+    assert Hn == Hs and all(v == 0 for v in Hn[:2, :])
 
 
 def test_params_as_lists_fractions_and_sympy_give_the_same_matrix():
@@ -299,6 +344,7 @@ def small():
     (dict(reduction="avg"), ValueError, "reduction must be"),
     (dict(exact=1), TypeError, "exact must be a bool"),
     (dict(precision=5), ValueError, "precision"),
+    (dict(second_derivatives="numeric"), ValueError, "second_derivatives must be"),
     (dict(model="net"), TypeError, "model must be a fisherlab.nn.Sequential"),
     (dict(model=fl.nn.Sequential([fl.nn.Tanh()])), ValueError, "at least one Dense"),
     (dict(params=[(np.ones((2, 2)), np.zeros(2))]), ValueError, "list of 2"),
