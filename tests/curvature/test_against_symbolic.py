@@ -134,8 +134,7 @@ def test_every_family_and_activation(family, activations):
 
 
 @settings(max_examples=min(settings().max_examples, 8))
-@given(problems(families=("categorical", "gaussian", "bernoulli", "gaussian_mean_variance"),
-                max_params=24))
+@given(problems(max_params=24))
 def test_kfac_equals_symbolic_kfac(problem):
     model, params, x, y, lik, _ = problem
     p = [(jnp.asarray(W, jnp.float64), jnp.asarray(b, jnp.float64)) for W, b in params]
