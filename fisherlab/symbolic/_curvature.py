@@ -30,8 +30,12 @@ references (``fl.hessian``, ``fl.ggn``, ``fl.fisher``, ``fl.empirical_fisher``,
    and averages over ``n`` (``reduction="mean"``) or sums (``"sum"``).
 
 The Hessian is assembled by the exact second-order chain rule
-(seed 003_377ac27c40267f84.txt App. A eq. (40)); the test suite checks it
-against ``sympy.hessian`` of the fully composed loss on tiny networks.
+(seed 003_377ac27c40267f84.txt App. A eq. (40)); the second derivatives of the
+outputs come from ``sympy.diff`` of the composed network (at most one nonlinear
+activation) or, for nested nonlinearities where that expression swell is costly,
+from the exact second-order chain rule applied layer by layer with the
+activations' derivatives from ``sympy.diff`` (``second_derivatives=``). The test
+suite checks both against ``sympy.hessian`` of the fully composed loss.
 
 Evaluation. With ``exact=True`` the matrix is returned *exactly*: entries are
 SymPy expressions in rationals and ``tanh``/``exp``/``log`` of rationals (a linear
@@ -474,7 +478,9 @@ def curvature(model, params, x, y, likelihood, kind: str = "hessian", *,
         exact expectation, ``fisher_type="exact"``, ``bias="augmented"``) |
         ``"kfac_empirical"`` (K-FAC with the data labels in ``G``).
       reduction: ``"mean"`` (``L = (1/N) sum_n l_n``, default) or ``"sum"``.
-      exact: return exact SymPy expressions instead of evaluated ``Float``\ s.
+      exact: return exact SymPy expressions instead of evaluated ``Float``\ s (meant for
+        networks of a few parameters: exact expressions in ``tanh``/``exp`` of rationals
+        grow quickly; a linear model with a Gaussian likelihood gives exact rationals).
       precision: significant digits of the returned ``Float``\ s (``exact=False``);
         intermediate evaluation uses ``precision + 10`` digits.
       second_derivatives: how the second derivatives of the outputs (Hessian only) are
