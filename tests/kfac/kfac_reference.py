@@ -70,11 +70,20 @@ def _has(name):
 
 
 def dense_ggn(model, params, x, y, likelihood):
-    """``fl.ggn`` when available (checked against the naive one), else the naive GGN."""
+    """The dense curvature that exact K-FAC approximates: ``(1/N) sum_n J^T F_out J``.
+
+    That is the GGN for natural-parameter likelihoods (cross-checked with ``fl.ggn``) and the
+    Fisher otherwise (cross-checked with ``fl.fisher``), when those are importable.
+    """
     naive = naive_ggn(model, params, x, likelihood)
-    if not _has("ggn") or jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
+    positions = jax.eval_shape(lambda: model(params, x[0])).ndim != 1
+    name = "ggn" if likelihood.natural else "fisher"
+    if positions or not _has(name):
         return naive
-    G = np.asarray(fl.ggn(model, params, x, y, likelihood))
+    if likelihood.natural:
+        G = np.asarray(fl.ggn(model, params, x, y, likelihood))
+    else:
+        G = np.asarray(fl.fisher(model, params, x, likelihood))
     np.testing.assert_allclose(G, naive, rtol=1e-10, atol=1e-12)
     return G
 
@@ -156,6 +165,8 @@ LIKELIHOODS = {
     "gaussian": lambda: fl.Gaussian(variance=0.7),
     "bernoulli": lambda: fl.Bernoulli(),
     "poisson": lambda: fl.Poisson(),
+    # outputs (mean, log-variance): not natural, so exact K-FAC approximates the Fisher
+    "gaussian_mean_variance": lambda: fl.GaussianMeanVariance(),
 }
 
 

@@ -44,6 +44,8 @@ def _problem(widths, activation, likelihood_name, seed, N, out_min=1):
        lik=st.sampled_from(sorted(LIKELIHOODS)), seed=seed_st,
        bias=st.sampled_from(["augmented", "separate"]))
 def test_exact_kfac_equals_ggn_block_for_one_example(widths, act, lik, seed, bias):
+    """N = 1: G (x) A is the exact block of J^T F_out J (the GGN; the Fisher for the
+    non-natural GaussianMeanVariance); with a separate bias, minus the weight--bias terms."""
     model, params, x, y, likelihood = _problem(widths, act, lik, seed, N=1)
     K = fl.kfac.matrix(fl.kfac.factors(model, params, x, y, likelihood, bias=bias), model)
     B = block_diagonal_part(dense_ggn(model, params, x, y, likelihood), model)
