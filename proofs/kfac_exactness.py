@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.likelihoods._symbolic import gaussian
+from fisherlab.likelihoods._symbolic import bernoulli, categorical, gaussian
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
 from .kronecker import REF_MG2015, REF_SEED_003, REF_SEED_004, kron, rvec, sym_matrix, sym_symmetric
@@ -152,7 +152,7 @@ def _single_steps():
         el.append(grad1 * grad1.T)
         er.append(kron(g1 * g1.T, abar0 * abar0.T))
     sizes = "every (n0, n1, C) in " + ", ".join(str(s) for s in SINGLE_SIZES)
-    lik = gaussian(2, variance=sp.Symbol("varsigma2", positive=True))
+    liks = [gaussian(2, variance=sp.Symbol("varsigma2", positive=True)), categorical(2), bernoulli(1)]
     return _single_general_steps() + [
         Step.equal(f"{sizes}: the Jacobian of f = W₂[φ(W₁ā₀); 1] with respect to rvec(W̄₁) is "
                    "J_s (I ⊗ ā₀ᵀ), with J_s = ∂f/∂s₁ obtained by differentiating f as a function of s₁",
@@ -172,11 +172,12 @@ def _single_steps():
                    justification="entry-wise",
                    display=r"J_{\theta_2}^\top\Lambda J_{\theta_2}=\Lambda\otimes\bar a_1\bar a_1^\top"),
         Step.equal("Exact-type G: for a natural-parameter likelihood E_y[∇_fℓ ∇_fℓᵀ] = ∇²_fℓ = Λ, so "
-                   "G₁ = E_y[g gᵀ] = J_sᵀ E_y[∇_fℓ∇_fℓᵀ] J_s = J_sᵀ Λ J_s; checked here for the "
-                   "Gaussian (C = 2, variance ς²) from its symbolic source",
-                   lik.fisher_definition(), lik.hessian_nll(),
-                   justification="exact Gaussian moments (fisherlab.likelihoods._symbolic.gaussian); "
-                                 "J_s does not depend on y (linearity of E_y)",
+                   "G₁ = E_y[g gᵀ] = J_sᵀ E_y[∇_fℓ∇_fℓᵀ] J_s = J_sᵀ Λ J_s; checked here from the "
+                   "symbolic sources of the Gaussian (C = 2, variance ς²), categorical (K = 2) and "
+                   "Bernoulli likelihoods",
+                   [lik.fisher_definition() for lik in liks], [lik.hessian_nll() for lik in liks],
+                   justification="exact expectations over y (fisherlab.likelihoods._symbolic); J_s "
+                                 "does not depend on y (linearity of E_y)",
                    display=r"\mathbb E_y[\nabla_f\ell\,\nabla_f\ell^\top]=\nabla_f^2\ell=\Lambda"),
         Step.equal(f"{sizes}: empirical variant — the per-example gradient outer product of layer 1 is "
                    "(g gᵀ) ⊗ (ā₀ā₀ᵀ) with g = J_sᵀ r, r = ∇_fℓ(y_label): empirical K-FAC = EF block "
@@ -221,7 +222,9 @@ SINGLE = Derivation(
         "not zero even for N = 1)", _full_ggn_claim, witness=_phi_witness)],
     axioms={"layer Jacobian": r"$\partial f_c/\partial\bar W_{ik} = J_{s,ci}\,\bar a_k$ "
                               r"(chain rule with $\partial s_i/\partial\bar W_{jk}=\delta_{ij}\bar a_k$, "
-                              r"kfac_structure.dense_layer; checked at every tier-B size by step 2)"},
+                              r"kfac_structure.dense_layer; checked at every tier-B size by step 2)",
+            **{name: "$" + text + "$" for lik in (gaussian(1), categorical(2), bernoulli(1))
+               for name, text in lik.axioms.items()}},
     assumptions=["one example (N = 1); layer blocks in [W b] row-major order",
                  r"$\Lambda = \nabla_f^2\ell$ the output Hessian; for the exact-type G a natural-"
                  r"parameter likelihood, where $\mathbb E_y[\nabla_f\ell\nabla_f\ell^\top] = \Lambda$"],
