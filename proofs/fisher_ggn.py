@@ -134,7 +134,30 @@ def _fisher_ggn_steps():
                           "= Hess A; linearity of expectation (J does not depend on y)",
             display=r"F = \mathbb E_y\big[J^\top (t - \nabla A)(t - \nabla A)^\top J\big] "
                     r"= J^\top \nabla^2 A\, J = J^\top \Lambda J = G \quad (\text{seed 003 (47)})"),
-    ]
+    ] + _family_instances()
+
+
+def _family_instances():
+    """The hypothesis holds for the library's natural families (their single symbolic source):
+    log p = <eta, t(y)> - A(eta) + const(y), so Lambda = Hess A with no y in it."""
+    sigma2 = sp.Symbol("sigma2", positive=True)
+    steps = []
+    for L, label in [(lik.categorical(3), "categorical K = 3"), (lik.bernoulli(2), "Bernoulli C = 2"),
+                     (lik.gaussian(2, sigma2), "Gaussian C = 2, variance sigma2"),
+                     (lik.poisson(2), "Poisson C = 2")]:
+        eta, t = L.outputs, L.sufficient_statistic
+        rest = sp.expand(L.log_density - sp.Add(*[e * ti for e, ti in zip(eta, t)])
+                         + L.log_partition)
+        steps.append(Step.equal(
+            f"{label}: log p = <eta, t(y)> - A(eta) + h(y) (natural parameters) and "
+            "Lambda = Hess A",
+            [sp.Matrix([sp.diff(rest, e) for e in eta]), L.hessian_nll()],
+            [sp.zeros(len(eta), 1), sp.hessian(L.log_partition, eta)],
+            justification="the family's log_density, sufficient_statistic and log_partition in "
+                          "fisherlab.likelihoods._symbolic",
+            display=rf"\partial_\eta\big(\log p - \langle\eta, t\rangle + A\big) = 0,\ "
+                    rf"\Lambda = \nabla^2 A\qquad(\text{{{label}}})"))
+    return steps
 
 
 def _gmv_control():
@@ -236,7 +259,8 @@ DERIVATIONS = [
                      r"targets drawn from the model, $y \sim p(\cdot\mid\theta)$"],
         tier=Tier.A,
         scope=f"generic model map g (undefined Functions) and abstract log-partition A; "
-              f"d = {D} parameters, K = {K} natural parameters",
+              f"d = {D} parameters, K = {K} natural parameters; hypothesis instantiated for the "
+              f"library families categorical K = 3, Bernoulli C = 2, Gaussian C = 2, Poisson C = 2",
         build=_fisher_ggn_steps,
         negative_controls=[
             NegativeControl(
