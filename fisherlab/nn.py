@@ -218,7 +218,7 @@ class ReLU(_Activation):
     """``max(a, 0)``; its derivative at 0 is taken as 0 (as in PyTorch and JAX)."""
 
     def __call__(self, params, a):
-        return jnp.maximum(a, 0.0)
+        return jax.nn.relu(a)  # custom JVP: relu'(0) = 0, as in PyTorch (jnp.maximum gives 0.5)
 
     def symbolic(self, z):
         import sympy as sp

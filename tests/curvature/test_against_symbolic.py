@@ -146,10 +146,6 @@ def test_kfac_equals_symbolic_kfac(problem):
         assert err <= RTOL, f"{fisher_type}: relative error {err:.3e}"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "fl.nn.ReLU uses jnp.maximum(a, 0.0), whose JAX derivative at a = 0 is 0.5; fl.nn's "
-    "docstring and fl.symbolic.curvature take relu'(0) = 0 (PyTorch's and jax.nn.relu's "
-    "convention). Reported to the owner of fisherlab/nn.py; remove this marker once fixed."))
 def test_relu_kink_convention_matches_symbolic():
     model = fl.nn.Sequential([fl.nn.Dense(1, 1), fl.nn.ReLU(), fl.nn.Dense(1, 1)])
     params = [(np.array([[1.0]]), np.array([-0.5])), (np.array([[2.0]]), np.array([0.25]))]
