@@ -38,7 +38,7 @@ def _problems(archs, N=3):
     return build()
 
 
-small_problems = _problems(["one_layer", "tanh", "sigmoid"])
+small_problems = _problems(["tanh", "sigmoid"])
 deep_problems = _problems(["tanh", "sigmoid"])
 
 
@@ -83,6 +83,7 @@ def test_empirical_fisher_for_fisher(problem):
 @given(small_problems)
 def test_empirical_fisher_with_sum_reduction_for_fisher(problem):
     N = problem.num_examples
+    assume(np.linalg.norm(problem.reference("empirical_fisher")) > 1e-8)  # else EF = N EF = 0
     f = _named_first(N * problem.reference("empirical_fisher"), problem.reference("fisher"),
                      problem, "fisher", "empirical_fisher_for_fisher")
     if N > 1:
@@ -169,7 +170,7 @@ def test_block_diagonal_only_without_problem(problem):
 
 
 @settings(derandomize=True)  # a fixed, reproducible set of draws: the MC test is statistical
-@given(_problems(["tanh", "sigmoid"], N=2), st.sampled_from([1, 4]))
+@given(small_problems, st.sampled_from([1, 4]))
 def test_monte_carlo_estimate(problem, S):
     """False-failure probability: <= 0.1 % per example (Markov band of ``_MC_BAND``)."""
     N, C, d = problem.num_examples, problem.num_outputs, problem.num_params

@@ -139,8 +139,7 @@ def test_batches_valid_targets(lik, C):
 def test_problems_are_consistent(problem):
     assert problem.num_outputs == problem.model.out_features
     assert problem.num_params == problem.model.num_params
-    F = problem.reference("fisher")
-    assert F.shape == (problem.num_params,) * 2
+    assert problem.outputs().shape == (problem.num_examples, problem.num_outputs)
 
 
 def test_shrinks_to_simple_examples():
