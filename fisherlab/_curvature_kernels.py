@@ -297,8 +297,15 @@ def _build_empirical_fisher_vp(f, likelihood):
     return run
 
 
+def _build_layerwise(f, likelihood, kind, num_samples):
+    from fisherlab import _curvature_layerwise
+
+    return _curvature_layerwise.build(f, likelihood, kind, num_samples)
+
+
 _BUILDERS = {
     "gauss_newton": _build_gauss_newton,
+    "layerwise": _build_layerwise,
     "gradient_outer": _build_gradient_outer,
     "gradient": _build_gradient,
     "hessian": _build_hessian,

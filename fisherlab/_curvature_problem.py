@@ -21,10 +21,11 @@ import numpy as np
 from fisherlab._validation import as_float_array, check_choice, check_finite, check_int, check_key
 
 __all__ = ["Prepared", "prepare", "check_vector", "check_reduction", "check_chunk_size",
-           "check_jacobian_mode", "check_num_samples", "check_key", "reduction_weights"]
+           "check_jacobian_mode", "check_method", "check_num_samples", "check_key", "reduction_weights"]
 
 _REDUCTIONS = ("mean", "sum")
 _JACOBIAN_MODES = ("auto", "forward", "reverse")
+_METHODS = ("auto", "jacobian", "layerwise")
 _LIKELIHOOD_KERNELS = ("_nll", "_output_grad", "_output_hessian", "_output_fisher", "_sample",
                        "check_outputs", "check_targets")
 
@@ -55,6 +56,11 @@ def check_reduction(reduction) -> str:
 def check_jacobian_mode(jacobian) -> str:
     """``jacobian`` is ``"auto"``, ``"forward"`` or ``"reverse"``."""
     return check_choice(jacobian, "jacobian", _JACOBIAN_MODES)
+
+
+def check_method(method) -> str:
+    """``method`` is ``"auto"``, ``"jacobian"`` or ``"layerwise"``."""
+    return check_choice(method, "method", _METHODS)
 
 
 def check_chunk_size(chunk_size) -> int | None:

@@ -56,9 +56,11 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab import _curvature_kernels as _k
+from fisherlab import _curvature_layerwise as _layerwise
 from fisherlab._curvature_problem import (
     check_chunk_size,
     check_jacobian_mode,
+    check_method,
     check_key,
     check_num_samples,
     check_reduction,
@@ -95,11 +97,12 @@ def _chunks(p, kind, chunk_size, reduction, extra):
     return _k.chunked(p.x, n, b), (None if extra is None else _k.chunked(extra, n, b)), w
 
 
-def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jacobian,
+def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jacobian, method,
                   key=None, num_samples=1):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     jacobian = check_jacobian_mode(jacobian)
+    method = check_method(method)
     if kind == "fisher_mc":
         num_samples = check_num_samples(num_samples)
         key = check_key(key)
@@ -110,9 +113,23 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
         extra = p.y
     else:
         extra = None
-    mode = _k.resolve_mode(jacobian, p.num_outputs, p.num_params)
+    layerwise_ok = _layerwise.supports(f, p.params, p.x)
+    if method == "layerwise" and not layerwise_ok:
+        raise ValueError(
+            "method='layerwise' needs f to be a fisherlab.nn.Sequential of Dense layers and "
+            "elementwise activations (Tanh, Sigmoid, ReLU, Identity) applied to x of shape "
+            f"(N, in_features), got f = {f!r} and x of shape {getattr(p.x, 'shape', None)}; "
+            "use method='jacobian' (any model)")
+    use_layerwise = method == "layerwise" or (
+        method == "auto" and layerwise_ok and jacobian == "auto")
+    if use_layerwise and chunk_size is None:
+        chunk_size = _layerwise.default_chunk_size(f, p.num_examples, p.num_outputs)
     xc, ec, wc = _chunks(p, kind, chunk_size, reduction, extra)
-    run = _k.compiled("gauss_newton", f, likelihood, kind, mode, num_samples)
+    if use_layerwise:
+        run = _k.compiled("layerwise", f, likelihood, kind, num_samples)
+    else:
+        mode = _k.resolve_mode(jacobian, p.num_outputs, p.num_params)
+        run = _k.compiled("gauss_newton", f, likelihood, kind, mode, num_samples)
     return run(p.params, xc, ec, wc)
 
 
@@ -121,7 +138,7 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
 
 @reference
 def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-        chunk_size: int | None = None, jacobian: str = "auto") -> jax.Array:
+        chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto") -> jax.Array:
     r"""Generalized Gauss-Newton matrix ``G = (1/N) sum_n J_n^T Lambda_n J_n``.
 
     ``Lambda_n = grad^2_f (-log p(y_n | f))`` is the output-space Hessian of the
@@ -143,13 +160,20 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
       reduction: ``"mean"`` (default, ``1/N``) or ``"sum"``.
       chunk_size: examples per chunk (default: ``B`` with ``B C d <= 2^24``); the result does
         not depend on it beyond rounding.
-      jacobian: ``"auto"`` (reverse mode when ``C < d``, else forward), ``"forward"``, ``"reverse"``.
+      jacobian: ``"auto"`` (reverse mode when ``C < d``, else forward), ``"forward"``, ``"reverse"``
+        (for ``method="jacobian"``; a non-``"auto"`` value selects that method).
+      method: ``"jacobian"`` (any model: per-example Jacobians, ``J^T (Lambda J)``),
+        ``"layerwise"`` (``fl.nn.Sequential`` of Dense + elementwise activations only: the
+        exact Kronecker-structured blocks of :mod:`fisherlab._curvature_layerwise`, a factor
+        ``C`` fewer flops), or ``"auto"`` (layerwise when the model qualifies).
 
     Returns:
       ``(d, d)`` float64 symmetric matrix in ``ravel_pytree(params)`` order.
 
-    Cost: ``N`` per-example Jacobians (``min(C, d)`` passes each) and ``2 N C d^2`` flops
-    for ``J^T (Lambda J)``; memory ``O(chunk_size C d + d^2)``.
+    Cost (``method="jacobian"``): ``N`` per-example Jacobians (``min(C, d)`` passes each) and
+    ``2 N C d^2`` flops for ``J^T (Lambda J)``; memory ``O(chunk_size C d + d^2)``.
+    ``method="layerwise"``: ``C`` backward passes per example to the pre-activations and about
+    ``2 N d^2`` flops.
 
     References:
       seed 003_377ac27c40267f84.txt App. A eqs. (40)-(42); Schraudolph (2002); Martens (2020) §9.
@@ -161,12 +185,14 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> fl.ggn(model, params, x, y, fl.Categorical()).shape
     (8, 8)
     """
-    return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian)
+    return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian,
+                         method)
 
 
 @reference
 def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
-           chunk_size: int | None = None, jacobian: str = "auto") -> jax.Array:
+           chunk_size: int | None = None, jacobian: str = "auto",
+           method: str = "auto") -> jax.Array:
     r"""Exact (true, "type-2") Fisher information ``F = (1/N) sum_n J_n^T F_out(f_n) J_n``.
 
     The expectation over ``y ~ p(. | f_n)`` is taken in closed form through the
@@ -176,7 +202,7 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     and App. A eq. (42)). No labels are needed.
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix, ``ravel_pytree`` order.
@@ -185,13 +211,13 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
       seed 003_377ac27c40267f84.txt §3, §7, App. A; Martens (2020) §9.2; Kunstner et al. (2019).
     """
     return _gauss_newton("fisher", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian)
+                         jacobian, method)
 
 
 @reference
 def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
               reduction: str = "mean", chunk_size: int | None = None,
-              jacobian: str = "auto") -> jax.Array:
+              jacobian: str = "auto", method: str = "auto") -> jax.Array:
     r"""Monte-Carlo Fisher: the expectation of :func:`fisher` replaced by ``S`` samples per example.
 
     .. math::
@@ -208,7 +234,7 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     ``S < C``, from the ``S`` rows ``J^T r_s`` directly).
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method: as in :func:`ggn`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -221,7 +247,7 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
       curvature", ICML 2015 §5; Kunstner et al. (2019).
     """
     return _gauss_newton("fisher_mc", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, key=key, num_samples=num_samples)
+                         jacobian, method, key=key, num_samples=num_samples)
 
 
 def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered):

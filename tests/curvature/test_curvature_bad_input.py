@@ -165,3 +165,11 @@ def test_matvec_vector_of_the_wrong_shape(name):
         mv(np.array(["a"] * d))
     with pytest.raises(ValueError, match=r"v must be a flat vector"):
         jax.jit(mv)(jnp.ones(d - 1))
+
+
+def test_bad_method():
+    with pytest.raises(ValueError, match=r"method must be one of"):
+        fl.ggn(F, PARAMS, X, Y, LIK, method="fast")
+    f, params, x, y, lik = make_problem("categorical", seed=0, n=4, model="dict")
+    with pytest.raises(ValueError, match=r"method='layerwise' needs f to be a fisherlab.nn"):
+        fl.fisher(f, params, x, lik, method="layerwise")

@@ -111,3 +111,44 @@ def test_matrices_are_symmetric_and_psd_where_theory_says(problem):
     for M in (fl.ggn(f, params, x, y, lik), fl.hessian(f, params, x, y, lik)):
         M = np.asarray(M)
         np.testing.assert_array_equal(M, M.T)
+
+
+ACTIVATIONS = [fl.nn.Tanh(), fl.nn.ReLU(), fl.nn.Sigmoid(), fl.nn.Identity()]
+
+
+@st.composite
+def sequential_problems(draw):
+    """Deeper Sequential MLPs with mixed activations (the layer-wise path's domain)."""
+    from curvature_cases import likelihood_for, targets_for
+
+    family = draw(st.sampled_from(["categorical", "gaussian_mean_variance", "poisson"]))
+    depth = draw(st.sampled_from([1, 3]))
+    widths = [2, 3, 4, 2][:depth + 1]
+    if family == "gaussian_mean_variance":
+        widths[-1] = 2
+    layers = []
+    for k in range(depth):
+        layers.append(fl.nn.Dense(widths[k], widths[k + 1]))
+        if k < depth - 1:
+            layers.append(draw(st.sampled_from(ACTIVATIONS)))
+    model = fl.nn.Sequential(layers)
+    seed = draw(st.integers(0, 2 ** 16))
+    params = model.init(jax.random.key(seed))
+    x = jax.random.normal(jax.random.key(seed + 1), (4, widths[0]))
+    outs = np.asarray(jax.vmap(model, in_axes=(None, 0))(params, x))
+    y = targets_for(family, outs, np.random.default_rng(seed))
+    return model, params, x, y, likelihood_for(family)
+
+
+@given(sequential_problems(), st.sampled_from([None, 3]), reductions)
+def test_layerwise_path_equals_naive_and_jacobian_path(problem, chunk_size, reduction):
+    f, params, x, y, lik = problem
+    kw = dict(reduction=reduction, chunk_size=chunk_size)
+    G = fl.ggn(f, params, x, y, lik, method="layerwise", **kw)
+    _close(G, naive.ggn(f, params, x, y, lik, reduction=reduction))
+    _close(G, fl.ggn(f, params, x, y, lik, method="jacobian", **kw))
+    _close(fl.fisher(f, params, x, lik, method="layerwise", **kw),
+           naive.fisher(f, params, x, lik, reduction=reduction))
+    key = jax.random.key(1)
+    _close(fl.fisher_mc(f, params, x, lik, key, 3, method="layerwise", **kw),
+           fl.fisher_mc(f, params, x, lik, key, 3, method="jacobian", **kw))
