@@ -150,8 +150,13 @@ def kj_estimator(loss_fn, act, mode, num_samples=1, auto=False):
         func, default_estimation_mode=mode, auto_register_tags=auto, num_samples=num_samples)
 
 
-def kj_factors_fn(estimator, params_kj, batch, mode, rng):
-    """A jitted function ``(params_kj, batch, rng) -> [(A, G), ...]`` (one EMA step from 0)."""
+def kj_factors_fn(estimator, params_kj, batch, mode, rng, dense=False):
+    """A jitted function ``(params_kj, batch, rng) -> [(A, G), ...]`` (one EMA step from 0).
+
+    With ``dense=True`` it returns ``(factors, blocks)``, ``blocks`` the dense layer blocks of
+    kfac-jax's own ``to_diagonal_block_dense_matrix`` (its parameter order: ``w (in,out)``
+    row-major, then ``b``).
+    """
     n = batch[0].shape[0]
     state0 = estimator.init(rng, (params_kj, batch), None, None)
     for blk in estimator.blocks:
@@ -162,12 +167,37 @@ def kj_factors_fn(estimator, params_kj, batch, mode, rng):
         st = estimator.update_curvature_matrix_estimate(
             state0, ema_old=0.0, ema_new=1.0, identity_weight=0.0, batch_size=n, rng=rng,
             func_args=(params_kj, batch), estimation_mode=mode)
-        return [(b.factors[0].value, b.factors[1].value) for b in st.blocks_states]
+        facs = [(b.factors[0].value, b.factors[1].value) for b in st.blocks_states]
+        if dense:
+            return facs, estimator.to_diagonal_block_dense_matrix(st)
+        return facs
 
     return run
 
 
 # --------------------------------------------------------------------------- comparison
+
+
+def kj_to_fl_permutation(din, dout):
+    """``p`` with ``p[i_fisherlab] = i_kfacjax`` for one dense layer's ``W, b``.
+
+    fisherlab: ``W (out,in)`` row-major (``W[j,i]`` at ``j*in + i``) then ``b``;
+    kfac-jax: ``w = W^T (in,out)`` row-major (``w[i,j]`` at ``i*out + j``) then ``b``.
+    """
+    j, i = np.meshgrid(np.arange(dout), np.arange(din), indexing="ij")
+    return np.concatenate([(i * dout + j).ravel(), din * dout + np.arange(dout)])
+
+
+def fl_blocks(factors, model):
+    """Per-layer dense blocks of ``fl.kfac.matrix`` (fisherlab parameter order)."""
+    M = np.asarray(fl.kfac.matrix(factors, model, bias="augmented"))
+    out, off = [], 0
+    for f in factors:
+        d = f.A.shape[0] * f.G.shape[0]
+        out.append(M[off:off + d, off:off + d])
+        off += d
+    assert off == M.shape[0]
+    return out
 
 
 def rel(x, y):
@@ -197,11 +227,16 @@ def compare_small(rows, S_mc):
                                     ("ggn_exact", "exact", s_exact),
                                     ("fisher_empirical", "empirical", s_emp(N))):
                 est = kj_estimator(loss_fn, act, mode)
-                kjf = kj_factors_fn(est, pkj, batch, mode, jax.random.key(3))(
+                kjf, kjb = kj_factors_fn(est, pkj, batch, mode, jax.random.key(3), dense=True)(
                     pkj, batch, jax.random.key(3))
-                for k, ((A, G), r) in enumerate(zip(kjf, ref[ft])):
+                flb = fl_blocks(ref[ft], model)
+                for k, ((A, G), r, B, Bfl) in enumerate(zip(kjf, ref[ft], kjb, flb)):
                     rows.append((cname, lname, mode, ft, k, "A", rel(A, r.A), "1"))
                     rows.append((cname, lname, mode, ft, k, "G", rel(G / scale, r.G),
+                                 _fmt_scale(scale, N)))
+                    p = kj_to_fl_permutation(widths[k], widths[k + 1])
+                    rows.append((cname, lname, mode, ft, k, "blk",
+                                 rel(np.asarray(B)[np.ix_(p, p)] / scale, Bfl),
                                  _fmt_scale(scale, N)))
             # automatic graph scanning instead of manual register_dense (exact mode)
             if lname == "categorical":
@@ -296,8 +331,16 @@ def main():
         print(f"{cname:17s} {lname:28s} {mode:30s} {ft:15s} {k:5d} {fac:>3s} {scale:>5s} "
               f"{err:10.2e}")
     det = [r for r in rows if "S=" not in r[2]]
-    print(f"\nmax rel err over the {len(det)} deterministic comparisons: "
+    print(f"\nmax rel err over the {len(det)} deterministic comparisons (A, G, dense block): "
           f"{max(r[6] for r in det):.2e}")
+    print(f"Monte-Carlo G (S = {args.mc_samples} per example; error ~ 1/sqrt(S N), so it "
+          "halves when S is multiplied by 4):")
+    for mode in sorted({r[2] for r in rows if "S=" in r[2]}):
+        for ref in ("exact", "mc (fisherlab)"):
+            errs = [r[6] for r in rows if r[2] == mode and r[3] == ref and r[5] == "G"]
+            if errs:
+                print(f"  {mode:32s} vs {ref:15s} median {np.median(errs):.2e}  "
+                      f"max {max(errs):.2e}  ({len(errs)} layers)")
 
     if not args.no_timing:
         try:
