@@ -5,7 +5,6 @@ EF = 0 at interpolation while F is unchanged."""
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
