@@ -114,3 +114,14 @@ def test_sequential_equality_and_hash():
     b = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh()])
     c = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.ReLU()])
     assert a == b and hash(a) == hash(b) and a != c
+
+
+def test_activation_values_and_relu_derivative_at_zero():
+    z = jnp.asarray([-1.0, 0.0, 2.0])
+    np.testing.assert_allclose(fl.nn.Tanh()(None, z), np.tanh([-1.0, 0.0, 2.0]), rtol=1e-15)
+    np.testing.assert_allclose(fl.nn.Sigmoid()(None, z), 1 / (1 + np.exp([1.0, 0.0, -2.0])),
+                               rtol=1e-15)
+    np.testing.assert_array_equal(fl.nn.ReLU()(None, z), [0.0, 0.0, 2.0])
+    # PyTorch's convention, as documented: relu'(0) = 0
+    assert float(jax.grad(lambda t: fl.nn.ReLU()(None, t))(0.0)) == 0.0
+    assert float(jax.grad(lambda t: fl.nn.ReLU()(None, t))(1.0)) == 1.0
