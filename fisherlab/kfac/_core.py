@@ -197,10 +197,11 @@ def prepare(model, params, x, y, likelihood, fisher_type, key, num_samples):
     Q = int(np.prod(out.shape[1:-1], dtype=np.int64)) if len(out.shape) > 2 else 1
     if fisher_type == "mc":
         key = check_key(key)
+    outputs = jnp.reshape(jax.vmap(lambda xn: model(params, xn))(x), (N * Q, C))
+    checked = likelihood.check_outputs(outputs, "model outputs")
     if fisher_type == "empirical" or y is not None:
         if y is None:
             raise ValueError("y is required for fisher_type='empirical' (the data labels)")
-        outputs = jnp.reshape(jax.vmap(lambda xn: model(params, xn))(x), (N * Q, C))
         y_arr = np.asarray(y) if not isinstance(y, jax.core.Tracer) else y
         if y_arr.ndim < 1 or y_arr.shape[0] != N:
             raise ValueError(
@@ -213,6 +214,6 @@ def prepare(model, params, x, y, likelihood, fisher_type, key, num_samples):
                 f"of shape {out.shape}, got {tuple(y_arr.shape)}")
         event = tuple(y_arr.shape[1 + len(pos):])
         yq = likelihood.check_targets(jnp.reshape(y_arr, (N * Q,) + event) if pos else y_arr,
-                                      likelihood.check_outputs(outputs, "model outputs"), "y")
+                                      checked, "y")
         y = jnp.reshape(jnp.asarray(yq), (N,) + pos + event)
     return x, y, key, num_samples, N

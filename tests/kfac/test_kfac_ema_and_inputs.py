@@ -78,6 +78,9 @@ def test_bad_data(problem):
         fl.kfac.factors(model, params[:1], x, y, lik)
     with pytest.raises(ValueError, match="x must be finite"):
         fl.kfac.factors(model, params, x.at[0, 0].set(jnp.nan), y, lik)
+    with pytest.raises(ValueError, match="model outputs"):  # Categorical needs C >= 2
+        single = mlp([3, 1], fl.nn.Tanh)
+        fl.kfac.factors(single, single.init(jax.random.key(0)), x, None, lik)
     with pytest.raises(TypeError, match="likelihood"):
         fl.kfac.factors(model, params, x, y, "categorical")
     with pytest.raises(TypeError, match="key"):
