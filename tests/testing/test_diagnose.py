@@ -311,3 +311,33 @@ def test_problem_validation():
     assert P.reference("hessian").shape == (2, 2)
     with pytest.raises(ValueError, match="Sequential"):
         P.reference("kfac")
+
+
+@given(small_problems)
+def test_bias_cross_terms_missing_in_full_matrix(problem):
+    F = problem.reference("fisher")
+    keep = np.ones(F.shape, bool)
+    for l1 in problem.leaves():
+        for l2 in problem.leaves():
+            if l1.group == l2.group and {l1.role, l2.role} == {"W", "b"}:
+                keep[l1.start:l1.stop, l2.start:l2.stop] = False
+    _named_first(np.where(keep, F, 0.0), F, problem, "fisher", "bias_cross_terms_missing")
+
+
+def test_quantity_is_inferred_from_the_problem():
+    P = _problem()
+    f = diagnose(P.reference("empirical_fisher"), P.reference("fisher"), problem=P)
+    assert f[0].kind == "empirical_fisher_for_fisher"
+
+
+def test_non_natural_likelihood_fisher_vs_ggn():
+    """GaussianMeanVariance outputs are not natural parameters: Fisher != GGN, and each is named."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.Dense(3, 2)])
+    params = model.init(jax.random.key(2))
+    x = np.random.default_rng(2).normal(size=(3, 2))
+    y = np.random.default_rng(3).normal(size=(3, 1))
+    P = Problem(model, params, x, y, fl.GaussianMeanVariance())
+    F, G = P.reference("fisher"), P.reference("ggn")
+    assert relative_error(F, G) > 1e-3
+    assert diagnose(F, G, problem=P, quantity="ggn")[0].kind == "fisher_for_ggn"
+    assert diagnose(G, F, problem=P, quantity="fisher")[0].kind == "ggn_for_fisher"
