@@ -15,8 +15,27 @@ The log-partition is ``A(eta) = logsumexp(eta)``, so with ``p = softmax(eta)``
 * a factor ``M = diag(sqrt p) - p sqrt(p)^T`` with ``M M^T = F_out`` (because
   ``diag(sqrt p) sqrt p = p`` and ``sqrt(p)^T sqrt(p) = 1``).
 
-Everything is computed from ``log_softmax``/``softmax`` (max-shifted), so logits of
-``+-1000`` give finite, correct values.
+Everything is computed from max-shifted exponentials, so logits of ``+-1000`` give finite,
+correct values.
+
+Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
+
+* the NLL is ``(M - eta_y) + log1p((n_M - 1) + sum_{eta_j < M} e^{eta_j - M})`` with ``M = max
+  eta`` attained ``n_M`` times, so a confident correct prediction (logit gap 40) gives
+  ``e^{-40}``, not ``log(1 + e^{-40}) = 0``;
+* the gradient ``p - e_y`` has its ``y``-th entry computed as ``-sum_{j != y} p_j`` (a sum of
+  positive terms); ``p_y - 1`` cancels to 0 at a logit gap >~ 37 in float64 (relative
+  error 1), which is what JAX autodiff of ``logsumexp(eta) - eta_y`` produces;
+* ``1 - p_k`` is formed as ``sum_{j != k} p_j`` for the dominant class (``p_k > 3/4``, at most
+  one) and as ``1 - p_k`` (no cancellation: ``>= 1/4``) for the others -- without ``argmax``,
+  which fails under a caller's ``jax.jit`` with x64 off (review defect 9);
+* the NLL kernel is a :func:`jax.custom_jvp` whose tangent is that accurate gradient, and the
+  gradient is itself a ``custom_jvp`` whose tangent is the output-Fisher-vector product
+  ``(diag(p) - p p^T) v = p * ((1 - p) v - sum_{j != k} p_j v_j)`` with the accurate
+  complements (``O(C)``; with ``v = e_i`` it reproduces the entries of :meth:`Categorical.
+  _output_fisher` exactly). So ``jax.grad``, ``jax.hessian``, ``jax.jacfwd(jax.grad)``,
+  ``jvp``/``vjp`` of the NLL -- what the curvature module and K-FAC differentiate -- are
+  accurate at every logit, under ``jit``/``vmap``. The integer target has no tangent.
 
 References:
   seed 003_377ac27c40267f84.txt (Johnson, natural gradients and K-FAC notes: the
@@ -36,16 +55,78 @@ from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, _is
 __all__ = ["Categorical"]
 
 
-def _probs_and_complements(out):
-    """``p = softmax(out)`` and ``q = 1 - p``, both with full relative accuracy.
+#: a class with ``p_k`` above this dominates: at most one can (the probabilities sum to 1, with
+#: a margin for rounding); every other class has ``1 - p_k >= 1/4``, computed without cancellation.
+_DOMINANT = 0.75
 
-    ``1 - p_k`` cancels only for the largest probability when it is > 1/2; for that class
-    ``q_k = sum_{j != k} p_j`` (a sum of positive terms), for the others ``1 - p_k >= 1/2``.
+
+def _probs_and_complements(out):
+    """``p = softmax(out)``, ``q = 1 - p`` (full relative accuracy) and the dominant-class mask.
+
+    ``1 - p_k`` cancels only for a probability near 1; for the (at most one) class with
+    ``p_k > 3/4``, ``q_k = sum_{j != k} p_j`` (a sum of positive terms), for the others
+    ``q_k = 1 - p_k >= 1/4`` (no cancellation). No ``argmax`` (see the module docstring).
     """
     p = jax.nn.softmax(out)
-    is_max = jnp.arange(p.shape[-1]) == jnp.argmax(p)
-    others = jnp.sum(jnp.where(is_max, 0.0, p))
-    return p, jnp.where(is_max, others, 1.0 - p)
+    dominant = p > _DOMINANT
+    others = jnp.sum(jnp.where(dominant, 0.0, p))
+    return p, jnp.where(dominant, others, 1.0 - p), dominant
+
+
+def _fisher_vp(out, v):
+    """``(diag(p) - p p^T) v`` in ``O(C)``, entry ``k`` as ``p_k ((1 - p_k) v_k - sum_{j != k} p_j v_j)``.
+
+    ``sum_{j != k} p_j v_j`` is ``p.v - p_k v_k`` except for the dominant class, where it is
+    summed directly (``p.v - p_k v_k`` would cancel there). For ``v = e_i`` every entry is
+    the exact product of :meth:`Categorical._output_fisher` (``p_k q_k`` or ``-p_k p_i``).
+    """
+    p, q, dominant = _probs_and_complements(out)
+    pv = p * v
+    rest = jnp.where(dominant, jnp.sum(jnp.where(dominant, 0.0, pv)), jnp.sum(pv) - pv)
+    return p * (q * v - rest)
+
+
+def _is_target(out, target):
+    """Boolean ``(C,)`` mask ``k == target`` (one-hot without dtype promotion)."""
+    target = jnp.asarray(target)
+    return jnp.arange(out.shape[-1], dtype=target.dtype) == target
+
+
+@jax.custom_jvp
+def _grad(out, target):
+    """``softmax(out) - e_target`` with the ``target`` entry as ``-sum_{j != target} p_j``.
+
+    ``custom_jvp`` tangent: :func:`_fisher_vp` (the integer target has none).
+    """
+    p = jax.nn.softmax(out)
+    is_y = _is_target(out, target)
+    return jnp.where(is_y, -jnp.sum(jnp.where(is_y, 0.0, p)), p)
+
+
+@_grad.defjvp
+def _grad_jvp(primals, tangents):
+    out, target = primals
+    return _grad(out, target), _fisher_vp(out, tangents[0])
+
+
+@jax.custom_jvp
+def _nll(out, target):
+    """``logsumexp(out) - out[target]`` as ``(M - out[target]) + log1p((n_M - 1) + rest)``.
+
+    ``M = max(out)`` attained ``n_M`` times, ``rest = sum_{out_j < M} e^{out_j - M}``: no
+    ``log(1 + tiny)`` rounding. ``custom_jvp`` tangent ``<_grad(out, target), d out>``.
+    """
+    top = jnp.max(out)
+    at_top = out == top
+    count = jnp.sum(at_top.astype(out.dtype))
+    rest = jnp.sum(jnp.where(at_top, 0.0, jnp.exp(out - top)))
+    return (top - out[target]) + jnp.log1p((count - 1.0) + rest)
+
+
+@_nll.defjvp
+def _nll_jvp(primals, tangents):
+    out, target = primals
+    return _nll(out, target), jnp.sum(_grad(out, target) * tangents[0])
 
 
 class Categorical(Likelihood):
@@ -72,12 +153,15 @@ class Categorical(Likelihood):
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):
-        """``logsumexp(out) - out[target]`` for one example (``target`` an int index)."""
-        return -jax.nn.log_softmax(out)[target]
+        """``logsumexp(out) - out[target]`` for one example (``target`` an int index).
+
+        Accurate value and derivatives at saturated logits (see the module docstring).
+        """
+        return _nll(out, target)
 
     def _output_grad(self, out, target):
-        """``softmax(out) - e_target``."""
-        return jax.nn.softmax(out) - jax.nn.one_hot(target, out.shape[-1], dtype=out.dtype)
+        """``softmax(out) - e_target``, the ``target`` entry as ``-sum_{j != target} p_j``."""
+        return _grad(out, target)
 
     def _output_hessian(self, out, target):
         """``diag(p) - p p^T`` (independent of ``target``)."""
@@ -90,7 +174,7 @@ class Categorical(Likelihood):
         :func:`_probs_and_complements`, so it keeps full relative accuracy when the softmax
         saturates (``1 - p_k`` tiny), where ``p_k - p_k^2`` would cancel to 0.
         """
-        p, q = _probs_and_complements(out)
+        p, q, _ = _probs_and_complements(out)
         return jnp.diag(p * q) - jnp.outer(p, p) * (1.0 - jnp.eye(p.shape[-1], dtype=p.dtype))
 
     def _output_fisher_sqrt(self, out):
@@ -98,7 +182,7 @@ class Categorical(Likelihood):
 
         Diagonal ``sqrt(p_k) (1 - p_k)`` (accurate complement, as in :meth:`_output_fisher`).
         """
-        p, q = _probs_and_complements(out)
+        p, q, _ = _probs_and_complements(out)
         s = jnp.sqrt(p)
         return jnp.diag(s * q) - jnp.outer(p, s) * (1.0 - jnp.eye(p.shape[-1], dtype=p.dtype))
 
