@@ -66,7 +66,7 @@ ACT = {"tanh": (fl.nn.Tanh, jnp.tanh), "relu": (fl.nn.ReLU, jax.nn.relu),
 
 
 def make_models(widths, act):
-    """fisherlab Sequential and the layer list for the kfac-jax forward pass."""
+    """The fisherlab ``Sequential`` (Dense layers of ``widths``, ``act`` between them)."""
     fl_act, _ = ACT[act]
     layers = []
     for i, (din, dout) in enumerate(zip(widths[:-1], widths[1:])):
