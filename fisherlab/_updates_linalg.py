@@ -8,6 +8,8 @@ Private to :mod:`fisherlab.updates`. Two solvers for ``(M + lambda I) x = b``:
   the error), and ``M + lambda I`` nonsingular (relative to its largest eigenvalue
   magnitude, threshold ``d * 1e-13``). The solve is a Cholesky factorisation of
   ``M + lambda I`` (PSD case) or an LU solve (``psd=False``, e.g. an indefinite Hessian).
+* :func:`materialise` -- the dense matrix of a matrix-vector product (``d`` products), used
+  by ``precondition`` to run the checks above on a matrix-free ``M`` when ``damping = 0``.
 * :func:`conjugate_gradient` -- ``M`` given as a matrix-vector product; linear CG
   (Hestenes & Stiefel, 1952) in a ``lax.while_loop``, stopping when the relative residual
   ``||b - (M + lambda I) x|| / ||b|| <= tol``, after ``maxiter`` iterations, or on a
@@ -26,11 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CGInfo", "dense_solve", "conjugate_gradient", "is_tracer"]
+__all__ = ["CGInfo", "MATERIALISE_MAX_DIM", "dense_solve", "conjugate_gradient", "is_tracer",
+           "materialise"]
 
 _SYM_RTOL = 1e-8
 _PSD_RTOL = 1e-10
 _SINGULAR_RTOL = 1e-13
+#: largest ``d`` for which a matrix-free ``M`` is materialised to check it (8 d^2 bytes: 128 MiB)
+MATERIALISE_MAX_DIM = 4096
 
 
 def is_tracer(x) -> bool:
@@ -91,6 +96,18 @@ def check_matrix(M, d: int, *, psd: bool, damping, name: str):
             f"{'' if psd else 'magnitude '}is {smallest:.6g} (largest {big:.6g}) with "
             f"damping = {float(damping)!r}; pass damping > 0 (Tikhonov damping) or a "
             "nonsingular curvature")
+
+
+def materialise(matvec, d: int):
+    """The dense ``(d, d)`` float64 matrix of ``v -> M v``: column ``j`` is ``M e_j``.
+
+    ``d`` products, evaluated in batches of at most 64 (``lax.map``) to bound the memory of
+    the product's intermediates.
+    """
+    eye = jnp.eye(d, dtype=jnp.float64)
+    cols = jax.lax.map(lambda e: jnp.asarray(matvec(e), jnp.float64), eye,
+                       batch_size=min(d, 64))
+    return cols.T
 
 
 def dense_solve(M, b, damping, *, psd: bool, name: str = "curvature"):

@@ -24,8 +24,15 @@ pi-damping) and :func:`diagonal_update` (an EMA diagonal preconditioner, seed 00
 Errors: non-positive ``lr``, negative ``damping``, a curvature whose shape does not
 match the gradient, a non-PSD matrix where PSD is required (the message names the smallest
 eigenvalue) and a singular ``M + lambda I`` (e.g. zero damping on a rank-deficient Fisher)
-raise ``ValueError``/``TypeError`` naming the argument. The checks need concrete values; under
-``jax.jit`` they are skipped.
+raise ``ValueError``/``TypeError`` naming the argument. A matrix-free ``M`` with zero damping is
+materialised to be checked (:func:`precondition`); :func:`hessian_free` (a truncated solver)
+does not check and returns the pseudo-inverse solution on a singular ``M``. The checks need
+concrete values; under ``jax.jit`` they are skipped.
+
+Precision: every function here computes in float64 whatever the caller's ``jax_enable_x64``
+(``fisherlab._precision.reference``; ``adaptive_damping`` works on Python floats). Inputs
+converted *before* the call (e.g. ``jnp`` arrays created, or ``jax.jit`` arguments traced,
+with x64 off) are already float32 and cannot be recovered: pass NumPy float64 arrays.
 
 Parameter order: flat vectors are in ``jax.flatten_util.ravel_pytree(params)`` order.
 
@@ -52,8 +59,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fisherlab._precision import reference
-from fisherlab._updates_linalg import CGInfo, conjugate_gradient, dense_solve, is_tracer
+from fisherlab._precision import float64, reference
+from fisherlab._updates_linalg import (
+    MATERIALISE_MAX_DIM,
+    CGInfo,
+    check_matrix,
+    conjugate_gradient,
+    dense_solve,
+    is_tracer,
+    materialise,
+)
 from fisherlab._validation import check_choice, check_int
 
 __all__ = [
@@ -142,6 +157,20 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
     ``tol`` (an error if not reached within ``maxiter``, default ``10 d``: this function
     promises the exact solve; use :func:`hessian_free` for a truncated one).
 
+    Singularity with a callable ``M``: for ``damping > 0`` and a PSD ``M`` the system
+    ``M + lambda I`` is positive definite (eigenvalues ``>= lambda``) and is solved
+    matrix-free. For ``damping = 0`` it may be singular, and conjugate gradient cannot tell:
+    the gradient of the mean NLL lies in the range of the Fisher (the score ``J^T (T(y) -
+    E[T])`` is in the range of ``J^T Cov(T) J``), so CG's Krylov space (and its Ritz values)
+    never sees the null space and CG converges to the pseudo-inverse solution ``M^+ g`` --
+    one of infinitely many solutions (review reproducer: a rank-deficient categorical
+    Fisher). So with ``damping = 0`` (a
+    concrete zero) the callable is *materialised* (``d`` products, a ``(d, d)`` matrix, only
+    for ``d <= 4096``; larger ``d`` is an error) and checked exactly like a dense matrix
+    (symmetric, PSD, ``smallest eigenvalue > d * 1e-13 * largest``) before the CG solve.
+    :func:`hessian_free` does not check (it is a truncated solver; on a singular consistent
+    system it returns ``M^+ g``).
+
     Args:
       matrix_or_matvec: ``(d, d)`` array, or a callable ``v -> M v``.
       grads: the gradient: a pytree (e.g. like ``params``) or a flat ``(d,)`` vector; its
@@ -158,7 +187,10 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
       ValueError: negative damping; ``M`` not square, or not ``(d, d)`` for a ``d``-entry
         gradient; not symmetric; not PSD when ``psd`` (the message gives the smallest
         eigenvalue, e.g. ``smallest eigenvalue -0.3 < 0``); ``M + lambda I`` singular
-        (e.g. ``damping = 0`` with a rank-deficient ``M``); CG not converged.
+        (e.g. ``damping = 0`` with a rank-deficient ``M``, dense or callable; the message
+        names ``damping`` and the smallest eigenvalue); ``damping = 0`` with a callable
+        ``M`` of dimension ``d > 4096`` (too large to check: pass ``damping > 0`` or a
+        dense matrix); CG not converged.
 
     References:
       seed 004_bb4f7e8c8840a6b5.txt ("Damping": ``(H + eta I)^{-1}`` has eigenvalues
@@ -184,6 +216,8 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
             raise ValueError(f"matrix_or_matvec must map a ({d},) vector to a ({d},) vector "
                              f"(the gradient has {d} entries), got output shape "
                              f"{tuple(np.shape(probe))}")
+        if not is_tracer(damping) and damping == 0.0 and not is_tracer(g):
+            _check_matrix_free_nonsingular(matrix_or_matvec, d)
         x, info = conjugate_gradient(matrix_or_matvec, g, damping, maxiter=maxiter, tol=tol)
         if not is_tracer(info.residual_norm):
             if bool(info.negative_curvature) and psd:
@@ -200,6 +234,21 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
                                name="matrix_or_matvec"))
 
 
+def _check_matrix_free_nonsingular(matvec, d: int):
+    """``damping = 0`` with a callable ``M``: materialise it and run the dense checks."""
+    if d > MATERIALISE_MAX_DIM:
+        raise ValueError(
+            f"damping = 0 with a matrix-free matrix_or_matvec: M may be singular (e.g. a "
+            f"rank-deficient Fisher), which conjugate gradient cannot detect, and checking "
+            f"it needs the dense ({d}, {d}) matrix, too large (d > {MATERIALISE_MAX_DIM}); "
+            "pass damping > 0 (M + damping * I is then positive definite), a dense matrix, "
+            "or use hessian_free for an unchecked truncated solve")
+    M = materialise(matvec, d)
+    if not is_tracer(M):  # a matvec closing over traced values: unchecked, as under jit
+        check_matrix(M, d, psd=True, damping=0.0, name="matrix_or_matvec")
+
+
+@reference
 def predicted_change(grads, matrix_or_matvec, delta, *, damping=0.0):
     r"""Change of the quadratic model, ``M(delta) - M(0)``.
 
@@ -213,23 +262,25 @@ def predicted_change(grads, matrix_or_matvec, delta, *, damping=0.0):
       matrix_or_matvec: ``(d, d)`` curvature or ``v -> C v``; damping: ``lambda >= 0``.
 
     Returns:
-      A float64 scalar.
+      A float64 scalar, computed in float64 even when the caller runs with x64 off.
     """
     damping = _damping(damping)
     g, _ = _flat(grads)
     v, _ = _flat(delta, "delta")
     if g.shape != v.shape:
         raise ValueError(f"delta has {v.shape[0]} entries but grads has {g.shape[0]}")
-    with jax.enable_x64(True):
-        if callable(matrix_or_matvec):
-            Cv = jnp.asarray(matrix_or_matvec(v), jnp.float64)
-        else:
-            M = jnp.asarray(matrix_or_matvec, jnp.float64)
-            if M.shape != (g.shape[0],) * 2:
-                raise ValueError(f"matrix_or_matvec must have shape {(g.shape[0],) * 2}, got "
-                                 f"{tuple(M.shape)}")
-            Cv = M @ v
-        return g @ v + 0.5 * v @ (Cv + damping * v)
+    if callable(matrix_or_matvec):
+        Cv = jnp.asarray(matrix_or_matvec(v), jnp.float64)
+        if Cv.shape != v.shape:
+            raise ValueError(f"matrix_or_matvec must map a {v.shape} vector to a {v.shape} "
+                             f"vector, got output shape {tuple(Cv.shape)}")
+    else:
+        M = jnp.asarray(matrix_or_matvec, jnp.float64)
+        if M.shape != (g.shape[0],) * 2:
+            raise ValueError(f"matrix_or_matvec must have shape {(g.shape[0],) * 2}, got "
+                             f"{tuple(M.shape)}")
+        Cv = M @ v
+    return g @ v + 0.5 * v @ (Cv + damping * v)
 
 
 # ----------------------------------------------------------------------------- dense updates
@@ -426,6 +477,13 @@ def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
     non-positive curvature (possible with ``curvature="hessian"``; the iterate before it is
     kept). With ``maxiter >= d`` and exact arithmetic it equals the direct damped solve.
 
+    No singularity check (unlike :func:`precondition`, which materialises a matrix-free
+    ``M`` when ``damping = 0``): with ``damping = 0`` and a rank-deficient Fisher (e.g. a
+    categorical one, or any ``d > N C``; the GGN of a natural-parameter likelihood is the
+    same matrix) the gradient lies in the range of ``M``, CG never leaves it and converges
+    (``info.converged``) to the minimum-norm solution ``M^+ grad L`` -- one of infinitely
+    many solutions of ``M p = grad L``. Pass ``damping > 0`` for a unique step.
+
     Args:
       f, params, x, y, likelihood: the problem. lr: ``> 0``; damping: ``>= 0``.
       curvature: ``"ggn"`` (default, PSD -- Martens 2010), ``"fisher"`` or ``"hessian"``.
@@ -482,8 +540,8 @@ class DiagonalState(NamedTuple):
     @classmethod
     def init(cls, params) -> "DiagonalState":
         """The initial state ``s_0 = 0``, ``t = 0`` for ``params``."""
-        flat, _ = ravel_pytree(_as_f64_tree(params))
-        with jax.enable_x64(True):
+        with float64():  # the caller may run with x64 off: ravel in float64 too
+            flat, _ = ravel_pytree(_as_f64_tree(params))
             return cls(jnp.zeros_like(flat), jnp.asarray(0, jnp.int64))
 
 

@@ -140,6 +140,11 @@ def test_adaptive_damping_bad_input(kwargs, exc, msg):
 def test_predicted_change_shape_mismatch():
     with pytest.raises(ValueError, match="delta has 3 entries but grads has 2"):
         fl.updates.predicted_change(jnp.ones(2), jnp.eye(2), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"must have shape \(2, 2\), got \(3, 3\)"):
+        fl.updates.predicted_change(jnp.ones(2), jnp.eye(3), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"map a \(2,\) vector to a \(2,\) vector, got output "
+                                         r"shape \(3,\)"):
+        fl.updates.predicted_change(jnp.ones(2), lambda v: jnp.ones(3), jnp.ones(2))
 
 
 def test_fisher_type_options(P):
