@@ -283,6 +283,8 @@ def _permuted(Y, p):
 #: has P(||F_hat - F||^2 > V / (S * _MC_BAND)) <= _MC_BAND, so a true estimate is rejected with
 #: probability <= 0.1 %.
 _MC_BAND = 1e-3
+#: largest design matrix (entries) of the Monte-Carlo subspace test (~400 MB of float64)
+_MC_MAX_DESIGN = 50_000_000
 
 
 def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=4000, seed=0):
@@ -313,6 +315,8 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=4000, seed=0):
     s = problem.scale * problem._scales["curvature"]
     if N * C * (C + 1) // 2 >= d * (d + 1) // 2:
         return  # the span could be everything: no structural evidence
+    if d * d * N * C * (C + 1) // 2 > _MC_MAX_DESIGN:
+        return  # too large for the dense least-squares test (not claimed, not tested)
     cols = []
     for n in range(N):
         for i in range(C):
