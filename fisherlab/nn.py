@@ -22,6 +22,7 @@ example of shape ``(C_in, H, W)`` (PyTorch's NCHW without the batch axis), weigh
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import jax
@@ -57,7 +58,7 @@ class Dense(Layer):
     def init(self, key) -> tuple[jax.Array, jax.Array]:
         """PyTorch's default: uniform(-1/sqrt(in), 1/sqrt(in)) for W and b, float64."""
         kw, kb = jax.random.split(key)
-        bound = 1.0 / jnp.sqrt(self.in_features)
+        bound = 1.0 / math.sqrt(self.in_features)  # a Python float: exact whatever the x64 flag
         with jax.enable_x64(True):
             W = jax.random.uniform(kw, (self.out_features, self.in_features), jnp.float64,
                                    -bound, bound)
@@ -116,7 +117,7 @@ class Conv2d(Layer):
     def init(self, key) -> tuple[jax.Array, jax.Array]:
         """PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b, float64."""
         kw, kb = jax.random.split(key)
-        bound = 1.0 / jnp.sqrt(self.fan_in)
+        bound = 1.0 / math.sqrt(self.fan_in)
         with jax.enable_x64(True):
             W = jax.random.uniform(kw, self.weight_shape, jnp.float64, -bound, bound)
             b = jax.random.uniform(kb, (self.out_channels,), jnp.float64, -bound, bound)
