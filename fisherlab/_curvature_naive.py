@@ -5,12 +5,15 @@ Each function is the textbook definition written as directly as possible: the He
 (and samples) with per-example Jacobians from ``jax.jacfwd`` and output-space matrices
 from ``jax.hessian`` of the likelihood's per-example NLL (not its closed-form kernels,
 except the output Fisher, whose closed form *is* the definition of :func:`fisher`).
-Slow (one dispatch per example; the per-example pieces are ``jax.jit``-ed only to avoid
-re-tracing them for every example); meant for tiny problems in tests. No validation beyond
+Slow (one dispatch per example; the per-example pieces are ``jax.jit``-ed with the model and
+likelihood as static arguments, only to avoid re-compiling them for every example and every
+call); meant for tiny problems in tests. ``f`` and ``likelihood`` must be hashable. No validation beyond
 what the fast path already did: pass well-formed inputs.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -22,19 +25,15 @@ __all__ = ["hessian", "ggn", "fisher", "fisher_mc", "empirical_fisher", "gradien
            "gradient"]
 
 
-def _setup(f, params, x):
+def _setup(params, x):
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-    theta, unravel = ravel_pytree(params)
-
-    def f_flat(th, xn):
-        return f(unravel(th), xn)
-
+    theta, _ = ravel_pytree(params)
     x = jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype,
                                                                 jnp.floating) else jnp.asarray(a),
         x)
     n = jax.tree_util.tree_leaves(x)[0].shape[0]
-    return theta, f_flat, x, n
+    return params, theta, x, n
 
 
 def _example(x, n):
@@ -45,44 +44,88 @@ def _scale(n, reduction):
     return 1.0 / n if reduction == "mean" else 1.0
 
 
+# Per-example pieces, jitted with the model and likelihood static (so they compile once per
+# model/likelihood/shape, not once per call). Each is the plain definition.
+
+_static2 = functools.partial(jax.jit, static_argnums=(0, 1))
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _jacobian(f, params, xn):
+    """``J_n = d f(theta, x_n) / d theta`` (C, d) by forward mode."""
+    theta, unravel = ravel_pytree(params)
+    return jax.jacfwd(lambda th: f(unravel(th), xn))(theta)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _output(f, params, xn):
+    return f(params, xn)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _nll_hessian(likelihood, out, yn):
+    """``Lambda_n = grad^2_f (-log p(y_n | f))`` by autodiff of the NLL."""
+    return jax.hessian(likelihood._nll)(out, yn)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _output_fisher(likelihood, out):
+    return likelihood._output_fisher(out)
+
+
+@_static2
+def _example_grad(f, likelihood, params, xn, yn):
+    """``grad_theta (-log p(y_n | f(theta, x_n)))`` (d,)."""
+    theta, unravel = ravel_pytree(params)
+    return jax.grad(lambda th: likelihood._nll(f(unravel(th), xn), yn))(theta)
+
+
+def _batch_loss(f, likelihood, reduction, params, x, y):
+    theta, unravel = ravel_pytree(params)
+
+    def loss(th):
+        ls = jax.vmap(lambda xn, yn: likelihood._nll(f(unravel(th), xn), yn))(x, y)
+        return jnp.mean(ls) if reduction == "mean" else jnp.sum(ls)
+
+    return theta, loss
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _batch_hessian(f, likelihood, reduction, params, x, y):
+    theta, loss = _batch_loss(f, likelihood, reduction, params, x, y)
+    return jax.hessian(loss)(theta)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _batch_gradient(f, likelihood, reduction, params, x, y):
+    theta, loss = _batch_loss(f, likelihood, reduction, params, x, y)
+    return jax.grad(loss)(theta)
+
+
 @reference
 def hessian(f, params, x, y, likelihood, *, reduction="mean"):
     """``jax.hessian`` of the (mean or summed) loss of the whole batch."""
-    theta, f_flat, x, n = _setup(f, params, x)
-    y = jnp.asarray(y)
-
-    def loss(th):
-        ls = jax.vmap(lambda xn, yn: likelihood._nll(f_flat(th, xn), yn))(x, y)
-        return jnp.mean(ls) if reduction == "mean" else jnp.sum(ls)
-
-    return jax.jit(jax.hessian(loss))(theta)
+    params, _, x, _ = _setup(params, x)
+    return _batch_hessian(f, likelihood, reduction, params, x, jnp.asarray(y))
 
 
 @reference
 def gradient(f, params, x, y, likelihood, *, reduction="mean"):
     """``jax.grad`` of the (mean or summed) loss of the whole batch."""
-    theta, f_flat, x, n = _setup(f, params, x)
-    y = jnp.asarray(y)
-
-    def loss(th):
-        ls = jax.vmap(lambda xn, yn: likelihood._nll(f_flat(th, xn), yn))(x, y)
-        return jnp.mean(ls) if reduction == "mean" else jnp.sum(ls)
-
-    return jax.jit(jax.grad(loss))(theta)
+    params, _, x, _ = _setup(params, x)
+    return _batch_gradient(f, likelihood, reduction, params, x, jnp.asarray(y))
 
 
 @reference
 def ggn(f, params, x, y, likelihood, *, reduction="mean"):
     """Loop: ``sum_n J_n^T Lambda_n J_n`` with ``Lambda_n = jax.hessian(nll)``."""
-    theta, f_flat, x, n = _setup(f, params, x)
+    params, theta, x, n = _setup(params, x)
     y = jnp.asarray(y)
-    jac, out, lam_fn = (jax.jit(jax.jacfwd(f_flat)), jax.jit(f_flat),
-                        jax.jit(jax.hessian(likelihood._nll)))
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
-        J = jac(theta, xn)
-        lam = lam_fn(out(theta, xn), y[i])
+        J = _jacobian(f, params, xn)
+        lam = _nll_hessian(likelihood, _output(f, params, xn), y[i])
         total = total + J.T @ lam @ J
     return total * _scale(n, reduction)
 
@@ -90,14 +133,12 @@ def ggn(f, params, x, y, likelihood, *, reduction="mean"):
 @reference
 def fisher(f, params, x, likelihood, *, reduction="mean"):
     """Loop: ``sum_n J_n^T F_out(f_n) J_n`` (closed-form output Fisher)."""
-    theta, f_flat, x, n = _setup(f, params, x)
-    jac, out, fout = (jax.jit(jax.jacfwd(f_flat)), jax.jit(f_flat),
-                      jax.jit(likelihood._output_fisher))
+    params, theta, x, n = _setup(params, x)
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
-        J = jac(theta, xn)
-        total = total + J.T @ fout(out(theta, xn)) @ J
+        J = _jacobian(f, params, xn)
+        total = total + J.T @ _output_fisher(likelihood, _output(f, params, xn)) @ J
     return total * _scale(n, reduction)
 
 
@@ -108,36 +149,29 @@ def fisher_mc(f, params, x, likelihood, key, num_samples, *, reduction="mean"):
     The labels are ``likelihood.sample(key, outputs, num_samples)`` (``(S, N, ...)``), the
     same labels as the fast path by the documented key convention.
     """
-    theta, f_flat, x, n = _setup(f, params, x)
-    outputs = jax.vmap(f_flat, in_axes=(None, 0))(theta, x)
+    params, theta, x, n = _setup(params, x)
+    outputs = jnp.stack([_output(f, params, _example(x, i)) for i in range(n)])
     labels = likelihood.sample(key, outputs, num_samples)
-    grad = _example_grad(f_flat, likelihood)
     total = jnp.zeros((theta.size, theta.size))
     for i in range(n):
         xn = _example(x, i)
         for s in range(num_samples):
-            g = grad(theta, xn, labels[s, i])
+            g = _example_grad(f, likelihood, params, xn, labels[s, i])
             total = total + jnp.outer(g, g) / num_samples
     return total * _scale(n, reduction)
 
 
-def _example_grad(f_flat, likelihood):
-    """``(theta, x_n, y_n) -> grad_theta (-log p(y_n | f(theta, x_n)))`` (jitted)."""
-    return jax.jit(jax.grad(lambda th, xn, yn: likelihood._nll(f_flat(th, xn), yn)))
-
-
-def _per_example_grads(f_flat, theta, x, y, n, likelihood):
-    grad = _example_grad(f_flat, likelihood)
-    return [grad(theta, _example(x, i), y[i]) for i in range(n)]
+def _per_example_grads(f, params, x, y, n, likelihood):
+    return [_example_grad(f, likelihood, params, _example(x, i), y[i]) for i in range(n)]
 
 
 @reference
 def empirical_fisher(f, params, x, y, likelihood, *, reduction="mean"):
     """Loop: ``sum_n g_n g_n^T``."""
-    theta, f_flat, x, n = _setup(f, params, x)
+    params, theta, x, n = _setup(params, x)
     y = jnp.asarray(y)
     total = jnp.zeros((theta.size, theta.size))
-    for g in _per_example_grads(f_flat, theta, x, y, n, likelihood):
+    for g in _per_example_grads(f, params, x, y, n, likelihood):
         total = total + jnp.outer(g, g)
     return total * _scale(n, reduction)
 
@@ -145,9 +179,9 @@ def empirical_fisher(f, params, x, y, likelihood, *, reduction="mean"):
 @reference
 def gradient_covariance(f, params, x, y, likelihood, *, reduction="mean"):
     """Loop: ``sum_n (g_n - gbar)(g_n - gbar)^T`` with ``gbar`` the mean gradient."""
-    theta, f_flat, x, n = _setup(f, params, x)
+    params, theta, x, n = _setup(params, x)
     y = jnp.asarray(y)
-    grads = _per_example_grads(f_flat, theta, x, y, n, likelihood)
+    grads = _per_example_grads(f, params, x, y, n, likelihood)
     gbar = sum(grads) / n
     total = jnp.zeros((theta.size, theta.size))
     for g in grads:

@@ -28,12 +28,17 @@ Conventions followed by every function here:
   concrete, i.e. outside ``jax.jit``);
 * every function works under ``jax.jit`` (close over ``f`` and ``likelihood``).
 
-Efficiency: dense Gauss-Newton-type matrices are formed as ``J^T (Lambda J)`` with
-per-example Jacobians from reverse mode when ``C < d`` (forward mode otherwise), in
-chunks of ``chunk_size`` examples under one ``lax.scan``: peak memory
-``O(chunk_size * C * d + d^2)``, time dominated by ``2 N C d^2`` flops of matrix products.
-Nothing here differentiates the flattened loss twice except :func:`hessian`, whose
-matrix *is* that second derivative (computed chunk by chunk).
+Efficiency: dense Gauss-Newton-type matrices (GGN, Fisher, Monte-Carlo Fisher) have two
+exact methods. ``method="jacobian"`` works for any model: ``J^T (Lambda J)`` with
+per-example Jacobians from reverse mode when ``C < d`` (forward mode otherwise), in chunks
+of ``chunk_size`` examples under one ``lax.scan``: peak memory ``O(chunk_size * C * d + d^2)``,
+time dominated by the ``2 N C d^2`` flops of one ``(B C, d)^T (B C, d)`` product per chunk.
+``method="layerwise"`` (chosen by ``"auto"`` for a ``fl.nn.Sequential`` of Dense layers and
+elementwise activations) uses the exact Kronecker structure of dense-layer Jacobians
+(:mod:`fisherlab._curvature_layerwise`): about ``2 N d^2`` flops, a factor ``C`` fewer.
+The empirical Fisher uses per-example gradients (``2 N d^2`` flops). Nothing here
+differentiates the flattened loss twice except :func:`hessian`, whose matrix *is* that
+second derivative (computed chunk by chunk).
 
 References:
   seed 003_377ac27c40267f84.txt (M. Johnson, "Natural gradients and K-FAC", 2017),

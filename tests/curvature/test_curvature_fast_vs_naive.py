@@ -113,6 +113,7 @@ def test_matrices_are_symmetric_and_psd_where_theory_says(problem):
         np.testing.assert_array_equal(M, M.T)
 
 
+# one activation per model (few distinct models: each is a compile)
 ACTIVATIONS = [fl.nn.Tanh(), fl.nn.ReLU(), fl.nn.Sigmoid(), fl.nn.Identity()]
 
 
@@ -126,11 +127,12 @@ def sequential_problems(draw):
     widths = [2, 3, 4, 2][:depth + 1]
     if family == "gaussian_mean_variance":
         widths[-1] = 2
+    activation = draw(st.sampled_from(ACTIVATIONS))
     layers = []
     for k in range(depth):
         layers.append(fl.nn.Dense(widths[k], widths[k + 1]))
         if k < depth - 1:
-            layers.append(draw(st.sampled_from(ACTIVATIONS)))
+            layers.append(activation)
     model = fl.nn.Sequential(layers)
     seed = draw(st.integers(0, 2 ** 16))
     params = model.init(jax.random.key(seed))

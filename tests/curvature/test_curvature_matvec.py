@@ -47,17 +47,19 @@ def test_matvec_equals_dense_matrix_times_vector(pv, kind, reduction):
     assert np.linalg.norm(got - M @ v) <= bound, (kind, np.linalg.norm(got - M @ v), bound)
 
 
-@given(problems(), st.integers(0, 2 ** 16))
-def test_matvecs_are_linear_and_jit_compatible(problem, seed):
+@given(problems(), st.integers(0, 2 ** 16), st.integers(0, 3))
+def test_matvecs_are_linear_and_jit_compatible(problem, seed, jitted):
     f, params, x, y, lik = problem
     d = num_params(params)
     k1, k2 = jax.random.split(jax.random.key(seed))
     u = jax.random.normal(k1, (d,), jnp.float64)
     w = jax.random.normal(k2, (d,), jnp.float64)
-    for mv in (fl.hvp(f, params, x, y, lik), fl.ggn_vp(f, params, x, y, lik),
-               fl.fisher_vp(f, params, x, lik), fl.empirical_fisher_vp(f, params, x, y, lik)):
+    for i, mv in enumerate((fl.hvp(f, params, x, y, lik), fl.ggn_vp(f, params, x, y, lik),
+                            fl.fisher_vp(f, params, x, lik),
+                            fl.empirical_fisher_vp(f, params, x, y, lik))):
         lhs = mv(2.0 * u - 3.0 * w)
         rhs = 2.0 * mv(u) - 3.0 * mv(w)
         scale = np.linalg.norm(mv(u)) + np.linalg.norm(mv(w)) + 1e-300
         assert np.linalg.norm(lhs - rhs) <= 1e-12 * 5 * scale
-        np.testing.assert_allclose(jax.jit(mv)(u), mv(u), rtol=1e-12, atol=1e-14 * scale)
+        if i == jitted:  # one jit per example (each jit of a new closure is a compile)
+            np.testing.assert_allclose(jax.jit(mv)(u), mv(u), rtol=1e-12, atol=1e-14 * scale)
