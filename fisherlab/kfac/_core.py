@@ -114,6 +114,37 @@ def _fisher_sqrt(likelihood, out):
     return (V * jnp.sqrt(jnp.maximum(w, 0.0))) @ V.T
 
 
+def output_cotangents(likelihood, fisher_type, num_samples, out, y, key):
+    """The output-space cotangents ``u_{n,k}`` of one example, ``(K, Q, C)`` (``out`` is ``(..., C)``).
+
+    ``"exact"``: the columns of ``M_q`` (``M_q M_q^T = F_out(f_q)``) one output position at a
+    time; ``"empirical"``: ``grad_f l(f_q, y_q)`` at the data labels; ``"mc"``:
+    ``grad_f l(f_q, y_{s,q})`` at ``S`` labels drawn with this example's ``key``. With one
+    output position (``Q = 1``) the labels are ``likelihood._sample(key, f, S)`` -- exactly the
+    draw of :func:`fisherlab.fisher_mc` for this example's key (``jax.random.split(key, N)[n]``);
+    with ``Q > 1`` positions the key is split once more, ``jax.random.split(key, Q)[q]`` for
+    position ``q`` (= ``likelihood.sample(key, f.reshape(Q, C), S)``).
+    """
+    C = out.shape[-1]
+    flat = out.reshape((-1, C))  # (Q, C)
+    Q = flat.shape[0]
+    if fisher_type == "exact":
+        M = jax.vmap(lambda o: _fisher_sqrt(likelihood, o))(flat)  # (Q, C, R)
+        # cotangent (q, c): position q carries column c of M_q, all other positions zero
+        eye = jnp.eye(Q, dtype=jnp.float64)
+        R = M.shape[-1]  # M M^T = F_out, M of shape (C, R)
+        return jnp.einsum("qr,qic->qcri", eye, M).reshape((Q * R, Q, C))
+    event = jnp.shape(y)[len(out.shape) - 1:]
+    if fisher_type == "empirical":
+        yq = jnp.reshape(y, (Q,) + event)
+        return jax.vmap(likelihood._output_grad)(flat, yq)[None]  # (1, Q, C)
+    # "mc": one key per output position; no re-split when Q = 1 (same labels as fisher_mc)
+    keys = key[None] if Q == 1 else jax.random.split(key, Q)
+    ys = jax.vmap(lambda k, o: likelihood._sample(k, o, num_samples))(keys, flat)
+    ys = jnp.moveaxis(ys, 1, 0)  # (S, Q, ...)
+    return jax.vmap(lambda yy: jax.vmap(likelihood._output_grad)(flat, yy))(ys)
+
+
 def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key):
     """For one example: ``([a_mat_k (P_k, in'_k)], [v_k (K, P_k, out_k)], out)``.
 
@@ -130,26 +161,7 @@ def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key):
         return out, inputs
 
     out, vjp_fn, inputs = jax.vjp(fwd, eps0, has_aux=True)
-    C = out.shape[-1]
-    flat = out.reshape((-1, C))  # (Q, C)
-    Q = flat.shape[0]
-
-    if fisher_type == "exact":
-        M = jax.vmap(lambda o: _fisher_sqrt(likelihood, o))(flat)  # (Q, C, C)
-        # cotangent (q, c): position q carries column c of M_q, all other positions zero
-        eye = jnp.eye(Q, dtype=jnp.float64)
-        R = M.shape[-1]  # M M^T = F_out, M of shape (C, R)
-        cots = jnp.einsum("qr,qic->qcri", eye, M).reshape((Q * R, Q, C))
-    else:
-        event = jnp.shape(y)[len(out.shape) - 1:]
-        if fisher_type == "empirical":
-            yq = jnp.reshape(y, (Q,) + event)
-            cots = jax.vmap(likelihood._output_grad)(flat, yq)[None]  # (1, Q, C)
-        else:
-            keys = jax.random.split(key, Q)
-            ys = jax.vmap(lambda k, o: likelihood._sample(k, o, num_samples))(keys, flat)
-            ys = jnp.moveaxis(ys, 1, 0)  # (S, Q, ...)
-            cots = jax.vmap(lambda yy: jax.vmap(likelihood._output_grad)(flat, yy))(ys)
+    cots = output_cotangents(likelihood, fisher_type, num_samples, out, y, key)
     cots = cots.reshape((cots.shape[0],) + out.shape)
     (vs,) = jax.vmap(vjp_fn)(cots)  # list of (K, P, out)
     return inputs, vs, out
@@ -182,7 +194,10 @@ def prepare(model, params, x, y, likelihood, fisher_type, key, num_samples):
     """Validate everything; returns float64 ``(x, y, key, num_samples, N)``."""
     from fisherlab._validation import as_float_array
 
+    from fisherlab.kfac._checks import check_params_finite
+
     model.check_params(params)
+    check_params_finite(params)
     check_likelihood(likelihood)
     num_samples = check_int(num_samples, "num_samples", minimum=1)
     x = as_float_array(x, "x", min_ndim=1)

@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab._precision import reference
+from fisherlab._validation import as_float_array
 from fisherlab.kfac import _core
+from fisherlab.kfac._checks import check_ekfac_finite, check_factor, check_factors_finite
 from fisherlab.kfac._factors import KFACFactors, _factors_jit
 
 __all__ = ["EKFACFactors", "ekfac"]
@@ -77,8 +79,9 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
 
     with the same expectation as ``fisher_type``: ``"exact"`` -- the ``C`` "pseudo-gradients"
     ``J_s^T M e_c`` (``M M^T = F_out``), so the re-fitted curvature is the exact GGN/Fisher
-    block; ``"mc"`` -- the same sampled labels as the factors (same ``key``), so the curvature is
-    the Monte-Carlo Fisher block; ``"empirical"`` -- the data labels (empirical Fisher block).
+    block; ``"mc"`` -- the same sampled labels as the factors (same ``key``), which are the labels of
+    :func:`fisherlab.fisher_mc` with that ``key`` (``likelihood.sample(key, outputs, S)``), so
+    the curvature is the block of that Monte-Carlo Fisher; ``"empirical"`` -- the data labels (empirical Fisher block).
     ``D_n`` is always the exact per-example gradient (summed over weight-sharing positions),
     whichever ``approx`` gave the eigenbasis.
 
@@ -89,11 +92,17 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     Args:
       model, params, x, y, likelihood, fisher_type, approx, bias, key, num_samples: as in
         :func:`fisherlab.kfac.factors`.
-      factors: optional precomputed K-FAC factors to take the eigenbasis from (e.g. an EMA).
+      factors: optional precomputed K-FAC factors to take the eigenbasis from (e.g. an EMA);
+        each ``A``/``G`` must be finite and symmetric (relative asymmetry ``<= 1e-8``; only
+        their eigenvectors are used, so PSD-ness is not required). Checked when concrete.
 
     Returns:
       A list with one :class:`EKFACFactors` per layer; the dense matrix is
       ``fl.kfac.matrix(result, model)``.
+
+    Raises:
+      ValueError: as :func:`fisherlab.kfac.factors` (non-finite inputs; non-finite factors or
+        corrected eigenvalues ``S``, with what overflowed), and for non-symmetric ``factors``.
 
     References:
       T. George, C. Laurent, X. Bouthillier, N. Ballas, P. Vincent, "Fast approximate natural
@@ -115,13 +124,27 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     if factors is None:
         factors = _factors_jit(model, params, likelihood, fisher_type, approx, bias,
                                num_samples, x, y, key)
+        check_factors_finite(factors, model, params, x, y, likelihood, fisher_type,
+                             num_samples, key)
     else:
         from fisherlab.kfac._matrix import _check_entries, infer_bias
 
         layers = _check_entries(factors, model)
+        checked = []
         for k, (f, layer) in enumerate(zip(factors, layers)):
-            infer_bias(f, layer, k, "factors", bias)
-        factors = [KFACFactors(jnp.asarray(f[0], jnp.float64), jnp.asarray(f[1], jnp.float64))
-                   for f in factors]
-    return _ekfac_jit(model, params, likelihood, fisher_type, bias, num_samples, x, y, key,
-                      factors)
+            if not isinstance(f, (list, tuple)) or len(f) != 2:
+                raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair, got "
+                                 f"{type(f).__name__}")
+            pair = []
+            for nm, M in (("A", f[0]), ("G", f[1])):
+                name = f"factors[{k}].{nm}"
+                arr = as_float_array(M, name, ndim=2)
+                check_factor(arr, f"{name} (layer {k})", dtype=arr.dtype, psd=False)
+                pair.append(jnp.asarray(arr, jnp.float64))
+            checked.append(KFACFactors(*pair))
+            infer_bias(checked[-1], layer, k, "factors", bias)
+        factors = checked
+    result = _ekfac_jit(model, params, likelihood, fisher_type, bias, num_samples, x, y, key,
+                        factors)
+    check_ekfac_finite(result, model, params, x, y, likelihood, fisher_type, num_samples, key)
+    return result

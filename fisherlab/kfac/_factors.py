@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from fisherlab._precision import reference
 from fisherlab.kfac import _core
+from fisherlab.kfac._checks import check_factors_finite
 
 __all__ = ["KFACFactors", "factors"]
 
@@ -82,7 +83,13 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
       ``_output_fisher_sqrt``, else a symmetric square root by ``eigh``). For
       natural-parameter likelihoods ``F_out`` is the output Hessian, so this is K-FAC of the GGN.
     * ``"mc"`` -- the average over ``num_samples`` labels ``y ~ p(.|f_n)`` drawn per example
-      with ``key`` (required): an unbiased estimate of the exact ``G``.
+      with ``key`` (required): an unbiased estimate of the exact ``G``. The labels are those of
+      :func:`fisherlab.fisher_mc` with the same ``key`` and ``num_samples``: example ``n`` draws
+      ``likelihood._sample(jax.random.split(key, N)[n], f_n, S)``, i.e. exactly
+      ``likelihood.sample(key, outputs, S)`` -- so for ``N = 1`` the K-FAC block ``G (x) A`` equals
+      the ``fisher_mc`` block (tested). With ``Q > 1`` output positions per example (which
+      ``fisher_mc`` does not take) the example's key is split once more, one key per position
+      (``likelihood.sample(split(key, N)[n], f_n.reshape(Q, C), S)``).
     * ``"empirical"`` -- the data label ``y_n`` (K-FAC of the empirical Fisher).
 
     Weight sharing (Eschenhagen et al., 2023). A layer applied at ``P`` positions -- a ``Dense``
@@ -129,6 +136,14 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     Returns:
       A list with one :class:`KFACFactors` ``(A, G)`` per Dense/Conv2d layer, float64.
 
+    Raises:
+      ValueError: on concrete values, for non-finite ``params`` or ``x`` (named entry), and
+        for a non-finite factor: the message names the factor and the layer and what
+        overflowed -- the layer inputs, the likelihood's output-space quantity at a named model
+        output (e.g. the Poisson output Fisher ``exp(eta)`` at ``eta = 710``), the
+        back-propagated pre-activation gradients, or only their second moments. No inf/NaN is
+        returned silently (under a caller's ``jax.jit`` the values are traced and not checked).
+
     References:
       J. Martens, R. Grosse, "Optimizing neural networks with Kronecker-factored approximate
       curvature", ICML 2015; R. Grosse, J. Martens, "A Kronecker-factored approximate Fisher
@@ -151,5 +166,7 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
                                               key, num_samples)
     params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.float64), params)
     params = [tuple(p) for p in params]
-    return _factors_jit(model, params, likelihood, fisher_type, approx, bias, num_samples,
-                        x, y, key)
+    result = _factors_jit(model, params, likelihood, fisher_type, approx, bias, num_samples,
+                          x, y, key)
+    check_factors_finite(result, model, params, x, y, likelihood, fisher_type, num_samples, key)
+    return result

@@ -10,6 +10,7 @@ import numpy as np
 
 from fisherlab._precision import reference
 from fisherlab._validation import as_float_array, check_choice
+from fisherlab.kfac._checks import check_factor
 
 __all__ = ["solve"]
 
@@ -36,20 +37,49 @@ def _check_damping(damping):
     return v
 
 
-def _check_nonsingular(denominators, k: int, what: str):
-    if isinstance(denominators, jax.core.Tracer):
+def _check_nonsingular(denominators, k: int, what: str, damping):
+    """The eigenvalues ``denominators`` of a damped PSD system are bounded away from zero."""
+    if isinstance(denominators, jax.core.Tracer) or isinstance(damping, jax.core.Tracer):
         return
     d = np.asarray(denominators)
     scale = max(float(np.max(np.abs(d))), np.finfo(np.float64).tiny)
     if float(np.min(d)) <= _SINGULAR_RTOL * scale:
+        hint = ("with damping = 0 the factors must be nonsingular; use a damping > 0"
+                if float(damping) == 0 else
+                f"damping = {float(damping)!r} is negligible next to the largest eigenvalue; "
+                "use a larger damping")
         raise ValueError(
             f"factors[{k}]: {what} is singular (smallest eigenvalue {float(np.min(d)):.3e}, "
-            f"largest {scale:.3e}); use a damping > 0")
+            f"largest {scale:.3e}): {hint}")
+
+
+def _check_solution_finite(Y, k: int, part: str):
+    if isinstance(Y, jax.core.Tracer):
+        return
+    a = np.asarray(Y)
+    if not np.all(np.isfinite(a)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise ValueError(
+            f"the solve result of layer {k} ({part}) is not finite (got {a[bad]} at index "
+            f"{bad}): grads[{k}] divided by the damped eigenvalues overflowed float64")
 
 
 def _eigh(M):
+    # M was checked symmetric to 1e-8 relative (when concrete): averaging with M^T only removes
+    # that rounding-level asymmetry, so both triangles are used consistently.
     w, U = jnp.linalg.eigh((M + M.T) / 2)
     return w, U
+
+
+def _factor(M, k: int, nm: str):
+    """``factors[k].A``/``.G`` as float64, checked finite, symmetric and PSD when concrete."""
+    name = f"factors[{k}].{nm}"
+    arr = as_float_array(M, name, ndim=2)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {tuple(arr.shape)}")
+    role = "input" if nm == "A" else "pre-activation gradient"
+    check_factor(arr, f"{name} (the {role} factor of layer {k})", dtype=arr.dtype)
+    return jnp.asarray(arr, jnp.float64)
 
 
 def _layer_grad_matrix(gW, gb, A_dim):
@@ -99,6 +129,17 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     Returns:
       ``[(dW, db), ...]`` with the same structure and shapes as ``grads``, float64.
 
+    Raises:
+      ValueError: on concrete values, when a factor is not finite, not symmetric (relative
+        asymmetry ``||M - M^T||_F / ||M||_F > 1e-8``, the threshold of ``fisherlab.updates``'
+        dense solves; nothing is symmetrised silently) or not positive semi-definite (smallest
+        eigenvalue ``< -1e-10`` times the largest magnitude; for factors given in a lower
+        precision both tolerances grow to ``16 eps`` and ``4 d eps`` of that dtype) -- the
+        message names the factor, the layer and the eigenvalue; when a damped system is
+        singular (``lambda = 0`` with a singular factor, or ``lambda`` negligible next to the
+        largest eigenvalue), naming the smallest eigenvalue; and when the result overflows.
+        Under a caller's ``jax.jit`` (traced values) none of this can be checked.
+
     References:
       Martens & Grosse, ICML 2015 (§6.3 factored Tikhonov damping); seed
       003_377ac27c40267f84.txt §8 (Kronecker inverse identities).
@@ -125,8 +166,10 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     for k, (f, g) in enumerate(zip(factors, grads)):
         if not isinstance(g, (list, tuple)) or len(g) != 2:
             raise ValueError(f"grads[{k}] must be a (gW, gb) pair, got {type(g).__name__}")
-        A = jnp.asarray(as_float_array(f[0], f"factors[{k}].A", ndim=2), jnp.float64)
-        G = jnp.asarray(as_float_array(f[1], f"factors[{k}].G", ndim=2), jnp.float64)
+        if not isinstance(f, (list, tuple)) or len(f) != 2:
+            raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair, got "
+                             f"{type(f).__name__}")
+        A, G = (_factor(M, k, nm) for nm, M in (("A", f[0]), ("G", f[1])))
         gW = jnp.asarray(as_float_array(g[0], f"grads[{k}][0]", min_ndim=2), jnp.float64)
         gb = jnp.asarray(as_float_array(g[1], f"grads[{k}][1]", ndim=1), jnp.float64)
         if G.shape != (gW.shape[0], gW.shape[0]) or gb.shape != (gW.shape[0],):
@@ -136,22 +179,24 @@ def solve(factors, grads, damping, *, method: str = "exact"):
         X, separate = _layer_grad_matrix(gW, gb, A.shape[0])
         if method == "exact":
             Y, denom = _exact_kernel(A, G, X, damping)
-            _check_nonsingular(denom, k, "G (x) A + damping I")
+            _check_nonsingular(denom, k, "G (x) A + damping I", damping)
             if separate:
                 yb, dg = _exact_kernel(jnp.ones((1, 1), jnp.float64), G, gb[:, None], damping)
-                _check_nonsingular(dg, k, "the bias block G + damping I")
+                _check_nonsingular(dg, k, "the bias block G + damping I", damping)
                 yb = yb[:, 0]
         else:
             _check_traces(A, G, k)
             Y, da, dg = _factored_kernel(A, G, X, damping)
-            _check_nonsingular(da, k, "A + pi sqrt(damping) I")
-            _check_nonsingular(dg, k, "G + sqrt(damping)/pi I")
+            _check_nonsingular(da, k, "A + pi sqrt(damping) I", damping)
+            _check_nonsingular(dg, k, "G + sqrt(damping)/pi I", damping)
             if separate:
                 one = jnp.ones((1, 1), jnp.float64)
                 yb, da, dg = _factored_kernel(one, G, gb[:, None], damping)
-                _check_nonsingular(dg, k, "the bias block G + sqrt(damping)/pi I")
+                _check_nonsingular(dg, k, "the bias block G + sqrt(damping)/pi I", damping)
                 yb = yb[:, 0]
+        _check_solution_finite(Y, k, "weights" if separate else "[W b]")
         if separate:
+            _check_solution_finite(yb, k, "bias")
             dW, db = Y.reshape(gW.shape), yb
         else:
             dW, db = Y[:, :-1].reshape(gW.shape), Y[:, -1]
