@@ -147,11 +147,29 @@ class Likelihood(abc.ABC):
         """Hyper-parameters that define the family (used for ``==``, ``hash``, ``repr``)."""
         return ()
 
+    def _state(self) -> tuple:
+        """Every instance attribute (unhashable values by identity).
+
+        Part of ``==``/``hash`` so that a subclass adding state without overriding
+        :meth:`_params` is never mistaken for another instance: equal likelihoods share
+        compiled kernels (they are static ``jit`` arguments), so equality must imply the
+        same numbers.
+        """
+        items = []
+        for k, v in sorted(vars(self).items()):
+            try:
+                hash(v)
+            except TypeError:
+                v = ("object id", id(v))
+            items.append((k, v))
+        return tuple(items)
+
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._params() == other._params()
+        return (type(self) is type(other) and self._params() == other._params()
+                and self._state() == other._state())
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._params()))
+        return hash((type(self), self._params(), self._state()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -81,3 +81,34 @@ def test_equality_hash_and_repr():
     # usable as a static jit argument
     f = jax.jit(lambda lik, o: jax.vmap(lik._output_fisher)(o), static_argnums=0)
     np.testing.assert_allclose(f(Gaussian(0.5), OUT)[0], 2.0 * np.eye(4), rtol=1e-15)
+
+
+def test_equality_sees_subclass_state_so_cached_kernels_are_never_shared():
+    """Equal likelihoods share compiled kernels (static jit arguments): a subclass that adds
+    state without overriding ``_params`` must not compare equal across different states."""
+    import jax.numpy as jnp
+
+    import fisherlab as fl
+
+    class ScaledGaussian(fl.Gaussian):
+        def __init__(self, scale):
+            super().__init__(1.0)
+            self.scale = scale
+
+        def _nll(self, out, t):
+            return super()._nll(self.scale * out, t)
+
+        def _output_fisher(self, out):
+            return self.scale**2 * jnp.eye(out.shape[-1])
+
+    assert ScaledGaussian(1.0) != ScaledGaussian(3.0)
+    assert ScaledGaussian(2.0) == ScaledGaussian(2.0)
+    assert hash(ScaledGaussian(2.0)) == hash(ScaledGaussian(2.0))
+    assert fl.Gaussian(2.0) != fl.Gaussian(1.0) and fl.Gaussian() == fl.Gaussian()
+    f = lambda p, x: p["W"] @ x  # noqa: E731
+    x, p = np.array([[1.0, 0.5]]), {"W": np.array([[0.3, 0.2]])}
+    one = np.asarray(fl.fisher(f, p, x, ScaledGaussian(1.0)))
+    three = np.asarray(fl.fisher(f, p, x, ScaledGaussian(3.0)))
+    # closed form: F = scale^2 x x^T for a linear model
+    np.testing.assert_allclose(one, np.outer(x[0], x[0]), rtol=1e-14)
+    np.testing.assert_allclose(three, 9.0 * np.outer(x[0], x[0]), rtol=1e-14)
