@@ -4,10 +4,14 @@ Every hypothesis is tested, never assumed: a :class:`Finding` is reported only w
 hypothesis *reproduces* ``actual`` -- ``||actual - Z|| <= tol * ||Z||`` for the candidate
 explanation ``Z`` (an alternative quantity, a permuted or masked ``desired``, possibly times a
 fitted scalar), with ``tol`` the comparison tolerance (``rtol``, default by dtype, see
-:mod:`fisherlab.testing._assertions`) -- or, for a Monte-Carlo estimate, when ``actual`` lies in
-the exact subspace every such estimate lies in and its deviation from the exact Fisher is within
-a stated statistical band. When nothing reproduces ``actual`` the single finding is
-``no_known_pattern`` with the evidence that was measured.
+:mod:`fisherlab.testing._assertions`) -- or, for a Monte-Carlo estimate, when the per-example
+output-space matrices ``M_n`` of ``actual = s sum_n J_n^T M_n J_n`` are *identified* (least
+squares with a full-rank design), have the structure of sampled outer products (label counts on
+a lattice ``(1/S) Z`` for finite label spaces; PSD, range and rank otherwise) and pass two-sided
+statistical bands with a stated false-rejection probability (see ``_monte_carlo``). A
+deterministic bug (a wrong output Fisher, a dropped example, a softmax temperature) is never
+named a Monte-Carlo estimate unless such evidence is found. When nothing reproduces ``actual``
+the single finding is ``no_known_pattern`` with the evidence that was measured.
 
 Hypotheses (``Finding.kind``):
 
@@ -28,8 +32,10 @@ Hypotheses (``Finding.kind``):
 * ``bias_cross_terms_missing`` -- the ``W``--``b`` blocks of each layer are zero (K-FAC with a
   *separate* bias where the *augmented* one was expected).
 * ``block_diagonal_only`` -- blocks between layers (or parameter tensors) are zero.
-* ``monte_carlo_estimate`` -- a sampled Fisher compared as if exact (with its estimated sample
-  count ``S``; ``factor = S`` when it was summed over samples instead of averaged).
+* ``monte_carlo_estimate`` -- a sampled Fisher compared as if exact (with the smallest sample
+  count ``S`` consistent with the label counts, or an interval of ``S`` for continuous
+  likelihoods; ``factor = S`` when it was summed over samples instead of averaged and ``S`` is
+  identified, else ``factor = None``).
 * ``no_known_pattern`` -- none of the above reproduces ``actual``.
 """
 
@@ -279,45 +285,36 @@ def _permuted(Y, p):
 # ----------------------------------------------------------------------------- Monte Carlo
 
 
-#: statistical band of the Monte-Carlo hypothesis: by Markov's inequality an S-sample average
-#: has P(||F_hat - F||^2 > V / (S * _MC_BAND)) <= _MC_BAND, so a true estimate is rejected with
-#: probability <= 0.1 %.
-_MC_BAND = 1e-3
-#: largest design matrix (entries) of the Monte-Carlo subspace test (~400 MB of float64)
+#: false-rejection probability of each statistical band of the Monte-Carlo hypothesis
+#: (two-sided Chebyshev bands on statistics whose mean and variance under the hypothesis are
+#: known: a true estimate fails a band with probability <= _MC_ALPHA).
+_MC_ALPHA = 1e-3
+#: largest sample count S tested (a claim needs S <= _MC_S_MAX)
+_MC_S_MAX = 10_000
+#: largest chance that non-lattice label weights fit a lattice (1/S)Z by coincidence
+_MC_LATTICE_FP = 1e-3
+#: largest design matrix (entries) of the Monte-Carlo identification (~400 MB of float64)
 _MC_MAX_DESIGN = 50_000_000
+#: largest finite support (number of label outcomes per example) enumerated exactly
+_MC_MAX_SUPPORT = 64
 
 
-def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=4000, seed=0):
-    """Test ``X = (scale) sum_n J_n^T M_n J_n`` with sampled ``M_n`` (Monte-Carlo Fisher).
+def _mc_identify(problem, X, tol):
+    """Recover the per-example output-space matrices ``M_n`` of ``X = s sum_n J_n^T M_n J_n``.
 
-    Structural evidence: ``X`` lies in the span of ``{J_n^T E J_n}`` (symmetric ``E``), a
-    proper subspace of the symmetric ``d x d`` matrices whenever its dimension is smaller (else
-    no claim is made). Statistical evidence: with ``V = E||F_hat_1 - F||_F^2`` the expected
-    squared deviation of a one-sample estimate (estimated with ``num_draws`` draws per example,
-    fixed seed), an ``S``-sample average has ``E||F_hat_S - F||^2 = V / S``; the finding states
-    ``S_hat = V / ||X - F||^2`` and is made only when ``S_hat >= 1e-3`` (Markov: a true
-    estimate fails this with probability <= 0.1 %). The alternative ``X = k F_hat_k`` (summed
-    over ``k = 2..10000`` samples instead of averaged) needs ``V / (k ||X/k - F||^2)`` in
-    ``[1e-3, 1e3]``; the hypothesis whose deviation ratio is closest to 1 (any ``S_hat >= 1``
-    for the mean) is reported.
+    Returns ``(M, res, err)`` -- ``M`` ``(N, C, C)`` symmetric, ``res`` the relative residual
+    of the fit, ``err`` a bound on the entry error of ``M`` from a relative perturbation
+    ``max(res, 1e-14)`` of ``X`` -- or None when the ``M_n`` are not identifiable (more unknowns
+    ``N C (C+1)/2`` than equations ``d (d+1)/2``, a rank-deficient design, too large a problem)
+    or ``X`` is not of this form.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from fisherlab._precision import float64
-
-    lik = problem.likelihood
-    natural = getattr(lik, "natural", True)
-    if quantity not in ("fisher", "ggn") or (quantity == "ggn" and not natural):
-        return
     J = np.asarray(problem.jacobians(), np.float64)
     N, C, d = J.shape
     s = problem.scale * problem._scales["curvature"]
-    if N * C * (C + 1) // 2 >= d * (d + 1) // 2:
-        return  # the span could be everything: no structural evidence
-    if d * d * N * C * (C + 1) // 2 > _MC_MAX_DESIGN:
-        return  # too large for the dense least-squares test (not claimed, not tested)
-    cols = []
+    unknowns = N * C * (C + 1) // 2
+    if unknowns > d * (d + 1) // 2 or d * d * unknowns > _MC_MAX_DESIGN:
+        return None
+    cols, index = [], []
     for n in range(N):
         for i in range(C):
             for j in range(i, C):
@@ -325,62 +322,327 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=4000, seed=0):
                 if i != j:
                     B = B + B.T
                 cols.append(s * B.ravel())
+                index.append((n, i, j))
     D = np.stack(cols, axis=1)
-    coef, *_ = np.linalg.lstsq(D, X.ravel(), rcond=None)
-    res = float(np.linalg.norm(X.ravel() - D @ coef) / max(np.linalg.norm(X), TINY))
+    U, sv, Vt = np.linalg.svd(D, full_matrices=False)
+    if sv[-1] <= 1e-10 * sv[0]:
+        return None  # some M_n (or combination) invisible in X: not identifiable
+    x = X.ravel()
+    coef = Vt.T @ ((U.T @ x) / sv)
+    nx = max(float(np.linalg.norm(X)), TINY)
+    res = float(np.linalg.norm(x - D @ coef) / nx)
     if res > max(tol, 1e-9):
-        return
-    F = problem.reference("fisher")
+        return None
+    M = np.zeros((N, C, C))
+    for c, (n, i, j) in zip(coef, index):
+        M[n, i, j] = M[n, j, i] = c
+    err = 10.0 * max(res, 1e-14) * nx / sv[-1]
+    return M, res, err
+
+
+def _finite_support(lik, out):
+    """``(targets (K, ...), probabilities (N, K))`` of a finite label space, else None."""
+    from fisherlab.likelihoods import Bernoulli, Categorical
+
+    N, C = out.shape
+    if isinstance(lik, Categorical):
+        z = out - out.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return np.arange(C), p / p.sum(axis=1, keepdims=True)
+    if isinstance(lik, Bernoulli) and 2 ** C <= _MC_MAX_SUPPORT:
+        ys = np.array(list(itertools.product([0.0, 1.0], repeat=C)))  # (K, C)
+        logsig = -np.logaddexp(0.0, -out)  # log sigma(f)
+        logsig_neg = -np.logaddexp(0.0, out)  # log sigma(-f)
+        logp = ys @ logsig.T + (1.0 - ys) @ logsig_neg.T  # (K, N)
+        return ys, np.exp(logp.T)
+    return None
+
+
+def _vech(M):
+    C = M.shape[-1]
+    iu = np.triu_indices(C)
+    return M[..., iu[0], iu[1]]
+
+
+def _mc_lattice(problem, M, err, tol, out):
+    """Finite label space: ``M_n / k = sum_y w_{ny} g_n(y) g_n(y)^T`` with label counts.
+
+    Returns a list of claims ``(k, S, counts, extra)`` (``k = 1``: an average over ``S``
+    labels, ``S`` the smallest count consistent; ``k = S``: a sum over ``S`` labels) or None
+    when the weights are not identifiable; ``[]`` when no hypothesis fits.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from fisherlab._precision import float64
+
+    lik = problem.likelihood
+    sup = _finite_support(lik, out)
+    if sup is None:
+        return None
+    ys, probs = sup
+    N, C, _ = M.shape
+    K = len(ys)
     with float64():
-        out = problem.outputs()
-        Fout = np.asarray(lik.output_fisher(out))
-        draws = lik.sample(jax.random.key(seed), out, num_draws)  # (K, N, ...)
-        grads = jax.vmap(jax.vmap(lik._output_grad), in_axes=(None, 0))(
-            jnp.asarray(out, jnp.float64), draws)  # (K, N, C)
-        grads = np.asarray(grads)
-    P = np.einsum("nci,ndi->ncd", J, J)  # Gram J J^T, (N, C, C)
-    V = 0.0
+        g = np.asarray(jax.vmap(lambda o: jax.vmap(lambda y: lik._output_grad(o, y))(
+            jnp.asarray(ys)))(jnp.asarray(out, jnp.float64)))  # (N, K, C)
+    m = _vech(M)  # (N, q)
+    q = m.shape[1]
+    ones = np.ones((1, K))
+    A_all, B_all, recon = [], [], []
     for n in range(N):
-        A = np.einsum("kc,kd->kcd", grads[:, n], grads[:, n]) - Fout[n]  # (K, C, C)
-        # ||J^T A J||_F^2 = tr(A P A P)
-        AP = A @ P[n]
-        V += float(np.mean(np.einsum("kij,kji->k", AP, AP)))
-    V *= s * s
-    if V <= TINY:
+        B = _vech(np.einsum("kc,kd->kcd", g[n], g[n])).T  # (q, K)
+        w = max(float(np.linalg.norm(B)), TINY)
+        Baug = np.vstack([B / w, ones])
+        sv = np.linalg.svd(Baug, compute_uv=False)
+        if len(sv) < K or sv[-1] <= 1e-8 * sv[0]:
+            return None  # the label weights of example n are not identifiable
+        P = np.linalg.pinv(Baug)
+        A_all.append(P[:, :q] / w)  # u(k) = A m / k + b
+        B_all.append(P[:, q])
+        recon.append(B)
+    A_all, B_all = np.stack(A_all), np.stack(B_all)  # (N, K, q), (N, K)
+    a = np.einsum("nkq,nq->nk", A_all, m)
+    pinv_norm = max(float(np.linalg.norm(A_all[n], 2)) for n in range(N))
+    e_u = pinv_norm * err * math.sqrt(q)  # entry error of a (weights at k = 1)
+    dof = N * (K - 1)
+    claims = []
+    Ss = np.arange(1, _MC_S_MAX + 1, dtype=np.float64)
+    # lattice tolerance eta_S = S (e_u + 1e-9 + tol): a coincidence bound per S of (2 eta_S)^dof
+    eta = Ss * (e_u + 1e-9 + 1e-3 * tol)
+    fp = np.cumsum(np.minimum(2 * eta, 1.0) ** dof)
+    smax = int(np.searchsorted(fp, _MC_LATTICE_FP, side="right"))
+    if smax < 1:
+        return []
+
+    def fits(u, k):
+        """the weights reproduce M/k and sum to 1"""
+        for n in range(N):
+            r = np.linalg.norm(recon[n] @ u[n] - m[n] / k)
+            if r > 10 * (err / k) * math.sqrt(q) + 1e-9 * np.linalg.norm(m[n] / k) + tol * np.linalg.norm(m[n]) / k:
+                return False
+        return bool(np.all(np.abs(u.sum(axis=1) - 1.0) <= 1e-6))
+
+    # mean hypothesis: u = a + b, counts S u
+    u1 = a + B_all
+    if fits(u1, 1.0):
+        c = Ss[:smax, None] * u1.ravel()[None, :]
+        ok = np.all((np.abs(c - np.round(c)) <= eta[:smax, None]) & (c >= -eta[:smax, None]),
+                    axis=1)
+        if ok.any():
+            S0 = int(Ss[int(np.argmax(ok))])
+            claims.append((1, S0, np.round(S0 * u1).astype(int)))
+    # summed hypothesis: u(S) = a / S + b, counts a + S b
+    for S in range(2, smax + 1):
+        c = a + S * B_all
+        e = eta[S - 1]
+        if np.all(np.abs(c - np.round(c)) <= e) and np.all(c >= -e) and fits(c / S, float(S)):
+            claims.append((S, S, np.round(c).astype(int)))
+    out_claims = []
+    for k, S, counts in claims:
+        # Pearson chi-square of the label counts against S p: mean N(K-1), exact variance
+        # 2(K-1)(1) + (sum 1/p - K^2 - 2K + 2)/S per example (multinomial); Chebyshev band
+        pr = np.maximum(probs, 1e-300)
+        if np.any((counts > 0) & (probs < 1e-300)):
+            continue
+        Q = float(np.sum((counts - S * pr) ** 2 / (S * pr)))
+        EQ = float(dof)
+        VQ = float(np.sum(2 * (K - 1) + (np.sum(1 / pr, axis=1) - K ** 2 - 2 * K + 2) / S))
+        band = math.sqrt(max(VQ, 0.0) / _MC_ALPHA)
+        if abs(Q - EQ) <= band:
+            out_claims.append((k, S, counts, (Q, EQ, band, float(fp[smax - 1]), smax)))
+    return out_claims
+
+
+def _mc_moments(problem, out, Fout, *, num_draws, seed):
+    """One-sample moments of the whitened sampled outer products, per example."""
+    import jax
+    import jax.numpy as jnp
+
+    from fisherlab._precision import float64
+
+    lik = problem.likelihood
+    N, C = out.shape
+    with float64():
+        draws = lik.sample(jax.random.key(seed), out, num_draws)  # (K, N, ...)
+        grads = np.asarray(jax.vmap(jax.vmap(lik._output_grad), in_axes=(None, 0))(
+            jnp.asarray(out, jnp.float64), draws))  # (K, N, C)
+    mom = []
+    for n in range(N):
+        lam, V = np.linalg.eigh(Fout[n])
+        keep = lam > 1e-12 * max(lam.max(), TINY)
+        r = int(keep.sum())
+        Wh = (V[:, keep] / np.sqrt(lam[keep])) @ V[:, keep].T  # F^{+1/2}
+        P = V[:, keep] @ V[:, keep].T
+        h = np.einsum("ij,kj->ki", Wh, grads[:, n])  # whitened gradients
+        H = (np.einsum("ki,kj->kij", h, h) - P).reshape(num_draws, -1)  # centred, (K, C^2)
+        t = np.einsum("ki,ki->k", h, h)  # g^T F^+ g
+        sq = np.einsum("ki,ki->k", H, H)
+        Sig = np.cov(H.T)
+        mom.append(dict(Wh=Wh, P=P, r=r, var_t=float(np.var(t)), e=float(np.mean(sq)),
+                        var_sq=float(np.var(sq)), tr_sig2=float(np.sum(Sig * Sig))))
+    return mom
+
+
+def _mc_statistical(problem, M, err, tol, out, Fout, *, num_draws, seed):
+    """Continuous or large label spaces: two Chebyshev bands and (continuous) ranks.
+
+    Returns ``[(k, S_set, extra), ...]`` for the mean (``k = 1``) and summed (``k = S``)
+    hypotheses with the integer sample counts ``S`` that pass.
+    """
+    from fisherlab.likelihoods import Gaussian, GaussianMeanVariance
+
+    N, C, _ = M.shape
+    mom = _mc_moments(problem, out, Fout, num_draws=num_draws, seed=seed)
+    continuous = isinstance(problem.likelihood, (Gaussian, GaussianMeanVariance))
+    inflate = 1.25  # the variances are estimated from num_draws draws (fixed seed)
+    Ss = np.arange(1, _MC_S_MAX + 1, dtype=np.float64)
+    ranks, trW, dev_terms = [], [], []
+    for n in range(N):
+        Mn = M[n]
+        Wh, P = mom[n]["Wh"], mom[n]["P"]
+        lam = np.linalg.eigvalsh(Mn)
+        scale = max(float(np.abs(lam).max()), TINY)
+        tolM = err + tol * scale
+        if lam[0] < -tolM or np.linalg.norm(Mn - P @ Mn @ P) > tolM or lam[-1] <= tolM:
+            return []  # not PSD, outside the range of F_out, or zero: no sampled estimate
+        ranks.append(int(np.sum(lam > max(tolM, 1e-9 * scale))))
+        Z = Wh @ Mn @ Wh
+        trW.append(float(np.trace(Z)))
+        dev_terms.append(Z)
+    r = np.array([mm["r"] for mm in mom], float)
+    var_t = inflate * sum(mm["var_t"] for mm in mom)
+    e = sum(mm["e"] for mm in mom)
+    var_sq = inflate * sum(mm["var_sq"] for mm in mom)
+    tr_sig2 = inflate * sum(mm["tr_sig2"] for mm in mom)
+    results = []
+    for summed in (False, True):
+        k = Ss if summed else np.ones_like(Ss)
+        z = np.sum(trW) / k - r.sum()  # sum_n tr(F^+ (M/k - F))
+        Dk = sum(float(np.sum(Z * Z)) for Z in dev_terms) / k ** 2 \
+            - 2 * sum(float(np.trace(Z @ mom[n]["P"])) for n, Z in enumerate(dev_terms)) / k \
+            + r.sum()
+        ok_z = np.abs(z) <= np.sqrt(var_t / Ss / _MC_ALPHA)
+        ED = e / Ss
+        VD = (var_sq + 2 * (Ss - 1) * tr_sig2) / Ss ** 3
+        ok_D = np.abs(Dk - ED) <= np.sqrt(VD / _MC_ALPHA)
+        ok = ok_z & ok_D
+        if summed:
+            ok[0] = False  # S = 1 summed is the mean
+        if continuous:  # rank(M_n) = min(S, rank F_n) almost surely
+            ok &= np.all(np.array(ranks)[None, :] == np.minimum(Ss[:, None], r[None, :]), axis=1)
+        if ok.any():
+            good = Ss[ok].astype(int)
+            results.append((summed, good))
+    return results
+
+
+def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
+    """Test ``X = (k/S) s sum_n J_n^T (sum_{j<=S} g_{nj} g_{nj}^T) J_n`` with sampled labels.
+
+    A sampled Fisher is claimed only with evidence, in this order:
+
+    1. **Identification.** The per-example output-space matrices ``M_n`` are recovered by
+       least squares from ``X = s sum_n J_n^T M_n J_n`` (``s`` the reduction); only when the
+       design has full column rank (``N C (C+1)/2 <= d (d+1)/2`` unknowns, smallest singular
+       value > 1e-10 of the largest) and the residual is at rounding level. Otherwise no claim.
+    2. **Sampling structure.** For a finite label space (Categorical; Bernoulli with
+       ``2^C <= 64``) each ``M_n / k`` must be ``sum_y w_{ny} g_n(y) g_n(y)^T`` (``g_n(y)``
+       the output gradient of the NLL at label ``y``; for Categorical ``(p - e_y)(p - e_y)^T``,
+       so ``M_n 1 = 0``) with the weights identifiable and on the lattice ``(1/S) Z_{>=0}``,
+       summing to 1, for some ``S <= S_max``; ``S_max`` is chosen so that weights whose
+       fractional parts are uniform fit by coincidence with probability <= 1e-3. ``k = 1``
+       (an average; the smallest ``S`` consistent with the counts is reported -- every
+       multiple fits too) or ``k = S`` (summed over ``S`` labels instead of averaged).
+       Otherwise ``M_n`` must be symmetric PSD, nonzero, zero on the null space of ``F_out``
+       and, for continuous likelihoods, of rank ``min(S, rank F_out)``.
+    3. **Statistics.** Finite label spaces: the Pearson statistic of the label counts against
+       ``S p`` lies within a two-sided Chebyshev band of its exact mean ``N (K-1)`` and
+       exact multinomial variance. Otherwise: ``sum_n tr(F_n^+ (M_n/k - F_n))`` and
+       ``sum_n ||F_n^{+1/2} (M_n/k) F_n^{+1/2} - P_n||^2`` lie within two-sided Chebyshev bands
+       of their means and variances under the hypothesis (one-sample moments from
+       ``num_draws`` draws with a fixed seed, variances inflated by 25 %). Each band rejects a
+       true estimate with probability <= ``_MC_ALPHA`` = 0.1 %; in the continuous case the
+       sample count is only bracketed (an interval), never reported as exact.
+    """
+    lik = problem.likelihood
+    natural = getattr(lik, "natural", True)
+    if quantity not in ("fisher", "ggn") or (quantity == "ggn" and not natural):
         return
-    dev = float(np.linalg.norm(X - F) ** 2)
-    S_hat = V / max(dev, TINY)
-    # score = |log| of the (deviation ratio); mean hypothesis: any S_hat >= 1 fits perfectly
-    cands = []
-    if S_hat >= _MC_BAND:
-        cands.append((abs(math.log(min(S_hat, 1.0))), 1, S_hat))
-    ks = np.arange(2, 10001, dtype=np.float64)
-    xx, xf, ff = float(np.vdot(X, X)), float(np.vdot(X, F)), float(np.vdot(F, F))
-    devs = np.maximum(xx / ks ** 2 - 2 * xf / ks + ff, TINY)  # ||X/k - F||^2
-    ratios = V / (ks * devs)
-    ok = (ratios >= _MC_BAND) & (ratios <= 1.0 / _MC_BAND)
-    for k, ratio in zip(ks[ok], ratios[ok]):
-        cands.append((abs(math.log(ratio)), int(k), float(ratio)))
-    if not cands:
+    ident = _mc_identify(problem, X, tol)
+    if ident is None:
         return
-    _, k, ratio = min(cands)
-    if k == 1:
-        S = max(1, int(round(S_hat)))
-        msg = (f"actual lies in the span of the per-example Fisher terms J_n^T E J_n (fit residual "
-               f"{res:.1e}) and deviates from the exact Fisher by ||X-F||^2 = {dev:.3e}, as a "
-               f"Monte-Carlo estimate with S ≈ {S} sampled labels per example does "
-               f"(expected V/S with V = {V:.3e} for one sample; S_hat = V/||X-F||^2 = "
-               f"{S_hat:.3g}, band S_hat >= {_MC_BAND:g}); compare it statistically, or with "
+    M, res, err = ident
+    out = np.asarray(problem.outputs(), np.float64)
+    Fout = np.asarray(lik.output_fisher(out), np.float64)
+    N, C, _ = M.shape
+    head = (f"actual = s·Σ_n J_nᵀ M_n J_n with the per-example output-space M_n identified "
+            f"(N·C(C+1)/2 = {N * C * (C + 1) // 2} unknowns, residual {res:.1e})")
+    lat = _mc_lattice(problem, M, err, tol, out)
+    if lat is not None:
+        if not lat:
+            return
+        k, S, counts, (Q, EQ, band, fp, smax) = sorted(lat, key=lambda t: (t[0] != 1, t[1]))[0]
+        stats = (f"the label counts pass the Pearson chi-square band (Q = {Q:.3g}, mean {EQ:g}, "
+                 f"Chebyshev half-width {band:.3g}: a true estimate fails with probability "
+                 f"<= {_MC_ALPHA:g}); a coincidental lattice fit with S <= {smax} has "
+                 f"probability <= {fp:.1e}")
+        ambiguous = len(lat) > 1
+        if k == 1:
+            msg = (f"{head}; each M_n is an average of sampled-label terms g(y) g(y)ᵀ with label "
+                   f"counts {counts.tolist()} out of S = {S} per example (S = {S} is the "
+                   f"smallest sample count consistent with them; any multiple fits too); "
+                   f"{stats}: a Monte-Carlo estimate compared as if exact -- compare it "
+                   f"statistically, or with fl.fisher_mc and the same key")
+            if ambiguous:
+                msg += (f" (it also fits as a sum over S = {[t[1] for t in lat if t[0] != 1]} "
+                        f"samples)")
+            col.add_raw((2, 0), Finding("monte_carlo_estimate", msg,
+                                        convention=f"S={S} (or a multiple)", residual=res))
+        else:
+            msg = (f"{head}; each M_n is a sum (not an average) of S = {S} sampled-label terms "
+                   f"g(y) g(y)ᵀ with label counts {counts.tolist()}; {stats}: the estimate "
+                   f"was summed over the S = {S} samples instead of averaged")
+            if ambiguous:
+                msg += f" (other hypotheses also fit: {[(t[0], t[1]) for t in lat[1:]]} as (k, S))"
+            col.add_raw((2, 1), Finding("monte_carlo_estimate", msg,
+                                        factor=None if ambiguous else float(S),
+                                        convention=f"sum over S={S} samples", residual=res))
+        return
+    stat = _mc_statistical(problem, M, err, tol, out, Fout, num_draws=num_draws, seed=seed)
+    if not stat:
+        return
+
+    def span(good):
+        lo, hi = int(good.min()), int(good.max())
+        return (lo, hi), (f"S = {lo}" if lo == hi else f"S in [{lo}, {hi}]")
+
+    stats = ("M_n is PSD, nonzero, zero on the null space of F_out, and its deviation from F_out "
+             "passes two Chebyshev bands (each rejects a true estimate with probability <= "
+             f"{_MC_ALPHA:g})")
+    if len(stat) == 2:  # both an average and a sum fit: the factor is not identified
+        (_, mean_txt), ((lo, hi), sum_txt) = span(stat[0][1]), span(stat[1][1])
+        msg = (f"{head}; {stats} both as an average over {mean_txt} samples and as a sum over "
+               f"{sum_txt} samples: a Monte-Carlo estimate compared as if exact (whether it "
+               f"was averaged or summed over its samples is not identified)")
+        col.add_raw((2, 0), Finding("monte_carlo_estimate", msg,
+                                    convention=f"average over {mean_txt} or sum over {sum_txt}",
+                                    residual=res))
+        return
+    summed, good = stat[0]
+    (lo, hi), rng_txt = span(good)
+    if not summed:
+        msg = (f"{head}; {stats} for {rng_txt}: a Monte-Carlo estimate with {rng_txt} samples "
+               f"per example compared as if exact -- compare it statistically, or with "
                f"fl.fisher_mc and the same key")
-        col.add_raw((2, 0), Finding("monte_carlo_estimate", msg, convention=f"S≈{S}",
+        col.add_raw((2, 0), Finding("monte_carlo_estimate", msg, convention=rng_txt,
                                     residual=res))
     else:
-        msg = (f"actual lies in the span of the per-example Fisher terms (fit residual {res:.1e}) "
-               f"and actual/{k} is a Monte-Carlo estimate with S = {k} samples "
-               f"(V/(S||X/S - F||^2) = {ratio:.3g}, band [{_MC_BAND:g}, {1 / _MC_BAND:g}]): the "
-               f"estimate was summed over the S = {k} samples instead of averaged")
-        col.add_raw((2, 1), Finding("monte_carlo_estimate", msg, factor=float(k),
-                                    convention=f"sum over S={k} samples", residual=res))
+        msg = (f"{head}; {stats} for a Monte-Carlo estimate summed over {rng_txt} samples "
+               f"instead of averaged" + ("" if lo == hi else " (S not identified exactly)"))
+        col.add_raw((2, 1), Finding("monte_carlo_estimate", msg,
+                                    factor=float(lo) if lo == hi else None,
+                                    convention=f"sum over {rng_txt} samples", residual=res))
 
 
 # ----------------------------------------------------------------------------- main

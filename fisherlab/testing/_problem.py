@@ -147,6 +147,10 @@ class Problem:
         """
         check_choice(quantity, "quantity", set(QUANTITIES))
         key = (quantity, tuple(sorted(options.items())))
+        try:
+            hash(key)
+        except TypeError:  # e.g. a jax.random key for fisher_type="mc": not cached
+            return np.asarray(self._compute(quantity, **options), np.float64)
         if key not in self._cache:
             self._cache[key] = np.asarray(self._compute(quantity, **options), np.float64)
         return self._cache[key]

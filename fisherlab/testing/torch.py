@@ -38,7 +38,10 @@ mean-reduction references:
   ``(kappa^2 N / R)`` times fisherlab's -- ``4/C`` for ``MSELoss(mean)``, ``4N`` for ``sum``,
   ``1/C`` / ``N`` for ``BCEWithLogitsLoss``, ``1`` / ``N`` for ``CrossEntropyLoss``. This is
   curvlinops' ``EFLinearOperator`` normalisation, the one for which the expectation of the
-  empirical Fisher under the model equals the GGN.
+  empirical Fisher under the model equals the GGN. The same factor scales ``kfac`` and
+  ``kfac_factor_G`` with ``fisher_type="empirical"`` (built from gradient outer products), so
+  ``kron(G, A)`` of the bridge's factors is the bridge's dense K-FAC for every loss, reduction
+  and ``fisher_type``.
 
 Requires the optional ``torch`` extra (``python3 -m pip install torch==2.13.0``); ``torch`` is
 imported lazily, so importing this module without it only fails when it is used.
@@ -172,7 +175,10 @@ class TorchProblem(Problem):
             return M * self.empirical_fisher_factor
         if quantity == "kfac_factor_A":
             return M
-        if quantity == "kfac" and options.get("fisher_type") == "empirical":
+        if (quantity in ("kfac", "kfac_factor_G")
+                and options.get("fisher_type") == "empirical"):
+            # the empirical K-FAC is built from gradient outer products: kappa^2 N / R, on G
+            # (so kron(G, A) of the factors reproduces the dense "kfac" reference)
             return M * self.empirical_fisher_factor
         return M * self.curvature_factor  # hessian, ggn, fisher, kfac, kfac_factor_G
 
@@ -214,7 +220,8 @@ def reference(module, X, y, loss, quantity: str, **options) -> np.ndarray:
       quantity: ``"hessian"``, ``"ggn"``, ``"fisher"``, ``"empirical_fisher"``,
         ``"gradient_covariance"``, ``"kfac"`` (dense, parameter order; ``bias="augmented"`` or
         ``"separate"``, ``fisher_type="exact"|"empirical"``), ``"kfac_factor_A"`` /
-        ``"kfac_factor_G"`` (``layer=k``; the loss factor is put on ``G``).
+        ``"kfac_factor_G"`` (``layer=k``; the loss factor is put on ``G``: ``kappa N / R``,
+        or ``kappa^2 N / R`` for ``fisher_type="empirical"``, as for the dense ``kfac``).
 
     Returns:
       ``(d, d)`` float64 NumPy in ``module.parameters()`` order (``torch.from_numpy`` to compare

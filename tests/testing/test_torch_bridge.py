@@ -171,3 +171,55 @@ def test_mse_mean_mismatch_is_named_by_the_diagnosis():
     f = diagnose(half_se, ref, problem=P, quantity="ggn")
     assert f[0].kind == "scalar_factor" and f[0].factor == pytest.approx(1.5)
     assert "C/2" in f[0].message
+
+
+def _kfac_from_factors(P, **options):
+    """Dense K-FAC in parameter order assembled from the bridge's own factors (augmented bias):
+    layer block ``G (x) A`` with ``[W b]`` flattened row-major, i.e. index ``o (in+1) + i``."""
+    blocks = []
+    for k, layer in enumerate(P.model.dense_layers):
+        A = P.reference("kfac_factor_A", layer=k, **options)
+        G = P.reference("kfac_factor_G", layer=k, **options)
+        out, inp = G.shape[0], A.shape[0] - 1
+        K = np.kron(G, A)
+        order = [o * (inp + 1) + i for o in range(out) for i in range(inp)]  # W (out, in)
+        order += [o * (inp + 1) + inp for o in range(out)]  # then b
+        blocks.append(K[np.ix_(order, order)])
+    d = sum(b.shape[0] for b in blocks)
+    M, at = np.zeros((d, d)), 0
+    for b in blocks:
+        M[at:at + b.shape[0], at:at + b.shape[0]] = b
+        at += b.shape[0]
+    return M
+
+
+@pytest.mark.parametrize("fisher_type", ["exact", "empirical", "mc"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("loss_name,C", [("CrossEntropyLoss", 3), ("MSELoss", 3),
+                                         ("BCEWithLogitsLoss", 2)])
+def test_kfac_factors_kron_to_the_dense_kfac(loss_name, C, reduction, fisher_type):
+    """Review defect 5: kron(G, A) of the bridge's factors is the bridge's dense K-FAC.
+
+    Before the fix the empirical ``G`` was scaled by ``kappa N / R`` while the dense empirical
+    K-FAC was scaled by ``kappa^2 N / R``: half the dense matrix for ``MSELoss`` (kappa = 2).
+    The dense K-FAC is also checked against the loss-scaled closed form: ``kappa^2 N / R``
+    (empirical) or ``kappa N / R`` (exact, mc) times fisherlab's mean-reduction K-FAC.
+    """
+    import jax
+
+    import fisherlab as fl
+
+    net = _net(C)
+    X, y = _batch(loss_name, 4, C)
+    loss = getattr(nn, loss_name)(reduction=reduction)
+    P = flt.problem(net, X, y, loss)
+    options = {"fisher_type": fisher_type}
+    if fisher_type == "mc":
+        options.update(key=jax.random.key(0), num_samples=3)
+    dense = P.reference("kfac", **options)
+    assert relative_error(_kfac_from_factors(P, **options), dense) <= RTOL
+    cf, ef = flt.loss_factors(loss, 4, C)
+    facs = fl.kfac.factors(P.model, P.params, P.x, P.y, P.likelihood, **options)
+    plain = np.asarray(fl.kfac.matrix(facs, P.model))
+    factor = ef if fisher_type == "empirical" else cf
+    assert relative_error(dense, factor * plain) <= RTOL
