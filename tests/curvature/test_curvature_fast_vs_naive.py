@@ -62,13 +62,14 @@ def test_fisher_equals_per_example_loop(problem, chunk_size, reduction, mode):
            naive.fisher(f, params, x, lik, reduction=reduction))
 
 
-@given(problems(), st.sampled_from([None, 2]), st.sampled_from([1, 4]), st.integers(0, 2 ** 16))
-def test_fisher_mc_equals_per_sample_loop(problem, chunk_size, num_samples, seed):
+@given(problems(), st.sampled_from([1, 4]), st.integers(0, 2 ** 16))
+def test_fisher_mc_equals_per_sample_loop(problem, num_samples, seed):
     # Same labels by the documented key convention (likelihood.sample(key, outputs, S));
     # covers both code paths (S < C: sampled rows; S >= C: sampled output Fisher).
     f, params, x, _, lik = problem
     key = jax.random.key(seed)
-    _close(fl.fisher_mc(f, params, x, lik, key, num_samples, chunk_size=chunk_size),
+    # (chunking of the MC path: test_invariant_to_chunk_size, layer-wise test below)
+    _close(fl.fisher_mc(f, params, x, lik, key, num_samples),
            naive.fisher_mc(f, params, x, lik, key, num_samples))
 
 
@@ -114,7 +115,7 @@ def test_matrices_are_symmetric_and_psd_where_theory_says(problem):
 
 
 # one activation per model (few distinct models: each is a compile)
-ACTIVATIONS = [fl.nn.Tanh(), fl.nn.ReLU(), fl.nn.Sigmoid(), fl.nn.Identity()]
+ACTIVATIONS = [fl.nn.Tanh(), fl.nn.ReLU(), fl.nn.Sigmoid()]
 
 
 @st.composite
