@@ -505,7 +505,7 @@ def _mc_statistical(problem, M, err, tol, out, Fout, *, num_draws, seed):
         scale = max(float(np.abs(lam).max()), TINY)
         tolM = err + tol * scale
         if lam[0] < -tolM or np.linalg.norm(Mn - P @ Mn @ P) > tolM or lam[-1] <= tolM:
-            return []  # not PSD, outside the range of F_out, or zero: no sampled estimate
+            return [], False  # not PSD, outside the range of F_out, or zero: no sampled estimate
         ranks.append(int(np.sum(lam > max(tolM, 1e-9 * scale))))
         Z = Wh @ Mn @ Wh
         trW.append(float(np.trace(Z)))
@@ -534,7 +534,11 @@ def _mc_statistical(problem, M, err, tol, out, Fout, *, num_draws, seed):
         if ok.any():
             good = Ss[ok].astype(int)
             results.append((summed, good))
-    return results
+    # structural evidence exists only when every M_n has the same rank S < rank F_out,n of a
+    # continuous likelihood (a sum of S < C rank-one terms; deterministic bugs keep full rank)
+    ranks = np.array(ranks)
+    structural = bool(continuous and np.all(ranks == ranks[0]) and np.all(ranks < r))
+    return results, structural
 
 
 def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
@@ -554,16 +558,23 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
        fractional parts are uniform fit by coincidence with probability <= 1e-3. ``k = 1``
        (an average; the smallest ``S`` consistent with the counts is reported -- every
        multiple fits too) or ``k = S`` (summed over ``S`` labels instead of averaged).
-       Otherwise ``M_n`` must be symmetric PSD, nonzero, zero on the null space of ``F_out``
-       and, for continuous likelihoods, of rank ``min(S, rank F_out)``.
+       Otherwise (continuous likelihoods: Gaussian, GaussianMeanVariance) ``M_n`` must be
+       symmetric PSD, nonzero, zero on the null space of ``F_out`` and of the same rank
+       ``S < rank F_out`` for every example (a sum of ``S`` rank-one terms; ``S`` is then
+       identified). Without such structural evidence -- Poisson, Bernoulli with ``C > 2``
+       outputs, continuous likelihoods with ``S >= C`` -- no finding is made, only a note in
+       the ``no_known_pattern`` evidence: the statistical bands alone were measured to accept
+       deterministic bugs (a wrong output Fisher, one example counted twice).
     3. **Statistics.** Finite label spaces: the Pearson statistic of the label counts against
        ``S p`` lies within a two-sided Chebyshev band of its exact mean ``N (K-1)`` and
        exact multinomial variance. Otherwise: ``sum_n tr(F_n^+ (M_n/k - F_n))`` and
        ``sum_n ||F_n^{+1/2} (M_n/k) F_n^{+1/2} - P_n||^2`` lie within two-sided Chebyshev bands
        of their means and variances under the hypothesis (one-sample moments from
        ``num_draws`` draws with a fixed seed, variances inflated by 25 %). Each band rejects a
-       true estimate with probability <= ``_MC_ALPHA`` = 0.1 %; in the continuous case the
-       sample count is only bracketed (an interval), never reported as exact.
+       true estimate with probability <= ``_MC_ALPHA`` = 0.1 %.
+
+    Returns a note for the ``no_known_pattern`` evidence when the statistics fit but the
+    structure cannot be verified, else None.
     """
     lik = problem.likelihood
     natural = getattr(lik, "natural", True)
@@ -609,9 +620,19 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
                                         factor=None if ambiguous else float(S),
                                         convention=f"sum over S={S} samples", residual=res))
         return
-    stat = _mc_statistical(problem, M, err, tol, out, Fout, num_draws=num_draws, seed=seed)
+    stat, structural = _mc_statistical(problem, M, err, tol, out, Fout, num_draws=num_draws,
+                                       seed=seed) or ([], False)
     if not stat:
-        return
+        return None
+    if not structural:
+        # the statistics alone cannot tell a sampled estimate from a deterministic bug of the
+        # same size (measured: wrong output Fishers pass them): a note, never a finding
+        txt = "; ".join(f"{'a sum' if sm else 'an average'} over S in [{g.min()}, {g.max()}]"
+                        for sm, g in stat)
+        return (f"the per-example output-space M_n are identified and PSD and would pass the "
+                f"statistical bands of a Monte-Carlo estimate ({txt}), but with no structural "
+                f"evidence (label counts on a lattice, or rank S below rank F_out) no "
+                f"Monte-Carlo estimate is claimed")
 
     def span(good):
         lo, hi = int(good.min()), int(good.max())
@@ -824,15 +845,19 @@ def diagnose(actual, desired, *, problem=None, quantity=None, rtol=None) -> list
     if (problem is not None and square and X.shape[0] == problem.num_params
             and not col.findings):
         try:
-            _monte_carlo(col, problem, X, q, tol)
+            mc_note = _monte_carlo(col, problem, X, q, tol)
         except Exception:  # noqa: BLE001 - no sampler / no Jacobian: hypothesis not testable
-            pass
+            mc_note = None
+    else:
+        mc_note = None
 
     findings = col.sorted()
     if findings:
         return findings
-    return [Finding("no_known_pattern", _evidence(X, Y, problem, q, tol),
-                    residual=relative_error(X, Y))]
+    evidence = _evidence(X, Y, problem, q, tol)
+    if mc_note:
+        evidence += "; " + mc_note
+    return [Finding("no_known_pattern", evidence, residual=relative_error(X, Y))]
 
 
 def _evidence(X, Y, problem, q, tol) -> str:
