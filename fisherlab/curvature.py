@@ -26,7 +26,18 @@ Conventions followed by every function here:
 * bad input raises ``ValueError``/``TypeError`` naming the argument; a NaN/inf in ``x``,
   ``params`` or ``y`` is an error, never a silent NaN result (checked when the values are
   concrete, i.e. outside ``jax.jit``);
-* every function works under ``jax.jit`` (close over ``f`` and ``likelihood``).
+* a non-finite **result** is an error too: finite inputs can still overflow float64 (a
+  Poisson log-rate of 710 has output Fisher ``exp(710) = inf``; ``fl.Gaussian(variance=1e-310)``
+  has ``F_out = I / variance = inf``; ``g_n g_n^T`` overflows for ``|g_n| > 1e154``). Every
+  dense function, :func:`gradient` and every call of a matrix-free closure tests
+  ``jnp.isfinite(result).all()`` (one pass over the result) and raises a ``ValueError`` naming
+  the function and what overflowed -- the model outputs, the likelihood's output-space
+  Fisher/Hessian/gradient at a named ``outputs[n]``, the model Jacobian, or the final
+  accumulation (:mod:`fisherlab._curvature_finite`);
+* every function works under ``jax.jit`` (close over ``f`` and ``likelihood``). **Under**
+  ``jax.jit`` **none of the value checks can run** (the values are traced: nothing concrete
+  to test, nothing can be raised), so NaN/inf inputs or an overflowing result are *not*
+  detected there: test the jitted result with ``jnp.isfinite`` yourself.
 
 Efficiency: dense Gauss-Newton-type matrices (GGN, Fisher, Monte-Carlo Fisher) have two
 exact methods. ``method="jacobian"`` works for any model: ``J^T (Lambda J)`` with
@@ -62,6 +73,7 @@ import jax.numpy as jnp
 
 from fisherlab import _curvature_kernels as _k
 from fisherlab import _curvature_layerwise as _layerwise
+from fisherlab._curvature_finite import check_result
 from fisherlab._curvature_problem import (
     check_chunk_size,
     check_jacobian_mode,
@@ -135,7 +147,8 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
     else:
         mode = _k.resolve_mode(jacobian, p.num_outputs, p.num_params)
         run = _k.compiled("gauss_newton", f, likelihood, kind, mode, num_samples)
-    return run(p.params, xc, ec, wc)
+    return check_result(run(p.params, xc, ec, wc), f"fl.{kind}", p, kind, key=key,
+                        num_samples=num_samples)
 
 
 # ----------------------------------------------------------------------------- dense
@@ -268,7 +281,8 @@ def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered
         shift = _k.compiled("gradient", f, likelihood)(p.params, gxc, gyc, gwc)
     else:
         shift = jnp.zeros((d,), jnp.float64)
-    return _k.compiled("gradient_outer", f, likelihood)(p.params, xc, yc, wc, shift)
+    out = _k.compiled("gradient_outer", f, likelihood)(p.params, xc, yc, wc, shift)
+    return check_result(out, f"fl.{kind}", p, kind)
 
 
 @reference
@@ -337,7 +351,8 @@ def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     chunk_size = check_chunk_size(chunk_size)
     p = prepare(f, params, x, y, likelihood)
     xc, yc, wc = _chunks(p, "gradient", chunk_size, reduction, p.y)
-    return _k.compiled("gradient", f, likelihood)(p.params, xc, yc, wc)
+    out = _k.compiled("gradient", f, likelihood)(p.params, xc, yc, wc)
+    return check_result(out, "fl.gradient", p, "gradient")
 
 
 @reference
@@ -363,19 +378,20 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     chunk_size = check_chunk_size(chunk_size)
     p = prepare(f, params, x, y, likelihood)
     xc, yc, wc = _chunks(p, "hessian", chunk_size, reduction, p.y)
-    return _k.compiled("hessian", f, likelihood)(p.params, xc, yc, wc)
+    out = _k.compiled("hessian", f, likelihood)(p.params, xc, yc, wc)
+    return check_result(out, "fl.hessian", p, "hessian")
 
 
 # ----------------------------------------------------------------------------- matrix-free
 
 
-def _matvec(kernel, p, args, what: str):
+def _matvec(kernel, p, args, what: str, kind: str):
     d = p.num_params
 
     @reference
     def matvec(v):
         v = check_vector(v, d, "v")
-        return kernel(p.params, *args, v)
+        return check_result(kernel(p.params, *args, v), f"the fl.{kind} matvec", p, kind, v=v)
 
     matvec.__doc__ = (f"``v -> {what} v`` for a flat float vector ``v`` of shape ({d},) in "
                       "ravel_pytree(params) order; returns float64 (d,).")
@@ -400,14 +416,15 @@ def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Ca
     reduction = check_reduction(reduction)
     p = prepare(f, params, x, y, likelihood)
     w = jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
-    return _matvec(_k.compiled("hvp", f, likelihood), p, (p.x, p.y, w), "H")
+    return _matvec(_k.compiled("hvp", f, likelihood), p, (p.x, p.y, w), "H", "hvp")
 
 
 def _output_space_vp(kind, f, params, x, y, likelihood, reduction, what):
     reduction = check_reduction(reduction)
     p = prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"))
     w = jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
-    return _matvec(_k.compiled("output_space_vp", f, likelihood, kind), p, (p.x, p.y, w), what)
+    return _matvec(_k.compiled("output_space_vp", f, likelihood, kind), p, (p.x, p.y, w), what,
+                   f"{kind}_vp")
 
 
 @reference
@@ -460,4 +477,5 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     reduction = check_reduction(reduction)
     p = prepare(f, params, x, y, likelihood)
     w = jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
-    return _matvec(_k.compiled("empirical_fisher_vp", f, likelihood), p, (p.x, p.y, w), "E")
+    return _matvec(_k.compiled("empirical_fisher_vp", f, likelihood), p, (p.x, p.y, w), "E",
+                   "empirical_fisher_vp")
