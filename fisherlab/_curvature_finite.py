@@ -9,9 +9,11 @@ of weight ``0``) it becomes a ``NaN``.
 
 :func:`check_result` is called by every public entry point of :mod:`fisherlab.curvature`
 (dense matrices, the gradient, and each call of the matrix-free closures). When the result is
-concrete (not traced) it tests ``jnp.isfinite(result).all()`` -- one pass over the result, a
-negligible cost next to computing it -- and, only if that fails, *diagnoses* the cause by
-recomputing the cheap per-example pieces in this order:
+concrete (not traced) it tests whether ``jnp.sum(result)`` is finite -- one reduction over the
+result and one scalar copied to the host (0.8 ms for a 1840 x 1840 GGN that takes 177 ms to
+compute, 2 CPU cores); a NaN/inf entry always makes the sum non-finite, and a sum that
+overflows although every entry is finite is re-tested entrywise -- and, only if an entry is
+not finite, *diagnoses* the cause by recomputing the cheap per-example pieces in this order:
 
 1. the model outputs ``f(params, x_n)`` (``outputs[n]``);
 2. the likelihood's output-space quantity the result is built from: the output Fisher
@@ -158,9 +160,14 @@ def check_result(result, name: str, p, kind: str, *, key=None, num_samples: int 
     """
     if isinstance(result, jax.core.Tracer):
         return result
-    if bool(jnp.isfinite(result).all()):
+    # Fast path: one reduction on the device and one scalar to the host. A NaN/inf entry
+    # always makes the sum NaN/inf; a non-finite sum of finite entries (the sum itself
+    # overflowing) falls through to the exact entrywise test.
+    if np.isfinite(float(jnp.sum(result))):
         return result
     a = np.asarray(result)
+    if np.all(np.isfinite(a)):
+        return result
     idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
     why = _explain(p, kind, key, num_samples, v)
     raise ValueError(f"{name}: the result is not finite (got {a[idx]} at index {idx}): {why}")

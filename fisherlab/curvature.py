@@ -30,7 +30,7 @@ Conventions followed by every function here:
   Poisson log-rate of 710 has output Fisher ``exp(710) = inf``; ``fl.Gaussian(variance=1e-310)``
   has ``F_out = I / variance = inf``; ``g_n g_n^T`` overflows for ``|g_n| > 1e154``). Every
   dense function, :func:`gradient` and every call of a matrix-free closure tests
-  ``jnp.isfinite(result).all()`` (one pass over the result) and raises a ``ValueError`` naming
+  the result's finiteness (one reduction over it) and raises a ``ValueError`` naming
   the function and what overflowed -- the model outputs, the likelihood's output-space
   Fisher/Hessian/gradient at a named ``outputs[n]``, the model Jacobian, or the final
   accumulation (:mod:`fisherlab._curvature_finite`);

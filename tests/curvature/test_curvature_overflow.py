@@ -174,3 +174,14 @@ def test_under_jit_the_check_cannot_run_documented():
     out = jax.jit(lambda p: fl.fisher(linear, p, X, fl.Poisson()))(P710)
     assert not np.all(np.isfinite(np.asarray(out)))
     assert "jax.jit" in fl.curvature.__doc__ and "isfinite" in fl.curvature.__doc__
+
+
+def test_finite_result_whose_entry_sum_overflows_is_returned():
+    # eta = 708, reduction="sum": every entry of F = exp(708) sum_n a_n a_n^T is finite
+    # (largest 2 exp(708) = 6.0e307) but their sum 6.34 exp(708) = 1.9e308 overflows, so the
+    # fast sum test fails and the exact entrywise test must accept the result.
+    expected = np.exp(708.0) * (A.T @ A)
+    with np.errstate(over="ignore"):
+        assert np.all(np.isfinite(expected)) and not np.isfinite(expected.sum())
+    F = np.asarray(fl.fisher(linear, poisson_params(708.0), X, fl.Poisson(), reduction="sum"))
+    np.testing.assert_allclose(F, expected, rtol=1e-12)
