@@ -31,25 +31,18 @@ from fisherlab._updates_symbolic import (
 )
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
+from .kronecker import cayley_parts  # Q = N / den orthogonal (Cayley transform)
+
 _DIMS = (2, 3)
 _eta = sp.Symbol("eta", positive=True)
 _alpha = sp.Symbol("alpha", positive=True)
 
 
-def _cayley_parts(d):
-    K = sp.zeros(d, d)
-    for i in range(d):
-        for j in range(i + 1, d):
-            k = sp.Symbol(f"k_{i + 1}{j + 1}", real=True)
-            K[i, j], K[j, i] = k, -k
-    eye = sp.eye(d)
-    return ((eye - K) * (eye + K).adjugate()).applyfunc(sp.expand), sp.expand((eye + K).det())
-
 
 def _spectrum_steps():
     steps = []
     for d in _DIMS:
-        N, den = _cayley_parts(d)        # Q = N / den orthogonal
+        N, den = cayley_parts(d, "k")[:2]        # Q = N / den orthogonal
         nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
         D = sp.diag(*nu)
         steps.append(Step.equal(
@@ -78,7 +71,7 @@ def _spectrum_steps():
 
 def _control_spectrum():
     d = 2
-    N, den = _cayley_parts(d)
+    N, den = cayley_parts(d, "k")[:2]
     nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
     lhs = (N * sp.diag(*nu) * N.T + _eta * den ** 2 * sp.eye(d)) * N
     # claims (H + eta I)^{-1} has eigenvalues 1/nu_j + 1/eta, i.e. H + eta I has

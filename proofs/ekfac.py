@@ -71,7 +71,7 @@ def _steps():
     # 3. The same directly, with an explicit symmetric F and a Cayley Q, d = 2.
     Q2, _ = cayley_orthogonal(2, "s")
     F2 = sym_symmetric("f", 2)
-    D2 = sp.diag(*sp.symbols("delta_1:3"))
+    D2 = sp.diag(*sp.symbols("delta_1:3", real=True))
     steps.append(Step.equal(
         "Directly for d = 2 with an explicit symmetric F and a Cayley Q: ‖F − QDQᵀ‖_F² = ‖QᵀFQ − D‖_F²",
         _frob2(F2 - Q2 * D2 * Q2.T), _frob2(Q2.T * F2 * Q2 - D2),
@@ -81,7 +81,7 @@ def _steps():
     ol, orr, gl, hl, hr, sl, sc = ([] for _ in range(7))
     for dim in DIMS:
         M = sym_symmetric("m", dim)
-        dl = sp.symbols(f"delta_1:{dim + 1}")
+        dl = sp.symbols(f"delta_1:{dim + 1}", real=True)
         D = sp.diag(*dl)
         phi = _frob2(M - D)
         ol.append(phi)
@@ -110,7 +110,7 @@ def _steps():
     ]
     # 7. D*_ii = E[(Q^T grad)_i^2] when F = E[grad grad^T] (three-point distribution, generic Q).
     Q4 = sym_matrix("q", 4, 4)
-    p1, p2 = sp.symbols("p_1 p_2")
+    p1, p2 = sp.symbols("p_1 p_2", real=True)
     probs = (p1, p2, 1 - p1 - p2)
     grads = [sym_matrix(f"n{k}", 4, 1) for k in (1, 2, 3)]
     F = sum((pr * gk * gk.T for pr, gk in zip(probs, grads)), sp.zeros(4, 4))
@@ -126,7 +126,7 @@ def _steps():
     tl, tr = [], []
     for dim in (2, 3, 4):
         Qg, Fg = sym_matrix("q", dim, dim), sym_symmetric("f", dim)
-        Dg = sp.diag(*sp.symbols(f"delta_1:{dim + 1}"))
+        Dg = sp.diag(*sp.symbols(f"delta_1:{dim + 1}", real=True))
         tl += [(Qg * Dg * Qg.T).trace(), (Qg.T * Fg * Qg).trace()]
         tr += [(Dg * (Qg.T * Qg)).trace(), (Fg * (Qg * Qg.T)).trace()]
     steps.append(Step.equal(
@@ -137,8 +137,8 @@ def _steps():
                 r"=\operatorname{tr}F"))
     # 9. EKFAC is at least as close to F as K-FAC.
     M = sym_symmetric("m", 4)
-    dl = sp.symbols("delta_1:5")
-    a, g = sp.symbols("a_1:3"), sp.symbols("g_1:3")
+    dl = sp.symbols("delta_1:5", real=True)
+    a, g = sp.symbols("a_1:3", real=True), sp.symbols("g_1:3", real=True)
     kfac_diag = [ai * gj for ai, gj in itertools.product(a, g)]
     phi = _frob2(M - sp.diag(*dl))
     diff = phi.subs(dict(zip(dl, kfac_diag))) - phi.subs({dl[i]: M[i, i] for i in range(4)})
@@ -162,8 +162,8 @@ def _diag_original_basis():
 
 def _kfac_trace():
     # Two equally likely examples with dependent (abar, g): F = E[(g g^T) (x) (abar abar^T)].
-    abars = [sp.Matrix([sp.Symbol(f"a{k}"), 1]) for k in (1, 2)]
-    gs = [sp.Matrix([sp.Symbol(f"g{k}_1"), sp.Symbol(f"g{k}_2")]) for k in (1, 2)]
+    abars = [sp.Matrix([sp.Symbol(f"a{k}", real=True), 1]) for k in (1, 2)]
+    gs = [sp.Matrix([sp.Symbol(f"g{k}_1", real=True), sp.Symbol(f"g{k}_2", real=True)]) for k in (1, 2)]
     half = sp.Rational(1, 2)
     F = half * sum((kron(g * g.T, a * a.T) for a, g in zip(abars, gs)), sp.zeros(4, 4))
     A = half * sum((a * a.T for a in abars), sp.zeros(2, 2))
@@ -174,8 +174,8 @@ def _kfac_trace():
 
 def _ekfac_worse():
     M = sym_symmetric("m", 4)
-    dl = sp.symbols("delta_1:5")
-    a, g = sp.symbols("a_1:3"), sp.symbols("g_1:3")
+    dl = sp.symbols("delta_1:5", real=True)
+    a, g = sp.symbols("a_1:3", real=True), sp.symbols("g_1:3", real=True)
     kfac_diag = [ai * gj for ai, gj in itertools.product(a, g)]
     phi = _frob2(M - sp.diag(*dl))
     diff = phi.subs({dl[i]: M[i, i] for i in range(4)}) - phi.subs(dict(zip(dl, kfac_diag)))

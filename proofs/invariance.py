@@ -37,6 +37,8 @@ import sympy as sp
 from fisherlab._updates_symbolic import matrix, symmetric, vector
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
+from .kronecker import cayley_parts  # Q = N / den orthogonal (Cayley transform)
+
 _DIMS = (2, 3)
 _alpha = sp.Symbol("alpha", positive=True)
 _lam = sp.Symbol("lambda", positive=True)
@@ -121,21 +123,11 @@ def _control_damped():
                       justification="false: the residual is lambda (I - A^T A) delta'")
 
 
-def _cayley_parts(d):
-    """``Q = N / den`` with ``N = (I - K) adj(I + K)``, ``den = det(I + K)``, ``K`` skew."""
-    K = sp.zeros(d, d)
-    for i in range(d):
-        for j in range(i + 1, d):
-            k = sp.Symbol(f"k_{i + 1}{j + 1}", real=True)
-            K[i, j], K[j, i] = k, -k
-    eye = sp.eye(d)
-    return ((eye - K) * (eye + K).adjugate()).applyfunc(sp.expand), sp.expand((eye + K).det())
-
 
 def _orthogonal_steps():
     steps = []
     for d in _DIMS:
-        N, den = _cayley_parts(d)
+        N, den = cayley_parts(d, "k")[:2]
         steps.append(Step.equal(
             f"d = {d}: the Cayley transform Q = (I - K)(I + K)^{{-1}} = N / det(I + K) of a skew "
             "K is orthogonal: N^T N = det(I + K)^2 I",

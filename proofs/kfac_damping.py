@@ -249,7 +249,7 @@ def _exact_steps():
         V = kron(UA, UG)
         vl += [V.T * V, V * V.T]
         vr += [kron(UA.T * UA, UG.T * UG), kron(UA * UA.T, UG * UG.T)]
-        al, gl = sp.symbols(f"alpha_1:{n + 1}"), sp.symbols(f"gamma_1:{m + 1}")
+        al, gl = sp.symbols(f"alpha_1:{n + 1}", real=True), sp.symbols(f"gamma_1:{m + 1}", real=True)
         DA, DG = sp.diag(*al), sp.diag(*gl)
         sl.append(kron(UA * DA * UA.T, UG * DG * UG.T))
         sr.append(V * kron(DA, DG) * V.T)
@@ -266,7 +266,7 @@ def _exact_steps():
     ]
     dl, dr = [], []
     for n, m in SIZES:
-        al, gl = sp.symbols(f"alpha_1:{n + 1}"), sp.symbols(f"gamma_1:{m + 1}")
+        al, gl = sp.symbols(f"alpha_1:{n + 1}", real=True), sp.symbols(f"gamma_1:{m + 1}", real=True)
         D = kron(sp.diag(*al), sp.diag(*gl)) + lam * sp.eye(n * m)
         Dinv = sp.diag(*[1 / (x * y + lam) for x in al for y in gl])
         dl.append(D * Dinv)
@@ -283,7 +283,7 @@ def _exact_steps():
 
 
 def _factored_as_exact():
-    al, gl = sp.symbols("alpha_1:3"), sp.symbols("gamma_1:3")
+    al, gl = sp.symbols("alpha_1:3", real=True), sp.symbols("gamma_1:3", real=True)
     D = kron(sp.diag(*al), sp.diag(*gl)) + lam * sp.eye(4)
     r = sp.sqrt(lam)
     Dinv = sp.diag(*[1 / ((x + r) * (y + r)) for x in al for y in gl])

@@ -50,17 +50,17 @@ REF_MG2015 = ("J. Martens and R. Grosse, 'Optimizing neural networks with Kronec
 
 def sym_matrix(name: str, rows: int, cols: int) -> sp.Matrix:
     """A ``rows x cols`` matrix of independent symbols ``name_ij`` (1-based)."""
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}"))
+    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True))
 
 
 def sym_symmetric(name: str, n: int) -> sp.Matrix:
     """A symmetric ``n x n`` matrix with independent symbols on and above the diagonal."""
-    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{min(i, j) + 1}{max(i, j) + 1}"))
+    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{min(i, j) + 1}{max(i, j) + 1}", real=True))
 
 
 def lower_triangular(name: str, n: int) -> sp.Matrix:
     """A lower-triangular ``n x n`` matrix of independent symbols (a Cholesky factor)."""
-    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}") if j <= i else 0)
+    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True) if j <= i else 0)
 
 
 def kron(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
@@ -91,7 +91,7 @@ def cayley_parts(n: int, name: str = "t") -> tuple[sp.Matrix, sp.Expr, tuple[sp.
     S = sp.zeros(n, n)
     for i in range(n):
         for j in range(i + 1, n):
-            t = sp.Symbol(f"{name}_{len(params) + 1}")
+            t = sp.Symbol(f"{name}_{len(params) + 1}", real=True)
             params.append(t)
             S[i, j], S[j, i] = t, -t
     I = sp.eye(n)

@@ -368,7 +368,9 @@ def _is_sos(expr: sp.Expr) -> bool:
         if t.is_nonnegative:
             continue
         factors = sp.Mul.make_args(t)
-        if all(f.is_nonnegative or (f.is_Pow and f.exp.is_even) for f in factors):
+        # An even power is nonnegative only for a real base (z**2 < 0 for z = i).
+        if all(f.is_nonnegative or (f.is_Pow and f.exp.is_even and f.base.is_extended_real)
+               for f in factors):
             continue
         return False
     return True

@@ -156,3 +156,10 @@ def test_huge_expressions_are_not_rendered_expanded():
     d = _derivation([Step.equal("big", big, big, justification="")])
     page = to_markdown(d, verify(d))
     assert "expanded form omitted" in page and len(page) < 5000
+
+
+def test_even_powers_certify_nonnegativity_only_for_real_bases():
+    z = sp.Symbol("z")  # no assumption: could be complex, and z**2 < 0 at z = i
+    r = sp.Symbol("r", real=True)
+    assert not verify(_derivation([Step.nonnegative("complex", z**2, z**2, justification="")])).ok
+    assert verify(_derivation([Step.nonnegative("real", r**2 + 1, r**2 + 1, justification="")])).ok
