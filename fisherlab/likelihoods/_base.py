@@ -103,7 +103,8 @@ class Likelihood(abc.ABC):
         """Per-example negative log-likelihood, shape ``(N,)``, float64."""
         outputs = self.check_outputs(outputs)
         targets = self.check_targets(targets, outputs)
-        return jax.vmap(self._nll)(jnp.asarray(outputs, jnp.float64), jnp.asarray(targets))
+        return self._finite("nll", jax.vmap(self._nll)(jnp.asarray(outputs, jnp.float64),
+                                                       jnp.asarray(targets)), outputs)
 
     @reference
     def sample(self, key, outputs, num_samples: int) -> jax.Array:
@@ -123,15 +124,15 @@ class Likelihood(abc.ABC):
     def output_fisher(self, outputs) -> jax.Array:
         """Output-space Fisher per example, ``(N, C, C)``, float64."""
         outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
-        return jax.vmap(self._output_fisher)(outputs)
+        return self._finite("output_fisher", jax.vmap(self._output_fisher)(outputs), outputs)
 
     @reference
     def output_hessian(self, outputs, targets) -> jax.Array:
         """Output-space Hessian of the NLL per example, ``(N, C, C)``, float64."""
         outputs = self.check_outputs(outputs)
         targets = self.check_targets(targets, outputs)
-        return jax.vmap(self._output_hessian)(jnp.asarray(outputs, jnp.float64),
-                                              jnp.asarray(targets))
+        return self._finite("output_hessian", jax.vmap(self._output_hessian)(
+            jnp.asarray(outputs, jnp.float64), jnp.asarray(targets)), outputs)
 
     @reference
     def output_fisher_sqrt(self, outputs) -> jax.Array:
@@ -140,7 +141,25 @@ class Likelihood(abc.ABC):
         See :meth:`_output_fisher_sqrt`; ``R = C`` for every built-in family.
         """
         outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
-        return jax.vmap(self._output_fisher_sqrt)(outputs)
+        return self._finite("output_fisher_sqrt", jax.vmap(self._output_fisher_sqrt)(outputs),
+                            outputs)
+
+    def _finite(self, method: str, result, outputs):
+        """``result`` unchanged, or a ValueError naming the first example that overflowed.
+
+        Checked on concrete values only (under the caller's ``jax.jit`` nothing can be checked).
+        """
+        if isinstance(result, jax.core.Tracer):
+            return result
+        per_example = np.asarray(result).reshape(np.shape(result)[0], -1)
+        bad = ~np.all(np.isfinite(per_example), axis=1)
+        if bad.any():
+            n = int(np.argmax(bad))
+            raise ValueError(
+                f"{type(self).__name__}.{method}: the result overflowed float64 at example {n} "
+                f"(outputs[{n}] = {np.asarray(outputs)[n]}); the outputs are finite but too "
+                f"large for this family's {method.replace('_', ' ')} to be represented")
+        return result
 
     # ------------------------------------------------------------------ identity
     def _params(self) -> tuple:

@@ -112,3 +112,19 @@ def test_equality_sees_subclass_state_so_cached_kernels_are_never_shared():
     # closed form: F = scale^2 x x^T for a linear model
     np.testing.assert_allclose(one, np.outer(x[0], x[0]), rtol=1e-14)
     np.testing.assert_allclose(three, 9.0 * np.outer(x[0], x[0]), rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["nll", "output_fisher", "output_hessian", "output_fisher_sqrt"])
+def test_overflowing_results_raise_instead_of_returning_inf(method):
+    # sqrt(F_out) = exp(eta / 2) overflows only past eta ~ 1420
+    big = 1500.0 if method == "output_fisher_sqrt" else 710.0
+    out, y = np.array([[1.0], [big]]), np.array([[1.0], [2.0]])
+    args = (out, y) if method in ("nll", "output_hessian") else (out,)
+    with pytest.raises(ValueError, match=rf"Poisson\.{method}: the result overflowed .* example 1"):
+        getattr(Poisson(), method)(*args)
+    # just below the float64 limit the closed forms are returned: F_out = exp(eta)
+    np.testing.assert_allclose(np.asarray(Poisson().output_fisher(np.array([[700.0]])))[0, 0, 0],
+                               np.exp(700.0), rtol=1e-14)
+    gmv = np.array([[0.0, -710.0]])  # log-variance -710: precision exp(710) overflows
+    with pytest.raises(ValueError, match="GaussianMeanVariance.output_fisher"):
+        GaussianMeanVariance().output_fisher(gmv)
