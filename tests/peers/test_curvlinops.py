@@ -67,7 +67,8 @@ def test_fisher_mc_is_diagnosed_as_monte_carlo(mc_samples):
     """FisherMCLinearOperator is an estimate: compared as if exact, diagnose must say so.
 
     Fixed seed (curvlinops' default) -> deterministic; the statistical band of the diagnosis
-    rejects a true estimate with probability <= 0.1 % (Markov).
+    rejects a true estimate with probability <= 0.1 % (Chebyshev band on the Pearson
+    statistic of the label counts, exact multinomial variance).
     """
     net, loss, params, data, P = _setup(("tanh", "CrossEntropyLoss", "mean", 3))
     op = cl.FisherMCLinearOperator(net, loss, params, data, mc_samples=mc_samples,
