@@ -254,11 +254,18 @@ def _masked(Y, groups):
 
 
 def _inferred_partition(X, tol):
+    """Contiguous blocks of ``X``: split at ``k`` where both off-diagonal corners are ~0.
+
+    Each split's corners must be below ``tol ||X|| / (2 sqrt(n))``, so that the entries
+    dropped by all splits together stay below ``tol ||X||``: a split is only inferred where
+    masking cannot change ``X`` beyond the tolerance the finding is then tested with.
+    """
     n = X.shape[0]
     nx = np.linalg.norm(X)
+    cut = tol * nx / (2.0 * np.sqrt(n))
     groups, g = np.zeros(n, int), 0
     for k in range(1, n):
-        if (np.linalg.norm(X[:k, k:]) <= tol * nx and np.linalg.norm(X[k:, :k]) <= tol * nx):
+        if np.linalg.norm(X[:k, k:]) <= cut and np.linalg.norm(X[k:, :k]) <= cut:
             g += 1
         groups[k] = g
     return groups
