@@ -53,6 +53,41 @@ def matmul_rate(n=2048, repeats=3):
     return 2.0 * n ** 3 / t, t
 
 
+def curvlinops_dense_ggn(model, params, x, y, repeats, reference):
+    """Time curvlinops' dense GGN (its linear operator applied to the identity) on the same
+    network, weights and batch; returns (best time, relative difference to ``reference``)."""
+    import curvlinops
+    import torch
+
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, fl.nn.Dense):
+            layers.append(torch.nn.Linear(layer.in_features, layer.out_features).double())
+        else:
+            layers.append(torch.nn.Tanh())
+    net = torch.nn.Sequential(*layers)
+    with torch.no_grad():
+        dense = [m for m in net if isinstance(m, torch.nn.Linear)]
+        for m, (W, b) in zip(dense, params):
+            m.weight.copy_(torch.from_numpy(np.array(W)))
+            m.bias.copy_(torch.from_numpy(np.array(b)))
+    X = torch.from_numpy(np.array(x))
+    Y = torch.from_numpy(np.array(y)).long()
+    loss = torch.nn.CrossEntropyLoss(reduction="mean")
+    ps = list(net.parameters())
+    d = sum(p.numel() for p in ps)
+    eye = torch.eye(d, dtype=torch.float64)
+
+    def run():
+        op = curvlinops.GGNLinearOperator(net, loss, ps, [(X, Y)], check_deterministic=False)
+        return op @ eye
+
+    G = run()
+    t = best_of(run, repeats)
+    G = G.detach().numpy()
+    return t, float(np.linalg.norm(G - reference) / np.linalg.norm(reference))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -110,7 +145,15 @@ def main():
     except ImportError:
         print("curvlinops/torch not importable: peer comparison skipped")
     else:
-        print("curvlinops comparison: not implemented in this script (see tests/peers)")
+        t_cl, err = curvlinops_dense_ggn(model, params, x, y, args.repeats,
+                                         np.asarray(fl.ggn(model, params, x, y, lik)))
+        best = min(times.values())
+        from importlib.metadata import version
+
+        print(f"curvlinops {version('curvlinops-for-pytorch')} GGNLinearOperator @ eye(d) (torch "
+              f"{torch.__version__}, CrossEntropyLoss mean): {t_cl:.3f} s (best of {args.repeats}); "
+              f"relative Frobenius difference to fl.ggn: {err:.2e}")
+        print(f"  ratio curvlinops / fl.ggn (fastest method): {t_cl / best:.1f}x")
 
     print(f"load average after: {os.getloadavg()}")
 
