@@ -11,6 +11,8 @@ from fisherlab.symbolic import to_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "derivations"
 NAMES = proofs.names()
+#: Generous wall-clock bound per derivation on 2 shared cores (measured 0.02-6 s).
+BUDGET_S = 60.0
 
 
 def normalise(page: str) -> str:
@@ -30,7 +32,14 @@ def test_derivation_verifies_and_its_page_is_current(name):
     d = proofs.get(name)
     report = d.verify()
     report.raise_if_failed()
+    assert report.seconds < BUDGET_S, f"{name} took {report.seconds:.1f}s"
+    assert all(step.method for step in report.steps), "every step names the canonicalisation that closed it"
     assert report.controls_rejected == len(d.negative_controls) >= 1
+    for c in report.controls:
+        # an exact witness: a substitution and the nonzero (or negative) difference it produces
+        assert c.witness.startswith("at ") and "difference =" in c.witness, (c.name, c.witness)
+        value = c.witness.rsplit("difference =", 1)[1].strip()
+        assert re.fullmatch(r"-?[0-9./e+-]+", value) and float(eval(value)) != 0.0, value  # noqa: S307
     page = DOCS / f"{name}.md"
     assert page.exists(), f"{page} missing: run `fisherlab docs docs/derivations`"
     assert normalise(page.read_text()) == normalise(to_markdown(d, report)), (
