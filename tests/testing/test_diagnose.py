@@ -80,6 +80,23 @@ def test_empirical_fisher_for_fisher(problem):
                  "fisher", "empirical_fisher_for_fisher")
 
 
+def test_empirical_fisher_named_where_it_is_a_multiple_of_desired():
+    # One example, one output (CI's falsifying README draw): EF = (sigma - y)^2 J^T J and
+    # GGN = sigma (1 - sigma) J^T J are both rank one along J^T, so EF = c * GGN. The exact
+    # reproduction by the empirical Fisher must still be named, ahead of an unexplained factor.
+    model = fl.nn.Sequential([fl.nn.Dense(2, 1)])
+    params = [(np.array([[0.7, -1.3]]), np.array([0.4]))]
+    problem = Problem(model, params, np.array([[0.5, 1.5]]), np.array([[1.0]]), fl.Bernoulli())
+    EF, G = problem.reference("empirical_fisher"), problem.reference("ggn")
+    s = 1 / (1 + np.exp(-(0.7 * 0.5 - 1.3 * 1.5 + 0.4)))
+    np.testing.assert_allclose(EF, (1 - s) ** 2 / (s * (1 - s)) * G, rtol=1e-12)  # the premise
+    findings = diagnose(EF, G, problem=problem, quantity="ggn")
+    assert findings[0].kind == "empirical_fisher_for_fisher", [str(f) for f in findings]
+    assert "scalar factor explains it equally well" in findings[0].message
+    with pytest.raises(AssertionError, match=r"1\. \[empirical_fisher_for_fisher\]"):
+        assert_curvature_close(EF, G, problem=problem, quantity="ggn")
+
+
 @given(small_problems)
 def test_empirical_fisher_with_sum_reduction_for_fisher(problem):
     N = problem.num_examples
