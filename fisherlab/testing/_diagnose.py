@@ -383,7 +383,12 @@ def _mc_lattice(problem, M, err, tol, out):
 
     Returns a list of claims ``(k, S, counts, extra)`` (``k = 1``: an average over ``S``
     labels, ``S`` the smallest count consistent; ``k = S``: a sum over ``S`` labels) or None
-    when the weights are not identifiable; ``[]`` when no hypothesis fits.
+    when the weights of no example are identifiable; ``[]`` when no hypothesis fits.
+
+    An example whose label terms are linearly dependent (Categorical with ``C = 2`` at
+    ``p = (1/2, 1/2)``: ``g(0) g(0)^T = g(1) g(1)^T``) is consistent with many label counts: it
+    must still be reproduced by weights summing to 1, but it carries no lattice evidence and
+    is left out of the lattice and Pearson tests (``extra[5]`` lists such examples).
     """
     import jax
     import jax.numpy as jnp
@@ -403,23 +408,28 @@ def _mc_lattice(problem, M, err, tol, out):
     m = _vech(M)  # (N, q)
     q = m.shape[1]
     ones = np.ones((1, K))
-    A_all, B_all, recon = [], [], []
+    A_all, B_all, recon, ident = [], [], [], []
     for n in range(N):
         B = _vech(np.einsum("kc,kd->kcd", g[n], g[n])).T  # (q, K)
         w = max(float(np.linalg.norm(B)), TINY)
         Baug = np.vstack([B / w, ones])
         sv = np.linalg.svd(Baug, compute_uv=False)
-        if len(sv) < K or sv[-1] <= 1e-8 * sv[0]:
-            return None  # the label weights of example n are not identifiable
-        P = np.linalg.pinv(Baug)
+        # the label weights of example n are identifiable iff Baug has full column rank;
+        # otherwise the min-norm solution below still tests consistency (``fits``)
+        ident.append(len(sv) >= K and sv[-1] > 1e-8 * sv[0])
+        P = np.linalg.pinv(Baug, rcond=1e-8)
         A_all.append(P[:, :q] / w)  # u(k) = A m / k + b
         B_all.append(P[:, q])
         recon.append(B)
+    ident = np.array(ident)
+    if not ident.any():
+        return None
+    skipped = np.flatnonzero(~ident).tolist()
     A_all, B_all = np.stack(A_all), np.stack(B_all)  # (N, K, q), (N, K)
     a = np.einsum("nkq,nq->nk", A_all, m)
-    pinv_norm = max(float(np.linalg.norm(A_all[n], 2)) for n in range(N))
+    pinv_norm = max(float(np.linalg.norm(A_all[n], 2)) for n in np.flatnonzero(ident))
     e_u = pinv_norm * err * math.sqrt(q)  # entry error of a (weights at k = 1)
-    dof = N * (K - 1)
+    dof = int(ident.sum()) * (K - 1)
     claims = []
     Ss = np.arange(1, _MC_S_MAX + 1, dtype=np.float64)
     # lattice tolerance eta_S = S (e_u + 1e-9 + tol): a coincidence bound per S of (2 eta_S)^dof
@@ -440,31 +450,33 @@ def _mc_lattice(problem, M, err, tol, out):
     # mean hypothesis: u = a + b, counts S u
     u1 = a + B_all
     if fits(u1, 1.0):
-        c = Ss[:smax, None] * u1.ravel()[None, :]
+        c = Ss[:smax, None] * u1[ident].ravel()[None, :]
         ok = np.all((np.abs(c - np.round(c)) <= eta[:smax, None]) & (c >= -eta[:smax, None]),
                     axis=1)
         if ok.any():
             S0 = int(Ss[int(np.argmax(ok))])
-            claims.append((1, S0, np.round(S0 * u1).astype(int)))
+            claims.append((1, S0, np.round(S0 * u1[ident]).astype(int)))
     # summed hypothesis: u(S) = a / S + b, counts a + S b
     for S in range(2, smax + 1):
-        c = a + S * B_all
+        c = (a + S * B_all)[ident]
         e = eta[S - 1]
-        if np.all(np.abs(c - np.round(c)) <= e) and np.all(c >= -e) and fits(c / S, float(S)):
+        if (np.all(np.abs(c - np.round(c)) <= e) and np.all(c >= -e)
+                and fits((a + S * B_all) / S, float(S))):
             claims.append((S, S, np.round(c).astype(int)))
     out_claims = []
     for k, S, counts in claims:
         # Pearson chi-square of the label counts against S p: mean N(K-1), exact variance
         # 2(K-1)(1) + (sum 1/p - K^2 - 2K + 2)/S per example (multinomial); Chebyshev band
-        pr = np.maximum(probs, 1e-300)
-        if np.any((counts > 0) & (probs < 1e-300)):
+        pr = np.maximum(probs[ident], 1e-300)
+        if np.any((counts > 0) & (probs[ident] < 1e-300)):
             continue
         Q = float(np.sum((counts - S * pr) ** 2 / (S * pr)))
         EQ = float(dof)
         VQ = float(np.sum(2 * (K - 1) + (np.sum(1 / pr, axis=1) - K ** 2 - 2 * K + 2) / S))
-        band = math.sqrt(max(VQ, 0.0) / _MC_ALPHA)
+        # + rounding: at S = 1 and uniform p, Q = EQ for every count vector (VQ = 0 exactly)
+        band = math.sqrt(max(VQ, 0.0) / _MC_ALPHA) + 1e-9 * (1.0 + abs(Q) + EQ)
         if abs(Q - EQ) <= band:
-            out_claims.append((k, S, counts, (Q, EQ, band, float(fp[smax - 1]), smax)))
+            out_claims.append((k, S, counts, (Q, EQ, band, float(fp[smax - 1]), smax, skipped)))
     return out_claims
 
 
@@ -607,11 +619,15 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
     if lat is not None:
         if not lat:
             return
-        k, S, counts, (Q, EQ, band, fp, smax) = sorted(lat, key=lambda t: (t[0] != 1, t[1]))[0]
+        k, S, counts, (Q, EQ, band, fp, smax, skipped) = sorted(
+            lat, key=lambda t: (t[0] != 1, t[1]))[0]
         stats = (f"the label counts pass the Pearson chi-square band (Q = {Q:.3g}, mean {EQ:g}, "
                  f"Chebyshev half-width {band:.3g}: a true estimate fails with probability "
                  f"<= {_MC_ALPHA:g}); a coincidental lattice fit with S <= {smax} has "
                  f"probability <= {fp:.1e}")
+        if skipped:
+            stats += (f"; examples {skipped} have linearly dependent label terms (e.g. p = 1/2 "
+                      f"with two classes): consistent, but left out of the counts and the band")
         ambiguous = len(lat) > 1
         if k == 1:
             msg = (f"{head}; each M_n is an average of sampled-label terms g(y) g(y)ᵀ with label "

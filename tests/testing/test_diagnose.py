@@ -315,6 +315,43 @@ def test_genuine_monte_carlo_named_on_the_reviewers_problem(S):
     assert S % S0 == 0
 
 
+def test_monte_carlo_named_when_an_example_has_coincident_label_terms():
+    """Thorough-profile draw: two classes and an example with logits (0, 0), so p = (1/2, 1/2)
+    and g(0) g(0)^T = g(1) g(1)^T; that example fits any label count. It used to make the whole
+    lattice test give up; now it is checked for consistency and left out of the counts."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.Dense(3, 2)])
+    params = [(np.ones((3, 2)), np.zeros(3)), (np.array([[0.0, 1, 1], [1, 1, 1]]), np.zeros(2))]
+    P = Problem(model, params, np.array([[1.0, 0], [2, 0], [0, 0]]), np.zeros(3, int),
+                fl.Categorical())
+    assert np.allclose(np.asarray(P.outputs())[2], 0.0)  # the premise: p = (1/2, 1/2)
+    f = diagnose(_mc(P, 1, 1), P.reference("fisher"), problem=P, quantity="fisher")
+    assert f[0].kind == "monte_carlo_estimate", [str(x) for x in f]
+    assert "examples [2] have linearly dependent label terms" in f[0].message
+    # a deterministic bug on the same problem is still not a Monte-Carlo estimate
+    for bug in _BUGS:
+        actual = _planted_bug(P, bug)
+        if relative_error(actual, P.reference("fisher")) > 1e-6:
+            kinds = [x.kind for x in diagnose(actual, P.reference("fisher"), problem=P,
+                                              quantity="fisher")]
+            assert "monte_carlo_estimate" not in kinds, (bug, kinds)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_monte_carlo_named_at_uniform_probabilities_with_one_sample(seed):
+    """Thorough-profile draw: zero last layer, so p is uniform; with S = 1 the Pearson
+    statistic equals its mean for every label draw (variance exactly 0), and rounding
+    (1e-14) used to fall outside the zero-width band."""
+    model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 3)])
+    W1 = np.array([[0.0, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1]])
+    params = [(W1, np.zeros(4)), (np.zeros((3, 4)), np.zeros(3))]
+    x = np.array([[0.0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]])
+    P = Problem(model, params, x, np.ones(4, int), fl.Categorical())
+    F_mc = _mc(P, 1, seed)
+    assert _identifiable(P, F_mc)  # the premise: the per-example M_n are identified
+    f = diagnose(F_mc, P.reference("fisher"), problem=P, quantity="fisher")
+    assert f[0].kind == "monte_carlo_estimate", [str(x) for x in f]
+
+
 @pytest.mark.parametrize("S", [2, 4, 16, 50])
 def test_monte_carlo_summed_over_samples_has_factor_S(S):
     """/tmp/review/t24.py: a sum over S = 50 samples was named with factor 44."""
