@@ -36,6 +36,7 @@ _LAZY = {
     "ggn_vp": "fisherlab.curvature",
     "fisher_vp": "fisherlab.curvature",
     "empirical_fisher_vp": "fisherlab.curvature",
+    "fisher_mc_vp": "fisherlab.curvature",
 }
 _SUBMODULES = ("likelihoods", "curvature", "nn", "kfac", "updates", "symbolic", "proofs",
                "testing", "optax", "cli")

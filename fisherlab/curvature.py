@@ -99,6 +99,7 @@ __all__ = [
     "ggn_vp",
     "fisher_vp",
     "empirical_fisher_vp",
+    "fisher_mc_vp",
 ]
 
 
@@ -479,3 +480,45 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     w = jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
     return _matvec(_k.compiled("empirical_fisher_vp", f, likelihood), p, (p.x, p.y, w), "E",
                    "empirical_fisher_vp")
+
+
+@reference
+def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
+                 reduction: str = "mean") -> Callable:
+    r"""Monte-Carlo-Fisher-vector product ``v -> hat F v``, with ``hat F`` of :func:`fisher_mc`.
+
+    For the same ``key`` and ``num_samples`` this is exactly ``fisher_mc(...) @ v``: the labels
+    are ``Y = likelihood.sample(key, outputs, S)`` (the ones :func:`fisher_mc` draws), and
+
+    .. math::
+        \hat F v = \frac{w}{S} \sum_{s=1}^S \sum_n \hat g_{ns} (\hat g_{ns}^\top v),
+
+    i.e. ``1/S`` times the empirical-Fisher-vector product (:func:`empirical_fisher_vp`) of the
+    batch repeated ``S`` times with the sampled labels ``Y[s]`` as targets (``w = 1/N`` for
+    ``mean``, ``1`` for ``sum``). The labels are drawn once, when the product is built, so
+    every call multiplies by the same matrix (a fixed operator, as CG needs).
+
+    Args:
+      f, params, x, likelihood, reduction: as in :func:`fisher`.
+      key: a ``jax.random`` key (required).
+      num_samples: ``S >= 1`` sampled labels per example.
+
+    Returns:
+      ``matvec(v)``: flat ``(d,)`` -> ``(d,)`` float64, jit-compatible. Cost per call: ``S N``
+      per-example gradient JVPs and VJPs (memory ``O(S N C)`` for the labels).
+
+    References:
+      seed 003_377ac27c40267f84.txt §7; Martens & Grosse, ICML 2015 §5 (sampled-label Fisher).
+    """
+    reduction = check_reduction(reduction)
+    num_samples = check_num_samples(num_samples)
+    key = check_key(key)
+    p0 = prepare(f, params, x, None, likelihood, needs_targets=False)
+    labels = likelihood.sample(key, p0.outputs, num_samples)  # (S, N, ...)
+    n = p0.num_examples
+    x_rep = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * num_samples, axis=0), p0.x)
+    y_rep = labels.reshape((num_samples * n,) + labels.shape[2:])  # row s N + n: Y[s, n]
+    p = prepare(f, params, x_rep, y_rep, likelihood)
+    w = jnp.full((num_samples * n,), reduction_weights(n, reduction) / num_samples, jnp.float64)
+    return _matvec(_k.compiled("empirical_fisher_vp", f, likelihood), p, (p.x, p.y, w),
+                   f"F_mc (S = {num_samples})", "empirical_fisher_vp")

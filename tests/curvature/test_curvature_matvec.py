@@ -10,6 +10,7 @@ wide dynamic range; one vector per problem is compared at the relative tolerance
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -63,3 +64,57 @@ def test_matvecs_are_linear_and_jit_compatible(problem, seed, jitted):
         assert np.linalg.norm(lhs - rhs) <= 1e-12 * 5 * scale
         if i == jitted:  # one jit per example (each jit of a new closure is a compile)
             np.testing.assert_allclose(jax.jit(mv)(u), mv(u), rtol=1e-12, atol=1e-14 * scale)
+
+
+@given(problem_and_vector(), st.integers(1, 3), st.sampled_from(["mean", "sum"]),
+       st.integers(0, 2 ** 16))
+def test_fisher_mc_vp_equals_fisher_mc_times_vector_for_the_same_key(pv, S, reduction, seed):
+    """Same key, same labels: the matrix-free product (empirical-Fisher VJPs on the batch
+    repeated S times) equals the dense estimate (J^T hat F_out J) times v."""
+    (f, params, x, _, lik), v = pv
+    key = jax.random.key(seed)
+    M = np.asarray(fl.fisher_mc(f, params, x, lik, key, S, reduction=reduction))
+    mv = fl.fisher_mc_vp(f, params, x, lik, key, S, reduction=reduction)
+    got = np.asarray(mv(jnp.asarray(v)))
+    assert got.dtype == np.float64 and got.shape == v.shape
+    bound = 1e-10 * np.linalg.norm(M) * np.linalg.norm(v) + 1e-300
+    assert np.linalg.norm(got - M @ v) <= bound, (np.linalg.norm(got - M @ v), bound)
+    # a fixed operator: the labels are drawn once, and jit does not redraw them
+    np.testing.assert_array_equal(np.asarray(mv(jnp.asarray(v))), got)
+    np.testing.assert_allclose(np.asarray(jax.jit(mv)(jnp.asarray(v))), got, rtol=1e-12,
+                               atol=1e-14 * (np.linalg.norm(got) + 1e-300))
+
+
+def test_fisher_mc_vp_converges_to_the_fisher_vector_product():
+    """An independent check of the scaling: E[hat F] = F, so with many samples hat F v -> F v
+    (Chebyshev: the per-entry standard error decays as 1/sqrt(S))."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.Dense(3, 3)])
+    rng = np.random.default_rng(3)
+    params = [(rng.normal(size=(3, 2)), rng.normal(size=3)),
+              (rng.normal(size=(3, 3)), rng.normal(size=3))]
+    x = rng.normal(size=(2, 2))
+    v = rng.normal(size=21)
+    exact = np.asarray(fl.fisher_vp(model, params, x, fl.Categorical())(v))
+    errs = []
+    for S in (100, 10000):
+        mv = fl.fisher_mc_vp(model, params, x, fl.Categorical(), jax.random.key(0), S)
+        errs.append(np.linalg.norm(np.asarray(mv(v)) - exact) / np.linalg.norm(exact))
+    assert errs[1] < 0.05 and errs[1] < errs[0], errs
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"key": None}, "key"),
+    ({"num_samples": 0}, "num_samples"),
+    ({"reduction": "max"}, "reduction"),
+])
+def test_fisher_mc_vp_bad_input_names_the_argument(kwargs, match):
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    params = [(np.ones((2, 2)), np.zeros(2))]
+    args = dict(key=jax.random.key(0), num_samples=1)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fl.fisher_mc_vp(model, params, np.ones((3, 2)), fl.Categorical(), args.pop("key"),
+                        args.pop("num_samples"), **args)
+    mv = fl.fisher_mc_vp(model, params, np.ones((3, 2)), fl.Categorical(), jax.random.key(0))
+    with pytest.raises(ValueError, match="v"):
+        mv(np.ones(5))
