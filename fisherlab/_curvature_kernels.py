@@ -257,7 +257,12 @@ def _build_hvp(f, likelihood):
 
 
 def _build_output_space_vp(f, likelihood, kind):
-    """``v -> sum_n w_n J_n^T Lambda_n J_n v``: JVP, output-space matrix, transposed JVP."""
+    """``v -> sum_n w_n J_n^T Lambda_n J_n v``: JVP, output-space matrix, transposed JVP.
+
+    ``kind``: ``"ggn"`` (``Lambda_n`` the output Hessian at ``y_n``), ``"fisher"`` (the output
+    Fisher) or ``"fisher_mc"`` (``y`` the sampled labels ``(N, S, ...)``, ``Lambda_n`` the
+    sampled output Fisher ``(1/S) sum_s r_s r_s^T``, never formed).
+    """
 
     def run(params, x, y, w, v):
         theta, f_flat = _flat(f, params)
@@ -266,13 +271,21 @@ def _build_output_space_vp(f, likelihood, kind):
             return jax.vmap(f_flat, in_axes=(None, 0))(th, x)
 
         outs, jvp_fn = jax.linearize(outputs, theta)
-        if kind == "ggn":
-            lam = jax.vmap(likelihood._output_hessian)(outs, y)
-        else:
-            lam = jax.vmap(likelihood._output_fisher)(outs)
         jv = jvp_fn(v)  # (N, C)
-        u = w[:, None] * jnp.einsum("nce,ne->nc", lam, jv.reshape(jv.shape[0], -1),
-                                    precision=_HIGHEST)
+        if kind == "fisher_mc":
+            # y: the sampled labels (N, S, ...); sampled output Fisher (1/S) sum_s r_s r_s^T
+            # applied without forming it: u_n = (1/S) sum_s r_s (r_s^T J_n v)
+            r = jax.vmap(jax.vmap(likelihood._output_grad, in_axes=(None, 0)))(outs, y)
+            rjv = jnp.einsum("nsc,nc->ns", r, jv.reshape(jv.shape[0], -1), precision=_HIGHEST)
+            u = (w / r.shape[1])[:, None] * jnp.einsum("nsc,ns->nc", r, rjv,
+                                                       precision=_HIGHEST)
+        else:
+            if kind == "ggn":
+                lam = jax.vmap(likelihood._output_hessian)(outs, y)
+            else:
+                lam = jax.vmap(likelihood._output_fisher)(outs)
+            u = w[:, None] * jnp.einsum("nce,ne->nc", lam, jv.reshape(jv.shape[0], -1),
+                                        precision=_HIGHEST)
         (out,) = jax.linear_transpose(jvp_fn, theta)(u.reshape(jv.shape))
         return out
 

@@ -386,13 +386,17 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
 # ----------------------------------------------------------------------------- matrix-free
 
 
-def _matvec(kernel, p, args, what: str, kind: str):
+def _matvec(kernel, p, args, what: str, kind: str, *, explain_as: str | None = None,
+            **explain_kw):
+    """``explain_as``/``explain_kw``: the quantity (and its key, sample count) that
+    :func:`check_result` explains when a product is not finite (default ``kind``)."""
     d = p.num_params
 
     @reference
     def matvec(v):
         v = check_vector(v, d, "v")
-        return check_result(kernel(p.params, *args, v), f"the fl.{kind} matvec", p, kind, v=v)
+        return check_result(kernel(p.params, *args, v), f"the fl.{kind} matvec", p,
+                            explain_as or kind, v=v, **explain_kw)
 
     matvec.__doc__ = (f"``v -> {what} v`` for a flat float vector ``v`` of shape ({d},) in "
                       "ravel_pytree(params) order; returns float64 (d,).")
@@ -491,12 +495,14 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
     are ``Y = likelihood.sample(key, outputs, S)`` (the ones :func:`fisher_mc` draws), and
 
     .. math::
-        \hat F v = \frac{w}{S} \sum_{s=1}^S \sum_n \hat g_{ns} (\hat g_{ns}^\top v),
+        \hat F v = w \sum_n J_n^\top \Big(\frac{1}{S} \sum_{s=1}^S r_{ns}\,
+        (r_{ns}^\top J_n v)\Big),\qquad r_{ns} = \nabla_f \log p(Y_{sn} \mid f_n),
 
-    i.e. ``1/S`` times the empirical-Fisher-vector product (:func:`empirical_fisher_vp`) of the
-    batch repeated ``S`` times with the sampled labels ``Y[s]`` as targets (``w = 1/N`` for
-    ``mean``, ``1`` for ``sum``). The labels are drawn once, when the product is built, so
-    every call multiplies by the same matrix (a fixed operator, as CG needs).
+    with ``w = 1/N`` (mean) or ``1`` (sum): one Jacobian-vector product, the sampled
+    output-space Fisher applied without forming it, and one transposed product (seed 003
+    eq. (43) with ``F_out`` replaced by its sampled estimate). The labels are drawn once, when
+    the product is built, so every call multiplies by the same matrix (a fixed operator, as CG
+    needs).
 
     Args:
       f, params, x, likelihood, reduction: as in :func:`fisher`.
@@ -504,21 +510,19 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
       num_samples: ``S >= 1`` sampled labels per example.
 
     Returns:
-      ``matvec(v)``: flat ``(d,)`` -> ``(d,)`` float64, jit-compatible. Cost per call: ``S N``
-      per-example gradient JVPs and VJPs (memory ``O(S N C)`` for the labels).
+      ``matvec(v)``: flat ``(d,)`` -> ``(d,)`` float64, jit-compatible. Cost per call: one
+      forward-mode and one reverse-mode pass over the batch (as :func:`fisher_vp`) plus
+      ``O(N S C)`` output-space work; memory ``O(N S C)`` for the labels and their gradients.
 
     References:
-      seed 003_377ac27c40267f84.txt §7; Martens & Grosse, ICML 2015 §5 (sampled-label Fisher).
+      seed 003_377ac27c40267f84.txt §7 and eq. (43); Martens & Grosse, ICML 2015 §5.
     """
     reduction = check_reduction(reduction)
     num_samples = check_num_samples(num_samples)
     key = check_key(key)
-    p0 = prepare(f, params, x, None, likelihood, needs_targets=False)
-    labels = likelihood.sample(key, p0.outputs, num_samples)  # (S, N, ...)
-    n = p0.num_examples
-    x_rep = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * num_samples, axis=0), p0.x)
-    y_rep = labels.reshape((num_samples * n,) + labels.shape[2:])  # row s N + n: Y[s, n]
-    p = prepare(f, params, x_rep, y_rep, likelihood)
-    w = jnp.full((num_samples * n,), reduction_weights(n, reduction) / num_samples, jnp.float64)
-    return _matvec(_k.compiled("empirical_fisher_vp", f, likelihood), p, (p.x, p.y, w),
-                   f"F_mc (S = {num_samples})", "empirical_fisher_vp")
+    p = prepare(f, params, x, None, likelihood, needs_targets=False)
+    labels = jnp.moveaxis(likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
+    w = jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
+    return _matvec(_k.compiled("output_space_vp", f, likelihood, "fisher_mc"), p,
+                   (p.x, labels, w), f"F_mc (S = {num_samples})", "fisher_mc_vp",
+                   explain_as="fisher_mc", key=key, num_samples=num_samples)
