@@ -200,31 +200,34 @@ class _Collector:
         """``what`` describes ``Z`` ("the empirical Fisher", ...)."""
         if Z is None or Z.shape != self.X.shape or not np.all(np.isfinite(Z)):
             return
+        # Z may be a multiple of desired on this problem (one example with one output: the
+        # empirical Fisher and the GGN are both rank one along J^T). Z is then still a
+        # hypothesis, tied with the scalar_factor reading; the message says so.
         multiple = None if is_desired else self._multiple_of_desired(Z)
+        tie = ("" if multiple is None else
+               f"; on this problem it is {multiple:.6g} × desired, so a scalar factor explains "
+               f"it equally well (a larger batch or more outputs would tell the two apart)")
         rel = relative_error(self.X, Z)
         if rel <= self.tol:
             msg = (f"actual equals {what} (relative error {rel:.2e}; it differs from desired by "
-                   f"{relative_error(Z, self.Y):.2e})")
-            if multiple is not None:
-                # e.g. one example with one output: the empirical Fisher and the GGN are both
-                # rank one along J^T and differ only by a scalar. Reproducing actual exactly by a
-                # named quantity outranks an unexplained factor; say that they coincide here.
-                msg += (f"; on this problem it is {multiple:.6g} × desired, so a scalar factor "
-                        f"explains it equally well (a larger batch or more outputs would "
-                        f"tell the two apart)")
-            self._add((0, order), Finding(kind, msg, residual=rel))
+                   f"{relative_error(Z, self.Y):.2e})") + tie
+            # an exact named quantity outranks an unexplained factor; a tie with a named
+            # convention (scalar_factor, order 0) goes to the convention
+            named = multiple is not None and _match_factor(multiple, self.problem, self.tol)
+            self._add((1 if named else 0, order), Finding(kind, msg, residual=rel))
             return
-        if not allow_factor or multiple is not None:
-            # a multiple of desired fitted with a factor is the scalar_factor hypothesis again
+        if not allow_factor:
             return
         c, res = _fit(self.X, Z)
         if c is None or res > self.tol or abs(c - 1.0) <= 10 * self.tol:
             return  # no fit, or a "factor" indistinguishable from 1 (a near-miss, not a cause)
         conv = _match_factor(c, self.problem, self.tol)
+        if multiple is not None and not conv:
+            return  # an unexplained factor times a multiple of desired: scalar_factor again
         factor_txt = f"{c:.6g}" + (f" = {_fraction(c)}" if _fraction(c) != f"{c:.6g}" else "")
         if conv:
             msg = (f"actual = {factor_txt} × {what} (residual {res:.2e}); the factor matches: "
-                   + "; or ".join(conv[:3]))
+                   + "; or ".join(conv[:3]) + tie)
             self._add((1, order), Finding(kind, msg, factor=c, convention=conv[0], residual=res))
         else:
             msg = (f"actual = {factor_txt} × {what} (residual {res:.2e}); the factor matches no "
@@ -388,7 +391,9 @@ def _mc_lattice(problem, M, err, tol, out):
     An example whose label terms are linearly dependent (Categorical with ``C = 2`` at
     ``p = (1/2, 1/2)``: ``g(0) g(0)^T = g(1) g(1)^T``) is consistent with many label counts: it
     must still be reproduced by weights summing to 1, but it carries no lattice evidence and
-    is left out of the lattice and Pearson tests (``extra[5]`` lists such examples).
+    is left out of the lattice and Pearson tests (``extra[5]`` lists such examples). When
+    fewer examples are identified than left out, None: the few identified weights are too
+    weak a witness (a deterministic bug with rational weights fits them).
     """
     import jax
     import jax.numpy as jnp
@@ -422,7 +427,9 @@ def _mc_lattice(problem, M, err, tol, out):
         B_all.append(P[:, q])
         recon.append(B)
     ident = np.array(ident)
-    if not ident.any():
+    if ident.sum() < max(1, (~ident).sum()):
+        # mostly unidentifiable examples: too little lattice evidence to claim anything
+        # (deterministic bugs with rational weights fit the few identified ones)
         return None
     skipped = np.flatnonzero(~ident).tolist()
     A_all, B_all = np.stack(A_all), np.stack(B_all)  # (N, K, q), (N, K)
@@ -584,6 +591,12 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
        fractional parts are uniform fit by coincidence with probability <= 1e-3. ``k = 1``
        (an average; the smallest ``S`` consistent with the counts is reported -- every
        multiple fits too) or ``k = S`` (summed over ``S`` labels instead of averaged).
+       The coincidence bound holds for weights with spread fractional parts; a deterministic
+       bug with rational weights (an unweighted class average: weights ``1/K``; the empirical
+       Fisher at wrong labels: one-hot weights) is a lattice point as well, and only the
+       statistics of step 3 speak against it -- the message says how many degrees of freedom
+       they had. Examples whose label terms are linearly dependent are checked for
+       consistency and left out; with fewer identified examples than left out, no claim.
        Otherwise (continuous likelihoods: Gaussian, GaussianMeanVariance) ``M_n`` must be
        symmetric PSD, nonzero, zero on the null space of ``F_out`` and of the same rank
        ``S < rank F_out`` for every example (a sum of ``S`` rank-one terms; ``S`` is then
@@ -623,8 +636,11 @@ def _monte_carlo(col, problem, X, quantity, tol, *, num_draws=20000, seed=0):
             lat, key=lambda t: (t[0] != 1, t[1]))[0]
         stats = (f"the label counts pass the Pearson chi-square band (Q = {Q:.3g}, mean {EQ:g}, "
                  f"Chebyshev half-width {band:.3g}: a true estimate fails with probability "
-                 f"<= {_MC_ALPHA:g}); a coincidental lattice fit with S <= {smax} has "
-                 f"probability <= {fp:.1e}")
+                 f"<= {_MC_ALPHA:g}); weights with uniformly spread fractional parts fit a "
+                 f"lattice with S <= {smax} with probability <= {fp:.1e}, but a deterministic "
+                 f"bug with rational weights (an unweighted class average, wrong one-hot labels) "
+                 f"is a lattice point too: against it only the band speaks, with {EQ:g} degrees "
+                 f"of freedom")
         if skipped:
             stats += (f"; examples {skipped} have linearly dependent label terms (e.g. p = 1/2 "
                       f"with two classes): consistent, but left out of the counts and the band")

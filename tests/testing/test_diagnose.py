@@ -336,6 +336,78 @@ def test_monte_carlo_named_when_an_example_has_coincident_label_terms():
             assert "monte_carlo_estimate" not in kinds, (bug, kinds)
 
 
+def _mostly_half_problem():
+    """Two classes, five examples; the logit gap is tanh(x0 + x1) (the other hidden units
+    feed both logits equally), so the four examples with x1 = -x0 sit at p = (1/2, 1/2)."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.Dense(3, 2)])
+    W1 = np.array([[1.0, 1.0], [0.3, -0.8], [-1.1, 0.4]])
+    W2 = np.array([[0.0, 0.7, -0.5], [1.0, 0.7, -0.5]])
+    params = [(W1, np.zeros(3)), (W2, np.zeros(2))]
+    x = np.array([[0.9, 0.2], [0.5, -0.5], [-1.2, 1.2], [0.3, -0.3], [2.0, -2.0]])
+    return Problem(model, params, x, np.array([0, 1, 1, 0, 1]), fl.Categorical())
+
+
+@pytest.mark.parametrize("bug", ["unweighted_class_average", "labels_off_by_one"])
+def test_rational_weight_bugs_on_mostly_unidentifiable_examples_are_not_monte_carlo(bug):
+    """Review of the skipped-example change: with one identified example (1 degree of
+    freedom) a deterministic bug with rational label weights fitted the lattice (S = 2 counts
+    [1, 1]; S = 1 one-hot). With fewer identified examples than skipped ones, no claim."""
+    P = _mostly_half_problem()
+    out = np.asarray(P.outputs())
+    assert np.sum(np.abs(out[:, 0] - out[:, 1]) < 1e-12) == 4  # the premise
+    J, p = np.asarray(P.jacobians()), _softmax(out)
+    g = lambda ys: p - np.eye(2)[ys]  # noqa: E731 - output gradients at labels ys
+    if bug == "unweighted_class_average":  # sum_y (1/C) g(y) g(y)^T: p-weighting forgotten
+        M = sum(np.einsum("nc,nd->ncd", g(np.full(5, k)), g(np.full(5, k))) for k in (0, 1)) / 2
+    else:  # the empirical Fisher at labels y + 1 mod C
+        gy = g((np.asarray(P.y) + 1) % 2)
+        M = np.einsum("nc,nd->ncd", gy, gy)
+    actual = np.einsum("nci,ncd,ndj->ij", J, M, J) / 5
+    findings = diagnose(actual, P.reference("fisher"), problem=P, quantity="fisher")
+    assert [f.kind for f in findings] == ["no_known_pattern"], [str(f) for f in findings]
+
+
+def test_rational_weight_caveat_stated_when_monte_carlo_is_claimed():
+    """Where the lattice evidence is used, the message does not overstate it: a bug with
+    rational weights is a lattice point, and the band's degrees of freedom are named."""
+    P = _fixed_categorical_problem()
+    f = diagnose(_mc(P, 4, 104), P.reference("fisher"), problem=P, quantity="fisher")
+    assert f[0].kind == "monte_carlo_estimate", [str(x) for x in f]
+    assert "rational weights" in f[0].message and "degrees of freedom" in f[0].message
+
+
+def test_tie_between_a_named_quantity_and_a_named_convention_goes_to_the_convention():
+    """Gaussian, one example, one output, residual r with r^2 = 2 sigma^2: the empirical
+    Fisher is exactly 2 x the GGN, so 'actual = 2 GGN' (MSE without the 1/2) is both. The
+    named convention ranks first; the empirical Fisher follows with the tie stated."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 1)])
+    params = [(np.array([[0.5, -0.25]]), np.array([0.125]))]
+    x = np.array([[1.0, 2.0]])
+    out = float((params[0][0] @ x[0])[0] + params[0][1][0])
+    P = Problem(model, params, x, np.array([[out + np.sqrt(2.0)]]), fl.Gaussian(1.0))
+    G = P.reference("ggn")
+    np.testing.assert_allclose(P.reference("empirical_fisher"), 2 * G, rtol=1e-12)
+    findings = diagnose(2 * G, G, problem=P, quantity="ggn")
+    assert findings[0].kind == "scalar_factor" and findings[0].convention, [str(f) for f in findings]
+    ef = [f for f in findings if f.kind == "empirical_fisher_for_fisher"]
+    assert ef and "explains it equally well" in ef[0].message, [str(f) for f in findings]
+
+
+def test_factor_times_a_quantity_that_is_a_multiple_of_desired_is_named():
+    """Same one-example geometry: actual = 4 x EF (un-halved squared-error gradients) while
+    EF = c x GGN with c matching no convention: the (2)^2 factor on the EF is named first."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 1)])
+    params = [(np.array([[0.5, -0.25]]), np.array([0.125]))]
+    x = np.array([[1.0, 2.0]])
+    out = float((params[0][0] @ x[0])[0] + params[0][1][0])
+    P = Problem(model, params, x, np.array([[out + 0.8]]), fl.Gaussian(1.0))
+    EF, G = P.reference("empirical_fisher"), P.reference("ggn")
+    np.testing.assert_allclose(EF, 0.64 * G, rtol=1e-12)  # the premise
+    findings = diagnose(4 * EF, G, problem=P, quantity="ggn")
+    assert findings[0].kind == "empirical_fisher_for_fisher", [str(f) for f in findings]
+    assert findings[0].factor == pytest.approx(4.0) and findings[0].convention
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_monte_carlo_named_at_uniform_probabilities_with_one_sample(seed):
     """Thorough-profile draw: zero last layer, so p is uniform; with S = 1 the Pearson
