@@ -174,6 +174,10 @@ def _batch_size_of(y, name: str) -> int:
     return int(shape[0])
 
 
+def _one_or_list(items):
+    return items[0] if len(items) == 1 else items
+
+
 def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepared:
     """Validate ``(f, params, x, y, likelihood)`` and evaluate the outputs once.
 
@@ -191,7 +195,15 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepa
             raise ValueError(
                 f"batch sizes differ: x has {n} examples (leading axis), y has {ny} "
                 f"(shape {tuple(np.shape(y))}); they must match")
-    outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
+    try:
+        outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
+    except (TypeError, ValueError) as e:  # e.g. a feature size the model's first layer rejects
+        shapes = [tuple(np.shape(a)) for a in jax.tree_util.tree_leaves(x)]
+        one = [s_[1:] for s_ in shapes]
+        cls = TypeError if isinstance(e, TypeError) else ValueError
+        raise cls(f"f(params, x) failed on the inputs: x has shape {_one_or_list(shapes)} "
+                  f"(leading axis N; one example {_one_or_list(one)}); check that x matches "
+                  f"the model and params ({type(e).__name__}: {e})") from e
     if not hasattr(outputs, "shape") or not hasattr(outputs, "dtype"):
         raise TypeError(
             "f(params, x) must return one array of shape (C,) per example, got "

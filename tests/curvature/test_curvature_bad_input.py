@@ -26,6 +26,8 @@ WITHOUT_Y = {
     "fisher_vp": fl.fisher_vp,
     "fisher_mc": lambda f, p, x, lik, **kw: fl.fisher_mc(f, p, x, lik, jax.random.key(0), 2,
                                                          **kw),
+    "fisher_mc_vp": lambda f, p, x, lik, **kw: fl.fisher_mc_vp(f, p, x, lik,
+                                                               jax.random.key(0), 2, **kw),
 }
 ALL = sorted(WITH_Y) + sorted(WITHOUT_Y)
 
@@ -99,6 +101,13 @@ def test_nan_or_inf_in_x(name):
         call(name, x=X.at[2, 0].set(jnp.nan))
     with pytest.raises(ValueError, match=r"x must be finite"):
         call(name, x=X.at[0, 1].set(jnp.inf))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_x_with_the_wrong_feature_size_names_x(name):
+    # the model's own error (a dot_general shape mismatch) is kept, behind a sentence naming x
+    with pytest.raises((TypeError, ValueError), match=r"x has shape \(4, 5\).*one example \(5,\)"):
+        call(name, x=np.ones((4, 5)))
 
 
 def test_x_not_numeric_or_without_batch_axis():
