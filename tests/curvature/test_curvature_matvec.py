@@ -69,8 +69,9 @@ def test_matvecs_are_linear_and_jit_compatible(problem, seed, jitted):
 @given(problem_and_vector(), st.integers(1, 3), st.sampled_from(["mean", "sum"]),
        st.integers(0, 2 ** 16))
 def test_fisher_mc_vp_equals_fisher_mc_times_vector_for_the_same_key(pv, S, reduction, seed):
-    """Same key, same labels: the matrix-free product (empirical-Fisher VJPs on the batch
-    repeated S times) equals the dense estimate (J^T hat F_out J) times v."""
+    """Same key, same labels: the matrix-free product (a JVP, the sampled output Fisher
+    applied in output space, a transposed JVP) equals the dense estimate (chunked Jacobians,
+    J^T hat F_out J) times v."""
     (f, params, x, _, lik), v = pv
     key = jax.random.key(seed)
     M = np.asarray(fl.fisher_mc(f, params, x, lik, key, S, reduction=reduction))
