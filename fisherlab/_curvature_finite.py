@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fisherlab import _sampled
+
 __all__ = ["check_result"]
 
 # Largest N * C * d for which the diagnosis materialises the per-example Jacobians.
@@ -109,8 +111,8 @@ def _explain(p, kind, key, num_samples, v):
         sizes.append(f"|grad_f l| <= {_max_abs(g):.3e}")
     if kind == "fisher_mc":
         keys = jax.random.split(key, p.num_examples)
-        samples = jax.vmap(lambda k, o: lik._sample(k, o, num_samples))(keys, outs_j)
-        scores = jax.vmap(jax.vmap(lik._output_grad, in_axes=(None, 0)))(outs_j, samples)
+        samples = _sampled.sample_each(lik, keys, outs_j, num_samples)
+        scores = _sampled.output_grads(lik, outs_j, samples)
         n = _first_bad_example(samples)
         if n is not None:
             return (f"the labels sampled from the {fam} likelihood are not finite at "

@@ -35,6 +35,8 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from fisherlab import _sampled
+
 __all__ = ["default_chunk_size", "chunked", "chunk_weights", "compiled"]
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -160,10 +162,8 @@ def _build_gauss_newton(f, likelihood, kind, mode, num_samples):
             elif kind == "fisher":
                 lam = jax.vmap(likelihood._output_fisher)(outs)
             else:  # fisher_mc: extra holds one PRNG key per example
-                samples = jax.vmap(lambda k, o: likelihood._sample(k, o, num_samples))(
-                    extra, outs)  # (B, S, ...)
-                scores = jax.vmap(jax.vmap(likelihood._output_grad, in_axes=(None, 0)))(
-                    outs, samples)  # (B, S, C)
+                scores = _sampled.output_grads(likelihood, outs, _sampled.sample_each(
+                    likelihood, extra, outs, num_samples))  # (B, S, C)
                 if num_samples < J.shape[1]:
                     # S < C: the S sampled gradients J^T r_s are the cheaper rows.
                     rows = jnp.einsum("bsc,bcd->bsd", scores, J, precision=_HIGHEST)
@@ -275,7 +275,7 @@ def _build_output_space_vp(f, likelihood, kind):
         if kind == "fisher_mc":
             # y: the sampled labels (N, S, ...); sampled output Fisher (1/S) sum_s r_s r_s^T
             # applied without forming it: u_n = (1/S) sum_s r_s (r_s^T J_n v)
-            r = jax.vmap(jax.vmap(likelihood._output_grad, in_axes=(None, 0)))(outs, y)
+            r = _sampled.output_grads(likelihood, outs, y)
             rjv = jnp.einsum("nsc,nc->ns", r, jv.reshape(jv.shape[0], -1), precision=_HIGHEST)
             u = (w / r.shape[1])[:, None] * jnp.einsum("nsc,ns->nc", r, rjv,
                                                        precision=_HIGHEST)

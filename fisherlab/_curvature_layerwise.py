@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fisherlab import _sampled
 from fisherlab import nn as _nn
 
 __all__ = ["supports", "build", "default_chunk_size"]
@@ -135,10 +136,8 @@ def build(model, likelihood, kind: str, num_samples: int):
             elif kind == "fisher":
                 lam = jax.vmap(likelihood._output_fisher)(outs)
             else:  # fisher_mc
-                samples = jax.vmap(lambda k, o: likelihood._sample(k, o, num_samples))(
-                    extra, outs)
-                scores = jax.vmap(jax.vmap(likelihood._output_grad, in_axes=(None, 0)))(
-                    outs, samples)
+                scores = _sampled.output_grads(likelihood, outs, _sampled.sample_each(
+                    likelihood, extra, outs, num_samples))
                 lam = jnp.einsum("bsc,bse->bce", scores, scores,
                                  precision=_HIGHEST) / num_samples
             lam = lam * wb[:, None, None]

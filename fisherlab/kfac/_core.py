@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fisherlab import nn
+from fisherlab._sampled import output_grads, sample_each
 from fisherlab._validation import check_choice, check_int, check_key
 
 FISHER_TYPES = ("exact", "mc", "empirical")
@@ -140,9 +141,8 @@ def output_cotangents(likelihood, fisher_type, num_samples, out, y, key):
         return jax.vmap(likelihood._output_grad)(flat, yq)[None]  # (1, Q, C)
     # "mc": one key per output position; no re-split when Q = 1 (same labels as fisher_mc)
     keys = key[None] if Q == 1 else jax.random.split(key, Q)
-    ys = jax.vmap(lambda k, o: likelihood._sample(k, o, num_samples))(keys, flat)
-    ys = jnp.moveaxis(ys, 1, 0)  # (S, Q, ...)
-    return jax.vmap(lambda yy: jax.vmap(likelihood._output_grad)(flat, yy))(ys)
+    ys = sample_each(likelihood, keys, flat, num_samples)  # (Q, S, ...)
+    return jnp.moveaxis(output_grads(likelihood, flat, ys), 1, 0)  # (S, Q, C)
 
 
 def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key):

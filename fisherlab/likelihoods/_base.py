@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fisherlab._precision import reference
+from fisherlab._sampled import sample_each
 from fisherlab._validation import as_float_array, check_int, check_key
 
 __all__ = ["Likelihood"]
@@ -117,8 +118,7 @@ class Likelihood(abc.ABC):
         num_samples = check_int(num_samples, "num_samples", minimum=1)
         outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
         keys = jax.random.split(key, outputs.shape[0])
-        draws = jax.vmap(lambda k, o: self._sample(k, o, num_samples))(keys, outputs)
-        return jnp.moveaxis(draws, 1, 0)
+        return jnp.moveaxis(sample_each(self, keys, outputs, num_samples), 1, 0)
 
     @reference
     def output_fisher(self, outputs) -> jax.Array:
