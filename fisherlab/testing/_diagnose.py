@@ -465,10 +465,11 @@ def _mc_lattice(problem, M, err, tol, out):
             claims.append((1, S0, np.round(S0 * u1[ident]).astype(int)))
     # summed hypothesis: u(S) = a / S + b, counts a + S b
     for S in range(2, smax + 1):
-        c = (a + S * B_all)[ident]
+        counts = a + S * B_all
+        c = counts[ident]
         e = eta[S - 1]
-        if (np.all(np.abs(c - np.round(c)) <= e) and np.all(c >= -e)
-                and fits((a + S * B_all) / S, float(S))):
+        on_lattice = np.all(np.abs(c - np.round(c)) <= e) and np.all(c >= -e)
+        if on_lattice and fits(counts / S, float(S)):
             claims.append((S, S, np.round(c).astype(int)))
     out_claims = []
     for k, S, counts in claims:
