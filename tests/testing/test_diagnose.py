@@ -376,15 +376,21 @@ def test_rational_weight_caveat_stated_when_monte_carlo_is_claimed():
     assert "rational weights" in f[0].message and "degrees of freedom" in f[0].message
 
 
-def test_tie_between_a_named_quantity_and_a_named_convention_goes_to_the_convention():
-    """Gaussian, one example, one output, residual r with r^2 = 2 sigma^2: the empirical
-    Fisher is exactly 2 x the GGN, so 'actual = 2 GGN' (MSE without the 1/2) is both. The
-    named convention ranks first; the empirical Fisher follows with the tie stated."""
+def _one_example_gaussian(residual):
+    """Gaussian (variance 1), one example, one output, target = output + residual: the
+    empirical Fisher is residual^2 x the GGN (both rank one along J^T)."""
     model = fl.nn.Sequential([fl.nn.Dense(2, 1)])
     params = [(np.array([[0.5, -0.25]]), np.array([0.125]))]
     x = np.array([[1.0, 2.0]])
     out = float((params[0][0] @ x[0])[0] + params[0][1][0])
-    P = Problem(model, params, x, np.array([[out + np.sqrt(2.0)]]), fl.Gaussian(1.0))
+    return Problem(model, params, x, np.array([[out + residual]]), fl.Gaussian(1.0))
+
+
+def test_tie_between_a_named_quantity_and_a_named_convention_goes_to_the_convention():
+    """Residual r with r^2 = 2 sigma^2: the empirical Fisher is exactly 2 x the GGN, so
+    'actual = 2 GGN' (MSE without the 1/2) is both. The named convention ranks first; the
+    empirical Fisher follows with the tie stated."""
+    P = _one_example_gaussian(np.sqrt(2.0))
     G = P.reference("ggn")
     np.testing.assert_allclose(P.reference("empirical_fisher"), 2 * G, rtol=1e-12)
     findings = diagnose(2 * G, G, problem=P, quantity="ggn")
@@ -396,11 +402,7 @@ def test_tie_between_a_named_quantity_and_a_named_convention_goes_to_the_convent
 def test_factor_times_a_quantity_that_is_a_multiple_of_desired_is_named():
     """Same one-example geometry: actual = 4 x EF (un-halved squared-error gradients) while
     EF = c x GGN with c matching no convention: the (2)^2 factor on the EF is named first."""
-    model = fl.nn.Sequential([fl.nn.Dense(2, 1)])
-    params = [(np.array([[0.5, -0.25]]), np.array([0.125]))]
-    x = np.array([[1.0, 2.0]])
-    out = float((params[0][0] @ x[0])[0] + params[0][1][0])
-    P = Problem(model, params, x, np.array([[out + 0.8]]), fl.Gaussian(1.0))
+    P = _one_example_gaussian(0.8)
     EF, G = P.reference("empirical_fisher"), P.reference("ggn")
     np.testing.assert_allclose(EF, 0.64 * G, rtol=1e-12)  # the premise
     findings = diagnose(4 * EF, G, problem=P, quantity="ggn")
