@@ -6,9 +6,9 @@ test_all_derivations.py."""
 from __future__ import annotations
 
 import functools
-import importlib
 import time
 
+from _resolve import resolve
 from fisherlab import proofs
 
 
@@ -33,7 +33,6 @@ def check_metadata(name: str, tier: str, scope_words: tuple[str, ...]) -> None:
     assert "seed 00" in refs or "George" in refs, refs
     assert d.numeric, name
     for dotted in d.numeric:
-        module, _, attr = dotted.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), attr)), dotted
+        assert callable(resolve(dotted)), dotted
     for step in d.build():
         assert step.display and step.justification, (name, step.claim)

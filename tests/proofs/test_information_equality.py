@@ -22,6 +22,7 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _resolve import resolve
 from fisherlab import proofs
 from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Tier, find_witness, is_zero
@@ -38,14 +39,6 @@ EXPECTED = {
     "information_equality.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
     "information_equality.exponential_family": (Tier.A, ("d = 1..4",)),
 }
-
-
-def _resolve(dotted):
-    module, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError:
-        return getattr(_resolve(module), attr)
 
 
 def _diff_entries(step):
@@ -90,7 +83,7 @@ def test_metadata(name):
     assert any("Martens" in r for r in d.references)
     assert d.numeric, name
     for dotted in d.numeric:
-        assert callable(_resolve(dotted)), dotted
+        assert callable(resolve(dotted)), dotted
     assert d.axioms and d.assumptions
     for text in d.axioms.values():
         assert text.count("$") % 2 == 0 and "$" in text, text  # rendered as inline math

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisherlab as fl
+from _resolve import resolve
 from fisherlab import proofs
 from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Tier, find_witness
@@ -36,14 +37,6 @@ EXPECTED = {
     "kl_expansion.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
     "kl_expansion.exponential_family": (Tier.A, ("d = 1..4",)),
 }
-
-
-def _resolve(dotted):
-    module, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError:
-        return getattr(_resolve(module), attr)
 
 
 def _entries(x):
@@ -62,7 +55,7 @@ def test_metadata(name):
     for w in words:
         assert w in d.scope
     assert any("003_377ac27c40267f84" in r and "§3" in r for r in d.references)
-    assert d.numeric and all(callable(_resolve(n)) for n in d.numeric)
+    assert d.numeric and all(callable(resolve(n)) for n in d.numeric)
     assert d.assumptions
     # the O(|delta|^3) conclusion rests on Taylor's theorem: it must be stated
     assert any("Taylor" in a for a in d.assumptions)

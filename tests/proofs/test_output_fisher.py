@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisherlab as fl
+from _resolve import resolve
 from fisherlab import proofs
 from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Tier, find_witness, is_zero
@@ -38,14 +39,6 @@ EXPECTED = {
 }
 
 RTOL = 1e-12
-
-
-def _resolve(dotted):
-    module, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError:
-        return getattr(_resolve(module), attr)
 
 
 def _entries(x):
@@ -73,7 +66,7 @@ def test_metadata(name):
     assert f"fisherlab.likelihoods.{family}.output_fisher" in d.numeric
     assert f"fisherlab.likelihoods.{family}.output_hessian" in d.numeric
     for dotted in d.numeric:
-        assert callable(_resolve(dotted))
+        assert callable(resolve(dotted))
 
 
 CONTROLS = [(d.name, c) for d in OF.DERIVATIONS for c in d.negative_controls]
