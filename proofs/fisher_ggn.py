@@ -32,7 +32,7 @@ import sympy as sp
 from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
-from .information_equality import EXPFAM_AXIOMS, expfam_moment
+from .information_equality import EXPFAM_AXIOMS, expfam_expectation
 
 D, K = 2, 3
 
@@ -81,20 +81,7 @@ def _quantities(theta, eta, t, gs, A):
     Lam_eta = sp.hessian(nll_eta, eta)
     Lam = Lam_eta.subs(at_g)
     score = sp.Matrix([sp.diff(logp, th) for th in theta])
-    cache: dict = {}
-
-    def E(h):
-        """Expectation over y ~ p(.|g(theta)) via the moment axiom, monomial by monomial."""
-        h = sp.expand(h)
-        if not h.has(*t):
-            return h
-        total = sp.Integer(0)
-        for monom, coeff in sp.Poly(h, *t).terms():
-            if monom not in cache:
-                cache[monom] = expfam_moment(A, eta, monom).subs(at_g)
-            total += coeff * cache[monom]
-        return total
-
+    E = expfam_expectation(A, eta, t, at=at_g)  # over y ~ p(.|g(theta)), by the moment axiom
     return dict(logp=logp, J=J, grad_A=grad_A, hess_A=hess_A, Lam_eta=Lam_eta, Lam=Lam,
                 score=score, E=E, t=sp.Matrix(t))
 

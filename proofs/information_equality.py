@@ -39,8 +39,8 @@ from fisherlab.likelihoods import _symbolic as lik
 from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
 
 __all__ = ["DERIVATIONS", "moment_expectation", "softmax_coordinates",
-           "gaussian_variance_symbol", "general_categorical", "expfam_moment", "family_axioms",
-           "coordinate_witness",
+           "gaussian_variance_symbol", "general_categorical", "expfam_moment",
+           "expfam_expectation", "family_axioms", "coordinate_witness",
            "CATEGORICAL_SIZES", "GAUSSIAN_SIZES", "BERNOULLI_SIZES", "POISSON_SIZES",
            "GMV_SIZES", "EXPFAM_SIZES"]
 
@@ -338,7 +338,11 @@ def expfam_moment(A, eta, alpha):
     return sp.expand(sp.exp(-A(*eta)) * (sp.diff(expA, *args) if args else expA))
 
 
-def _expfam_expectation(A, eta, t):
+def expfam_expectation(A, eta, t, at=None):
+    """``E(h)``: the expectation of a polynomial ``h`` in the sufficient statistic ``t`` under
+    ``exp(<eta, t> - A(eta))``, monomial by monomial through the moment axiom (linearity of
+    expectation); each moment is evaluated at the substitution ``at`` when given (e.g.
+    ``eta = g(theta)``)."""
     cache: dict = {}
 
     def E(h):
@@ -348,7 +352,8 @@ def _expfam_expectation(A, eta, t):
         total = sp.Integer(0)
         for monom, coeff in sp.Poly(h, *t).terms():
             if monom not in cache:
-                cache[monom] = expfam_moment(A, eta, monom)
+                m = expfam_moment(A, eta, monom)
+                cache[monom] = m if at is None else m.subs(at)
             total += coeff * cache[monom]
         return total
 
@@ -369,7 +374,7 @@ def _expfam_steps():
     steps = []
     for d in EXPFAM_SIZES:
         eta, t, A, logp = _expfam(d)
-        E = _expfam_expectation(A, eta, t)
+        E = expfam_expectation(A, eta, t)
         score = sp.Matrix([sp.diff(logp, e) for e in eta])
         fisher = sp.Matrix(d, d, lambda i, j: E(score[i] * score[j]))
         neg_hess = -sp.hessian(logp, eta)
@@ -537,7 +542,7 @@ def _gmv_controls():
 def _expfam_controls():
     d = 2
     eta, t, A, logp = _expfam(d)
-    E = _expfam_expectation(A, eta, t)
+    E = expfam_expectation(A, eta, t)
     x1, x2 = sp.symbols("x_1 x_2")
     witness = {A: sp.Lambda((x1, x2), x1 ** 2 * x2 + x2 ** 3 + x1)}
     score = sp.Matrix([sp.diff(logp, e) for e in eta])
