@@ -29,7 +29,7 @@ def _leaves_finite(tree):
     return all(np.all(np.isfinite(np.asarray(t))) for t in jax.tree_util.tree_leaves(tree))
 
 
-# ----------------------------------------------------------------------------- defect 3: inputs
+# ----------------------------------------------------------------------------- non-finite inputs
 @pytest.fixture(scope="module")
 def mlp_problem():
     model = mlp([3, 4, 2], fl.nn.Tanh)
@@ -57,7 +57,7 @@ def test_infinite_x_is_rejected(mlp_problem):
         fl.kfac.factors(model, params, x.at[1, 2].set(-jnp.inf), None, lik)
 
 
-# ----------------------------------------------------------------------------- defect 3: overflow
+# ----------------------------------------------------------------------------- overflow
 _XP = np.array([[1.0, 0.5], [0.3, -1.0]])
 
 
@@ -127,6 +127,18 @@ def test_hidden_activation_overflow_names_the_layer():
         fl.kfac.factors(model, params, x, None, fl.Categorical())
 
 
+def test_overflowing_model_outputs_are_named():
+    """Finite params and x, but the logits W x = 1e200 * 1e200 overflow to inf: the model
+    outputs are rejected by name (checked where they are computed, in the compiled pass)."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    params = [(np.array([[1e200, 0.0], [0.0, 1.0]]), np.zeros(2))]
+    x = np.array([[1e200, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"model outputs must be finite, got inf at index \(0, 0\)"):
+        fl.kfac.factors(model, params, x, None, fl.Categorical())
+    with pytest.raises(ValueError, match=r"model outputs must be finite"):
+        fl.kfac.ekfac(model, params, x, None, fl.Categorical())
+
+
 def test_backpropagated_gradient_second_moments_overflow():
     """Tanh(0) = 0 keeps the outputs finite; G_0 = W2^T F_out W2 ~ 1e400 overflows."""
     model = fl.nn.Sequential([fl.nn.Dense(2, 2), fl.nn.Tanh(), fl.nn.Dense(2, 2)])
@@ -136,7 +148,7 @@ def test_backpropagated_gradient_second_moments_overflow():
         fl.kfac.factors(model, params, _XP, None, fl.Categorical())
 
 
-# ----------------------------------------------------------------------------- defect 7: solve
+# ----------------------------------------------------------------------------- solve
 def _spd(rng, n, cond=10.0):
     Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
     return Q @ np.diag(np.geomspace(1, cond, n)) @ Q.T
@@ -253,7 +265,7 @@ def test_ekfac_rejects_nonsymmetric_or_nonfinite_given_factors(mlp_problem):
         fl.kfac.ekfac(model, params, x, None, lik, factors=[f[0], f[1]._replace(G=G)])
 
 
-# ----------------------------------------------------------------------------- defect 10: mc labels
+# ----------------------------------------------------------------------------- Monte-Carlo labels
 @pytest.mark.parametrize("lik, S", [(fl.Categorical(), 1), (fl.Gaussian(), 3),
                                     (fl.Bernoulli(), 2), (fl.Poisson(), 1)],
                          ids=["categorical-S1", "gaussian-S3", "bernoulli-S2", "poisson-S1"])
