@@ -7,6 +7,11 @@ the offending value.
 * :func:`all_finite` -- one reduction over any number of arrays, fused into the compiled
   computation, so the common case (everything finite) costs one scalar transfer; the named
   checks below then only run to say *which* entry is bad.
+* :func:`bounded_diagonal` -- a second moment ``S = sum_m x_m x_m^T`` is finite everywhere when
+  its diagonal is at most a quarter of the largest float64: by Cauchy--Schwarz every entry and
+  every partial sum that formed it is at most ``(1 + O(M eps)) sqrt(S_ii S_jj)``. A NaN or inf
+  anywhere in the ``x_m`` makes a diagonal entry NaN or inf. So reading the diagonal proves the
+  whole matrix finite; a diagonal above the bound only sends the result to the full check.
 * :func:`check_params_finite` -- every ``W``/``b`` is finite (as :func:`fisherlab.ggn` checks).
 * :func:`check_factor` -- a factor is symmetric (relative asymmetry
   ``||M - M^T||_F / ||M||_F <= 1e-8``, the threshold of the dense solves of
@@ -23,11 +28,13 @@ import numpy as np
 
 from fisherlab._validation import check_finite
 
-__all__ = ["PSD_RTOL", "SYM_RTOL", "all_finite", "check_factor", "check_params_finite",
-           "first_bad", "is_concrete", "tolerances"]
+__all__ = ["DIAGONAL_BOUND", "PSD_RTOL", "SYM_RTOL", "all_finite", "bounded_diagonal",
+           "check_factor", "check_params_finite", "first_bad", "is_concrete", "tolerances"]
 
 SYM_RTOL = 1e-8
 PSD_RTOL = 1e-10
+#: a second moment whose unnormalised diagonal is at most this is finite everywhere
+DIAGONAL_BOUND = float(np.finfo(np.float64).max) / 4
 
 
 def is_concrete(*trees) -> bool:
@@ -41,6 +48,13 @@ def all_finite(tree) -> jax.Array:
     flags = [jnp.all(jnp.isfinite(t)) for t in jax.tree_util.tree_leaves(tree)
              if jnp.issubdtype(jnp.result_type(t), jnp.inexact)]
     return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+
+def bounded_diagonal(*diagonals):
+    """Whether every entry of the diagonals of unnormalised second moments ``sum_m x_m x_m^T``
+    is at most ``DIAGONAL_BOUND`` (traceable boolean scalar); then every entry of those
+    matrices, and of the matrices divided by a count ``>= 1``, is finite."""
+    return jnp.all(jnp.concatenate(diagonals) <= DIAGONAL_BOUND)
 
 
 def first_bad(a):

@@ -28,8 +28,9 @@ __all__ = ["cotangent_weight", "output_cotangents", "output_factor", "uses_reduc
 
 
 def uses_reduced_factor(likelihood, fisher_type: str) -> bool:
-    """Whether the exact cotangents use the rank-``(C - 1)`` Categorical factor."""
-    return fisher_type == "exact" and isinstance(likelihood, Categorical)
+    """Whether the exact cotangents use the rank-``(C - 1)`` Categorical factor (for
+    :class:`~fisherlab.likelihoods.Categorical` itself, not a subclass that may redefine it)."""
+    return fisher_type == "exact" and type(likelihood) is Categorical
 
 
 def output_factor(likelihood, out, *, reduced: bool = False):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from fisherlab._precision import reference
 from fisherlab._validation import as_float_array
-from fisherlab.kfac._checks import check_factor
+from fisherlab.kfac._checks import all_finite, check_factor
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_ekfac_finite, check_factors_finite
 from fisherlab.kfac._factors import factors_from_statistics
@@ -49,9 +49,11 @@ def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, 
                                   reduced)
     w = cotangent_weight(fisher_type, num_samples)
     if facs is None:
-        facs = factors_from_statistics(inputs, vs, w, approx, bias)
+        facs, facs_finite = factors_from_statistics(inputs, vs, w, approx, bias)
+    else:
+        facs_finite = all_finite(facs)
     result = _corrected_eigenvalues(inputs, vs, facs, w, bias)
-    return facs, result, finite_flags(params, x, outputs, facs, result)
+    return facs, result, finite_flags(params, x, outputs, facs_finite, all_finite(result))
 
 
 def _given_factors(factor_list, model, bias):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab._precision import reference
+from fisherlab.kfac._checks import bounded_diagonal
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_factors_finite
 from fisherlab.kfac._inputs import (check_model, check_options, check_values, finite_flags,
@@ -18,9 +19,11 @@ from fisherlab.kfac._types import KFACFactors
 __all__ = ["factors", "factors_from_statistics"]
 
 
-def factors_from_statistics(inputs, vs, weight, approx, bias) -> list[KFACFactors]:
-    """``(A, G)`` per layer from the inputs ``(N, P, in')`` and gradients ``(N, K, P, out)``."""
-    out = []
+def factors_from_statistics(inputs, vs, weight, approx, bias):
+    """``(A, G)`` per layer from the inputs ``(N, P, in')`` and gradients ``(N, K, P, out)``,
+    and whether every factor is finite (read from the diagonals, see
+    :func:`~fisherlab.kfac._checks.bounded_diagonal`)."""
+    out, diagonals = [], []
     for amat, v in zip(inputs, vs):
         N, P = amat.shape[:2]
         if approx == "expand":  # every position is an example for A; G sums over positions
@@ -29,10 +32,11 @@ def factors_from_statistics(inputs, vs, weight, approx, bias) -> list[KFACFactor
         else:  # positions averaged (inputs) and summed (gradients) first
             a, count = jnp.mean(amat, axis=1), N
             g = jnp.sum(v, axis=2).reshape((-1, v.shape[-1]))
-        A = second_moment(a, count, augment=bias == "augmented")
-        G = second_moment(g, N / weight)
+        A, dA = second_moment(a, count, augment=bias == "augmented")
+        G, dG = second_moment(g, N / weight)
         out.append(KFACFactors(A, G))
-    return out
+        diagonals += [dA, dG]
+    return out, bounded_diagonal(*diagonals)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7))
@@ -42,9 +46,9 @@ def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, 
     model, likelihood, options and shapes."""
     inputs, vs, outputs = batched(model, params, likelihood, fisher_type, num_samples, x, y, key,
                                   reduced)
-    facs = factors_from_statistics(inputs, vs, cotangent_weight(fisher_type, num_samples),
-                                   approx, bias)
-    return facs, finite_flags(params, x, outputs, facs)
+    facs, finite = factors_from_statistics(inputs, vs, cotangent_weight(fisher_type, num_samples),
+                                           approx, bias)
+    return facs, finite_flags(params, x, outputs, finite)
 
 
 def compute_checked(problem, approx, bias):
@@ -54,7 +58,7 @@ def compute_checked(problem, approx, bias):
     facs, flags = _compute(model, params, likelihood, fisher_type, approx, bias, num_samples,
                            reduced, x, y, key)
     (factors_ok,) = check_values(flags, problem)
-    if not factors_ok:
+    if not factors_ok:  # raises the reason unless the bound was only a false alarm
         check_factors_finite(facs, problem)
     return facs
 
@@ -121,9 +125,9 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
       num_samples: labels drawn per example for ``"mc"``.
 
     Returns:
-      A list with one :class:`KFACFactors` ``(A, G)`` per Dense/Conv2d layer, float64:
-      ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')`` with a separate bias), ``G`` of shape
-      ``(out, out)``.
+      A list with one :class:`KFACFactors` ``(A, G)`` per Dense/Conv2d layer, float64 and
+      symmetric to rounding: ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')`` with a separate
+      bias), ``G`` of shape ``(out, out)``.
 
     Raises:
       ValueError: for non-finite ``params`` or ``x`` (the entry named), and for a non-finite

@@ -151,11 +151,10 @@ def prepare(model, params, x, y, likelihood, fisher_type, key, num_samples) -> P
                    uses_reduced_factor(likelihood, fisher_type))
 
 
-def finite_flags(params, x, outputs, *results):
-    """``[params and x finite, outputs finite, results[0] finite, ...]`` (traced, inside the
-    compiled computation)."""
-    return jnp.stack([all_finite((params, x)), all_finite(outputs)]
-                     + [all_finite(r) for r in results])
+def finite_flags(params, x, outputs, *results_finite):
+    """``[params and x finite, outputs finite, *results_finite]`` (traced, inside the compiled
+    computation)."""
+    return jnp.stack([all_finite((params, x)), all_finite(outputs), *results_finite])
 
 
 def check_values(flags, problem: Problem) -> tuple[bool, ...]:

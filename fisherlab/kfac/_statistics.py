@@ -21,7 +21,7 @@ from fisherlab.kfac._layers import forward_with_offsets
 __all__ = ["batched", "per_example", "second_moment"]
 
 #: below this many columns a second-moment matrix is one product; from it on, two column blocks
-_GRAM_SPLIT_MIN = 128
+_SPLIT_MIN = 128
 
 
 def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced):
@@ -53,34 +53,28 @@ def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, redu
 
 
 def second_moment(a, count, *, augment: bool = False):
-    r"""``(1/count) sum_m abar_m abar_m^T`` for the rows ``a_m`` of ``a`` ``(M, d)``.
+    r"""``(1/count) sum_m abar_m abar_m^T`` for the rows ``a_m`` of ``a`` ``(M, d)``, and the
+    diagonal of ``sum_m abar_m abar_m^T`` (before the division, for the finiteness bound of
+    :func:`fisherlab.kfac._checks.bounded_diagonal`).
 
-    ``abar = [a; 1]`` with ``augment``, else ``abar = a``. The matrix is formed from the products
+    ``abar = [a; 1]`` with ``augment`` (the ones column is appended once), else ``abar = a``.
+    From 128 columns on, ``abar = [b_1 b_2]`` is split in two column blocks and only the block
+    row and the corner are multiplied,
 
-    .. math::  \sum_m \bar a_m \bar a_m^\top = \begin{pmatrix} a_1^\top a_1 & a_1^\top a_2 &
-               a_1^\top 1 \\ a_2^\top a_1 & a_2^\top a_2 & a_2^\top 1 \\
-               1^\top a_1 & 1^\top a_2 & M \end{pmatrix}, \qquad a = [a_1\ a_2],
+    .. math::  \bar a^\top \bar a = \begin{pmatrix} b_1^\top b_1 & b_1^\top b_2 \\
+               (b_1^\top b_2)^\top & b_2^\top b_2 \end{pmatrix},
 
-    with ``a`` split in two column blocks from ``d = 128`` columns on: only the block row
-    ``a_1^T [a_1 a_2]`` and the corner ``a_2^T a_2`` are multiplied (3/4 of the multiplications
-    of ``a^T a``) and the lower-left block is the transpose of the upper-right one, so the
-    result is symmetric by construction off the diagonal blocks (and exactly symmetric on CPU,
-    where a product ``x^T x`` is; tested). ``a`` is never copied into an augmented array.
+    3/4 of the multiplications of one product; the lower-left block is the transpose of the
+    upper-right one, and the diagonal blocks are symmetric to rounding.
     """
-    d = a.shape[1]
-    if d < _GRAM_SPLIT_MIN:
-        blocks = [[a.T @ a]]
-        cols = [a]
-    else:
-        h = d // 2
-        top = a[:, :h].T @ a  # (h, d)
-        corner = a[:, h:].T @ a[:, h:]
-        blocks = [[top], [top[:, h:].T, corner]]
-        cols = [a[:, :h], a[:, h:]]
     if augment:
-        sums = [jnp.sum(c, axis=0) for c in cols]
-        for row, s_ in zip(blocks, sums):
-            row.append(s_[:, None])
-        blocks.append([s_[None, :] for s_ in sums] + [jnp.full((1, 1), a.shape[0], a.dtype)])
-    S = jnp.concatenate([jnp.concatenate(row, axis=1) for row in blocks], axis=0)
-    return S / count
+        a = jnp.concatenate([a, jnp.ones((a.shape[0], 1), a.dtype)], axis=1)
+    d = a.shape[1]
+    if d < _SPLIT_MIN:
+        S = a.T @ a
+        return S / count, jnp.diagonal(S)
+    h = d // 2
+    top = a[:, :h].T @ a  # (h, d)
+    corner = a[:, h:].T @ a[:, h:]
+    S = jnp.concatenate([top, jnp.concatenate([top[:, h:].T, corner], axis=1)], axis=0) / count
+    return S, jnp.concatenate([jnp.diagonal(top), jnp.diagonal(corner)])

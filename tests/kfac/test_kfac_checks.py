@@ -113,6 +113,20 @@ def test_input_factor_overflow_names_the_inputs():
         fl.kfac.factors(model, params, x, None, fl.Categorical())
 
 
+def test_large_but_finite_factors_are_returned():
+    """x = 1e154: A_00 = (1e154^2 + 1) / 2 ~ 5e307 is finite but above a quarter of the largest
+    float64, where finiteness is no longer read off the diagonal; the full check finds every
+    entry finite and the factors are returned (closed form A = abar^T abar / N)."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    params = [(np.zeros((2, 2)), np.array([0.3, -0.2]))]
+    x = np.array([[1e154, 1.0], [1.0, -1.0]])
+    (f,) = fl.kfac.factors(model, params, x, None, fl.Categorical())
+    abar = np.concatenate([x, np.ones((2, 1))], axis=1)
+    assert float(f.A[0, 0]) > np.finfo(np.float64).max / 8 and _leaves_finite(f)
+    # compared after scaling by 1e-300 (the Frobenius norm of A itself overflows)
+    assert rel_err(np.asarray(f.A) * 1e-300, (abar.T @ abar / 2) * 1e-300) < 1e-15
+
+
 def test_hidden_activation_overflow_names_the_layer():
     """Layer 0 maps 1e150 to 1e150 * 1e200 = inf (A_0 = 1e300 is still finite); Tanh(inf) = 1
     keeps the outputs finite, but the inputs of layer 1 are inf."""

@@ -105,8 +105,9 @@ def test_factors_takes_the_reduced_path_exactly_for_categorical_exact(
 def test_second_moment_equals_the_numpy_product(shape, augment):
     a = np.random.default_rng(shape[1]).normal(size=shape)
     abar = np.concatenate([a, np.ones((shape[0], 1))], axis=1) if augment else a
-    S = np.asarray(second_moment(jnp.asarray(a), 3.0, augment=augment))
+    S, diagonal = second_moment(jnp.asarray(a), 3.0, augment=augment)
     np.testing.assert_allclose(S, abar.T @ abar / 3.0, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(diagonal, np.sum(abar ** 2, axis=0), rtol=1e-13)
     assert np.linalg.norm(S - S.T) <= 1e-15 * np.linalg.norm(S)
 
 
