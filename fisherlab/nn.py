@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from fisherlab._validation import check_int
+from fisherlab._core.validation import check_int
 
 __all__ = ["Layer", "Dense", "Conv2d", "Flatten", "MeanPool", "Tanh", "Sigmoid", "ReLU",
            "Identity", "Sequential"]
@@ -353,3 +353,7 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential({list(self.layers)!r})"
+
+
+def __dir__():
+    return list(__all__)

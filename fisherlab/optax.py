@@ -30,12 +30,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from fisherlab._precision import reference
-from fisherlab._validation import check_choice
+from fisherlab import curvature
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import check_choice
+from fisherlab.kfac import ema as kfac_ema
+from fisherlab.kfac import factors as kfac_factors
+from fisherlab.kfac import solve as kfac_solve
+from fisherlab.updates._linalg import dense_solve
+from fisherlab.updates._problem import as_float64_tree, check_damping, check_lr, flat_vector
 
 __all__ = ["natural_gradient", "empirical_fisher", "kfac", "KFACState"]
 
@@ -62,12 +67,9 @@ def _require(params, x, y):
 
 
 def _dense_transform(kind, f, likelihood, lr, damping, reduction):
-    from fisherlab import updates
-    from fisherlab._updates_linalg import dense_solve
-
     optax = _optax()
-    lr = updates._lr(lr)
-    damping = updates._damping(damping)
+    lr = check_lr(lr)
+    damping = check_damping(damping)
 
     def init(params):
         del params
@@ -77,16 +79,14 @@ def _dense_transform(kind, f, likelihood, lr, damping, reduction):
     def update(grads, state, params=None, *, x=None, y=None, **extra):
         del extra
         _require(params, x, y)
-        from fisherlab import curvature
-
-        params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
+        params64 = as_float64_tree(params)
         if kind == "fisher":
             M = curvature.fisher(f, params64, x, likelihood, reduction=reduction)
             name = "the Fisher"
         else:
             M = curvature.empirical_fisher(f, params64, x, y, likelihood, reduction=reduction)
             name = "the empirical Fisher"
-        g, unravel = updates._flat(grads)
+        g, unravel = flat_vector(grads)
         p = dense_solve(M, g, damping, psd=True, name=name)
         return unravel(-lr * p), state
 
@@ -162,12 +162,9 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
     References:
       Martens & Grosse, ICML 2015 (§5 running averages, §6.3 factored damping).
     """
-    from fisherlab import kfac as _kfac
-    from fisherlab import updates
-
     optax = _optax()
-    lr = updates._lr(lr)
-    damping = updates._damping(damping)
+    lr = check_lr(lr)
+    damping = check_damping(damping)
     check_choice(method, "method", ("exact", "factored"))
     if decay is not None and not (isinstance(decay, (int, float)) and 0.0 <= decay <= 1.0):
         raise ValueError(f"decay must be None or a number in [0, 1], got {decay!r}")
@@ -182,18 +179,22 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
     def update(grads, state, params=None, *, x=None, y=None, key=None, **extra):
         del extra
         _require(params, x, y)
-        params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-        new = _kfac.factors(model, params64, x, y, likelihood, fisher_type=fisher_type,
+        params64 = as_float64_tree(params)
+        new = kfac_factors(model, params64, x, y, likelihood, fisher_type=fisher_type,
                             approx=approx, bias=bias, key=key, num_samples=num_samples)
         if decay is not None and state.factors is not None:
-            facs = _kfac.ema(state.factors, new, decay)
+            facs = kfac_ema(state.factors, new, decay)
         else:
             facs = new
-        g, unravel = updates._flat(grads)
+        g, unravel = flat_vector(grads)
         _, unravel_params = ravel_pytree(params64)
-        pre = _kfac.solve(facs, unravel_params(g), damping, method=method)
+        pre = kfac_solve(facs, unravel_params(g), damping, method=method)
         flat_pre, _ = ravel_pytree(pre)
         new_state = KFACState(state.count + 1, facs if decay is not None else None)
         return unravel(-lr * flat_pre), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def __dir__():
+    return list(__all__)

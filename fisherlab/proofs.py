@@ -79,3 +79,7 @@ def get(name: str) -> Derivation:
     if name not in table:
         raise KeyError(f"no derivation named {name!r}; known: {', '.join(table)}")
     return table[name]
+
+
+def __dir__():
+    return list(__all__)

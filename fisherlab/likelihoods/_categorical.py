@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, _is_traced
+from fisherlab._core.validation import as_array, is_tracer
+from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, symbolic_definitions
 
 __all__ = ["Categorical"]
 
@@ -149,7 +149,7 @@ class Categorical(Likelihood):
 
     def symbolic(self, num_outputs: int):
         """``fisherlab.likelihoods._symbolic.categorical(num_outputs)`` (one-hot targets)."""
-        return _symbolic.categorical(num_outputs)
+        return symbolic_definitions().categorical(num_outputs)
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):
@@ -198,13 +198,7 @@ class Categorical(Likelihood):
     def check_targets(self, targets, outputs, name: str = "targets"):
         """Integer class indices of shape ``(N,)`` in ``[0, C)``."""
         N, C = outputs.shape
-        if _is_traced(targets):
-            arr = targets
-        else:
-            try:
-                arr = np.asarray(targets)
-            except Exception as exc:  # noqa: BLE001
-                raise TypeError(f"{name} must be array-like, got {type(targets).__name__}") from exc
+        arr = as_array(targets, name)
         if arr.ndim == 2 and arr.shape == (N, C):
             raise ValueError(
                 f"{name} for Categorical must be integer class indices of shape (N,) = ({N},), "
@@ -217,7 +211,7 @@ class Categorical(Likelihood):
             raise TypeError(
                 f"{name} for Categorical must have an integer dtype (class indices in [0, {C})), "
                 f"got dtype {arr.dtype}")
-        if _is_traced(arr):
+        if is_tracer(arr):
             return arr
         bad = (arr < 0) | (arr >= C)
         if bad.any():

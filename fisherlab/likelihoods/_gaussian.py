@@ -32,10 +32,14 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs
+from fisherlab._core.validation import is_tracer
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    symbolic_definitions,
+)
 
 __all__ = ["Gaussian"]
 
@@ -61,8 +65,7 @@ class Gaussian(Likelihood):
         if isinstance(variance, (bool, np.bool_)):
             raise TypeError(f"variance must be a real number > 0, got {variance!r}")
         if not isinstance(variance, numbers.Real):
-            if hasattr(variance, "shape") and np.ndim(variance) == 0 and not isinstance(
-                    variance, jax.core.Tracer):
+            if hasattr(variance, "shape") and np.ndim(variance) == 0 and not is_tracer(variance):
                 variance = np.asarray(variance).item()
             else:
                 raise TypeError(
@@ -85,7 +88,10 @@ class Gaussian(Likelihood):
         The variance enters as the rational number with the shortest decimal form
         (``0.1 -> 1/10``, ``1.0 -> 1``), ``sp.nsimplify(variance, rational=True)``.
         """
-        return _symbolic.gaussian(num_outputs, sp.nsimplify(self.variance, rational=True))
+        import sympy  # only the symbolic face needs SymPy
+
+        return symbolic_definitions().gaussian(
+            num_outputs, sympy.nsimplify(self.variance, rational=True))
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):

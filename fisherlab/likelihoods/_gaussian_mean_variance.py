@@ -38,8 +38,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    symbolic_definitions,
+)
 
 __all__ = ["GaussianMeanVariance"]
 
@@ -68,7 +72,7 @@ class GaussianMeanVariance(Likelihood):
             raise ValueError(
                 "num_outputs for GaussianMeanVariance must be an even int C = 2 D >= 2 "
                 f"([means | log-variances]), got {num_outputs!r}")
-        return _symbolic.gaussian_mean_variance(num_outputs // 2)
+        return symbolic_definitions().gaussian_mean_variance(num_outputs // 2)
 
     # ------------------------------------------------------------------ kernels
     @staticmethod

@@ -35,7 +35,7 @@ __all__ = [
 def __getattr__(name):
     # `curvature` builds SymPy networks; imported lazily (its module is larger).
     if name == "curvature":
-        from fisherlab.symbolic._curvature import curvature
+        from fisherlab.testing.references.symbolic import curvature
 
         return curvature
     raise AttributeError(f"module 'fisherlab.symbolic' has no attribute {name!r}")

@@ -65,6 +65,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from fisherlab import nn
+from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+
 __all__ = ["curvature", "KINDS"]
 
 #: the curvature matrices :func:`curvature` computes.
@@ -103,8 +106,6 @@ def _relu_piecewise(expr):
 
 
 def _build_network(model) -> _SymbolicNetwork:
-    from fisherlab import nn
-
     if not isinstance(model, nn.Sequential):
         raise TypeError(
             f"model must be a fisherlab.nn.Sequential (Dense layers and elementwise "
@@ -235,8 +236,6 @@ class _OutputCalculus:
 
 
 def _symbolic_likelihood(likelihood, num_outputs: int):
-    from fisherlab.likelihoods._symbolic import SymbolicLikelihood
-
     if isinstance(likelihood, SymbolicLikelihood):
         sym = likelihood
     else:
