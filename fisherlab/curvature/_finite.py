@@ -153,7 +153,7 @@ def check_result(result, name: str, p, kind: str, *, key=None, num_samples: int 
     Args:
       result: the array returned by the kernel.
       name: the public function, e.g. ``"fl.fisher"``.
-      p: the :class:`fisherlab._curvature_problem.Prepared` problem.
+      p: the :class:`fisherlab.curvature._problem.Prepared` problem.
       kind: which quantity (``"fisher"``, ``"ggn"``, ``"fisher_mc"``, ``"hessian"``,
         ``"gradient"``, ``"empirical_fisher"``, ``"gradient_covariance"``, ``"fisher_vp"``,
         ``"ggn_vp"``, ``"hvp"``, ``"empirical_fisher_vp"``).

@@ -26,7 +26,7 @@ everything else uses the generic path.
 
 References:
   J. Martens & R. Grosse, "Optimizing neural networks with Kronecker-factored approximate
-  curvature", ICML 2015, §3; seed 003_377ac27c40267f84.txt §8 (K-FAC), App. A.
+  curvature", ICML 2015, §3; M. Johnson, "Natural gradients and K-FAC" (note, 2017), §8 and App. A.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 :class:`Prepared` problem: float64 parameters, validated inputs and targets, the
 batch size ``N``, the number of outputs ``C`` and the number of parameters ``d``.
 Every failure is a ``ValueError``/``TypeError`` whose message names the argument,
-what was received and what was expected (see :mod:`fisherlab._validation`).
+what was received and what was expected (see :mod:`fisherlab._core.validation`).
 
 Checks that need concrete values (finiteness, class-index ranges) are skipped for
 traced values, so the references stay usable under ``jax.jit``.

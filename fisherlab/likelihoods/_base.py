@@ -3,7 +3,8 @@
 A likelihood has two faces:
 
 * ``symbolic(num_outputs)`` -> :class:`~fisherlab.likelihoods._symbolic.SymbolicLikelihood`,
-  the single source of truth the proofs start from;
+  the single source of truth the proofs start from (its SymPy module is imported on first
+  use, so numeric use never loads SymPy);
 * numeric JAX methods on batches, float64, validated (``nll``, ``sample``,
   ``output_fisher``, ``output_hessian``), built from per-example *kernels*
   (``_nll``, ``_output_fisher``, ``_sample``, ...) that do no validation and are
@@ -27,7 +28,7 @@ no validation, jit/vmap/grad-able, computed in the dtype of ``out``):
 * ``_sample(key, out, S)`` -> ``S`` targets for one example, leading axis ``S``.
 
 The public batch methods validate concrete inputs (never traced ones), then ``vmap`` the
-kernels under float64 (:func:`fisherlab._precision.reference`).
+kernels under float64 (:func:`fisherlab._core.precision.reference`).
 """
 
 from __future__ import annotations

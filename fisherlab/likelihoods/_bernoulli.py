@@ -35,8 +35,8 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   (``d nll / d y = -eta``).
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes: exponential-family Fisher ``grad^2 A``);
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``); J. Martens,
+  "New insights and perspectives on the natural gradient method", JMLR 21, 2020, §9.2.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   error 1), which is what JAX autodiff of ``logsumexp(eta) - eta_y`` produces;
 * ``1 - p_k`` is formed as ``sum_{j != k} p_j`` for the dominant class (``p_k > 3/4``, at most
   one) and as ``1 - p_k`` (no cancellation: ``>= 1/4``) for the others -- without ``argmax``,
-  which fails under a caller's ``jax.jit`` with x64 off (review defect 9);
+  which fails under a caller's ``jax.jit`` with x64 off;
 * the NLL kernel is a :func:`jax.custom_jvp` whose tangent is that accurate gradient, and the
   gradient is itself a ``custom_jvp`` whose tangent is the output-Fisher-vector product
   ``(diag(p) - p p^T) v = p * ((1 - p) v - sum_{j != k} p_j v_j)`` with the accurate
@@ -38,9 +38,10 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   accurate at every logit, under ``jit``/``vmap``. The integer target has no tangent.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson, natural gradients and K-FAC notes: the
-  exponential-family Fisher ``grad^2 A``); seed 004_*.txt (Grosse, CSC2541 Lecture 4);
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``); R. Grosse, CSC 2541
+  "Neural Net Training Dynamics", Lecture 4: Second-Order Optimization (University of Toronto,
+  2022); J. Martens, "New insights and perspectives on the natural gradient method", JMLR 21,
+  2020, §9.2.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class Categorical(Likelihood):
     ``sample`` returns integer class indices of shape ``(num_samples, N)``.
 
     Natural parameters, so the output Hessian equals the output Fisher and
-    Fisher = GGN (CONVENTIONS.md).
+    Fisher = GGN (docs/CONVENTIONS.md).
 
     >>> import jax.numpy as jnp, fisherlab as fl
     >>> lik = fl.Categorical()

@@ -18,7 +18,7 @@ Finite for every log-rate whose rate ``e^eta`` is representable in the working p
 at very negative log-rates the rate underflows to 0 and the values stay finite.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes: exponential-family Fisher ``grad^2 A``);
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``);
   P. McCullagh, J. A. Nelder, "Generalized Linear Models", 2nd ed., 1989, §6.
 """
 

@@ -175,14 +175,14 @@ def gaussian_targets(key, shape):
     return jax.random.normal(key, shape, jnp.float64)
 
 
-#: one instance of every likelihood family, by name (built on call).
+#: one likelihood of every family, by name: ``LIKELIHOODS[name]()`` builds it.
 LIKELIHOODS = {
-    "categorical": lambda: likelihoods.Categorical(),
-    "gaussian": lambda: likelihoods.Gaussian(variance=0.7),
-    "bernoulli": lambda: likelihoods.Bernoulli(),
-    "poisson": lambda: likelihoods.Poisson(),
+    "categorical": likelihoods.Categorical,
+    "gaussian": functools.partial(likelihoods.Gaussian, variance=0.7),
+    "bernoulli": likelihoods.Bernoulli,
+    "poisson": likelihoods.Poisson,
     # outputs (mean, log-variance): not natural, so exact K-FAC approximates the Fisher
-    "gaussian_mean_variance": lambda: likelihoods.GaussianMeanVariance(),
+    "gaussian_mean_variance": likelihoods.GaussianMeanVariance,
 }
 
 
