@@ -196,7 +196,8 @@ def derivation_pages(stage: Path) -> int:
             f"(tier {', '.join(tiers)}). Each page is generated from the verification report "
             f"of its derivation.\n\n"
             f"```{{toctree}}\n:maxdepth: 1\n\n{entries}\n```\n")
-        listing.append(f"- [{title}](derivations/families/{family}.md) — {len(members)}")
+        count = f"{len(members)} derivation{'s' * (len(members) > 1)}"
+        listing.append(f"- [{title}](derivations/families/{family}.md) ({count})")
     n_controls = sum(len(getattr(d, "negative_controls", ()) or ()) for d in derivations)
     (stage / "derivations.md").write_text(
         "# Derivations\n\n"
@@ -280,9 +281,9 @@ def api_pages(stage: Path, namespaces) -> None:
         "```{toctree}\n:hidden:\n\n" + "\n".join(docs) + "\n```\n")
 
 
-def setup_commands() -> str:
+def setup_commands(text: str | None = None) -> str:
     """The README's set-up commands (its fenced bash blocks under the 'Set up' heading)."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text() if text is None else text
     match = re.search(r"^##+ [^\n]*set[ -]?up[^\n]*\n(.*?)(?=^## |\Z)", text, re.I | re.M | re.S)
     blocks = re.findall(r"```(?:bash|sh|console)\n(.*?)```", match.group(1), re.S) if match else []
     if not blocks:

@@ -1,6 +1,7 @@
 """The documentation's figures, each computed with fisherlab's own functions.
 
-``python3 docs/figures.py OUT_DIR`` writes four PNG files (the docs build calls it):
+``python3 docs/figures.py OUT_DIR [NAME ...]`` writes the four PNG files, or those named (the docs
+build calls it; ``docs/images/steepest_descent.png``, shown by the README, is the first of them):
 
 * ``steepest_descent.png`` -- Euclidean vs Fisher steepest-descent directions on a two-parameter
   logistic regression (the picture of M. Johnson, "Natural gradients and K-FAC", 2017, Fig. 1):
@@ -284,12 +285,15 @@ FIGURES = {
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python3 docs/figures.py OUT_DIR", file=sys.stderr)
+    names = argv[1:] or list(FIGURES)
+    if len(argv) < 1 or any(n not in FIGURES for n in names):
+        print("usage: python3 docs/figures.py OUT_DIR [NAME ...], NAME one of "
+              + ", ".join(FIGURES), file=sys.stderr)
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
-    for name, make in FIGURES.items():
+    for name in names:
+        make = FIGURES[name]
         make(out / name)
         print(f"wrote {out / name}")
     return 0

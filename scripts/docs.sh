@@ -21,7 +21,7 @@ import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 print("\n".join(project["dependencies"] + project["optional-dependencies"]["docs"]))
 PY
-    python3 -m pip install -q --disable-pip-version-check -r "$cache/requirements.txt"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$cache/requirements.txt"
 fi
 
 for tool in node npm; do
@@ -37,4 +37,5 @@ if [ "$installed" != "$KATEX_VERSION" ]; then
     npm install --silent --no-save --no-audit --no-fund --prefix "$cache/katex" "katex@$KATEX_VERSION"
 fi
 
-python3 docs/build_site.py "$out" --katex-dir "$katex"
+# FISHERLAB_DOCS_STAGE: where the sources are assembled (default build/docs/src)
+python3 docs/build_site.py "$out" --katex-dir "$katex" ${FISHERLAB_DOCS_STAGE:+--stage "$FISHERLAB_DOCS_STAGE"}
