@@ -188,7 +188,7 @@ def derivation_pages(stage: Path) -> int:
     listing = []
     for family, members in families.items():
         title = _family_title(family)
-        tiers = sorted({d.tier.value for d in members})
+        tiers = sorted({str(getattr(d.tier, "value", d.tier)) for d in members})  # enum or str
         entries = "\n".join(f"../{d.name}" for d in members)
         (folder / "families" / f"{family}.md").write_text(
             f"# {title}\n\n"
