@@ -92,7 +92,7 @@ def check_public_names() -> list:
 # ----------------------------------------------------------------------------- slow tasks
 
 
-def _env(stage: Path) -> dict:
+def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["MPLBACKEND"] = "Agg"
@@ -108,7 +108,7 @@ def _run(name: str, cmd: list[str], stage: Path, stdout_path: Path | None = None
     with open(log, "w") as err:
         out = open(stdout_path, "w") if stdout_path else err
         try:
-            rc = subprocess.call(cmd, cwd=ROOT, env=_env(stage), stdout=out, stderr=err)
+            rc = subprocess.call(cmd, cwd=ROOT, env=_env(), stdout=out, stderr=err)
         finally:
             if stdout_path:
                 out.close()
@@ -123,18 +123,27 @@ def _run(name: str, cmd: list[str], stage: Path, stdout_path: Path | None = None
 
 
 def slow_tasks(stage: Path) -> dict[str, tuple]:
+    """``name -> (command, file for its stdout)``; the longest first.
+
+    Every example runs: the ``examples/test_*.py`` files under pytest (one task, output
+    ``oracle.txt``) and every other script with a ``__main__`` block (output ``<name>.txt``).
+    """
     py = sys.executable
     gen = stage / "_generated"
-    return {
+    examples = sorted((ROOT / "examples").glob("*.py"))
+    tests = [str(p.relative_to(ROOT)) for p in examples if p.name.startswith("test_")]
+    scripts = [p for p in examples if not p.name.startswith("test_")
+               and 'if __name__ == "__main__":' in p.read_text()]
+    tasks = {
         "derivations": ([py, "-m", "fisherlab.cli", "docs", str(stage / "derivations")], None),
         "figures": ([py, str(DOCS / "figures.py"), str(gen / "figures")], None),
-        "example oracle (pytest)": (
-            [py, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--no-header",
-             "examples/test_oracle.py", "examples/test_oracle_diagnosis.py"],
+        "example tests (pytest)": (
+            [py, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--no-header", *tests],
             gen / "output" / "oracle.txt"),
-        "example train_mlp": ([py, "examples/train_mlp.py"], gen / "output" / "train_mlp.txt"),
-        "example kfac_mlp": ([py, "examples/kfac_mlp.py"], gen / "output" / "kfac_mlp.txt"),
     }
+    for p in scripts:
+        tasks[f"example {p.stem}"] = ([py, str(p.relative_to(ROOT))], gen / "output" / f"{p.stem}.txt")
+    return tasks
 
 
 def run_slow_tasks(stage: Path, jobs: int) -> dict[str, float]:
@@ -332,7 +341,7 @@ def sphinx(stage: Path, out: Path, katex_dir: Path, jobs: int) -> float:
            "-j", str(jobs), "-c", str(DOCS), "-d", str(stage.parent / "doctrees"),
            "-D", f"katex_dir={katex_dir}", str(stage), str(out)]
     t0 = time.perf_counter()
-    rc = subprocess.call(cmd, cwd=ROOT, env=_env(stage))
+    rc = subprocess.call(cmd, cwd=ROOT, env=_env())
     if rc != 0:
         raise BuildError(f"sphinx-build failed (exit {rc}; the warnings above are errors)")
     return time.perf_counter() - t0

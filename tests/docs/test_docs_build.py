@@ -122,3 +122,12 @@ def test_sphinx_build_fails_on_bad_math_and_broken_links(tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "out" / "index.html").read_text()
     assert 'class="katex"' in html and "$F = J" not in html
+
+
+def test_every_example_runs_in_the_build(tmp_path):
+    commands = [" ".join(cmd) for cmd, _ in build.slow_tasks(tmp_path).values()]
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        if path.name in ("mylib.py", "conftest.py"):  # imported by the example tests
+            continue
+        assert any(f"examples/{path.name}" in c for c in commands), f"{path.name} never runs"
+    assert any("fisherlab.cli docs" in c for c in commands)  # every derivation is verified
