@@ -37,9 +37,12 @@ def _verify_all(derivations, stream):
 
 
 def _table(results) -> str:
-    rows = [("derivation", "tier", "steps", "controls rejected", "time", "status")]
+    from fisherlab.symbolic import tier_text
+
+    rows = [("derivation", "form", "tier", "links/steps", "controls rejected", "time", "status")]
     for d, r in results:
-        rows.append((d.name, d.tier.value, f"{sum(s.passed for s in r.steps)}/{len(r.steps)}",
+        rows.append((d.name, "legacy" if d.legacy else "chain", tier_text(d),
+                     f"{r.passed_count}/{r.total_count}",
                      f"{r.controls_rejected}/{len(r.controls)}", f"{r.seconds:.2f}s",
                      "verified" if r.ok else "FAILED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -69,16 +72,15 @@ def _cmd_prove(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
     print(_table(results))
     failed = [d.name for d, r in results if not r.ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified, "
+    legacy = sum(d.legacy for d, _ in results)
+    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified "
+          f"({len(results) - legacy} in chain form, {legacy} legacy), "
           f"{sum(r.controls_rejected for _, r in results)}/"
           f"{sum(len(r.controls) for _, r in results)} negative controls rejected "
           f"in {time.perf_counter() - t0:.1f}s")
     for d, r in results:
         if not r.ok:
-            try:
-                r.raise_if_failed()
-            except AssertionError as exc:
-                print(exc, file=sys.stderr)
+            print("\n".join([r.summary()] + r.failures()), file=sys.stderr)
     if args.docs:
         paths = write_docs(results, Path(args.docs))
         print(f"wrote {len(paths)} pages to {args.docs}")
