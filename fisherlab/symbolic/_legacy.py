@@ -95,7 +95,7 @@ class NegativeControl:
 
 @dataclasses.dataclass(frozen=True)
 class LegacyDerivation:
-    """A theorem together with its machine-checkable proof.
+    """A theorem in the legacy form: a hand-written statement and a bag of checked steps.
 
     Attributes:
       name: stable identifier (``family.theorem``), used by ``fisherlab prove NAME``.
@@ -201,6 +201,8 @@ class LegacyControlResult:
 
 @dataclasses.dataclass(frozen=True)
 class LegacyReport:
+    """The verification report of a legacy derivation: one result per step and per control."""
+
     name: str
     tier: Tier
     steps: tuple[StepResult, ...]
