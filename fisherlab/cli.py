@@ -51,8 +51,10 @@ def _table(results) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results, out_dir: Path) -> list[Path]:
-    """Write one page per derivation plus ``index.md``; returns the paths written."""
+def write_docs(results, out_dir: Path, *, index: bool = True) -> list[Path]:
+    """Write one page per derivation plus (``index``) ``index.md``; returns the paths written.
+
+    Pages carry no wall-clock times, so regenerating them leaves the tree unchanged."""
     from fisherlab.symbolic import index_markdown, to_markdown
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,9 +63,10 @@ def write_docs(results, out_dir: Path) -> list[Path]:
         p = out_dir / f"{d.name}.md"
         p.write_text(to_markdown(d, r))
         written.append(p)
-    idx = out_dir / "index.md"
-    idx.write_text(index_markdown(results))
-    written.append(idx)
+    if index:
+        idx = out_dir / "index.md"
+        idx.write_text(index_markdown(results))
+        written.append(idx)
     return written
 
 
@@ -82,14 +85,15 @@ def _cmd_prove(args) -> int:
         if not r.ok:
             print("\n".join([r.summary()] + r.failures()), file=sys.stderr)
     if args.docs:
-        paths = write_docs(results, Path(args.docs))
+        paths = write_docs(results, Path(args.docs), index=not args.names)
         print(f"wrote {len(paths)} pages to {args.docs}")
     return 1 if failed else 0
 
 
 def _cmd_docs(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
-    paths = write_docs(results, Path(args.out_dir))
+    # the index lists every derivation: a selection rewrites its own pages only
+    paths = write_docs(results, Path(args.out_dir), index=not args.names)
     print(f"wrote {len(paths)} pages to {args.out_dir}")
     return 1 if any(not r.ok for _, r in results) else 0
 

@@ -245,7 +245,10 @@ def _eigen_values(sizes):
             Bs: _eigen_matrix("B", sizes[m], vv, mu)}
 
 
-_EIG_SIZES = Explicit(Sizes({n: _UP_TO_3, m: _UP_TO_3}), values=_eigen_values)
+_EIG_SIZES = Explicit(Sizes({n: _UP_TO_3, m: _UP_TO_3}), values=_eigen_values,
+                      describe="A, B the general matrices with the eigenpairs (λ, u), (μ, v): the "
+                               "first column solved from the hypothesis, every other entry and "
+                               "u, v free symbols")
 
 
 def _eigen_proof():

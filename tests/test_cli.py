@@ -56,7 +56,11 @@ def test_prove_prefix_selects_a_family_and_unknown_names_are_errors(fake_registr
 
 
 def test_docs_writes_one_page_per_derivation_and_an_index(fake_registry, tmp_path):
-    assert cli.main(["docs", str(tmp_path), "demo.good"]) == 0
+    assert cli.main(["docs", str(tmp_path)]) == 1  # demo.bad fails, but its page is written
     page = (tmp_path / "demo.good.md").read_text()
     assert page.startswith("# demo.good") and " s)" not in page and "s ·" not in page
-    assert "demo.good.md" in (tmp_path / "index.md").read_text()
+    index = (tmp_path / "index.md").read_text()
+    assert "demo.good.md" in index and "demo.old.md" in index and "FAILED" in index
+    # a selection rewrites its own pages and leaves the index listing every derivation
+    assert cli.main(["docs", str(tmp_path), "demo.good"]) == 0
+    assert (tmp_path / "index.md").read_text() == index

@@ -40,7 +40,7 @@ from ._check import (LADDER_NAMES, CheckError, denominators, difference, is_zero
 from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
 from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
-from ._witness import find_witness, latex_point, render_value
+from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
 
 __all__ = ["TIERS", "Sizes", "Algebra", "Entrywise", "Explicit", "Model", "Lemma", "Given", "Axiom",
            "Link", "Chain", "Control", "Derivation", "verify"]
@@ -144,17 +144,23 @@ class Explicit:
     entries (generic matrices shaped by the hypotheses) and compared exactly.
 
     ``values(sizes) -> {symbol: explicit value}`` overrides the generic instance of some
-    structural symbols at each size (e.g. a matrix with a prescribed eigenpair).
+    structural symbols at each size (e.g. a matrix with a prescribed eigenpair); ``describe``
+    must then say what they are -- it is printed with the link, since a special value (a zero
+    matrix) would make a check vacuous.
     """
 
     sizes: Sizes
     values: Callable[[dict], Mapping] | None = None
     operators: Mapping = dataclasses.field(default_factory=dict)
+    describe: str = ""
     tier = "B"
 
     def __post_init__(self):
         if not isinstance(self.sizes, Sizes):
             raise TypeError(f"Explicit: sizes must be a Sizes, got {self.sizes!r}")
+        if self.values is not None and not self.describe:
+            raise ValueError("Explicit: values replace generic instances; say what they are "
+                             "(describe=...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -908,6 +914,11 @@ def _instance(rel, subs, where, what):
         if k not in allowed:
             raise CheckError(f"{where}: the substitution names {k}, which is not free in {what}")
     size_subs = {k: v for k, v in subs.items() if not isinstance(k, sp.MatrixSymbol)}
+    for k, v in size_subs.items():
+        if isinstance(k, sp.Symbol) and not respects(k, v):
+            wanted = ", ".join(a for a in ASSUMPTIONS if getattr(k, f"is_{a}"))
+            raise CheckError(f"{where}: {what} is stated for {k} ({wanted}); the replacement {v} is "
+                             "not known to be")
     mats = {}
     for k, v in subs.items():
         if isinstance(k, sp.MatrixSymbol):

@@ -103,6 +103,8 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
         text = f"the generic model ({tag}) at {by.sizes.text()}"
     elif isinstance(by, Explicit):
         text = f"explicit matrices of symbols at {by.sizes.text()}"
+        if by.describe:
+            text += f" ({by.describe})"
     else:
         text = res.method or "algebra"
     if res.axioms and not isinstance(by, (Entrywise,)):

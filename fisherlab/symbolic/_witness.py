@@ -21,9 +21,10 @@ from sympy.core.function import AppliedUndef
 
 from ._check import doit
 
-__all__ = ["Witness", "find_witness", "point_allowed", "render_value", "latex_point"]
+__all__ = ["Witness", "find_witness", "point_allowed", "render_value", "latex_point",
+           "respects", "ASSUMPTIONS"]
 
-_CHECKED = ("integer", "rational", "real", "positive", "nonnegative", "negative", "nonpositive",
+ASSUMPTIONS = _CHECKED = ("integer", "rational", "real", "positive", "nonnegative", "negative", "nonpositive",
             "nonzero", "even", "odd", "zero")
 
 
@@ -41,6 +42,11 @@ class Witness:
 
     def latex(self, matrices: Mapping | None = None, limit: int = 12) -> str:
         return latex_point(self.point, matrices, limit)
+
+
+def respects(sym: sp.Symbol, value) -> bool:
+    """Whether ``value`` is known to have every assumption ``sym`` has (positive, integer, ...)."""
+    return _respects(sym, value)
 
 
 def _respects(sym: sp.Symbol, value) -> bool:
@@ -164,6 +170,8 @@ def find_witness(diff: Any, given: Mapping | None = None, *, hypotheses: Sequenc
     items = []
     for d in diff if isinstance(diff, (list, tuple)) else [diff]:
         items += list(d) if isinstance(d, sp.MatrixBase) else [sp.sympify(d)]
+    if any(h is sp.false for h in hypotheses):
+        return None  # a hypothesis that is false everywhere admits no point at all
     eqs, others = _sides(hypotheses)
     prepared = []
     for k, e in enumerate(items):

@@ -306,3 +306,22 @@ def test_a_declared_tier_the_chains_do_not_reach_fails():
     r = d.verify()
     assert all(x.passed for x in r.links) and r.achieved == "B" and not r.ok
     assert "declared tier" in "\n".join(r.failures())
+
+
+def test_a_lemma_is_only_instantiated_where_its_assumptions_hold():
+    # log(x y) = log x + log y is proved for positive x, y; citing it with x -> -1 is refused
+    lemma = one_link(sp.log(xp * yp), sp.log(xp) + sp.log(yp), name="t.log")
+    assert lemma.verify().ok
+    z = sp.Symbol("z", real=True)
+
+    def citing(value):
+        lhs = sp.log(value * yp)
+        return Derivation(name="t.cite", title="t",
+                          conclusion=sp.Eq(lhs, sp.log(value) + sp.log(yp), evaluate=False),
+                          proof=lambda: Chain(lhs, [Link(sp.log(value) + sp.log(yp), Lemma(lemma, {xp: value}))]),
+                          tier="A", scope="t",
+                          controls=[Control("c", target="conclusion", replace=(yp, 2 * yp), why="w")])
+
+    r = citing(z).verify()
+    assert not r.links[0].passed and "not known to be" in r.links[0].error
+    assert citing(sp.Symbol("w", positive=True) + 1).verify().links[0].passed
