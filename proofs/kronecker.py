@@ -386,13 +386,13 @@ PSD = Derivation(
     name="kronecker.psd",
     title="Kronecker products of PSD matrices are PSD",
     conclusion=sp.Ge(_PSD_Q, 0, evaluate=False),
-    hypotheses=[sp.Q.symmetric(S)],
     proof=_psd_proof,
     tier="A+B",
     scope="A: general n, m (mixed-product and transpose rules, a sum of squares); B: every "
           "n, m ∈ {1, 2, 3} with L, M and x fully symbolic",
     controls=[
         Control("symmetric_factor", target="conclusion", replace=(L * L.T, S),
+                hypotheses=[sp.Q.symmetric(S)],
                 why="PSD claimed when a factor is merely symmetric (S⊗MMᵀ)"),
         Control("gram_of_wrong_vector", target="gram_form", replace=(_PSD_Y, Kron(L, M) * x),
                 why="the Gram form taken on the wrong side: ‖(L⊗M)x‖² instead of ‖(L⊗M)ᵀx‖²"),

@@ -282,6 +282,8 @@ class Control:
         the target link's own instantiation, or every size symbol at 2.
       specialise: sizes set equal before the mutation, e.g. ``{k: m}`` so that a swapped product
         ``C A`` is defined (stated on the page).
+      hypotheses: matrix hypotheses of symbols the mutation introduces (``Q.symmetric(S)`` for
+        "a merely symmetric factor"); they shape the witness instance only.
     """
 
     name: str
@@ -291,6 +293,7 @@ class Control:
     witness: Mapping = dataclasses.field(default_factory=dict)
     at: Any = None
     specialise: Mapping = dataclasses.field(default_factory=dict)
+    hypotheses: Sequence = ()
 
     def __post_init__(self):
         if not self.name or not self.why:
@@ -304,6 +307,9 @@ class Control:
                 raise ValueError(f"Control {self.name!r}: replacing {old} by itself mutates nothing")
         if self.at is not None and not isinstance(self.at, (Explicit, Model)):
             raise TypeError(f"Control {self.name!r}: `at` must be Explicit or Model")
+        if any(not isinstance(h, AppliedPredicate) for h in self.hypotheses):
+            raise TypeError(f"Control {self.name!r}: hypotheses are sympy.Q.<property>(X)")
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
 
     def pair(self):
         rep = self.replace() if callable(self.replace) else self.replace
@@ -612,7 +618,7 @@ class _Context:
             r = unfold(sp.sympify(rhs), self.d.definitions)
             q = q if r == 0 else q - r
             ok = manifestly_nonnegative(q, extra=norm.gram)
-            return ok, "manifestly nonnegative", {
+            return ok, "a sum of nonnegative terms (as written)", {
                 "conditions": conds, "why": "the difference is not, as written, a sum of products "
                 "of real nonnegative factors"}
         ul, ur = unfold(sp.sympify(lhs), self.d.definitions), unfold(sp.sympify(rhs), self.d.definitions)
@@ -652,12 +658,13 @@ class _Context:
         return ok, "entry-wise", {"conditions": conds, "axioms": {"index bijection"},
                                   "why": f"the entries differ (in the term of {key})"}
 
-    def evaluator(self, by, sizes) -> _ExplicitEval:
+    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
         key = (id(by.values), tuple(sorted((str(k), v) for k, v in sizes.items())))
         if key not in self._values:
             self._values[key] = dict(by.values(sizes)) if by.values is not None else {}
         values = self._values[key]
-        ev = _ExplicitEval(sizes, values, self.d.definitions, self.props, by.operators)
+        props = self.props if not extra_props else {**self.props, **extra_props}
+        ev = _ExplicitEval(sizes, values, self.d.definitions, props, by.operators)
         self._check_values(ev, values)
         for h in self.matrix_relations:
             if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
@@ -845,13 +852,14 @@ class _Context:
         else:
             evs = at.sizes.assignments
         for sizes in evs:
+            extra = matrix_properties(c.hypotheses)
             if sizes is None:
-                ev = _ExplicitEval({}, {}, self.d.definitions, self.props, {})
+                ev = _ExplicitEval({}, {}, self.d.definitions, {**self.props, **extra}, {})
                 if self.matrix_relations:
                     raise CheckError(f"control {c.name!r}: matrix hypotheses need an instantiation "
                                      "that satisfies them: give `at=Explicit(...)`")
             else:
-                ev = self.evaluator(at, sizes)
+                ev = self.evaluator(at, sizes, extra)
             L, R = ev(ml), ev(mr)
             if rel == ">=":
                 q = (L[0, 0] if isinstance(L, sp.MatrixBase) else L) - \

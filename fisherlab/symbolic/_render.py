@@ -138,6 +138,13 @@ def _chain_block(ci: int, ch: Chain, results, d: Derivation, tier: str, inst=Non
     return out
 
 
+def _is_inequality_target(d: Derivation, chains, c) -> bool:
+    if c.target.startswith("conclusion"):
+        k = int(c.target.split(":")[1]) - 1 if ":" in c.target else 0
+        return 0 <= k < len(d.parts) and isinstance(d.parts[k], sp.GreaterThan)
+    return any(ln.label == c.target and ln.rel == ">=" for ch in chains for ln in ch.links)
+
+
 def to_markdown(derivation, report) -> str:
     """The Markdown page of ``derivation`` as verified by ``report`` (either form). Pure."""
     if getattr(derivation, "legacy", False):
@@ -219,9 +226,15 @@ def _chain_markdown(d: Derivation, r: Report) -> str:
         spec = ""
         if c.specialise:
             spec = " (with $" + ", ".join(f"{_latex(k)} = {_latex(v)}" for k, v in c.specialise.items()) + "$)"
+        if c.hypotheses:
+            spec += " (with " + ", ".join(_hypothesis_latex(h) for h in c.hypotheses) + ")"
         out.append(f"- **{c.name}** — in {res.target}{spec}: {change}. {c.why}  ")
         if res.rejected:
-            out.append(f"  Rejected ✔ at ${res.witness}$: the two sides differ by ${res.value}$.")
+            if _is_inequality_target(d, chains, c):
+                out.append(f"  Rejected ✔ at ${res.witness}$: left side minus right side "
+                           f"${res.value} < 0$.")
+            else:
+                out.append(f"  Rejected ✔ at ${res.witness}$: the two sides differ by ${res.value}$.")
         else:
             out.append(f"  **NOT rejected** ✘ ({res.error})")
         out.append("")
