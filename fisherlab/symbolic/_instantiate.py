@@ -23,6 +23,7 @@ from typing import Any
 import sympy as sp
 from sympy.assumptions.assume import AppliedPredicate
 from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
+from sympy.polys.matrices import DomainMatrix
 
 from . import _builders as b
 from ._check import CheckError
@@ -292,8 +293,6 @@ class Explicit:
 def _det(M):
     if M.shape == (0, 0):
         return sp.Integer(1)
-    from sympy.polys.matrices import DomainMatrix
-
     try:
         dm = DomainMatrix.from_Matrix(sp.Matrix(M))
         return dm.domain.to_sympy(dm.det())
