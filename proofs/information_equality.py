@@ -48,7 +48,6 @@ from fisherlab.symbolic.toolkit import (
     POISSON_SIZES,
     coordinate_witness,
     expfam_expectation,
-    expfam_moment,
     family_axioms,
     gaussian_variance_symbol,
     general_categorical,

@@ -111,22 +111,8 @@ same checker and is marked *legacy* in ``fisherlab prove`` and on its page.
 """
 
 from fisherlab.symbolic._check import CheckError, is_zero
-from fisherlab.symbolic._derivation import (
-    TIERS,
-    Algebra,
-    Axiom,
-    Chain,
-    Control,
-    Derivation,
-    Entrywise,
-    Explicit,
-    Given,
-    Lemma,
-    Link,
-    Model,
-    Sizes,
-    verify,
-)
+from fisherlab.symbolic._checks import TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes
+from fisherlab.symbolic._derivation import Chain, Control, Derivation, Lemma, Link, verify
 from fisherlab.symbolic._legacy import LegacyDerivation, LegacyReport, NegativeControl, Step, Tier
 from fisherlab.symbolic._render import index_markdown, tier_text, to_markdown
 from fisherlab.symbolic._report import ControlResult, LinkResult, Report

@@ -23,7 +23,6 @@ must be refuted by a :class:`~._witness.Witness`.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,8 @@ from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._algebra import Normaliser
+from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes,
+                      check_tier_text, tier_rank, validate_relation)
 from ._check import (LADDER_NAMES, CheckError, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
 from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
@@ -42,146 +43,7 @@ from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
 from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
 
-__all__ = ["TIERS", "Sizes", "Algebra", "Entrywise", "Explicit", "Model", "Lemma", "Given", "Axiom",
-           "Link", "Chain", "Control", "Derivation", "verify"]
-
-#: Tier names, strongest first.
-TIERS = ("A", "A-model", "B")
-
-
-def _tier_rank(t: str) -> int:
-    return TIERS.index(t)
-
-
-def _check_tier_text(tier: str, who: str) -> str:
-    parts = tier.split("+")
-    if not parts or any(p not in TIERS for p in parts) or len(set(parts)) != len(parts):
-        raise ValueError(f"{who}: tier must be one of {TIERS} or a '+'-joined combination "
-                         f"(e.g. 'A+B'), got {tier!r}")
-    return "+".join(sorted(parts, key=_tier_rank))
-
-
-# ============================================================================ sizes and checks
-
-
-class Sizes:
-    """Every combination of integer sizes in the given ranges (tier ``B``: no size skipped).
-
-    ``Sizes({n: range(1, 4), m: range(1, 4)})`` is the 9 pairs; ``where`` (a predicate on the
-    assignment) restricts it and is stated on the page; ``Sizes.of([{...}, ...])`` lists the
-    assignments. An empty range or an empty list is refused.
-    """
-
-    def __init__(self, ranges: Mapping, where: Callable[..., bool] | None = None,
-                 where_text: str = ""):
-        if not ranges:
-            raise ValueError("Sizes: no size symbol given")
-        self.ranges = {sp.sympify(k): tuple(int(v) for v in vs) for k, vs in ranges.items()}
-        for k, vs in self.ranges.items():
-            if not vs:
-                raise ValueError(f"Sizes: the range of {k} is empty: a size loop over an empty "
-                                 "range checks nothing")
-            if any(v < 0 for v in vs):
-                raise ValueError(f"Sizes: negative size for {k}")
-        if where is not None and not where_text:
-            raise ValueError("Sizes: a restriction `where` needs its statement `where_text`")
-        self.where, self.where_text = where, where_text
-        keys = list(self.ranges)
-        self.assignments = [dict(zip(keys, combo)) for combo in itertools.product(*self.ranges.values())
-                            if where is None or where(**{str(k): v for k, v in zip(keys, combo)})]
-        if not self.assignments:
-            raise ValueError("Sizes: the restriction leaves no size: a size loop over nothing "
-                             "checks nothing")
-
-    @classmethod
-    def of(cls, assignments: Sequence[Mapping]) -> "Sizes":
-        assignments = [dict(a) for a in assignments]
-        if not assignments:
-            raise ValueError("Sizes.of: empty list of sizes")
-        keys = set(assignments[0])
-        obj = cls.__new__(cls)
-        obj.ranges = {sp.sympify(k): tuple(sorted({a[k] for a in assignments})) for k in keys}
-        obj.where, obj.where_text = None, ""
-        obj.assignments = [{sp.sympify(k): int(v) for k, v in a.items()} for a in assignments]
-        obj._listed = True
-        return obj
-
-    def text(self) -> str:
-        if getattr(self, "_listed", False):
-            return "; ".join(", ".join(f"{k} = {v}" for k, v in a.items()) for a in self.assignments)
-        parts = []
-        for k, vs in self.ranges.items():
-            if len(vs) > 2 and vs == tuple(range(vs[0], vs[-1] + 1)):
-                parts.append(f"{k} ∈ {{{vs[0]}, …, {vs[-1]}}}" if len(vs) > 3 else
-                             f"{k} ∈ {{{', '.join(map(str, vs))}}}")
-            else:
-                parts.append(f"{k} ∈ {{{', '.join(map(str, vs))}}}")
-        out = ", ".join(parts)
-        if self.where_text:
-            out += f" with {self.where_text}"
-        return out + f" ({len(self.assignments)} size{'s' if len(self.assignments) != 1 else ''})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Algebra:
-    """Tier ``A``: the link holds by the axioms of matrix algebra, the laws of finite sums or
-    exact scalar canonicalisation -- at general dimension, no size fixed."""
-
-    tier = "A"
-
-
-@dataclasses.dataclass(frozen=True)
-class Entrywise:
-    """Tier ``A``: every entry of both sides at general dimension (finite sums with symbolic
-    bounds; Kronecker and vec rows indexed by pairs through the index bijection)."""
-
-    tier = "A"
-
-
-@dataclasses.dataclass(frozen=True)
-class Explicit:
-    """Tier ``B``: both sides instantiated at every size of ``sizes`` with fully symbolic
-    entries (generic matrices shaped by the hypotheses) and compared exactly.
-
-    ``values(sizes) -> {symbol: explicit value}`` overrides the generic instance of some
-    structural symbols at each size (e.g. a matrix with a prescribed eigenpair); ``describe``
-    must then say what they are -- it is printed with the link, since a special value (a zero
-    matrix) would make a check vacuous.
-    """
-
-    sizes: Sizes
-    values: Callable[[dict], Mapping] | None = None
-    operators: Mapping = dataclasses.field(default_factory=dict)
-    describe: str = ""
-    tier = "B"
-
-    def __post_init__(self):
-        if not isinstance(self.sizes, Sizes):
-            raise TypeError(f"Explicit: sizes must be a Sizes, got {self.sizes!r}")
-        if self.values is not None and not self.describe:
-            raise ValueError("Explicit: values replace generic instances; say what they are "
-                             "(describe=...)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-    """Tier ``A-model``: both sides instantiated with a generic model -- ``values(sizes)``
-    maps structural symbols to explicit values built from *undefined functions* -- at each of
-    the stated ``sizes``; ``operators`` give ``Expect(M, over=name)`` its meaning (an axiom
-    named on the page); ``describe`` says in words what the instantiation is."""
-
-    sizes: Sizes
-    values: Callable[[dict], Mapping]
-    describe: str
-    operators: Mapping = dataclasses.field(default_factory=dict)
-    tier = "A-model"
-
-    def __post_init__(self):
-        if not isinstance(self.sizes, Sizes):
-            raise TypeError(f"Model: sizes must be a Sizes, got {self.sizes!r}")
-        if not self.describe:
-            raise ValueError("Model: say what the generic model is (describe=...)")
-
+__all__ = ["Lemma", "Link", "Chain", "Control", "Derivation", "verify"]
 
 @dataclasses.dataclass(frozen=True)
 class Lemma:
@@ -196,31 +58,6 @@ class Lemma:
         if not isinstance(self.derivation, Derivation):
             raise TypeError("Lemma: cite a Derivation in chain form (legacy derivations have "
                             f"no checked conclusion), got {type(self.derivation).__name__}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Given:
-    """Rewrite by one of the derivation's own hypotheses (``relation`` must be among them):
-    an occurrence of one side is replaced by the other."""
-
-    relation: Any
-    tier = "A"
-
-
-@dataclasses.dataclass(frozen=True)
-class Axiom:
-    """A fact supplied by hand, stated as a relation over its own symbols (``det(X Y) =
-    det(X) det(Y)``), instantiated by ``subs`` and applied like a lemma; listed on the page."""
-
-    name: str
-    relation: Any
-    subs: Mapping = dataclasses.field(default_factory=dict)
-    tier = "A"
-
-    def __post_init__(self):
-        if not self.name:
-            raise ValueError("Axiom: name the fact")
-        _validate_relation(self.relation, f"axiom {self.name!r}")
 
 
 _CHECKS = (Algebra, Entrywise, Explicit, Model, Lemma, Given, Axiom)
@@ -325,27 +162,6 @@ def _parts(conclusion) -> tuple:
     return tuple(conclusion) if isinstance(conclusion, (tuple, list)) else (conclusion,)
 
 
-def _validate_relation(rel, who):
-    if isinstance(rel, sp.logic.boolalg.BooleanAtom) or rel in (True, False):
-        raise ValueError(f"{who}: SymPy evaluated the relation to {rel}; write it unevaluated "
-                         "(sympy.Eq(lhs, rhs, evaluate=False)) -- a conclusion that is trivially "
-                         "true proves nothing")
-    if not isinstance(rel, (sp.Equality, sp.GreaterThan)):
-        raise TypeError(f"{who}: a conclusion is sympy.Eq(lhs, rhs) or sympy.Ge(lhs, rhs), got "
-                        f"{type(rel).__name__}: {rel!r}")
-    for side in (rel.lhs, rel.rhs):
-        validate(side, who)
-        if isinstance(side, sp.MatrixBase) or (isinstance(side, sp.Basic) and side.atoms(sp.MatrixBase)):
-            raise ValueError(f"{who}: explicit matrices in a conclusion; state it structurally "
-                             "(MatrixSymbols) and instantiate in the links")
-    if rel.lhs == rel.rhs:
-        raise ValueError(f"{who}: both sides are the same expression ({rel.lhs}); a conclusion "
-                         "that is trivially true proves nothing")
-    if not same_shape(rel.lhs, rel.rhs):
-        raise ValueError(f"{who}: the two sides have different shapes: "
-                         f"{getattr(rel.lhs, 'shape', 'scalar')} vs {getattr(rel.rhs, 'shape', 'scalar')}")
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Derivation:
     """A theorem in chain form.
@@ -389,10 +205,10 @@ class Derivation:
         if self.conclusion is None or (isinstance(self.conclusion, (tuple, list)) and not self.conclusion):
             raise ValueError(f"{who} has no conclusion: state what it proves as a SymPy relation")
         for k, rel in enumerate(_parts(self.conclusion)):
-            _validate_relation(rel, f"{who}, conclusion part {k + 1}")
+            validate_relation(rel, f"{who}, conclusion part {k + 1}")
         if not callable(self.proof):
             raise TypeError(f"{who}: proof must be a callable returning the chains")
-        object.__setattr__(self, "tier", _check_tier_text(self.tier, who))
+        object.__setattr__(self, "tier", check_tier_text(self.tier, who))
         if not self.controls:
             raise ValueError(f"{who} has no negative control; every theorem needs a real mistake "
                              "that the checker refutes")
@@ -484,7 +300,7 @@ def _verify(d: Derivation, stack: tuple) -> Report:
             res = ctx.check_link(ci, li, exprs[li - 1], ln, rel)
             results.append(res)
             tiers.append(res.tier)
-        chain_tiers.append((ch.part, max(tiers, key=_tier_rank) if tiers else "B"))
+        chain_tiers.append((ch.part, max(tiers, key=tier_rank) if tiers else "B"))
     ctx.chains = chains
     controls = tuple(ctx.check_control(c) for c in d.controls)
     achieved = _achieved(d, chain_tiers)
@@ -504,8 +320,8 @@ def _achieved(d, chain_tiers) -> str:
     common = [t for t in TIERS if all(t in s for s in per_part)]
     if common:
         return "+".join(common)
-    best = [min(s, key=_tier_rank) for s in per_part]
-    return max(best, key=_tier_rank)
+    best = [min(s, key=tier_rank) for s in per_part]
+    return max(best, key=tier_rank)
 
 
 def _check_ends(d, ci, ch, rel):
@@ -968,4 +784,4 @@ def _unique(xs):
 
 
 def _best(tier: str) -> str:
-    return min(tier.split("+"), key=_tier_rank)
+    return min(tier.split("+"), key=tier_rank)

@@ -17,8 +17,7 @@ plain dimension of size ``p q`` through ``r = i q + k`` (the index-bijection axi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import sympy as sp
 from sympy.assumptions.assume import AppliedPredicate

@@ -14,7 +14,8 @@ import sympy as sp
 from sympy.assumptions.assume import AppliedPredicate
 
 from ._algebra import AXIOMS as MATRIX_AXIOMS
-from ._derivation import Chain, Derivation, Entrywise, Explicit, Lemma, Model
+from ._checks import Entrywise, Explicit, Model
+from ._derivation import Chain, Derivation, Lemma
 from ._legacy import LegacyDerivation, LegacyReport, Step
 from ._report import Report
 

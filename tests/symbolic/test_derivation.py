@@ -11,7 +11,7 @@ import sympy as sp
 from fisherlab.symbolic import (Algebra, Axiom, Chain, Control, Derivation, Entrywise, Explicit,
                                 Given, LegacyDerivation, Lemma, Link, Model, NegativeControl,
                                 Sizes, Step, Tier, index_markdown, to_markdown, verify)
-from fisherlab.symbolic.toolkit import Kron, Scalar
+from fisherlab.symbolic.toolkit import Kron
 
 x, y = sp.symbols("x y", real=True)
 n, m = sp.symbols("n m", integer=True, positive=True)
