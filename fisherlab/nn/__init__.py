@@ -6,21 +6,16 @@ a model is a valid ``f(params, x)`` for every reference. Every layer stores its 
 PyTorch's layout and ``parameters()`` order (docs/CONVENTIONS.md, "Parameter order"), so a
 curvature matrix compares with a PyTorch peer without permutation:
 
-=========================================  ==============================================
-layer                                      parameters (PyTorch's order and layout)
-=========================================  ==============================================
-``Dense(in, out)``                         ``(W (out, in), b (out,))``, on the last axis
-``Conv2d(c_in, c_out, k, stride, padding)``  ``(W (c_out, c_in, kh, kw), b (c_out,))``
-``LayerNorm(d, eps=1e-5)``                 ``(weight (d,), bias (d,))``
-``RMSNorm(d, eps=None)``                   ``(weight (d,),)``
-``Embedding(num, d)``                      ``(weight (num, d),)``, integer token ids ``(R,)``
-``MultiHeadAttention(d, h, causal=False)``  ``(in_proj_weight (3d, d), in_proj_bias (3d,),
-                                           out_proj_weight (d, d), out_proj_bias (d,))``
-``Residual(block)``                        the block's, nested as the block nests them
-``Tanh``, ``Sigmoid``, ``ReLU``,           none
-``Identity``, ``GELU(approximate)``,
-``Flatten``, ``MeanPool``
-=========================================  ==============================================
+* ``Dense(in, out)``: ``(W (out, in), b (out,))``, on the last axis;
+* ``Conv2d(c_in, c_out, k, stride, padding)``: ``(W (c_out, c_in, kh, kw), b (c_out,))``;
+* ``LayerNorm(d, eps=1e-5)``: ``(weight (d,), bias (d,))``;
+* ``RMSNorm(d, eps=None)``: ``(weight (d,),)``;
+* ``Embedding(num, d)``: ``(weight (num, d),)``, on integer token ids ``(R,)``;
+* ``MultiHeadAttention(d, h, causal=False)``: ``(in_proj_weight (3d, d), in_proj_bias (3d,),
+  out_proj_weight (d, d), out_proj_bias (d,))``;
+* ``Residual(block)``: the block's, nested as the block nests them;
+* ``Tanh``, ``Sigmoid``, ``ReLU``, ``Identity``, ``GELU(approximate)``, ``Flatten``,
+  ``MeanPool``: none.
 
 One example is a vector ``(in,)``, a sequence ``(R, d)`` (``Dense``, the norms and ``GELU`` act
 on every position; ``MeanPool`` averages over positions), token ids ``(R,)`` or an image

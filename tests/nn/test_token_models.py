@@ -97,3 +97,27 @@ def test_norms_and_activations_act_per_token(layer):
     out = layer(params, x)
     for r in range(4):
         np.testing.assert_allclose(out[r], layer(params, x[r]), rtol=1e-14)
+
+
+@pytest.mark.parametrize("layers, x", [
+    ([nn.Embedding(4, 2), nn.MeanPool(), nn.Dense(2, 2)], np.array([[0, 3], [1, 2]])),
+    ([nn.LayerNorm(2), nn.Dense(2, 2)], np.ones((2, 2))),
+    ([nn.Dense(2, 2), nn.RMSNorm(2), nn.Dense(2, 2)], np.ones((2, 2))),
+    ([nn.Dense(2, 2), nn.GELU(), nn.Dense(2, 2)], np.ones((2, 2))),
+    ([nn.Residual(nn.Dense(2, 2)), nn.Dense(2, 2)], np.ones((2, 2))),
+])
+def test_the_layerwise_fast_path_refuses_token_layers(layers, x):
+    """The Kronecker-structured GGN path is for Dense + Tanh/Sigmoid/ReLU/Identity only."""
+    from fisherlab.curvature import _layerwise
+
+    model = nn.Sequential(layers)
+    params = model.init(jax.random.key(0))
+    assert not _layerwise.supports(model, params, jnp.asarray(x))
+    y = np.array([0, 1])
+    with pytest.raises(ValueError, match="method='layerwise' needs f to be a fisherlab.nn."
+                                         "Sequential of Dense layers and elementwise"):
+        fl.ggn(model, params, x, y, fl.Categorical(), method="layerwise")
+    # the default path gives the generic (Jacobian) result
+    G = fl.ggn(model, params, x, y, fl.Categorical())
+    np.testing.assert_allclose(G, fl.ggn(model, params, x, y, fl.Categorical(),
+                                         method="jacobian"), rtol=1e-13, atol=1e-15)
