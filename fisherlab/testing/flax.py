@@ -31,7 +31,7 @@ when an adapter function is called.
 >>> import jax, jax.numpy as jnp, flax.linen as nn, fisherlab as fl
 >>> from fisherlab.testing import flax as flf
 >>> net = nn.Sequential([nn.Dense(4), nn.tanh, nn.Dense(2)])
->>> variables = net.init(jax.random.key(0), jnp.ones((1, 3)))
+>>> variables = net.init(jax.random.key(0), jnp.ones((1, 3), jnp.float32))
 >>> x, y = jnp.ones((5, 3)), jnp.array([0, 1, 1, 0, 1])
 >>> G = flf.reference(net, x, y, fl.Categorical(), "ggn", variables=variables)
 >>> G.shape, [s.name for s in flf.parameter_slices(variables["params"])][:2]
