@@ -16,8 +16,11 @@ Monte-Carlo estimate -- with the evidence (see :func:`diagnose`).
 
 * :mod:`fisherlab.testing.strategies` -- Hypothesis strategies (``spd_matrices``, ...).
 * :class:`Problem`, :func:`assert_curvature_close`, :func:`diagnose`, :class:`Finding`.
-* :mod:`fisherlab.testing.torch` -- references for a PyTorch ``nn.Sequential`` and loss, in
-  PyTorch's ``parameters()`` order and the loss's own scaling (optional extra: torch).
+* :mod:`fisherlab.testing.torch` -- references for a PyTorch ``nn.Module`` (transformer blocks
+  included) and loss, in PyTorch's ``parameters()`` order and the loss's own scaling (optional
+  extra: torch).
+* :mod:`fisherlab.testing.flax`, :mod:`fisherlab.testing.equinox` -- references for Flax (linen,
+  nnx) and Equinox models in the framework's own parameter order and layout (optional extras).
 """
 
 from fisherlab.testing._assertions import assert_curvature_close, default_tolerances, relative_error
@@ -32,6 +35,8 @@ __all__ = [
     "assert_curvature_close",
     "default_tolerances",
     "diagnose",
+    "equinox",
+    "flax",
     "relative_error",
     "strategies",
     "torch",
@@ -41,6 +46,6 @@ __all__ = [
 def __getattr__(name):
     import importlib
 
-    if name in ("strategies", "torch"):
+    if name in ("equinox", "flax", "strategies", "torch"):
         return importlib.import_module(f"fisherlab.testing.{name}")
     raise AttributeError(f"module 'fisherlab.testing' has no attribute {name!r}")
