@@ -10,7 +10,7 @@ Inside one test run of one mutant (or of the unmutated baseline) it
 * classifies every failure as an ``assertion`` kill (``AssertionError``, pytest's ``Failed``
   -- e.g. ``pytest.raises`` that did not raise -- also inside an exception group) or a
   ``crash`` (any other exception: ``TypeError``, ``NameError``, an error from the library...);
-* stops the run at the first assertion kill, or after three crashes (``FISHERLAB_MUTATION_STOP``);
+* stops the run at the first assertion kill, or after two crashes (``FISHERLAB_MUTATION_STOP``);
 * writes a JSON result (``FISHERLAB_MUTATION_RESULT``): failures, per-test durations, the
   number of tests passed, and the file ``fisherlab`` was imported from.
 """
@@ -27,7 +27,7 @@ import pytest
 _RESULT = os.environ.get("FISHERLAB_MUTATION_RESULT")
 _ORDER = os.environ.get("FISHERLAB_MUTATION_ORDER")
 _STOP = os.environ.get("FISHERLAB_MUTATION_STOP", "0") == "1"
-_MAX_CRASHES = 3
+_MAX_CRASHES = 2
 
 _failures: list[dict] = []
 _durations: dict[str, float] = {}
