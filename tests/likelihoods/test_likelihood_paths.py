@@ -5,7 +5,8 @@
 * a Gaussian variance given as a 0-d NumPy or JAX array is its value;
 * the kernels take a Python ``int`` class index (what ``jax.grad(lik._nll)(out, k)`` passes);
 * the mean-variance Gaussian's NLL with ``D = 2`` (every coordinate's log-variance counts);
-* its symbolic size check with the message, for each kind of bad size.
+* its symbolic size check with the message, for each kind of bad size;
+* Poisson sampling at exactly the largest supported log-rate.
 """
 
 import math
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from fisherlab import Bernoulli, Categorical, Gaussian, GaussianMeanVariance, Poisson
+from fisherlab.likelihoods._poisson import MAX_LOG_SAMPLING_RATE
 
 OUT = np.array([[0.3, -1.2, 0.8, 0.1], [1.5, 0.4, -0.6, 2.0]])
 TARGETS = {
@@ -97,6 +99,17 @@ def re_repr(v):
 def test_mean_variance_symbolic_smallest_size():
     sym = GaussianMeanVariance().symbolic(2)
     assert len(sym.outputs) == 2
+
+
+def test_poisson_sampling_at_the_largest_supported_log_rate():
+    edge = np.array([[MAX_LOG_SAMPLING_RATE, 0.0]])
+    draws = np.asarray(Poisson().sample(jax.random.key(0), edge, 4))
+    assert draws.shape == (4, 1, 2) and np.all(np.isfinite(draws))
+    assert np.all(draws >= 0) and np.all(draws == np.round(draws))
+    above = np.array([[np.nextafter(MAX_LOG_SAMPLING_RATE, np.inf), 0.0]])
+    with pytest.raises(ValueError, match=r"outputs for Poisson.sample must be log-rates <= "
+                                         r"log\(10000\)"):
+        Poisson().sample(jax.random.key(0), above, 1)
 
 
 def test_poisson_targets_checks_name_the_first_bad_entry():
