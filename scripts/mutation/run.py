@@ -170,9 +170,12 @@ class Runner:
                     proc.wait(timeout=timeout)
                     timed_out = False
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    _kill_group(proc.pid)
                     proc.wait()
                     timed_out = True
+                except BaseException:
+                    _kill_group(proc.pid)
+                    raise
         seconds = time.monotonic() - t0
         data = None
         if result.exists():
@@ -205,18 +208,30 @@ class Runner:
     @staticmethod
     def _wait(pid: int, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return False
-            if deadline is not None and time.monotonic() > deadline:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                os.waitpid(pid, 0)
-                return True
-            time.sleep(0.05)
+        try:
+            while True:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return False
+                if deadline is not None and time.monotonic() > deadline:
+                    _kill_group(pid)
+                    os.waitpid(pid, 0)
+                    return True
+                time.sleep(0.05)
+        except BaseException:  # interrupted: the child (its own process group) goes too
+            _kill_group(pid)
+            raise
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # ----------------------------------------------------------------------------- the verdict
@@ -312,7 +327,7 @@ def main(argv=None) -> int:
     run_cfg = cfg["run"]
     seed = args.seed if args.seed is not None else int(run_cfg.get("seed", 0))
     per_module = args.per_module if args.per_module is not None else int(
-        run_cfg.get("per_module", 12))
+        run_cfg.get("per_module", 10))
     isolation = args.isolation or run_cfg.get("isolation", "fork")
     allow = load_allowlist(args.allowlist)
     modules = select_modules(cfg, args.modules)
@@ -330,6 +345,7 @@ def main(argv=None) -> int:
                 print(f"  {m.ident}  {m.description}\n      - {m.before}\n      + {m.after}")
         return 0
 
+    signal.signal(signal.SIGTERM, _terminate)
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="fisherlab-mutation-"))
     tree = work / "tree"
