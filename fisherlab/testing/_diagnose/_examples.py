@@ -23,6 +23,7 @@ import itertools
 
 import numpy as np
 
+from fisherlab.testing._compare import relative_error
 from fisherlab.testing._diagnose import _kfac, _network, _rebuild
 from fisherlab.testing._diagnose._finding import fit
 
@@ -94,9 +95,17 @@ def _targets(ctx):
 # ----------------------------------------------------------------------------- weighting
 
 
+#: largest number of entries of the per-example terms ``(N, n, n)`` held at once
+MAX_TERM_ENTRIES = 20_000_000
+
+
 def _terms(ctx, rb):
     """Per-example terms ``(N, n, n)`` with ``desired = c * sum_n T_n`` (uniform ``c``), or None."""
     problem, q = ctx.problem, ctx.quantity
+    if problem.num_examples * ctx.X.size > MAX_TERM_ENTRIES:
+        ctx.notes.append(f"example weights not tested: {problem.num_examples} per-example terms "
+                         f"of {ctx.X.size} entries exceed the memory bound")
+        return None
     if rb is not None and rb.kfac is None and q != "gradient_covariance":
         M, g = rb.true_output()
         if M is None:
@@ -139,7 +148,7 @@ def _chunkings(N):
 def _patterns(N):
     """``[(relative weights r (N,), description, data)]`` of the named weighting bugs."""
     out = []
-    for k in (1, 2):
+    for k in ((1, 2) if N <= 12 else (1,)):
         for drop in itertools.combinations(range(N), k):
             if N - k < 1:
                 continue
@@ -181,13 +190,22 @@ def _weighting(ctx):
     if identified:
         w, *_ = np.linalg.lstsq(D, ctx.X.ravel(), rcond=None)
         r = w / c0
-    for i, (pattern, desc, data) in enumerate(_patterns(N)):
+    hits = []
+    for pattern, desc, data in _patterns(N):
         if identified and np.max(np.abs(r - pattern)) > 1e-6 * max(1.0, np.max(np.abs(r))):
             continue
         Z = c0 * np.tensordot(pattern, T, axes=1)
-        if ctx.col.test("example_weighting", Z, f"desired with {desc}", 80, allow_factor=False,
-                        data=dict(data, weights=pattern)):
-            return
+        if relative_error(ctx.X, Z) <= ctx.tol:
+            hits.append((pattern, desc, data, Z))
+    if not hits:
+        return
+    pattern, desc, data, Z = hits[0]
+    if len(hits) > 1:  # examples with coinciding terms (e.g. repeated inputs) are exchangeable
+        desc += (" -- or equally " + "; or ".join(h[1] for h in hits[1:4])
+                 + " (these examples' terms coincide on this problem)")
+        data = dict(data, alternatives=[h[2] for h in hits[1:]])
+    ctx.col.test("example_weighting", Z, f"desired with {desc}", 80, allow_factor=False,
+                 data=dict(data, weights=pattern))
 
 
 def _kfac_dropped(ctx):

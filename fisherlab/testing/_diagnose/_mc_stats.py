@@ -10,11 +10,14 @@ likelihood ``rank M_n = min(S, rank F_n)`` almost surely: the structural evidenc
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fisherlab._precision import float64
+from fisherlab._sampled import output_grads, sample_each
 from fisherlab.likelihoods import Gaussian, GaussianMeanVariance
 from fisherlab.testing._compare import TINY
 from fisherlab.testing._diagnose._mc_lattice import ALPHA, S_MAX
@@ -22,14 +25,20 @@ from fisherlab.testing._diagnose._mc_lattice import ALPHA, S_MAX
 __all__ = ["moments", "statistical"]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _sampled_grads(lik, key, out, num_draws):
+    keys = jax.random.split(key, out.shape[0])
+    draws = sample_each(lik, keys, out, num_draws)  # (N, K, ...)
+    return jnp.moveaxis(output_grads(lik, out, draws), 1, 0)  # (K, N, C)
+
+
 def moments(problem, out, Fout, *, num_draws, seed):
     """One-sample moments of the whitened sampled outer products, per example."""
     lik = problem.likelihood
     N, C = out.shape
     with float64():
-        draws = lik.sample(jax.random.key(seed), out, num_draws)  # (K, N, ...)
-        grads = np.asarray(jax.vmap(jax.vmap(lik._output_grad), in_axes=(None, 0))(
-            jnp.asarray(out, jnp.float64), draws))  # (K, N, C)
+        grads = np.asarray(_sampled_grads(lik, jax.random.key(seed),
+                                          jnp.asarray(out, jnp.float64), num_draws))
     mom = []
     for n in range(N):
         lam, V = np.linalg.eigh(Fout[n])

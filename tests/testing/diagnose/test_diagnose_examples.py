@@ -61,9 +61,10 @@ def test_dropped_example(problem, n, renormalised):
     w[n] = 0.0
     f = named_first(_weighted(problem, w), problem.reference("fisher"), problem, "fisher",
                     "example_weighting")
-    if f.kind == "example_weighting":
-        assert f.data["examples"] == [n]
-        assert f.data["normalised_by"] == (N - 1 if renormalised else N)
+    if f.kind == "example_weighting":  # the planted example, or one whose term equals it
+        found = [f.data] + f.data.get("alternatives", [])
+        assert any(d.get("examples") == [n] and d["normalised_by"] == (N - 1 if renormalised
+                                                                       else N) for d in found)
 
 
 @given(problems(), st.sampled_from(["fisher", "empirical_fisher"]))
@@ -73,7 +74,8 @@ def test_mean_of_ragged_chunk_means(problem, quantity):
     f = named_first(_weighted(problem, w, quantity), problem.reference(quantity), problem,
                     quantity, "example_weighting")
     if f.kind == "example_weighting":
-        assert f.data["chunks"] == [3, 1]
+        found = [f.data] + f.data.get("alternatives", [])
+        assert any(d.get("chunks") == [3, 1] for d in found), str(f)
 
 
 @given(problems())
