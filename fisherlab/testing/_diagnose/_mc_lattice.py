@@ -3,8 +3,9 @@
 :func:`identify` recovers ``M_n`` of ``actual = s sum_n J_n^T M_n J_n`` by least squares (only
 where the design has full column rank: the ``M_n`` are then *identified*); :func:`lattice`
 tests, for a finite label space, whether each ``M_n`` is an average (or a sum) of sampled-label
-terms ``g_n(y) g_n(y)^T`` with label counts on the lattice ``(1/S) Z_{>=0}``, and their Pearson
-statistic against ``S p`` (see :func:`fisherlab.testing._diagnose._monte_carlo.run`).
+terms ``g_n(y) g_n(y)^T`` with label counts on the lattice ``(1/S) Z_{>=0}``, their Pearson
+statistic against ``S p`` and an exact multinomial test (:func:`exact_test`); see
+:mod:`fisherlab.testing._diagnose._monte_carlo`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,54 @@ def finite_support(lik, out):
     return None
 
 
+#: largest number of count vectors per example enumerated by the exact multinomial test
+MAX_COMPOSITIONS = 200_000
+
+
+def _compositions(S, K):
+    """All count vectors of ``S`` draws over ``K`` labels, ``(M, K)``."""
+    out = []
+    for bars in itertools.combinations(range(S + K - 1), K - 1):
+        edges = (-1,) + bars + (S + K - 1,)
+        out.append([edges[i + 1] - edges[i] - 1 for i in range(K)])
+    return np.array(out, dtype=float)
+
+
+def exact_test(counts, probs, S):
+    """Combined exact multinomial test of label counts against ``Mult(S, p_n)``, or None.
+
+    Per example, the p-value is the probability of all count vectors no more likely than the
+    observed one (exact, enumerated); Fisher's combination ``-2 sum log p_n`` is compared with
+    the chi-square distribution with ``2 m`` degrees of freedom (closed form for even degrees).
+    Discrete p-values make the test conservative: a true estimate is rejected with probability
+    at most the returned combined p-value's threshold. None when too many count vectors.
+    """
+    K = probs.shape[1]
+    if math.comb(S + K - 1, K - 1) > MAX_COMPOSITIONS:
+        return None
+    comp = _compositions(S, K)
+    base = math.lgamma(S + 1) - np.sum([[math.lgamma(v + 1) for v in row] for row in comp], 1)
+    x = 0.0
+    for c, p in zip(counts, probs):
+        with np.errstate(divide="ignore"):
+            logp = np.log(p)
+        terms = np.where(comp > 0, comp * logp[None, :], 0.0)
+        logpmf = base + terms.sum(1)
+        obs = math.lgamma(S + 1) - sum(math.lgamma(v + 1) for v in c) + float(
+            np.sum(np.where(c > 0, c * logp, 0.0)))
+        pval = float(np.sum(np.exp(logpmf[logpmf <= obs + 1e-9 * max(1.0, abs(obs))])))
+        x += -2.0 * math.log(max(min(pval, 1.0), 1e-300))
+    m = len(counts)
+    # P(chi2_{2m} > x) = exp(-x/2) sum_{k<m} (x/2)^k / k!
+    half = x / 2.0
+    total, term = 0.0, 1.0
+    for k in range(m):
+        if k:
+            term *= half / k
+        total += term
+    return math.exp(-half) * total
+
+
 def _vech(M):
     C = M.shape[-1]
     iu = np.triu_indices(C)
@@ -206,7 +255,7 @@ def lattice(problem, M, err, tol, out):
         # 2(K-1)(1) + (sum 1/p - K^2 - 2K + 2)/S per example (multinomial); Chebyshev band
         pr = np.maximum(probs[ident], 1e-300)
         EQ = float(dof)
-        extra = (math.inf, EQ, 0.0, float(fp[smax - 1]), smax, skipped, ident)
+        extra = (math.inf, EQ, 0.0, float(fp[smax - 1]), smax, skipped, ident, 0.0)
         if np.any((counts > 0) & (probs[ident] < 1e-300)):
             out_claims.append((k, S, counts, extra, False))  # labels of probability 0
             continue
@@ -214,6 +263,8 @@ def lattice(problem, M, err, tol, out):
         VQ = float(np.sum(2 * (K - 1) + (np.sum(1 / pr, axis=1) - K ** 2 - 2 * K + 2) / S))
         # + rounding: at S = 1 and uniform p, Q = EQ for every count vector (VQ = 0 exactly)
         band = math.sqrt(max(VQ, 0.0) / ALPHA) + 1e-9 * (1.0 + abs(Q) + EQ)
-        extra = (Q, EQ, band) + extra[3:]
-        out_claims.append((k, S, counts, extra, abs(Q - EQ) <= band))
+        exact = exact_test(counts, probs[ident], S)
+        extra = (Q, EQ, band) + extra[3:-1] + (exact,)
+        passed = abs(Q - EQ) <= band and (exact is None or exact > ALPHA)
+        out_claims.append((k, S, counts, extra, passed))
     return out_claims

@@ -20,8 +20,10 @@ the model, in this order:
    spread fractional parts fit by coincidence with probability <= 1e-3; ``k = 1`` (an average;
    the smallest consistent ``S`` is reported) or ``k = S`` (summed instead of averaged). A
    deterministic bug with rational weights is a lattice point as well: against it speak the
-   Pearson band of the counts against ``S p`` (the message gives its degrees of freedom) and
-   the deterministic patterns (all labels the mode; identical counts for all examples), which
+   Pearson band of the counts against ``S p`` (the message gives its degrees of freedom), the
+   exact multinomial test of the counts (per-example exact p-values, Fisher's combination;
+   enumerated where ``C(S+K-1, K-1) <= 2e5``, and the powerful one where some ``p`` is small
+   and the distribution-free band is wide) and the deterministic patterns (all labels the mode; identical counts for all examples), which
    are named ``label_sampling``. Counts on the lattice that fail the band are
    ``label_sampling`` (sampled, but not from the model).
 4. **Continuous likelihoods** (Gaussian, GaussianMeanVariance): ``M_n`` symmetric PSD,
@@ -107,16 +109,19 @@ def _lattice_claim(ctx, lat, head, res):
     col = ctx.col
     passed = [c for c in lat if c[4]]
     if not passed:
-        k, S, counts, (Q, EQ, band, *_), _ = sorted(lat, key=lambda t: (t[0] != 1, t[1]))[0]
+        k, S, counts, (Q, EQ, band, *_, exact), _ = sorted(
+            lat, key=lambda t: (t[0] != 1, t[1]))[0]
+        ex = "" if exact is None else f"; exact multinomial test p = {exact:.2g}"
         col.add((EXACT, 91), Finding(
             "label_sampling", f"{head}; each M_n is {'an average' if k == 1 else 'a sum'} of "
             f"label terms g(y) g(y)ᵀ with counts {counts.tolist()} out of S = {S} (sampled-label "
-            f"structure) but the counts fail the Pearson band against S p (Q = {Q:.3g}, mean "
-            f"{EQ:g}, half-width {band:.3g}; a true estimate fails with probability <= "
-            f"{ALPHA:g}): labels not drawn from the model's predictive distribution",
+            f"structure) but the counts are not draws from S p: Pearson Q = {Q:.3g} (mean "
+            f"{EQ:g}, Chebyshev half-width {band:.3g}){ex} (each test rejects a true estimate "
+            f"with probability <= {ALPHA:g}): labels not drawn from the model's predictive "
+            f"distribution",
             residual=res, data={"counts": counts, "num_samples": S, "pattern": "distribution"}))
         return
-    k, S, counts, (Q, EQ, band, fp, smax, skipped, ident), _ = sorted(
+    k, S, counts, (Q, EQ, band, fp, smax, skipped, ident, exact), _ = sorted(
         passed, key=lambda t: (t[0] != 1, t[1]))[0]
     pattern = _pattern_of_counts(ctx.problem, counts, S, ident)
     if pattern is not None:
@@ -133,6 +138,9 @@ def _lattice_claim(ctx, lat, head, res):
              f"bug with rational weights (an unweighted class average, wrong one-hot labels) "
              f"is a lattice point too: against it only the band speaks, with {EQ:g} degrees "
              f"of freedom")
+    if exact is not None:
+        stats += (f"; the exact multinomial test of the counts (Fisher's combination over the "
+                  f"examples) gives p = {exact:.2g} > {ALPHA:g}")
     if skipped:
         stats += (f"; examples {skipped} have linearly dependent label terms (e.g. p = 1/2 "
                   f"with two classes): consistent, but left out of the counts and the band")

@@ -86,13 +86,24 @@ def _confident_problem(likelihood, C=3, N=6, seed=0):
     return Problem(model, params, rng.normal(size=(N, 2)), y, likelihood)
 
 
-def test_labels_from_another_distribution_are_label_sampling():
-    """16 labels per example drawn from softmax(-f) (the least likely classes): label counts on
-    the lattice, but far outside the Pearson band of the model's p."""
+@pytest.mark.parametrize("sampler", ["logits_as_probabilities", "negated_logits"])
+def test_labels_from_another_distribution_are_label_sampling(sampler):
+    """16 labels per example drawn from the wrong distribution -- the logits taken as
+    probabilities (``torch.distributions.Categorical(logits)`` reads its first argument as
+    ``probs``: p' = f / sum f for positive logits), or softmax(-f) -- label counts on the
+    lattice, but far outside the Pearson band of the model's p."""
     P = _confident_problem(fl.Categorical())
     b = oracle(P)
     rng = np.random.default_rng(1)
-    wrong = no.softmax(-b["f"])
+    if sampler == "logits_as_probabilities":
+        params = [(np.asarray(W), np.asarray(c)) for W, c in P.params]
+        params[-1] = (params[-1][0], params[-1][1] + 8.0)  # positive logits, as torch needs
+        P = Problem(P.model, params, P.x, P.y, P.likelihood)
+        b = oracle(P)
+        assert np.all(b["f"] > 0)
+        wrong = b["f"] / b["f"].sum(1, keepdims=True)
+    else:
+        wrong = no.softmax(-b["f"])
     labels = np.stack([[rng.choice(3, p=q) for q in wrong] for _ in range(16)])  # (S, N)
     M = sum(no.outer(no.output_gradient(P.likelihood, b["f"], lab)) for lab in labels) / 16
     f = diagnose(no.sandwich(b["J"], M), P.reference("fisher"), problem=P, quantity="fisher")
