@@ -140,6 +140,32 @@ def log_prob_band(problem, labels):
     return abs(T - float(np.sum(m))) <= half, T, float(np.sum(m)), half
 
 
+def exact_one_sample(problem, labels):
+    """Combined exact test of one label per example (finite label spaces), or None.
+
+    Per example the p-value is the probability of the labels no more likely than the observed
+    one; Fisher's combination against chi-square with ``2 N`` degrees of freedom (conservative
+    for discrete p-values).
+    """
+    f = np.asarray(problem.outputs(), np.float64)
+    sup = finite_support(problem.likelihood, f)
+    if sup is None:
+        return None
+    ys, probs = sup
+    ys = np.reshape(ys, (len(ys), -1))
+    x = 0.0
+    for n, lab in enumerate(np.reshape(labels, (len(labels), -1))):
+        k = int(np.flatnonzero(np.all(ys == lab[None, :], axis=1))[0])
+        pv = float(np.sum(probs[n][probs[n] <= probs[n, k] * (1 + 1e-12)]))
+        x += -2.0 * math.log(max(min(pv, 1.0), 1e-300))
+    half, total, term = x / 2.0, 0.0, 1.0
+    for i in range(len(labels)):
+        if i:
+            term *= half / i
+        total += term
+    return math.exp(-half) * total
+
+
 def modes(problem):
     """The mode of each example's predictive distribution (argmax labels)."""
     lik, f = problem.likelihood, np.asarray(problem.outputs(), np.float64)
@@ -273,12 +299,15 @@ def verdict(problem, labels, what):
                 f"coincide with probability {q:.3g})" + tie,
                 {"labels": labels, "pattern": "shared", "probability": q})
     passed, T, m, half = log_prob_band(problem, labels)
-    if not passed:
+    exact = exact_one_sample(problem, labels)
+    if not passed or (exact is not None and exact <= ALPHA):
+        ex = "" if exact is None else f"; exact test p = {exact:.2g}"
         return ("label_sampling", f"{what}: labels {lab} whose total log-probability under the "
-                f"model, {T:.4g}, lies outside the band {m:.4g} ± {half:.3g} (a true draw falls "
-                f"outside with probability <= {ALPHA:g}): labels drawn from another distribution "
-                f"than the model's predictive one (e.g. the logits taken as probabilities)",
-                {"labels": labels, "pattern": "distribution", "log_probability": T})
+                f"model is {T:.4g} (band {m:.4g} ± {half:.3g}){ex} (each test rejects a true draw "
+                f"with probability <= {ALPHA:g}): labels drawn from another distribution than "
+                f"the model's predictive one (e.g. the logits taken as probabilities)",
+                {"labels": labels, "pattern": "distribution", "log_probability": T,
+                 "probability": exact})
     return None
 
 

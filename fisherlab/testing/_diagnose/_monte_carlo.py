@@ -64,13 +64,15 @@ def one_sample(ctx, labels, what, rebuild, order=90, res=float("nan")):
         return ctx.col.add((EXACT, order), Finding(kind, msg + f" (reproduced within {err:.1e})",
                                                    residual=err, data=data))
     passed, T, m, half = _labels.log_prob_band(ctx.problem, labels)
+    exact = _labels.exact_one_sample(ctx.problem, labels)
+    ex = "" if exact is None else f", the exact test of the labels gives p = {exact:.2g}"
     lab = labels.astype(int).tolist() if np.all(labels == np.round(labels)) else labels.tolist()
     msg = (f"{what}: labels {lab}, one per example (reproduced within {err:.1e}); "
-           f"their total log-probability {T:.4g} lies in the band {m:.4g} ± {half:.3g} (a true "
-           f"draw falls outside with probability <= {ALPHA:g}) and they follow no deterministic "
-           f"pattern (not all argmax, not one shared label): a Monte-Carlo estimate with S = 1 "
-           f"sample per example compared as if exact -- compare it statistically, or with "
-           f"fl.fisher_mc and the same key")
+           f"their total log-probability {T:.4g} lies in the band {m:.4g} ± {half:.3g}{ex} "
+           f"(each test rejects a true draw with probability <= {ALPHA:g}), they follow no "
+           f"deterministic pattern (not all argmax, not one shared label, not the data labels "
+           f"of other examples): a Monte-Carlo estimate with S = 1 sample per example compared "
+           f"as if exact -- compare it statistically, or with fl.fisher_mc and the same key")
     return ctx.col.add((MONTE_CARLO, 0), Finding("monte_carlo_estimate", msg, convention="S=1",
                                                  residual=res, data={"labels": labels,
                                                                      "num_samples": 1}))
@@ -136,8 +138,8 @@ def _lattice_claim(ctx, lat, head, res):
              f"<= {ALPHA:g}); weights with uniformly spread fractional parts fit a "
              f"lattice with S <= {smax} with probability <= {fp:.1e}, but a deterministic "
              f"bug with rational weights (an unweighted class average, wrong one-hot labels) "
-             f"is a lattice point too: against it only the band speaks, with {EQ:g} degrees "
-             f"of freedom")
+             f"is a lattice point too: against it only the statistics speak, the band with "
+             f"{EQ:g} degrees of freedom")
     if exact is not None:
         stats += (f"; the exact multinomial test of the counts (Fisher's combination over the "
                   f"examples) gives p = {exact:.2g} > {ALPHA:g}")
