@@ -30,6 +30,9 @@ NAMESPACES = (
     ("fl.testing", "fisherlab.testing"),
     ("fl.testing.strategies", "fisherlab.testing.strategies"),
     ("fl.testing.torch", "fisherlab.testing.torch"),
+    ("fl.testing.references.naive", "fisherlab.testing.references.naive"),
+    ("fl.testing.references.kfac", "fisherlab.testing.references.kfac"),
+    ("fl.testing.references.symbolic", "fisherlab.testing.references.symbolic"),
 )
 _SOURCE_ONLY = {"fisherlab.testing.torch"}
 

@@ -1,36 +1,3 @@
-"""Float64 for reference computations without touching the caller's global JAX config.
+"""Former location of :mod:`fisherlab._core.precision`, kept for modules not yet moved to it."""
 
-Every public numeric reference runs its body under :func:`float64`, a context manager
-around ``jax.enable_x64(True)``: inside it arrays default to float64; on exit the
-caller's setting is restored (even if they run with x64 disabled).
-"""
-
-from __future__ import annotations
-
-import contextlib
-import functools
-
-import jax
-
-__all__ = ["float64", "reference"]
-
-
-@contextlib.contextmanager
-def float64():
-    """Context in which JAX computes in float64; restores the previous setting on exit."""
-    with jax.enable_x64(True):
-        yield
-
-
-def reference(fn):
-    """Decorator: run ``fn`` under :func:`float64`.
-
-    Results are returned as float64 JAX arrays; the caller's global flag is untouched.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with float64():
-            return fn(*args, **kwargs)
-
-    return wrapper
+from fisherlab._core.precision import float64, reference  # noqa: F401

@@ -37,9 +37,12 @@ def _verify_all(derivations, stream):
 
 
 def _table(results) -> str:
-    rows = [("derivation", "tier", "steps", "controls rejected", "time", "status")]
+    from fisherlab.symbolic import tier_text
+
+    rows = [("derivation", "form", "tier", "links/steps", "controls rejected", "time", "status")]
     for d, r in results:
-        rows.append((d.name, d.tier.value, f"{sum(s.passed for s in r.steps)}/{len(r.steps)}",
+        rows.append((d.name, "legacy" if d.legacy else "chain", tier_text(d),
+                     f"{r.passed_count}/{r.total_count}",
                      f"{r.controls_rejected}/{len(r.controls)}", f"{r.seconds:.2f}s",
                      "verified" if r.ok else "FAILED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -48,8 +51,10 @@ def _table(results) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results, out_dir: Path) -> list[Path]:
-    """Write one page per derivation plus ``index.md``; returns the paths written."""
+def write_docs(results, out_dir: Path, *, index: bool = True) -> list[Path]:
+    """Write one page per derivation plus (``index``) ``index.md``; returns the paths written.
+
+    Pages carry no wall-clock times, so regenerating them leaves the tree unchanged."""
     from fisherlab.symbolic import index_markdown, to_markdown
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +63,10 @@ def write_docs(results, out_dir: Path) -> list[Path]:
         p = out_dir / f"{d.name}.md"
         p.write_text(to_markdown(d, r))
         written.append(p)
-    idx = out_dir / "index.md"
-    idx.write_text(index_markdown(results))
-    written.append(idx)
+    if index:
+        idx = out_dir / "index.md"
+        idx.write_text(index_markdown(results))
+        written.append(idx)
     return written
 
 
@@ -69,25 +75,25 @@ def _cmd_prove(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
     print(_table(results))
     failed = [d.name for d, r in results if not r.ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified, "
+    legacy = sum(d.legacy for d, _ in results)
+    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified "
+          f"({len(results) - legacy} in chain form, {legacy} legacy), "
           f"{sum(r.controls_rejected for _, r in results)}/"
           f"{sum(len(r.controls) for _, r in results)} negative controls rejected "
           f"in {time.perf_counter() - t0:.1f}s")
     for d, r in results:
         if not r.ok:
-            try:
-                r.raise_if_failed()
-            except AssertionError as exc:
-                print(exc, file=sys.stderr)
+            print("\n".join([r.summary()] + r.failures()), file=sys.stderr)
     if args.docs:
-        paths = write_docs(results, Path(args.docs))
+        paths = write_docs(results, Path(args.docs), index=not args.names)
         print(f"wrote {len(paths)} pages to {args.docs}")
     return 1 if failed else 0
 
 
 def _cmd_docs(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
-    paths = write_docs(results, Path(args.out_dir))
+    # the index lists every derivation: a selection rewrites its own pages only
+    paths = write_docs(results, Path(args.out_dir), index=not args.names)
     print(f"wrote {len(paths)} pages to {args.out_dir}")
     return 1 if any(not r.ok for _, r in results) else 0
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from fisherlab._validation import check_int
+from fisherlab._core.validation import check_int
 
 __all__ = ["Layer", "Dense", "Conv2d", "Flatten", "MeanPool", "Tanh", "Sigmoid", "ReLU",
            "Identity", "Sequential"]
@@ -190,12 +190,16 @@ class MeanPool(Layer):
 
 @dataclasses.dataclass(frozen=True)
 class _Activation(Layer):
+    """An elementwise activation: no parameters, the same function on JAX and SymPy values."""
+
     def symbolic(self, z):
         """The same elementwise function applied to a SymPy expression."""
         raise NotImplementedError
 
 
 class Tanh(_Activation):
+    """``tanh(a)``, elementwise."""
+
     def __call__(self, params, a):
         return jnp.tanh(a)
 
@@ -206,6 +210,8 @@ class Tanh(_Activation):
 
 
 class Sigmoid(_Activation):
+    """The logistic function ``1 / (1 + e^{-a})``, elementwise."""
+
     def __call__(self, params, a):
         return jax.nn.sigmoid(a)
 
@@ -228,6 +234,8 @@ class ReLU(_Activation):
 
 
 class Identity(_Activation):
+    """``a`` unchanged."""
+
     def __call__(self, params, a):
         return a
 
@@ -239,7 +247,16 @@ class Sequential:
     """A chain of layers; ``params`` holds one ``(W, b)`` tuple per parametric layer.
 
     Parametric layers are ``Dense`` and ``Conv2d`` (``layer.has_params``); activations,
-    ``Flatten`` and ``MeanPool`` take no parameters.
+    ``Flatten`` and ``MeanPool`` take no parameters. ``model(params, x)`` maps one example to
+    its outputs, so a model is a valid ``f(params, x)`` for every reference.
+
+    >>> import jax, fisherlab as fl
+    >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    >>> params = model.init(jax.random.key(0))
+    >>> [W.shape for W, b in params], model.num_params
+    ([(4, 3), (2, 4)], 26)
+    >>> model(params, jax.numpy.ones(3)).shape
+    (2,)
     """
 
     def __init__(self, layers: Sequence[Layer]):
@@ -265,6 +282,7 @@ class Sequential:
 
     @property
     def dense_layers(self) -> tuple[Dense, ...]:
+        """The ``Dense`` layers, in order."""
         return tuple(l for l in self.layers if isinstance(l, Dense))
 
     @property
@@ -274,14 +292,17 @@ class Sequential:
 
     @property
     def in_features(self) -> int:
+        """Input width of the first ``Dense`` layer (``None`` without one)."""
         return self.dense_layers[0].in_features if self.dense_layers else None
 
     @property
     def out_features(self) -> int:
+        """Output width of the last ``Dense`` layer (``None`` without one)."""
         return self.dense_layers[-1].out_features if self.dense_layers else None
 
     @property
     def num_params(self) -> int:
+        """``d``, the number of scalar parameters."""
         total = 0
         for l in self.param_layers:
             if isinstance(l, Dense):
@@ -291,6 +312,7 @@ class Sequential:
         return total
 
     def init(self, key) -> list[tuple[jax.Array, jax.Array]]:
+        """``[(W, b), ...]``, one float64 pair per parametric layer (PyTorch's default init)."""
         layers = self.param_layers
         keys = jax.random.split(key, max(len(layers), 1))
         return [layer.init(k) for layer, k in zip(layers, keys)]
@@ -353,3 +375,7 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential({list(self.layers)!r})"
+
+
+def __dir__():
+    return list(__all__)

@@ -16,7 +16,7 @@ curvature at ``params`` on the batch ``(x, y)`` and scales by ``-lr``:
 .. math:: \delta = -\alpha\,(M + \lambda I)^{-1}\,\text{grads}
 
 When ``grads`` is the gradient of the mean negative log-likelihood
-``L = (1/N) sum_n -log p(y_n | f(theta, x_n))`` (fisherlab's convention), ``delta`` is
+``L`` (docs/CONVENTIONS.md), ``delta`` is
 exactly the step of the matching ``fl.updates`` function (tested step for step). The
 transformations compose with ``optax.chain`` (other transformations receive and ignore the
 extra arguments) and work under ``jax.jit``.
@@ -30,12 +30,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from fisherlab._precision import reference
-from fisherlab._validation import check_choice
+from fisherlab import curvature
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import check_choice
+from fisherlab.kfac import ema as kfac_ema
+from fisherlab.kfac import factors as kfac_factors
+from fisherlab.kfac import solve as kfac_solve
+from fisherlab.updates._linalg import dense_solve
+from fisherlab.updates._problem import as_float64_tree, check_damping, check_lr, flat_vector
 
 __all__ = ["natural_gradient", "empirical_fisher", "kfac", "KFACState"]
 
@@ -62,12 +67,9 @@ def _require(params, x, y):
 
 
 def _dense_transform(kind, f, likelihood, lr, damping, reduction):
-    from fisherlab import updates
-    from fisherlab._updates_linalg import dense_solve
-
     optax = _optax()
-    lr = updates._lr(lr)
-    damping = updates._damping(damping)
+    lr = check_lr(lr)
+    damping = check_damping(damping)
 
     def init(params):
         del params
@@ -77,16 +79,14 @@ def _dense_transform(kind, f, likelihood, lr, damping, reduction):
     def update(grads, state, params=None, *, x=None, y=None, **extra):
         del extra
         _require(params, x, y)
-        from fisherlab import curvature
-
-        params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
+        params64 = as_float64_tree(params)
         if kind == "fisher":
             M = curvature.fisher(f, params64, x, likelihood, reduction=reduction)
             name = "the Fisher"
         else:
             M = curvature.empirical_fisher(f, params64, x, y, likelihood, reduction=reduction)
             name = "the empirical Fisher"
-        g, unravel = updates._flat(grads)
+        g, unravel = flat_vector(grads)
         p = dense_solve(M, g, damping, psd=True, name=name)
         return unravel(-lr * p), state
 
@@ -101,14 +101,28 @@ def natural_gradient(f, likelihood, *, lr, damping, reduction: str = "mean"):
     equal to ``fl.updates.natural_gradient`` when ``grads`` is the gradient of the mean NLL.
 
     Args:
-      f: single-example model ``f(params, x_n) -> (C,)``; likelihood: a fisherlab likelihood.
-      lr: ``> 0``; damping: ``>= 0``; reduction: ``"mean"`` | ``"sum"`` (of the Fisher).
+      f: single-example model ``f(params, x_n) -> (C,)``.
+      likelihood: a fisherlab likelihood.
+      lr: ``> 0``.
+      damping: ``>= 0``.
+      reduction: ``"mean"`` or ``"sum"`` (of the Fisher).
 
     Returns:
       ``optax.GradientTransformationExtraArgs`` (state: ``optax.EmptyState``).
 
     References:
-      seed 003_377ac27c40267f84.txt §4 eq. (17); Amari (1998).
+      S. Amari, "Natural gradient works efficiently in learning", Neural Computation 10(2),
+      1998; M. Johnson, "Natural gradients and K-FAC" (note, 2017), §4 eq. (17).
+
+    >>> import fisherlab as fl, jax, jax.numpy as jnp
+    >>> model = fl.nn.Sequential([fl.nn.Dense(3, 2)])
+    >>> params = model.init(jax.random.key(0))
+    >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
+    >>> tx = fl.optax.natural_gradient(model, fl.Categorical(), lr=1.0, damping=1e-3)
+    >>> grads = [(jnp.ones((2, 3)), jnp.ones(2))]
+    >>> updates, state = tx.update(grads, tx.init(params), params, x=x, y=y)
+    >>> [u.shape for u in updates[0]]
+    [(2, 3), (2,)]
     """
     check_choice(reduction, "reduction", ("mean", "sum"))
     return _dense_transform("fisher", f, likelihood, lr, damping, reduction)
@@ -121,10 +135,16 @@ def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean"):
     ``E = fl.empirical_fisher(f, params, x, y, likelihood)``; equal to
     ``fl.updates.empirical_fisher_update`` when ``grads`` is the gradient of the mean NLL.
 
-    Args/Returns: as :func:`natural_gradient`.
+    Args:
+      f, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+
+    Returns:
+      ``optax.GradientTransformationExtraArgs`` (state: ``optax.EmptyState``).
 
     References:
-      seed 002_7cc303c8b37b8e83.txt; Kunstner, Balles & Hennig (2019).
+      T. George, "What is the empirical Fisher?" (blog post, 2018); F. Kunstner, L. Balles &
+      P. Hennig, "Limitations of the empirical Fisher approximation for natural gradient
+      descent", NeurIPS 2019.
     """
     check_choice(reduction, "reduction", ("mean", "sum"))
     return _dense_transform("empirical_fisher", f, likelihood, lr, damping, reduction)
@@ -150,8 +170,11 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
     step equals ``fl.updates.kfac_update`` exactly.
 
     Args:
-      model: a :class:`fisherlab.nn.Sequential`; likelihood: a fisherlab likelihood.
-      lr: ``> 0``; damping: ``>= 0``; method: ``"exact"`` | ``"factored"``.
+      model: a :class:`fisherlab.nn.Sequential`.
+      likelihood: a fisherlab likelihood.
+      lr: ``> 0``.
+      damping: ``>= 0``.
+      method: ``"exact"`` or ``"factored"``.
       fisher_type, approx, bias, num_samples: passed to ``fl.kfac.factors`` (``"mc"`` needs
         ``key=`` in ``update``).
       decay: ``None`` or a number in ``[0, 1]`` for the factor EMA.
@@ -160,14 +183,12 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
       ``optax.GradientTransformationExtraArgs`` with state :class:`KFACState`.
 
     References:
-      Martens & Grosse, ICML 2015 (§5 running averages, §6.3 factored damping).
+      J. Martens & R. Grosse, "Optimizing neural networks with Kronecker-factored approximate
+      curvature", ICML 2015, §5 (running averages) and §6.3 (factored damping).
     """
-    from fisherlab import kfac as _kfac
-    from fisherlab import updates
-
     optax = _optax()
-    lr = updates._lr(lr)
-    damping = updates._damping(damping)
+    lr = check_lr(lr)
+    damping = check_damping(damping)
     check_choice(method, "method", ("exact", "factored"))
     if decay is not None and not (isinstance(decay, (int, float)) and 0.0 <= decay <= 1.0):
         raise ValueError(f"decay must be None or a number in [0, 1], got {decay!r}")
@@ -182,18 +203,22 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
     def update(grads, state, params=None, *, x=None, y=None, key=None, **extra):
         del extra
         _require(params, x, y)
-        params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-        new = _kfac.factors(model, params64, x, y, likelihood, fisher_type=fisher_type,
+        params64 = as_float64_tree(params)
+        new = kfac_factors(model, params64, x, y, likelihood, fisher_type=fisher_type,
                             approx=approx, bias=bias, key=key, num_samples=num_samples)
         if decay is not None and state.factors is not None:
-            facs = _kfac.ema(state.factors, new, decay)
+            facs = kfac_ema(state.factors, new, decay)
         else:
             facs = new
-        g, unravel = updates._flat(grads)
+        g, unravel = flat_vector(grads)
         _, unravel_params = ravel_pytree(params64)
-        pre = _kfac.solve(facs, unravel_params(g), damping, method=method)
+        pre = kfac_solve(facs, unravel_params(g), damping, method=method)
         flat_pre, _ = ravel_pytree(pre)
         new_state = KFACState(state.count + 1, facs if decay is not None else None)
         return unravel(-lr * flat_pre), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def __dir__():
+    return list(__all__)

@@ -23,3 +23,7 @@ __all__ = [
     "permutation",
     "solve",
 ]
+
+
+def __dir__():
+    return list(__all__)

@@ -2,10 +2,10 @@
 
 Exponential families in their natural parameters (canonical link) -- ``Categorical``
 (logits), ``Gaussian`` (mean, fixed variance), ``Bernoulli`` (logits), ``Poisson``
-(log-rate) -- and ``GaussianMeanVariance`` (mean, log-variance: *not* natural,
-the counterexample to Fisher = GGN). Each is defined once symbolically
-(``.symbolic(C)``) and numerically (``nll``, ``sample``, ``output_fisher``,
-``output_hessian``).
+(log-rate) -- and ``GaussianMeanVariance`` (mean, log-variance: *not* natural, the
+counterexample to Fisher = GGN). Each is defined once symbolically (``.symbolic(C)``, a
+:class:`SymbolicLikelihood`; SymPy is imported only then) and numerically (``nll``, ``sample``,
+``output_fisher``, ``output_hessian``). Shapes and target formats: docs/CONVENTIONS.md.
 """
 
 from fisherlab.likelihoods._base import Likelihood
@@ -14,7 +14,6 @@ from fisherlab.likelihoods._categorical import Categorical
 from fisherlab.likelihoods._gaussian import Gaussian
 from fisherlab.likelihoods._gaussian_mean_variance import GaussianMeanVariance
 from fisherlab.likelihoods._poisson import Poisson
-from fisherlab.likelihoods._symbolic import SymbolicLikelihood
 
 __all__ = [
     "Bernoulli",
@@ -25,3 +24,16 @@ __all__ = [
     "Poisson",
     "SymbolicLikelihood",
 ]
+
+
+def __getattr__(name):
+    # The symbolic definitions import SymPy: loaded only when asked for.
+    if name == "SymbolicLikelihood":
+        from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+
+        return SymbolicLikelihood
+    raise AttributeError(f"module 'fisherlab.likelihoods' has no attribute {name!r}")
+
+
+def __dir__():
+    return list(__all__)

@@ -3,7 +3,8 @@
 A likelihood has two faces:
 
 * ``symbolic(num_outputs)`` -> :class:`~fisherlab.likelihoods._symbolic.SymbolicLikelihood`,
-  the single source of truth the proofs start from;
+  the single source of truth the proofs start from (its SymPy module is imported on first
+  use, so numeric use never loads SymPy);
 * numeric JAX methods on batches, float64, validated (``nll``, ``sample``,
   ``output_fisher``, ``output_hessian``), built from per-example *kernels*
   (``_nll``, ``_output_fisher``, ``_sample``, ...) that do no validation and are
@@ -27,7 +28,7 @@ no validation, jit/vmap/grad-able, computed in the dtype of ``out``):
 * ``_sample(key, out, S)`` -> ``S`` targets for one example, leading axis ``S``.
 
 The public batch methods validate concrete inputs (never traced ones), then ``vmap`` the
-kernels under float64 (:func:`fisherlab._precision.reference`).
+kernels under float64 (:func:`fisherlab._core.precision.reference`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
-from fisherlab._sampled import sample_each
-from fisherlab._validation import as_float_array, check_int, check_key
+from fisherlab._core.precision import reference
+from fisherlab._core.sampling import sample_each
+from fisherlab._core.validation import as_float_array, check_int, check_key, is_tracer
 
 __all__ = ["Likelihood"]
 
@@ -149,7 +150,7 @@ class Likelihood(abc.ABC):
 
         Checked on concrete values only (under the caller's ``jax.jit`` nothing can be checked).
         """
-        if isinstance(result, jax.core.Tracer):
+        if is_tracer(result):
             return result
         per_example = np.asarray(result).reshape(np.shape(result)[0], -1)
         bad = ~np.all(np.isfinite(per_example), axis=1)
@@ -194,8 +195,14 @@ class Likelihood(abc.ABC):
         return f"{type(self).__name__}()"
 
 
-def _is_traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
+def symbolic_definitions():
+    """The SymPy definitions, :mod:`fisherlab.likelihoods._symbolic`, imported on first use.
+
+    Only :meth:`Likelihood.symbolic` needs them, so a numeric user never imports SymPy.
+    """
+    from fisherlab.likelihoods import _symbolic
+
+    return _symbolic
 
 
 def _as_outputs(outputs, name: str, *, family: str = "", min_C: int = 1, even: bool = False):
@@ -216,7 +223,7 @@ def _as_outputs(outputs, name: str, *, family: str = "", min_C: int = 1, even: b
         raise ValueError(
             f"{name} for {family} must have an even number of outputs C = 2 D "
             f"([means (D) | log-variances (D)]), got shape {tuple(arr.shape)} with C = {C}")
-    if _is_traced(arr):
+    if is_tracer(arr):
         return arr
     if arr.dtype == bool:
         raise TypeError(f"{name} must be a float array, got dtype bool")
@@ -231,7 +238,7 @@ def _as_float_targets(targets, outputs, name: str, *, D: int, family: str):
         raise ValueError(
             f"{name} for {family} must have shape (N, D) = ({N}, {D}) to match outputs of shape "
             f"{tuple(outputs.shape)}, got shape {tuple(arr.shape)}")
-    if _is_traced(arr):
+    if is_tracer(arr):
         if not jnp.issubdtype(arr.dtype, jnp.floating):
             raise TypeError(f"{name} for {family} must be a float array, got dtype {arr.dtype}")
         return arr

@@ -35,8 +35,8 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   (``d nll / d y = -eta``).
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes: exponential-family Fisher ``grad^2 A``);
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``); J. Martens,
+  "New insights and perspectives on the natural gradient method", JMLR 21, 2020, §9.2.
 """
 
 from __future__ import annotations
@@ -45,9 +45,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs, _first_bad, \
-    _is_traced
+from fisherlab._core.validation import is_tracer
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    _first_bad,
+    symbolic_definitions,
+)
 
 __all__ = ["Bernoulli"]
 
@@ -115,7 +120,7 @@ class Bernoulli(Likelihood):
 
     def symbolic(self, num_outputs: int):
         """``_symbolic.bernoulli(num_outputs)``."""
-        return _symbolic.bernoulli(num_outputs)
+        return symbolic_definitions().bernoulli(num_outputs)
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):
@@ -150,10 +155,10 @@ class Bernoulli(Likelihood):
 
     def check_targets(self, targets, outputs, name: str = "targets"):
         """Targets of shape ``(N, C)`` with every entry exactly 0 or 1."""
-        if not _is_traced(targets) and np.asarray(targets).dtype == bool:
+        if not is_tracer(targets) and np.asarray(targets).dtype == bool:
             targets = np.asarray(targets, np.float64)
         arr = _as_float_targets(targets, outputs, name, D=outputs.shape[1], family="Bernoulli")
-        if _is_traced(arr):
+        if is_tracer(arr):
             return arr
         bad = (arr != 0.0) & (arr != 1.0)
         if bad.any():

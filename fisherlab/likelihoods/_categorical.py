@@ -28,7 +28,7 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   error 1), which is what JAX autodiff of ``logsumexp(eta) - eta_y`` produces;
 * ``1 - p_k`` is formed as ``sum_{j != k} p_j`` for the dominant class (``p_k > 3/4``, at most
   one) and as ``1 - p_k`` (no cancellation: ``>= 1/4``) for the others -- without ``argmax``,
-  which fails under a caller's ``jax.jit`` with x64 off (review defect 9);
+  which fails under a caller's ``jax.jit`` with x64 off;
 * the NLL kernel is a :func:`jax.custom_jvp` whose tangent is that accurate gradient, and the
   gradient is itself a ``custom_jvp`` whose tangent is the output-Fisher-vector product
   ``(diag(p) - p p^T) v = p * ((1 - p) v - sum_{j != k} p_j v_j)`` with the accurate
@@ -38,9 +38,10 @@ Saturated logits and autodiff (every quantity keeps full *relative* accuracy):
   accurate at every logit, under ``jit``/``vmap``. The integer target has no tangent.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson, natural gradients and K-FAC notes: the
-  exponential-family Fisher ``grad^2 A``); seed 004_*.txt (Grosse, CSC2541 Lecture 4);
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``); R. Grosse, CSC 2541
+  "Neural Net Training Dynamics", Lecture 4: Second-Order Optimization (University of Toronto,
+  2022); J. Martens, "New insights and perspectives on the natural gradient method", JMLR 21,
+  2020, §9.2.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, _is_traced
+from fisherlab._core.validation import as_array, is_tracer
+from fisherlab.likelihoods._base import Likelihood, _as_outputs, _first_bad, symbolic_definitions
 
 __all__ = ["Categorical"]
 
@@ -137,7 +138,7 @@ class Categorical(Likelihood):
     ``sample`` returns integer class indices of shape ``(num_samples, N)``.
 
     Natural parameters, so the output Hessian equals the output Fisher and
-    Fisher = GGN (CONVENTIONS.md).
+    Fisher = GGN (docs/CONVENTIONS.md).
 
     >>> import jax.numpy as jnp, fisherlab as fl
     >>> lik = fl.Categorical()
@@ -149,7 +150,7 @@ class Categorical(Likelihood):
 
     def symbolic(self, num_outputs: int):
         """``fisherlab.likelihoods._symbolic.categorical(num_outputs)`` (one-hot targets)."""
-        return _symbolic.categorical(num_outputs)
+        return symbolic_definitions().categorical(num_outputs)
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):
@@ -198,13 +199,7 @@ class Categorical(Likelihood):
     def check_targets(self, targets, outputs, name: str = "targets"):
         """Integer class indices of shape ``(N,)`` in ``[0, C)``."""
         N, C = outputs.shape
-        if _is_traced(targets):
-            arr = targets
-        else:
-            try:
-                arr = np.asarray(targets)
-            except Exception as exc:  # noqa: BLE001
-                raise TypeError(f"{name} must be array-like, got {type(targets).__name__}") from exc
+        arr = as_array(targets, name)
         if arr.ndim == 2 and arr.shape == (N, C):
             raise ValueError(
                 f"{name} for Categorical must be integer class indices of shape (N,) = ({N},), "
@@ -217,7 +212,7 @@ class Categorical(Likelihood):
             raise TypeError(
                 f"{name} for Categorical must have an integer dtype (class indices in [0, {C})), "
                 f"got dtype {arr.dtype}")
-        if _is_traced(arr):
+        if is_tracer(arr):
             return arr
         bad = (arr < 0) | (arr >= C)
         if bad.any():

@@ -9,7 +9,7 @@ For outputs ``f`` (``C`` means), a fixed variance ``sigma^2`` and targets ``y`` 
 
 The constant ``(C/2) log(2 pi sigma^2)`` is **kept**: ``nll`` is the true ``-log p``, not
 the squared error alone. It does not depend on ``f``, so no curvature depends on it
-(CONVENTIONS.md: ``-log p = ||y - f||^2 / (2 sigma^2) + const``).
+(docs/CONVENTIONS.md, "Model, loss, reduction").
 
 The mean is the natural parameter up to the fixed scale ``1/sigma^2``; the log-partition
 in ``f`` is ``A(f) = ||f||^2 / (2 sigma^2)`` and
@@ -19,9 +19,10 @@ in ``f`` is ``A(f) = ||f||^2 / (2 sigma^2)`` and
 * factor ``M = I / sigma`` with ``M M^T = F_out``.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes, Gaussian/squared-error case);
-  seed 004_*.txt (Grosse, CSC2541 Lecture 4: Gauss-Newton for squared error);
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the squared-error case); R. Grosse, CSC 2541 "Neural Net
+  Training Dynamics", Lecture 4: Second-Order Optimization (University of Toronto, 2022)
+  (Gauss-Newton for squared error); J. Martens, "New insights and perspectives on the natural
+  gradient method", JMLR 21, 2020, §9.2.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs
+from fisherlab._core.validation import is_tracer
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    symbolic_definitions,
+)
 
 __all__ = ["Gaussian"]
 
@@ -61,8 +66,7 @@ class Gaussian(Likelihood):
         if isinstance(variance, (bool, np.bool_)):
             raise TypeError(f"variance must be a real number > 0, got {variance!r}")
         if not isinstance(variance, numbers.Real):
-            if hasattr(variance, "shape") and np.ndim(variance) == 0 and not isinstance(
-                    variance, jax.core.Tracer):
+            if hasattr(variance, "shape") and np.ndim(variance) == 0 and not is_tracer(variance):
                 variance = np.asarray(variance).item()
             else:
                 raise TypeError(
@@ -85,7 +89,10 @@ class Gaussian(Likelihood):
         The variance enters as the rational number with the shortest decimal form
         (``0.1 -> 1/10``, ``1.0 -> 1``), ``sp.nsimplify(variance, rational=True)``.
         """
-        return _symbolic.gaussian(num_outputs, sp.nsimplify(self.variance, rational=True))
+        import sympy  # only the symbolic face needs SymPy
+
+        return symbolic_definitions().gaussian(
+            num_outputs, sympy.nsimplify(self.variance, rational=True))
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):

@@ -26,9 +26,9 @@ and exact (no ``0 * inf``) for ``|s|`` up to ~1418 whenever the true value is re
 where the true value is not representable in float64.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes); F. Kunstner, L. Balles, P. Hennig,
-  "Limitations of the empirical Fisher approximation", NeurIPS 2019;
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020, §9.2.
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017); F. Kunstner, L. Balles & P. Hennig, "Limitations of the
+  empirical Fisher approximation for natural gradient descent", NeurIPS 2019; J. Martens,
+  "New insights and perspectives on the natural gradient method", JMLR 21, 2020, §9.2.
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    symbolic_definitions,
+)
 
 __all__ = ["GaussianMeanVariance"]
 
@@ -68,7 +72,7 @@ class GaussianMeanVariance(Likelihood):
             raise ValueError(
                 "num_outputs for GaussianMeanVariance must be an even int C = 2 D >= 2 "
                 f"([means | log-variances]), got {num_outputs!r}")
-        return _symbolic.gaussian_mean_variance(num_outputs // 2)
+        return symbolic_definitions().gaussian_mean_variance(num_outputs // 2)
 
     # ------------------------------------------------------------------ kernels
     @staticmethod

@@ -18,7 +18,7 @@ Finite for every log-rate whose rate ``e^eta`` is representable in the working p
 at very negative log-rates the rate underflows to 0 and the values stay finite.
 
 References:
-  seed 003_377ac27c40267f84.txt (Johnson notes: exponential-family Fisher ``grad^2 A``);
+  M. Johnson, "Natural gradients and K-FAC" (note, 2017) (the exponential-family Fisher ``grad^2 A``);
   P. McCullagh, J. A. Nelder, "Generalized Linear Models", 2nd ed., 1989, §6.
 """
 
@@ -31,9 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from fisherlab.likelihoods import _symbolic
-from fisherlab.likelihoods._base import Likelihood, _as_float_targets, _as_outputs, _first_bad, \
-    _is_traced
+from fisherlab._core.validation import is_tracer
+from fisherlab.likelihoods._base import (
+    Likelihood,
+    _as_float_targets,
+    _as_outputs,
+    _first_bad,
+    symbolic_definitions,
+)
 
 __all__ = ["Poisson", "MAX_SAMPLING_RATE"]
 
@@ -59,7 +64,7 @@ class Poisson(Likelihood):
 
     def symbolic(self, num_outputs: int):
         """``_symbolic.poisson(num_outputs)``."""
-        return _symbolic.poisson(num_outputs)
+        return symbolic_definitions().poisson(num_outputs)
 
     # ------------------------------------------------------------------ kernels
     def _nll(self, out, target):
@@ -103,7 +108,7 @@ class Poisson(Likelihood):
         only where it was checked exact (rates up to 2e5 pass at S = 1e6; the limit keeps a margin).
         """
         checked = self.check_outputs(outputs)
-        if not _is_traced(checked):
+        if not is_tracer(checked):
             too_big = checked > MAX_LOG_SAMPLING_RATE
             if too_big.any():
                 i = _first_bad(too_big)
@@ -121,7 +126,7 @@ class Poisson(Likelihood):
     def check_targets(self, targets, outputs, name: str = "targets"):
         """Counts of shape ``(N, C)``: finite, non-negative, integer-valued."""
         arr = _as_float_targets(targets, outputs, name, D=outputs.shape[1], family="Poisson")
-        if _is_traced(arr):
+        if is_tracer(arr):
             return arr
         neg = arr < 0
         if neg.any():

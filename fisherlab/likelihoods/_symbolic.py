@@ -75,7 +75,7 @@ class SymbolicLikelihood:
         return sp.Matrix(C, C, lambda i, j: self.expectation(sp.expand(s[i] * s[j])))
 
 
-# ---------------------------------------------------------------- expectation helpers
+# ---------------------------------------------------------------- expectation operators
 
 
 def normal_moment(k: int) -> sp.Integer:

@@ -4,7 +4,7 @@
 ``jax.jit``) and ``fl.kfac.factors``/``fl.kfac.matrix`` are compared with
 ``fl.symbolic.curvature`` -- exact SymPy differentiation of the network with the float64
 inputs substituted as exact rationals, evaluated at 30 significant digits, and never
-touching JAX (tests/symbolic/test_curvature.py checks that). Hypothesis draws the network
+touching JAX (tests/testing/references/test_symbolic_curvature.py checks that). Hypothesis draws the network
 (1-3 Dense layers, widths 1-3, every activation, at most 30 parameters), the likelihood
 family, N = 1..4, the reduction and the data. Tolerance: relative Frobenius error <= 1e-10
 (float64 rounding of these small problems is ~1e-15; the symbolic side is exact to ~1e-30).

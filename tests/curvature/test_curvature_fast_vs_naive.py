@@ -1,6 +1,6 @@
 """The fast (chunked, factored) dense curvature equals the naive textbook computation.
 
-Naive paths (fisherlab._curvature_naive): ``jax.hessian`` of the mean loss for the
+Naive paths (fisherlab.testing.references.naive): ``jax.hessian`` of the mean loss for the
 Hessian; explicit per-example loops with ``jax.jacfwd`` Jacobians and ``jax.hessian`` of
 the per-example NLL for the others. Problems are Hypothesis-drawn over every likelihood
 family, an MLP and a dict-params model, chunk sizes, Jacobian modes and reductions.
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisherlab as fl
-from fisherlab import _curvature_naive as naive
+from fisherlab.testing.references import naive
 from curvature_cases import problems, rel_err
 
 RTOL = 1e-11  # float64: both paths are exact up to O(d) rounding steps

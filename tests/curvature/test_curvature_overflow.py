@@ -169,7 +169,7 @@ def test_just_below_overflow_fisher_mc_matches_closed_form_at_its_labels():
 
 
 def test_under_jit_the_check_cannot_run_documented():
-    # Documented limitation (fisherlab/curvature.py, fisherlab/_curvature_finite.py): traced
+    # Documented limitation (fisherlab/curvature/__init__.py, fisherlab/curvature/_finite.py): traced
     # values cannot be tested, so a jitted caller sees the overflow and must check it.
     out = jax.jit(lambda p: fl.fisher(linear, p, X, fl.Poisson()))(P710)
     assert not np.all(np.isfinite(np.asarray(out)))

@@ -20,7 +20,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import fisherlab as fl
-from kfac_reference import block_diagonal_part, mlp, rel_err
+from fisherlab.testing.references.kfac import block_diagonal_part, mlp, rel_err
 
 F64 = jnp.float64
 

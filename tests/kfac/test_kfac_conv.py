@@ -2,7 +2,7 @@
 
 Independent ground truth: patches built by explicit Python loops, pre-activation gradients
 of the convolution output taken through the model's own ``lax.conv`` forward pass, and the
-brute-force dense curvature of ``kfac_reference``.
+brute-force dense curvature of ``fisherlab.testing.references.kfac``.
 """
 
 import jax
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fisherlab as fl
-from kfac_reference import (block_diagonal_part, dense_empirical_fisher, dense_ggn, rel_err,
+from fisherlab.testing.references.kfac import (block_diagonal_part, dense_empirical_fisher, dense_ggn, rel_err,
                             targets_for)
 
 

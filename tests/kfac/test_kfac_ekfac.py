@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 import fisherlab as fl
-from kfac_reference import (block_diagonal_part, cross_terms_removed, dense_empirical_fisher, dense_ggn, mlp, rel_err,
+from fisherlab.testing.references.kfac import (block_diagonal_part, cross_terms_removed, dense_empirical_fisher, dense_ggn, mlp, rel_err,
                             targets_for)
 
 seed_st = st.integers(0, 2**31 - 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fisherlab as fl
-from kfac_reference import mlp, targets_for
+from fisherlab.testing.references.kfac import mlp, targets_for
 
 
 def _f(a, g):

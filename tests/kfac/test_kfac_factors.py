@@ -1,6 +1,6 @@
 """K-FAC factors: the exactness cases against brute-force dense curvature.
 
-Ground truth: ``kfac_reference`` builds the dense GGN / empirical Fisher from full Jacobians
+Ground truth: ``fisherlab.testing.references.kfac`` builds the dense GGN / empirical Fisher from full Jacobians
 (and checks ``fl.ggn`` / ``fl.empirical_fisher`` against it when present). Theory
 (Martens & Grosse 2015; Eschenhagen et al. 2023; Bernacchia et al. 2018):
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 
 import fisherlab as fl
-from kfac_reference import (LIKELIHOODS, cross_terms_removed, block_diagonal_part, dense_empirical_fisher, dense_ggn,
+from fisherlab.testing.references.kfac import (LIKELIHOODS, cross_terms_removed, block_diagonal_part, dense_empirical_fisher, dense_ggn,
                             kron_block_by_loops, layer_slices, mlp, rel_err, targets_for)
 
 ACTIVATIONS = [fl.nn.Tanh, fl.nn.Sigmoid, fl.nn.ReLU, fl.nn.Identity]

@@ -9,7 +9,7 @@ from hypothesis import given
 from jax.flatten_util import ravel_pytree
 
 import fisherlab as fl
-from kfac_reference import kron_block_by_loops, mlp, rel_err, targets_for
+from fisherlab.testing.references.kfac import kron_block_by_loops, mlp, rel_err, targets_for
 
 seed_st = st.integers(0, 2**31 - 1)
 damping_st = st.sampled_from([1e-3, 0.1, 1.0, 7.5])

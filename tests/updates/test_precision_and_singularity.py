@@ -20,6 +20,7 @@ import pytest
 from update_problems import linear, logistic_closed_form, rel
 
 import fisherlab as fl
+from fisherlab.updates._linalg import MATERIALISE_MAX_DIM
 
 TOL64 = 1e-12
 
@@ -220,7 +221,7 @@ def test_precondition_matvec_zero_damping_checks_symmetry():
 
 
 def test_precondition_matvec_zero_damping_too_large_to_check():
-    d = fl._updates_linalg.MATERIALISE_MAX_DIM + 1
+    d = MATERIALISE_MAX_DIM + 1
     g = jnp.ones(d)
     with pytest.raises(ValueError, match=r"damping = 0 with a matrix-free .* damping > 0"):
         fl.updates.precondition(lambda v: 2.0 * v, g, damping=0.0)

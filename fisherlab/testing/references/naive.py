@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from fisherlab._precision import reference
+from fisherlab._core.precision import reference
 
 __all__ = ["hessian", "ggn", "fisher", "fisher_mc", "empirical_fisher", "gradient_covariance",
            "gradient"]

@@ -30,7 +30,7 @@ references (``fl.hessian``, ``fl.ggn``, ``fl.fisher``, ``fl.empirical_fisher``,
    and averages over ``n`` (``reduction="mean"``) or sums (``"sum"``).
 
 The Hessian is assembled by the exact second-order chain rule
-(seed 003_377ac27c40267f84.txt App. A eq. (40)); the second derivatives of the
+(M. Johnson, "Natural gradients and K-FAC" (note, 2017), App. A eq. (40)); the second derivatives of the
 outputs come from ``sympy.diff`` of the composed network (at most one nonlinear
 activation) or, for nested nonlinearities where that expression swell is costly,
 from the exact second-order chain rule applied layer by layer with the
@@ -47,7 +47,7 @@ entries are returned as SymPy ``Float``\ s with ``precision`` digits: fast enoug
 for ~30-parameter networks, and ~25 digits more accurate than any float64
 reference it is compared with.
 
-Conventions (CONVENTIONS.md): mean reduction by default; rows/columns in
+Conventions (docs/CONVENTIONS.md): mean reduction by default; rows/columns in
 ``jax.flatten_util.ravel_pytree(params)`` order = ``W_1`` row-major, ``b_1``,
 ``W_2``, ``b_2``, ... (PyTorch's ``parameters()`` order); K-FAC block ``G (x) A``
 in the row-major order of ``[W b]``, returned permuted into parameter order,
@@ -64,6 +64,9 @@ from collections.abc import Sequence
 import mpmath
 import numpy as np
 import sympy as sp
+
+from fisherlab import nn
+from fisherlab.likelihoods._symbolic import SymbolicLikelihood
 
 __all__ = ["curvature", "KINDS"]
 
@@ -103,8 +106,6 @@ def _relu_piecewise(expr):
 
 
 def _build_network(model) -> _SymbolicNetwork:
-    from fisherlab import nn
-
     if not isinstance(model, nn.Sequential):
         raise TypeError(
             f"model must be a fisherlab.nn.Sequential (Dense layers and elementwise "
@@ -235,8 +236,6 @@ class _OutputCalculus:
 
 
 def _symbolic_likelihood(likelihood, num_outputs: int):
-    from fisherlab.likelihoods._symbolic import SymbolicLikelihood
-
     if isinstance(likelihood, SymbolicLikelihood):
         sym = likelihood
     else:
@@ -503,7 +502,7 @@ def curvature(model, params, x, y, likelihood, kind: str = "hessian", *,
         EF = \tfrac1N \sum_n g_n g_n^\top,
 
     with ``r = grad_eta l``, ``Lambda = grad^2_eta l``, ``s = grad_eta log p`` and
-    ``g_n = J_n^T r_n``; K-FAC: block ``G_k (x) A_k`` per Dense layer (CONVENTIONS § K-FAC),
+    ``g_n = J_n^T r_n``; K-FAC: block ``G_k (x) A_k`` per Dense layer (docs/CONVENTIONS.md),
     ``A_k = (1/N) sum_n abar abar^T``, ``G_k = (1/N) sum_n J_{s,n}^T E[s s^T] J_{s,n}``
     (``J_s = df/ds_k = df/db_k``), zero between layers; with ``reduction="sum"`` the
     ``1/N`` of ``G`` (not of ``A``) is dropped, so the matrix is ``N`` times the mean one.
@@ -515,10 +514,12 @@ def curvature(model, params, x, y, likelihood, kind: str = "hessian", *,
     The Poisson output Fisher (a series per entry) costs ~1 s per entry once (cached).
 
     References:
-      seed 003_377ac27c40267f84.txt App. A, eqs. (40)-(47) (Hessian = GGN + residual
-      term; Fisher as J^T (Hess A) J); J. Martens, "New insights and perspectives on the
-      natural gradient method", JMLR 2020; J. Martens, R. Grosse, ICML 2015 (K-FAC);
-      F. Kunstner, L. Balles, P. Hennig, NeurIPS 2019 (empirical Fisher).
+      M. Johnson, "Natural gradients and K-FAC" (note, 2017), App. A eqs. (40)-(47) (Hessian
+      = GGN + residual term; Fisher as J^T (Hess A) J); J. Martens, "New insights and
+      perspectives on the natural gradient method", JMLR 21, 2020; J. Martens & R. Grosse,
+      "Optimizing neural networks with Kronecker-factored approximate curvature", ICML 2015;
+      F. Kunstner, L. Balles & P. Hennig, "Limitations of the empirical Fisher approximation
+      for natural gradient descent", NeurIPS 2019.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")

@@ -1,121 +1,43 @@
-"""Fast kernels behind :mod:`fisherlab.curvature` (traced, no validation).
-
-Every dense matrix is a weighted sum over examples,
-``M = sum_n w_n M_n`` with ``w_n = 1/N`` (mean) or ``1`` (sum), computed in
-*chunks* of ``B`` examples under one ``lax.scan``, so that the peak memory is
-``O(B C d + d^2)`` rather than ``O(N C d)`` or the ``O(d^2 N)`` of differentiating
-the whole loss twice. ``N`` is padded up to a multiple of ``B`` by repeating the
-first example with weight ``0`` (a padded example contributes exactly ``0``).
+"""Compiled kernels behind :mod:`fisherlab.curvature` (traced, no validation).
 
 Gauss-Newton-type matrices (GGN, Fisher, Monte-Carlo Fisher) use the factored form
-``sum_n w_n J_n^T Lambda_n J_n`` (seed 003_377ac27c40267f84.txt, App. A eqs. (40)-(42)):
-per chunk the Jacobians ``J`` (B, C, d) come from reverse mode when ``C < d``
-(``C`` backward passes per example) and forward mode otherwise (``d`` tangents),
-then ``Lambda J`` is one batched ``einsum`` and ``J^T (Lambda J)`` one matrix product
-of ``(B C, d)`` matrices: ``2 B C d^2`` flops, the cost of the dense result itself.
-The empirical Fisher uses per-example gradients ``g_n`` (one backward pass each) and
-one ``(B, d)^T (B, d)`` product.
+``sum_n w_n J_n^T Lambda_n J_n``: per chunk (:mod:`fisherlab.curvature._chunking`) the Jacobians
+``J`` ``(B, C, d)`` come from reverse mode when ``C < d`` (``C`` backward passes per example) and
+forward mode otherwise (``d`` tangents), then ``Lambda J`` is one batched ``einsum`` and
+``J^T (Lambda J)`` one matrix product of ``(B C, d)`` matrices: ``2 B C d^2`` flops, the cost of
+the dense result itself. The empirical Fisher uses per-example gradients ``g_n`` (one backward
+pass each) and one ``(B, d)^T (B, d)`` product.
 
-The matrix-free products follow eq. (43) of seed 003: ``M v = J^T (Lambda (J v))``, a
-Jacobian-vector product (``jax.linearize``), an output-space matrix, and its transpose
-(``jax.linear_transpose``), over the whole batch.
+The matrix-free products compute ``M v = J^T (Lambda (J v))``: a Jacobian-vector product
+(``jax.linearize``), an output-space matrix, and its transpose (``jax.linear_transpose``), over
+the whole batch (Schraudolph, 2002).
 
-Compiled functions are cached per (model, likelihood, static configuration) when those
-are hashable, so repeated calls do not re-trace.
+Compiled functions are cached per (model, likelihood, static configuration) when those are
+hashable, so repeated calls do not re-trace.
+
+References:
+  N. N. Schraudolph, "Fast curvature matrix-vector products for second-order gradient
+  descent", Neural Computation 14(7), 2002.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
-from jax.flatten_util import ravel_pytree
 
-from fisherlab import _sampled
+from fisherlab._core import sampling
+from fisherlab.curvature import _layerwise
+from fisherlab.curvature._chunking import HIGHEST, accumulate, flat_model, symmetrize
 
-__all__ = ["default_chunk_size", "chunked", "chunk_weights", "compiled"]
+__all__ = ["compiled", "resolve_mode"]
 
-_HIGHEST = lax.Precision.HIGHEST
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 64
-# Elements (float64) a chunk's Jacobian-sized intermediates may hold: 2**24 = 128 MiB each.
-_CHUNK_BUDGET = 2 ** 24
-
-
-# ----------------------------------------------------------------------------- chunking
-
-
-def default_chunk_size(kind: str, num_examples: int, num_outputs: int, num_params: int) -> int:
-    """Examples per chunk when the caller does not choose: keeps ``B C d <= 2^24``.
-
-    For the Hessian (forward-over-reverse over ``d`` tangents, intermediates of size
-    ``d x B x width``) the budget assumes a total activation width of 64 per example.
-    """
-    if kind in ("ggn", "fisher", "fisher_mc"):
-        per_example = 2 * max(num_outputs, 1) * num_params
-    elif kind in ("empirical_fisher", "gradient_covariance"):
-        per_example = 2 * num_params
-    elif kind == "hessian":
-        per_example = 64 * num_params
-    else:  # gradient
-        per_example = 1
-    return int(max(1, min(num_examples, _CHUNK_BUDGET // per_example)))
-
-
-def chunked(tree, num_examples: int, chunk_size: int):
-    """Reshape every leaf ``(N, ...)`` to ``(K, B, ...)``, padding with copies of example 0."""
-    b = int(min(chunk_size, num_examples))
-    k = int(math.ceil(num_examples / b))
-    total = b * k
-    idx = np.concatenate([np.arange(num_examples), np.zeros(total - num_examples, np.int64)])
-
-    def leaf(a):
-        if total != num_examples:
-            a = a[idx]
-        return a.reshape((k, b) + tuple(a.shape[1:]))
-
-    return jax.tree_util.tree_map(leaf, tree)
-
-
-def chunk_weights(num_examples: int, chunk_size: int, weight: float):
-    """Per-example weights ``(K, B)``: ``weight`` for real examples, ``0`` for padding."""
-    b = int(min(chunk_size, num_examples))
-    k = int(math.ceil(num_examples / b))
-    w = np.where(np.arange(b * k) < num_examples, weight, 0.0).astype(np.float64)
-    return jnp.asarray(w.reshape(k, b), jnp.float64)
-
-
-def _accumulate(body, init, chunks):
-    """``sum_k body(chunk_k)`` over the leading axis of ``chunks`` (one ``lax.scan``)."""
-    num_chunks = jax.tree_util.tree_leaves(chunks)[0].shape[0]
-    if num_chunks == 1:
-        return body(jax.tree_util.tree_map(lambda a: a[0], chunks))
-
-    def step(acc, chunk):
-        return acc + body(chunk), None
-
-    acc, _ = lax.scan(step, init, chunks)
-    return acc
-
-
-def _symmetrize(m):
-    return 0.5 * (m + m.T)
 
 
 # ----------------------------------------------------------------------------- pieces
-
-
-def _flat(f, params):
-    theta, unravel = ravel_pytree(params)
-
-    def f_flat(th, xn):
-        return f(unravel(th), xn)
-
-    return theta, f_flat
 
 
 def _jacobian_with_outputs(f_flat, mode: str):
@@ -129,7 +51,8 @@ def _jacobian_with_outputs(f_flat, mode: str):
     return jac(both, has_aux=True)
 
 
-def _resolve_mode(mode: str, num_outputs: int, num_params: int) -> str:
+def resolve_mode(mode: str, num_outputs: int, num_params: int) -> str:
+    """``"auto"`` -> ``"reverse"`` when ``C < d`` else ``"forward"``; other modes unchanged."""
     if mode != "auto":
         return mode
     return "reverse" if num_outputs < num_params else "forward"
@@ -138,8 +61,8 @@ def _resolve_mode(mode: str, num_outputs: int, num_params: int) -> str:
 def _jt_lambda_j(J, lam, w):
     """``sum_b w_b J_b^T Lambda_b J_b`` as one einsum and one ``(B C, d)`` matmul."""
     b, c, d = J.shape
-    lam_j = jnp.einsum("bce,bed->bcd", lam * w[:, None, None], J, precision=_HIGHEST)
-    return jnp.matmul(J.reshape(b * c, d).T, lam_j.reshape(b * c, d), precision=_HIGHEST)
+    lam_j = jnp.einsum("bce,bed->bcd", lam * w[:, None, None], J, precision=HIGHEST)
+    return jnp.matmul(J.reshape(b * c, d).T, lam_j.reshape(b * c, d), precision=HIGHEST)
 
 
 # ----------------------------------------------------------------------------- builders
@@ -149,7 +72,7 @@ def _build_gauss_newton(f, likelihood, kind, mode, num_samples):
     """GGN (``Lambda = grad^2_f l``), Fisher (``F_out``), Monte-Carlo Fisher."""
 
     def run(params, x_chunks, extra_chunks, w_chunks):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         d = theta.shape[0]
         jac = jax.vmap(_jacobian_with_outputs(f_flat, mode), in_axes=(None, 0))
 
@@ -162,21 +85,20 @@ def _build_gauss_newton(f, likelihood, kind, mode, num_samples):
             elif kind == "fisher":
                 lam = jax.vmap(likelihood._output_fisher)(outs)
             else:  # fisher_mc: extra holds one PRNG key per example
-                scores = _sampled.output_grads(likelihood, outs, _sampled.sample_each(
+                scores = sampling.output_grads(likelihood, outs, sampling.sample_each(
                     likelihood, extra, outs, num_samples))  # (B, S, C)
                 if num_samples < J.shape[1]:
                     # S < C: the S sampled gradients J^T r_s are the cheaper rows.
-                    rows = jnp.einsum("bsc,bcd->bsd", scores, J, precision=_HIGHEST)
+                    rows = jnp.einsum("bsc,bcd->bsd", scores, J, precision=HIGHEST)
                     rows = rows.reshape(-1, d)
                     ws = jnp.repeat(wb / num_samples, num_samples)
-                    return jnp.matmul((rows * ws[:, None]).T, rows, precision=_HIGHEST)
+                    return jnp.matmul((rows * ws[:, None]).T, rows, precision=HIGHEST)
                 lam = jnp.einsum("bsc,bse->bce", scores, scores,
-                                 precision=_HIGHEST) / num_samples
+                                 precision=HIGHEST) / num_samples
             return _jt_lambda_j(J, lam, wb)
 
-        m = _accumulate(body, jnp.zeros((d, d), jnp.float64),
-                        (x_chunks, extra_chunks, w_chunks))
-        return _symmetrize(m)
+        m = accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, extra_chunks, w_chunks))
+        return symmetrize(m)
 
     return run
 
@@ -192,7 +114,7 @@ def _build_gradient_outer(f, likelihood):
     """``sum_n w_n (g_n - c)(g_n - c)^T`` from per-example gradients (``c`` a shift)."""
 
     def run(params, x_chunks, y_chunks, w_chunks, shift):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         d = theta.shape[0]
         per_grad = jax.vmap(jax.grad(_per_example_loss(f_flat, likelihood)),
                             in_axes=(None, 0, 0))
@@ -200,17 +122,17 @@ def _build_gradient_outer(f, likelihood):
         def body(chunk):
             xb, yb, wb = chunk
             g = per_grad(theta, xb, yb) - shift[None, :]
-            return jnp.matmul((g * wb[:, None]).T, g, precision=_HIGHEST)
+            return jnp.matmul((g * wb[:, None]).T, g, precision=HIGHEST)
 
-        m = _accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, y_chunks, w_chunks))
-        return _symmetrize(m)
+        m = accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, y_chunks, w_chunks))
+        return symmetrize(m)
 
     return run
 
 
 def _build_gradient(f, likelihood):
     def run(params, x_chunks, y_chunks, w_chunks):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         loss = _per_example_loss(f_flat, likelihood)
 
         def body(chunk):
@@ -218,14 +140,14 @@ def _build_gradient(f, likelihood):
             return jax.grad(lambda th: jnp.sum(
                 wb * jax.vmap(loss, in_axes=(None, 0, 0))(th, xb, yb)))(theta)
 
-        return _accumulate(body, jnp.zeros_like(theta), (x_chunks, y_chunks, w_chunks))
+        return accumulate(body, jnp.zeros_like(theta), (x_chunks, y_chunks, w_chunks))
 
     return run
 
 
 def _build_hessian(f, likelihood):
     def run(params, x_chunks, y_chunks, w_chunks):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         d = theta.shape[0]
         loss = _per_example_loss(f_flat, likelihood)
 
@@ -234,8 +156,8 @@ def _build_hessian(f, likelihood):
             return jax.hessian(lambda th: jnp.sum(
                 wb * jax.vmap(loss, in_axes=(None, 0, 0))(th, xb, yb)))(theta)
 
-        m = _accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, y_chunks, w_chunks))
-        return _symmetrize(m)
+        m = accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, y_chunks, w_chunks))
+        return symmetrize(m)
 
     return run
 
@@ -245,7 +167,7 @@ def _build_hessian(f, likelihood):
 
 def _build_hvp(f, likelihood):
     def run(params, x, y, w, v):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         loss = _per_example_loss(f_flat, likelihood)
 
         def total(th):
@@ -265,7 +187,7 @@ def _build_output_space_vp(f, likelihood, kind):
     """
 
     def run(params, x, y, w, v):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
 
         def outputs(th):
             return jax.vmap(f_flat, in_axes=(None, 0))(th, x)
@@ -275,17 +197,17 @@ def _build_output_space_vp(f, likelihood, kind):
         if kind == "fisher_mc":
             # y: the sampled labels (N, S, ...); sampled output Fisher (1/S) sum_s r_s r_s^T
             # applied without forming it: u_n = (1/S) sum_s r_s (r_s^T J_n v)
-            r = _sampled.output_grads(likelihood, outs, y)
-            rjv = jnp.einsum("nsc,nc->ns", r, jv.reshape(jv.shape[0], -1), precision=_HIGHEST)
+            r = sampling.output_grads(likelihood, outs, y)
+            rjv = jnp.einsum("nsc,nc->ns", r, jv.reshape(jv.shape[0], -1), precision=HIGHEST)
             u = (w / r.shape[1])[:, None] * jnp.einsum("nsc,ns->nc", r, rjv,
-                                                       precision=_HIGHEST)
+                                                       precision=HIGHEST)
         else:
             if kind == "ggn":
                 lam = jax.vmap(likelihood._output_hessian)(outs, y)
             else:
                 lam = jax.vmap(likelihood._output_fisher)(outs)
             u = w[:, None] * jnp.einsum("nce,ne->nc", lam, jv.reshape(jv.shape[0], -1),
-                                        precision=_HIGHEST)
+                                        precision=HIGHEST)
         (out,) = jax.linear_transpose(jvp_fn, theta)(u.reshape(jv.shape))
         return out
 
@@ -296,7 +218,7 @@ def _build_empirical_fisher_vp(f, likelihood):
     """``v -> sum_n w_n g_n (g_n^T v)`` through the Jacobian of the loss vector."""
 
     def run(params, x, y, w, v):
-        theta, f_flat = _flat(f, params)
+        theta, f_flat = flat_model(f, params)
         loss = _per_example_loss(f_flat, likelihood)
 
         def losses(th):
@@ -310,15 +232,9 @@ def _build_empirical_fisher_vp(f, likelihood):
     return run
 
 
-def _build_layerwise(f, likelihood, kind, num_samples):
-    from fisherlab import _curvature_layerwise
-
-    return _curvature_layerwise.build(f, likelihood, kind, num_samples)
-
-
 _BUILDERS = {
     "gauss_newton": _build_gauss_newton,
-    "layerwise": _build_layerwise,
+    "layerwise": _layerwise.build,
     "gradient_outer": _build_gradient_outer,
     "gradient": _build_gradient,
     "hessian": _build_hessian,
@@ -345,8 +261,3 @@ def compiled(name: str, f, likelihood, *static):
     else:
         _CACHE.move_to_end(key)
     return fn
-
-
-def resolve_mode(mode: str, num_outputs: int, num_params: int) -> str:
-    """``"auto"`` -> ``"reverse"`` when ``C < d`` else ``"forward"``."""
-    return _resolve_mode(mode, num_outputs, num_params)

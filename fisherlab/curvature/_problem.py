@@ -4,7 +4,7 @@
 :class:`Prepared` problem: float64 parameters, validated inputs and targets, the
 batch size ``N``, the number of outputs ``C`` and the number of parameters ``d``.
 Every failure is a ``ValueError``/``TypeError`` whose message names the argument,
-what was received and what was expected (see :mod:`fisherlab._validation`).
+what was received and what was expected (see :mod:`fisherlab._core.validation`).
 
 Checks that need concrete values (finiteness, class-index ranges) are skipped for
 traced values, so the references stay usable under ``jax.jit``.
@@ -18,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._validation import as_float_array, check_choice, check_finite, check_int, check_key
+from fisherlab._core.validation import (as_float_array, check_choice, check_finite, check_int,
+                                        is_tracer)
 
-__all__ = ["Prepared", "prepare", "check_vector", "check_reduction", "check_chunk_size",
-           "check_jacobian_mode", "check_method", "check_num_samples", "check_key", "reduction_weights"]
+__all__ = ["Prepared", "check_chunk_size", "check_jacobian_mode", "check_method",
+           "check_num_samples", "check_params", "check_reduction", "check_vector", "prepare",
+           "reduction_weights"]
 
 _REDUCTIONS = ("mean", "sum")
 _JACOBIAN_MODES = ("auto", "forward", "reverse")
@@ -42,10 +44,6 @@ class Prepared(NamedTuple):
     num_examples: int  #: N
     num_outputs: int  #: C
     num_params: int  #: d
-
-
-def _is_tracer(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
 
 
 def check_reduction(reduction) -> str:
@@ -114,7 +112,7 @@ def check_params(params, name: str = "params"):
     out = []
     for path, leaf in leaves:
         leaf_name = _leaf_name(name, path)
-        if _is_tracer(leaf):
+        if is_tracer(leaf):
             dtype = leaf.dtype
         else:
             if isinstance(leaf, (str, bytes)):
@@ -168,7 +166,7 @@ def _check_inputs(x, name: str = "x"):
 
 
 def _batch_size_of(y, name: str) -> int:
-    shape = np.shape(y) if not _is_tracer(y) else y.shape
+    shape = np.shape(y) if not is_tracer(y) else y.shape
     if len(shape) == 0:
         raise ValueError(f"{name} must have a leading batch axis, got shape {tuple(shape)}")
     return int(shape[0])
@@ -230,7 +228,7 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepa
 
 def check_vector(v, num_params: int, name: str = "v"):
     """A flat real vector of shape ``(d,)`` as float64 (finite when concrete)."""
-    if _is_tracer(v):
+    if is_tracer(v):
         if v.shape != (num_params,):
             raise ValueError(
                 f"{name} must be a flat vector of shape ({num_params},) (ravel_pytree(params) "
@@ -244,7 +242,3 @@ def check_vector(v, num_params: int, name: str = "v"):
             f"{name} must be a flat vector of shape ({num_params},) (ravel_pytree(params) "
             f"order), got shape {tuple(arr.shape)}")
     return jnp.asarray(arr, jnp.float64)
-
-
-# re-exported for the public module
-check_key = check_key

@@ -429,7 +429,7 @@ def test_curvature_never_calls_jax():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", _NO_JAX_SCRIPT], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -1,6 +1,6 @@
-"""Checked damped solves and truncated conjugate gradient for ``fl.updates``.
+"""Checked damped solves and truncated conjugate gradient, shared by the updates.
 
-Private to :mod:`fisherlab.updates`. Two solvers for ``(M + lambda I) x = b``:
+Solvers for ``(M + lambda I) x = b``:
 
 * :func:`dense_solve` -- ``M`` a dense ``(d, d)`` matrix. When the values are concrete
   it is checked first: square, shape matching ``b``, symmetric (relative asymmetry
@@ -28,7 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CGInfo", "MATERIALISE_MAX_DIM", "dense_solve", "conjugate_gradient", "is_tracer",
+from fisherlab._core.validation import is_tracer
+
+__all__ = ["CGInfo", "MATERIALISE_MAX_DIM", "check_matrix", "conjugate_gradient", "dense_solve",
            "materialise"]
 
 _SYM_RTOL = 1e-8
@@ -36,10 +38,6 @@ _PSD_RTOL = 1e-10
 _SINGULAR_RTOL = 1e-13
 #: largest ``d`` for which a matrix-free ``M`` is materialised to check it (8 d^2 bytes: 128 MiB)
 MATERIALISE_MAX_DIM = 4096
-
-
-def is_tracer(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
 
 
 class CGInfo(NamedTuple):

@@ -43,7 +43,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab import _sampled
+from fisherlab._core import sampling
+from fisherlab._core.validation import is_tracer
+from fisherlab.curvature._chunking import flat_model
 
 __all__ = ["check_result"]
 
@@ -111,8 +113,8 @@ def _explain(p, kind, key, num_samples, v):
         sizes.append(f"|grad_f l| <= {_max_abs(g):.3e}")
     if kind == "fisher_mc":
         keys = jax.random.split(key, p.num_examples)
-        samples = _sampled.sample_each(lik, keys, outs_j, num_samples)
-        scores = _sampled.output_grads(lik, outs_j, samples)
+        samples = sampling.sample_each(lik, keys, outs_j, num_samples)
+        scores = sampling.output_grads(lik, outs_j, samples)
         n = _first_bad_example(samples)
         if n is not None:
             return (f"the labels sampled from the {fam} likelihood are not finite at "
@@ -126,9 +128,7 @@ def _explain(p, kind, key, num_samples, v):
                     f"{_fmt(np.asarray(scores)[n])})")
         sizes.append(f"|sampled grad_f l| <= {_max_abs(scores):.3e}")
     if p.num_examples * p.num_outputs * p.num_params <= _JACOBIAN_BUDGET:
-        from fisherlab._curvature_kernels import _flat
-
-        theta, f_flat = _flat(p.f, p.params)
+        theta, f_flat = flat_model(p.f, p.params)
         J = jax.vmap(jax.jacfwd(f_flat), in_axes=(None, 0))(theta, p.x)
         n = _first_bad_example(J)
         if n is not None:
@@ -153,14 +153,14 @@ def check_result(result, name: str, p, kind: str, *, key=None, num_samples: int 
     Args:
       result: the array returned by the kernel.
       name: the public function, e.g. ``"fl.fisher"``.
-      p: the :class:`fisherlab._curvature_problem.Prepared` problem.
+      p: the :class:`fisherlab.curvature._problem.Prepared` problem.
       kind: which quantity (``"fisher"``, ``"ggn"``, ``"fisher_mc"``, ``"hessian"``,
         ``"gradient"``, ``"empirical_fisher"``, ``"gradient_covariance"``, ``"fisher_vp"``,
         ``"ggn_vp"``, ``"hvp"``, ``"empirical_fisher_vp"``).
       key, num_samples: the Monte-Carlo Fisher's key and sample count.
       v: the vector of a matrix-free product.
     """
-    if isinstance(result, jax.core.Tracer):
+    if is_tracer(result):
         return result
     # Fast path: one reduction on the device and one scalar to the host. A NaN/inf entry
     # always makes the sum NaN/inf; a non-finite sum of finite entries (the sum itself

@@ -1,12 +1,16 @@
-"""Independent ground truth for the K-FAC tests.
+"""Naive K-FAC ground truth: brute-force dense curvature and entry-by-entry Kronecker blocks.
 
-Brute-force dense curvature by full Jacobians of the model outputs with respect to the
+The dense curvature comes from full Jacobians of the model outputs with respect to the
 flattened parameters (``ravel_pytree`` order), contracted with the output Fisher -- no K-FAC
-code, no pre-activation gradients, no Kronecker products. ``fl.ggn`` / ``fl.empirical_fisher``
-(helper H3's dense references) are used too when they are importable.
+code, no pre-activation gradients, no Kronecker products -- and is cross-checked with
+``fl.ggn`` / ``fl.fisher`` / ``fl.empirical_fisher`` where those apply. K-FAC's structure
+(block diagonal, Kronecker blocks, dropped weight--bias cross terms) is written out by loops
+and slices, so a K-FAC matrix can be compared entry by entry. Also small building blocks for
+K-FAC tests: multilayer perceptrons, one instance of every likelihood family, and targets
+drawn from the model.
 
 Model outputs may carry positions ``(..., C)``; the per-example loss is the sum over
-positions, so the output Fisher is block-diagonal over positions.
+positions, so the output Fisher is block-diagonal over positions (docs/CONVENTIONS.md, "K-FAC").
 """
 
 from __future__ import annotations
@@ -18,7 +22,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-import fisherlab as fl
+from fisherlab import curvature, likelihoods, nn
+
+__all__ = [
+    "LIKELIHOODS",
+    "block_diagonal_part",
+    "cross_terms_removed",
+    "dense_empirical_fisher",
+    "dense_ggn",
+    "gaussian_targets",
+    "kron_block_by_loops",
+    "layer_slices",
+    "mlp",
+    "naive_empirical_fisher",
+    "naive_ggn",
+    "rel_err",
+    "targets_for",
+]
 
 
 def _jacobians(model, params, x):
@@ -61,38 +81,30 @@ def _naive_ef(model, params, x, y, likelihood):
     return g.T @ g / N
 
 
-def _has(name):
-    try:
-        getattr(fl, name)
-    except (AttributeError, ImportError, ModuleNotFoundError):
-        return False
-    return True
-
-
 def dense_ggn(model, params, x, y, likelihood):
     """The dense curvature that exact K-FAC approximates: ``(1/N) sum_n J^T F_out J``.
 
     That is the GGN for natural-parameter likelihoods (cross-checked with ``fl.ggn``) and the
-    Fisher otherwise (cross-checked with ``fl.fisher``), when those are importable.
+    Fisher otherwise (cross-checked with ``fl.fisher``) when the outputs carry no positions.
     """
     naive = naive_ggn(model, params, x, likelihood)
-    positions = jax.eval_shape(lambda: model(params, x[0])).ndim != 1
-    name = "ggn" if likelihood.natural else "fisher"
-    if positions or not _has(name):
+    if jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
         return naive
     if likelihood.natural:
-        G = np.asarray(fl.ggn(model, params, x, y, likelihood))
+        G = np.asarray(curvature.ggn(model, params, x, y, likelihood))
     else:
-        G = np.asarray(fl.fisher(model, params, x, likelihood))
+        G = np.asarray(curvature.fisher(model, params, x, likelihood))
     np.testing.assert_allclose(G, naive, rtol=1e-10, atol=1e-12)
     return G
 
 
 def dense_empirical_fisher(model, params, x, y, likelihood):
+    """``(1/N) sum_n g_n g_n^T``, cross-checked with ``fl.empirical_fisher`` when the outputs
+    carry no positions."""
     naive = naive_empirical_fisher(model, params, x, y, likelihood)
-    if not _has("empirical_fisher") or jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
+    if jax.eval_shape(lambda: model(params, x[0])).ndim != 1:
         return naive
-    E = np.asarray(fl.empirical_fisher(model, params, x, y, likelihood))
+    E = np.asarray(curvature.empirical_fisher(model, params, x, y, likelihood))
     np.testing.assert_allclose(E, naive, rtol=1e-10, atol=1e-12)
     return E
 
@@ -118,7 +130,7 @@ def block_diagonal_part(M, model):
 
 
 def kron_block_by_loops(A, G, out_features, in_features, *, separate=False):
-    """The layer block in parameter order, entry by entry, with no permutation helper.
+    """The layer block in parameter order, entry by entry, with no permutation.
 
     Parameter ``W[i, j]`` is at ``i * in + j``, ``b[i]`` at ``out * in + i``; the K-FAC entry
     between ``theta_(i, j)`` and ``theta_(k, l)`` is ``G[i, k] * A[j, l]`` where the bias has
@@ -143,30 +155,34 @@ def kron_block_by_loops(A, G, out_features, in_features, *, separate=False):
 
 
 def rel_err(X, Y):
+    """Relative Frobenius error ``||X - Y|| / max(||Y||, tiny)``."""
     X, Y = np.asarray(X), np.asarray(Y)
     return float(np.linalg.norm(X - Y) / max(np.linalg.norm(Y), np.finfo(float).tiny))
 
 
 def mlp(widths, activation):
+    """``Dense(widths[0], widths[1])``, ``activation()``, ..., ``Dense(widths[-2], widths[-1])``."""
     layers = []
     for k, (a, b) in enumerate(zip(widths, widths[1:])):
-        layers.append(fl.nn.Dense(a, b))
+        layers.append(nn.Dense(a, b))
         if k < len(widths) - 2:
             layers.append(activation())
-    return fl.nn.Sequential(layers)
+    return nn.Sequential(layers)
 
 
 def gaussian_targets(key, shape):
+    """Standard normal float64 targets of ``shape``."""
     return jax.random.normal(key, shape, jnp.float64)
 
 
+#: one likelihood of every family, by name: ``LIKELIHOODS[name]()`` builds it.
 LIKELIHOODS = {
-    "categorical": lambda: fl.Categorical(),
-    "gaussian": lambda: fl.Gaussian(variance=0.7),
-    "bernoulli": lambda: fl.Bernoulli(),
-    "poisson": lambda: fl.Poisson(),
+    "categorical": likelihoods.Categorical,
+    "gaussian": functools.partial(likelihoods.Gaussian, variance=0.7),
+    "bernoulli": likelihoods.Bernoulli,
+    "poisson": likelihoods.Poisson,
     # outputs (mean, log-variance): not natural, so exact K-FAC approximates the Fisher
-    "gaussian_mean_variance": lambda: fl.GaussianMeanVariance(),
+    "gaussian_mean_variance": likelihoods.GaussianMeanVariance,
 }
 
 

@@ -26,7 +26,7 @@ everything else uses the generic path.
 
 References:
   J. Martens & R. Grosse, "Optimizing neural networks with Kronecker-factored approximate
-  curvature", ICML 2015, §3; seed 003_377ac27c40267f84.txt §8 (K-FAC), App. A.
+  curvature", ICML 2015, §3; M. Johnson, "Natural gradients and K-FAC" (note, 2017), §8 and App. A.
 """
 
 from __future__ import annotations
@@ -34,14 +34,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from fisherlab import _sampled
 from fisherlab import nn as _nn
+from fisherlab._core import sampling
+from fisherlab.curvature._chunking import HIGHEST, accumulate, symmetrize
 
-__all__ = ["supports", "build", "default_chunk_size"]
-
-_HIGHEST = lax.Precision.HIGHEST
+__all__ = ["build", "default_chunk_size", "supports"]
 
 
 def _elementwise_types():
@@ -81,11 +79,11 @@ def _block(Dkl, a, c):
     ik, il = a.shape[1], c.shape[1]
     Dm = Dkl.reshape(nb, ok * ol).T  # (o p, B)
     ac = (a[:, :, None] * c[:, None, :]).reshape(nb, ik * il)
-    ww = jnp.matmul(Dm, ac, precision=_HIGHEST).reshape(ok, ol, ik, il)
+    ww = jnp.matmul(Dm, ac, precision=HIGHEST).reshape(ok, ol, ik, il)
     ww = ww.transpose(0, 2, 1, 3).reshape(ok * ik, ol * il)
-    wb = jnp.matmul(Dm, a, precision=_HIGHEST).reshape(ok, ol, ik)
+    wb = jnp.matmul(Dm, a, precision=HIGHEST).reshape(ok, ol, ik)
     wb = wb.transpose(0, 2, 1).reshape(ok * ik, ol)
-    bw = jnp.matmul(Dm, c, precision=_HIGHEST).reshape(ok, ol * il)
+    bw = jnp.matmul(Dm, c, precision=HIGHEST).reshape(ok, ol * il)
     bb = jnp.sum(Dkl, axis=0)
     return jnp.block([[ww, wb], [bw, bb]])
 
@@ -120,8 +118,6 @@ def build(model, likelihood, kind: str, num_samples: int):
         return a, (a, inputs)
 
     def run(params, x_chunks, extra_chunks, w_chunks):
-        from fisherlab._curvature_kernels import _accumulate, _symmetrize
-
         d = sum(o * (i + 1) for o, i in zip(outs_k, ins_k))
         eps0 = tuple(jnp.zeros((o,), jnp.float64) for o in outs_k)
         per_example = jax.vmap(jax.jacrev(lambda e, xn: forward(params, e, xn), has_aux=True),
@@ -136,12 +132,12 @@ def build(model, likelihood, kind: str, num_samples: int):
             elif kind == "fisher":
                 lam = jax.vmap(likelihood._output_fisher)(outs)
             else:  # fisher_mc
-                scores = _sampled.output_grads(likelihood, outs, _sampled.sample_each(
+                scores = sampling.output_grads(likelihood, outs, sampling.sample_each(
                     likelihood, extra, outs, num_samples))
                 lam = jnp.einsum("bsc,bse->bce", scores, scores,
-                                 precision=_HIGHEST) / num_samples
+                                 precision=HIGHEST) / num_samples
             lam = lam * wb[:, None, None]
-            D = jnp.einsum("bco,bce,bep->bop", Ball, lam, Ball, precision=_HIGHEST)
+            D = jnp.einsum("bco,bce,bep->bop", Ball, lam, Ball, precision=HIGHEST)
             nb = xb.shape[0]
             blocks = {}
             L = len(dense)
@@ -152,7 +148,7 @@ def build(model, likelihood, kind: str, num_samples: int):
             return jnp.block([[blocks[k, l] if l >= k else blocks[l, k].T for l in range(L)]
                               for k in range(L)])
 
-        m = _accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, extra_chunks, w_chunks))
-        return _symmetrize(m)
+        m = accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, extra_chunks, w_chunks))
+        return symmetrize(m)
 
     return run

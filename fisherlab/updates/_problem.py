@@ -1,0 +1,98 @@
+"""The problem of one update step, validated and prepared once.
+
+:func:`prepare_step` checks the problem ``(f, params, x, y, likelihood)`` and the reduction, and
+computes the loss gradient on it; :func:`curvature_matrix` then computes the dense curvature on
+the *same* prepared problem, so a step validates and casts its inputs once. The scalar options
+(``lr``, ``damping``) and flat vectors (the gradient, a step) are checked here too.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from fisherlab._core.validation import check_key, check_scalar, is_tracer
+from fisherlab.curvature._dense import (
+    gauss_newton_matrix,
+    gradient_outer_matrix,
+    gradient_vector,
+    hessian_matrix,
+)
+from fisherlab.curvature._problem import Prepared, check_num_samples, check_reduction, prepare
+
+__all__ = ["Step", "as_float64_tree", "check_damping", "check_lr", "curvature_matrix",
+           "flat_vector", "prepare_step"]
+
+
+def check_lr(lr):
+    """The learning rate: a finite real number ``> 0`` (a tracer passes unchecked)."""
+    return check_scalar(lr, "lr", positive=True)
+
+
+def check_damping(damping):
+    """The damping: a finite real number ``>= 0`` (a tracer passes unchecked)."""
+    return check_scalar(damping, "damping", positive=False)
+
+
+def as_float64_tree(tree):
+    """Every leaf of ``tree`` as a float64 JAX array."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
+
+
+def flat_vector(tree, name: str = "grads"):
+    """``(flat float64 vector, unravel)`` of a pytree or a flat array of real, finite entries."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        raise ValueError(f"{name} must contain at least one array, got {tree!r}")
+    for leaf in leaves:
+        if not is_tracer(leaf):
+            arr = np.asarray(leaf)
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError(f"{name} must hold real arrays, got dtype {arr.dtype}")
+            if arr.size and not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be finite, got a non-finite entry")
+    flat, unravel = ravel_pytree(as_float64_tree(tree))
+    return flat, unravel
+
+
+class Step(NamedTuple):
+    """A prepared step: the validated problem, its reduction, the flat loss gradient ``(d,)``
+    and ``unravel`` (a flat ``(d,)`` vector to a pytree like ``params``)."""
+
+    problem: Prepared
+    reduction: str
+    gradient: jax.Array
+    unravel: object
+
+
+def prepare_step(f, params, x, y, likelihood, reduction: str) -> Step:
+    """Validate the problem once (``params`` cast to float64) and compute its loss gradient."""
+    params = as_float64_tree(params)
+    reduction = check_reduction(reduction)
+    p = prepare(f, params, x, y, likelihood)
+    g = gradient_vector(p, reduction=reduction)
+    _, unravel = ravel_pytree(p.params)
+    return Step(p, reduction, g, unravel)
+
+
+def curvature_matrix(step: Step, kind: str, *, key=None, num_samples: int = 1) -> jax.Array:
+    """The dense ``(d, d)`` curvature ``kind`` on the step's prepared problem.
+
+    ``kind``: ``"fisher"``, ``"fisher_mc"`` (``key`` and ``num_samples`` are checked here),
+    ``"empirical_fisher"``, ``"hessian"`` or ``"ggn"``.
+    """
+    p, reduction = step.problem, step.reduction
+    if kind in ("fisher", "ggn"):
+        return gauss_newton_matrix(p, kind, reduction=reduction)
+    if kind == "fisher_mc":
+        num_samples = check_num_samples(num_samples)
+        key = check_key(key)
+        return gauss_newton_matrix(p, "fisher_mc", reduction=reduction, key=key,
+                                   num_samples=num_samples)
+    if kind == "empirical_fisher":
+        return gradient_outer_matrix(p, reduction=reduction)
+    return hessian_matrix(p, reduction=reduction)
