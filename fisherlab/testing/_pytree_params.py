@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+import fisherlab as fl
+
 __all__ = ["DENSE_QUANTITIES", "ParameterSlice", "compute", "parameter_slices", "unflatten"]
 
 #: the quantities the adapters compute (dense, in the framework's parameter order)
@@ -59,8 +61,6 @@ def unflatten(params, vector):
 
 def compute(f, params, x, y, likelihood, quantity: str, **options) -> np.ndarray:
     """fisherlab's reference ``quantity`` of ``f(params, x)`` as a float64 NumPy array."""
-    import fisherlab as fl
-
     if quantity not in DENSE_QUANTITIES:
         raise ValueError(f"quantity must be one of {list(DENSE_QUANTITIES)}, got {quantity!r}")
     if quantity == "fisher":

@@ -80,6 +80,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import fisherlab as fl
 from fisherlab.testing._problem import QUANTITIES, Problem
 from fisherlab.testing._torch_convert import Converted, TorchOrder, as_numpy, convert
 
@@ -129,8 +130,6 @@ def _convert_loss(loss, y, out_shape):
     """``(likelihood, targets)`` for ``loss`` and targets ``y``; ``out_shape`` is the batched
     output shape ``(N, C)`` or ``(N, R, C)``."""
     torch = _torch()
-    import fisherlab as fl
-
     tokens = len(out_shape) == 3
     if isinstance(y, (list, tuple)):
         shapes = [tuple(np.shape(as_numpy(t, "y"))) for t in y]
@@ -235,8 +234,6 @@ class TorchProblem(Problem):
     def _compute(self, quantity, **options):
         if self.tokens is None:
             return super()._compute(quantity, **options)
-        import fisherlab as fl
-
         if quantity not in _TOKEN_QUANTITIES:
             raise ValueError(f"quantity {quantity!r} is not offered for a module with per-token "
                              f"outputs; offered: {', '.join(_TOKEN_QUANTITIES)}")
