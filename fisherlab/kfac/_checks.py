@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._validation import check_finite
+from fisherlab._core.validation import check_finite
 
 __all__ = ["DIAGONAL_BOUND", "PSD_RTOL", "SYM_RTOL", "all_finite", "bounded_diagonal",
            "check_factor", "check_params_finite", "first_bad", "is_concrete", "tolerances"]

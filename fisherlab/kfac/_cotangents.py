@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fisherlab._sampled import output_grads, sample_each
+from fisherlab._core.sampling import output_grads, sample_each
 from fisherlab.likelihoods import Categorical
 
 __all__ = ["cotangent_weight", "output_cotangents", "output_factor", "uses_reduced_factor"]

@@ -7,8 +7,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from fisherlab._precision import reference
-from fisherlab._validation import as_float_array
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import as_float_array
 from fisherlab.kfac._checks import all_finite, check_factor
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_ekfac_finite, check_factors_finite

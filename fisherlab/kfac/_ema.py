@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
+from fisherlab._core.precision import reference
 from fisherlab.kfac._checks import is_concrete
 
 __all__ = ["ema"]

@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from fisherlab._precision import reference
+from fisherlab._core.precision import reference
 from fisherlab.kfac._checks import bounded_diagonal
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_factors_finite

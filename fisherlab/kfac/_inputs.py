@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fisherlab import nn
-from fisherlab._validation import as_float_array, check_choice, check_int, check_key
+from fisherlab._core.validation import as_float_array, check_choice, check_int, check_key
 from fisherlab.kfac._checks import all_finite, check_params_finite, is_concrete
 from fisherlab.kfac._cotangents import uses_reduced_factor
 from fisherlab.kfac._layers import layer_dims

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
-from fisherlab._validation import check_choice
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import check_choice
 from fisherlab.kfac._inputs import BIASES, check_factor_list, infer_bias
 from fisherlab.kfac._layers import layer_dims
 from fisherlab.kfac._types import EKFACFactors

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
-from fisherlab._validation import as_float_array, check_choice
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import as_float_array, check_choice
 from fisherlab.kfac._checks import check_factor, is_concrete
 
 __all__ = ["solve"]

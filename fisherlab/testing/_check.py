@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from fisherlab import likelihoods, nn
-from fisherlab._precision import float64
+from fisherlab._core.precision import float64
 from fisherlab.testing._compare import as_matrix_pair, check_tolerances, is_close, relative_error
 from fisherlab.testing._diagnose import diagnose
 from fisherlab.testing._problem import Problem

@@ -13,8 +13,8 @@ from jax.flatten_util import ravel_pytree
 
 import fisherlab as fl
 from fisherlab import nn
-from fisherlab._precision import float64
-from fisherlab._validation import check_choice
+from fisherlab._core.precision import float64
+from fisherlab._core.validation import check_choice
 from fisherlab.testing import _problem_io
 
 __all__ = ["Problem", "QUANTITIES", "Leaf"]

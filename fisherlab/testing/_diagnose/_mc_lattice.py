@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import float64
+from fisherlab._core.precision import float64
 from fisherlab.likelihoods import Bernoulli, Categorical
 from fisherlab.testing._compare import TINY
 from fisherlab.testing._diagnose import _network

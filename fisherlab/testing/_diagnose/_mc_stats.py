@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import float64
-from fisherlab._sampled import output_grads, sample_each
+from fisherlab._core.precision import float64
+from fisherlab._core.sampling import output_grads, sample_each
 from fisherlab.likelihoods import Gaussian, GaussianMeanVariance
 from fisherlab.testing._compare import TINY
 from fisherlab.testing._diagnose._mc_lattice import ALPHA, S_MAX

@@ -31,8 +31,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from fisherlab import nn
-from fisherlab._precision import float64
-from fisherlab._sampled import output_grads
+from fisherlab._core.precision import float64
+from fisherlab._core.sampling import output_grads
 
 __all__ = ["ACTIVATIONS", "layers", "output_matrices", "position_counts", "sandwich"]
 
