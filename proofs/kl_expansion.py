@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
+from fisherlab.likelihoods import symbolic as lik
 from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 from fisherlab.symbolic import toolkit as tk
 from fisherlab.symbolic.toolkit import (

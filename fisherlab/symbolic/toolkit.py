@@ -27,7 +27,7 @@ import itertools
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
+from fisherlab.likelihoods import symbolic as lik
 from fisherlab.symbolic._builders import (
     cayley_orthogonal,
     cayley_parts,
@@ -144,7 +144,7 @@ def softmax_coordinates(num_classes: int):
 
     ``z_k = e^{eta_k}`` for ``k < K`` and ``s = sum_j e^{eta_j}`` (so
     ``e^{eta_K} = s - z_1 - ... - z_{K-1}``); ``substitution`` maps each ``eta_k`` of
-    :func:`fisherlab.likelihoods._symbolic.categorical` to ``log`` of its coordinate and
+    :func:`fisherlab.likelihoods.symbolic.categorical` to ``log`` of its coordinate and
     ``probs`` is the softmax ``p = (z_1, ..., z_{K-1}, s - sum z) / s``.
     """
     K = num_classes

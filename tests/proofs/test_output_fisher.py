@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import fisherlab as fl
 from _resolve import resolve
 from fisherlab import proofs
-from fisherlab.likelihoods import _symbolic as lik
+from fisherlab.likelihoods import symbolic as lik
 from fisherlab.symbolic import Tier, find_witness, is_zero
 
 proofs.modules()  # registers the proofs/ folder as fisherlab._theorems

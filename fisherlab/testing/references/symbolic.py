@@ -12,7 +12,7 @@ references (``fl.hessian``, ``fl.ggn``, ``fl.fisher``, ``fl.empirical_fisher``,
 2. differentiates it exactly (``sympy.diff``): the Jacobian ``J = df/dtheta``
    (``C x d``) and, for the Hessian, every second derivative ``d^2 f_c``;
 3. takes the likelihood's log-density from ``likelihood.symbolic(C)`` -- the
-   single symbolic source, :mod:`fisherlab.likelihoods._symbolic` -- and
+   single symbolic source, :mod:`fisherlab.likelihoods.symbolic` -- and
    differentiates it in the outputs: ``r = grad_eta l``, ``Lambda = grad^2_eta l``
    and the output Fisher ``F_out = E_{y ~ p(.|eta)}[score score^T]`` computed with
    the family's **exact expectation operator** (finite sums, Gaussian moments,
@@ -66,7 +66,7 @@ import numpy as np
 import sympy as sp
 
 from fisherlab import nn
-from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+from fisherlab.likelihoods.symbolic import SymbolicLikelihood
 
 __all__ = ["curvature", "KINDS"]
 
