@@ -98,10 +98,53 @@ def _cmd_docs(args) -> int:
     return 1 if any(not r.ok for _, r in results) else 0
 
 
+def _compilation_cache() -> None:
+    """Keep compiled references on disk between ``fisherlab check`` runs (JAX's persistent
+    compilation cache): ``$FISHERLAB_JAX_CACHE``, default ``~/.cache/fisherlab/jax``; ``off``
+    disables it. A check of a problem with shapes seen before then compiles nothing."""
+    import os
+
+    import jax
+
+    where = os.environ.get("FISHERLAB_JAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "fisherlab", "jax")
+    if where.lower() == "off" or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def _cmd_check(args) -> int:
+    if args.schema:
+        from fisherlab.testing._check import SCHEMA
+
+        print(SCHEMA, end="")
+        return 0
+    if args.candidate is None or args.problem is None:
+        args.parser.error("CANDIDATE and PROBLEM are required (or --schema)")
+    _compilation_cache()
     from fisherlab.testing._check import run_check
 
     return run_check(args.candidate, args.problem, stream=sys.stdout)
+
+
+_CHECK_HELP = """\
+Compare a candidate curvature matrix (CANDIDATE, .npy/.npz) with fisherlab's float64
+reference on the problem described by PROBLEM (.json/.toml); on a mismatch print the
+diagnosis (fl.testing.diagnose): the convention or bug that reproduces the candidate.
+"""
+
+
+class _CheckHelp(argparse.Action):
+    """``-h``: the help with the problem-file schema (imported only when asked for)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from fisherlab.testing._check import SCHEMA
+
+        parser.epilog = SCHEMA
+        parser.print_help()
+        parser.exit()
 
 
 def _cmd_api_docs(args) -> int:
@@ -121,10 +164,18 @@ def main(argv=None) -> int:
     d.add_argument("out_dir")
     d.add_argument("names", nargs="*")
     d.set_defaults(func=_cmd_docs)
-    c = sub.add_parser("check", help="compare a candidate matrix with fisherlab's reference")
-    c.add_argument("candidate", help=".npy or .npz file holding the candidate matrix")
-    c.add_argument("problem", help="problem description (.json or .toml)")
-    c.set_defaults(func=_cmd_check)
+    c = sub.add_parser("check", help="compare a candidate matrix with fisherlab's reference",
+                       description=_CHECK_HELP, add_help=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("-h", "--help", action=_CheckHelp, nargs=0,
+                   help="show this help, with the problem-file schema, and exit")
+    c.add_argument("candidate", nargs="?", metavar="CANDIDATE",
+                   help=".npy file, or .npz with one array, holding the candidate matrix")
+    c.add_argument("problem", nargs="?", metavar="PROBLEM",
+                   help="problem file (.json or .toml); schema below and with --schema")
+    c.add_argument("--schema", action="store_true",
+                   help="print the problem-file schema with an example and exit")
+    c.set_defaults(func=_cmd_check, parser=c)
     a = sub.add_parser("api-docs", help="write the API reference generated from the docstrings")
     a.add_argument("path", nargs="?", default="docs/api.md")
     a.set_defaults(func=_cmd_api_docs)

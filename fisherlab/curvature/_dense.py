@@ -27,7 +27,6 @@ from fisherlab.curvature._problem import (
     check_num_samples,
     check_reduction,
     prepare,
-    reduction_weights,
 )
 
 __all__ = [
@@ -50,7 +49,7 @@ def _chunks(p: Prepared, kind: str, chunk_size, reduction: str, extra):
     n = p.num_examples
     b = chunk_size or default_chunk_size(kind, n, p.num_outputs, p.num_params)
     b = min(b, n)
-    w = chunk_weights(n, b, reduction_weights(n, reduction))
+    w = chunk_weights(n, b, p.example_weight(reduction))
     return chunked(p.x, n, b), (None if extra is None else chunked(extra, n, b)), w
 
 
@@ -66,7 +65,8 @@ def gauss_newton_matrix(p: Prepared, kind: str, *, reduction: str, chunk_size=No
     Fisher) or ``"fisher_mc"`` (the sampled output Fisher; ``key`` and ``num_samples`` already
     validated). The options are validated by the caller.
     """
-    if kind == "fisher_mc":
+    if kind == "fisher_mc":  # sampled gradient outer products: per token for tokens="flatten"
+        p = p.outer_product_problem()
         extra = jax.random.split(key, p.num_examples)
     elif kind == "ggn":
         extra = p.y
@@ -98,6 +98,7 @@ def gradient_outer_matrix(p: Prepared, *, reduction: str, chunk_size=None,
     """``w sum_n (g_n - c)(g_n - c)^T`` on a prepared problem: ``c = 0`` (empirical Fisher) or
     the mean gradient (``centered``, the gradient covariance), checked finite."""
     kind = "gradient_covariance" if centered else "empirical_fisher"
+    p = p.outer_product_problem()
     xc, yc, wc = _chunks(p, kind, chunk_size, reduction, p.y)
     if centered:
         # Two passes (mean gradient first), so no cancellation between E[g g^T] and gbar gbar^T.
@@ -127,7 +128,7 @@ def hessian_matrix(p: Prepared, *, reduction: str, chunk_size=None) -> jax.Array
 
 
 def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jacobian, method,
-                  key=None, num_samples=1):
+                  tokens, key=None, num_samples=1):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     jacobian = check_jacobian_mode(jacobian)
@@ -135,7 +136,7 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
     if kind == "fisher_mc":
         num_samples = check_num_samples(num_samples)
         key = check_key(key)
-    p = prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"))
+    p = prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"), tokens=tokens)
     return gauss_newton_matrix(p, kind, reduction=reduction, chunk_size=chunk_size,
                                jacobian=jacobian, method=method, key=key,
                                num_samples=num_samples)
@@ -143,7 +144,8 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
 
 @reference
 def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-        chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto") -> jax.Array:
+        chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto",
+        tokens: str = "sum") -> jax.Array:
     r"""Generalized Gauss-Newton matrix of the loss.
 
     The Hessian with the model's second derivatives dropped: with ``Lambda_n`` the Hessian of
@@ -157,10 +159,11 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     docs/CONVENTIONS.md.
 
     Args:
-      f: single-example model ``f(params, x_n) -> (C,)``.
+      f: single-example model ``f(params, x_n) -> (C,)``, or per token ``(R, C)`` (one row
+        per token; the example's loss sums its ``R`` token losses).
       params: pytree of floating-point arrays (cast to float64).
       x: inputs, leading axis ``N`` (an array or a pytree of arrays).
-      y: targets, leading axis ``N``, in ``likelihood``'s format.
+      y: targets, leading axis ``N``, in ``likelihood``'s format (per token: ``(N, R, ...)``).
       likelihood: a fisherlab likelihood, e.g. ``fl.Categorical()``.
       reduction: ``"mean"`` (default, ``w = 1/N``) or ``"sum"`` (``w = 1``).
       chunk_size: examples per chunk (default: ``B`` with ``B C d <= 2^24``); the result does
@@ -171,7 +174,12 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
         ``2 N C d^2`` flops, memory ``O(chunk_size C d + d^2)``), ``"layerwise"``
         (a ``fl.nn.Sequential`` of Dense layers and elementwise activations: the exact
         Kronecker-structured blocks, about ``2 N d^2`` flops) or ``"auto"`` (layer-wise when
-        the model qualifies).
+        the model qualifies; never for per-token outputs).
+      tokens: for per-token outputs: ``"sum"`` (default: an example is a sequence, its loss
+        the sum of its token losses) or ``"flatten"`` (the ``N R`` tokens are the examples, as
+        PyTorch's ``loss(out.flatten(0, 1), y.flatten(0, 1))``: ``reduction="mean"`` divides
+        by ``N R``, and the empirical Fisher, gradient covariance and Monte-Carlo Fisher are
+        built from per-token gradients). docs/CONVENTIONS.md, "Per-token outputs".
 
     Returns:
       ``(d, d)`` float64 symmetric matrix.
@@ -190,13 +198,13 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     (8, 8)
     """
     return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian,
-                         method)
+                         method, tokens)
 
 
 @reference
 def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
            chunk_size: int | None = None, jacobian: str = "auto",
-           method: str = "auto") -> jax.Array:
+           method: str = "auto", tokens: str = "sum") -> jax.Array:
     r"""Fisher information (the exact, "true" Fisher) of the model's predictive distribution.
 
     The expectation over ``y ~ p(. | f_n)`` is taken in closed form through the likelihood's
@@ -207,7 +215,8 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
               \nabla_\theta \log p^\top\big] = w \sum_n J_n^\top F_{\rm out}(f_n) J_n .
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens: as in
+        :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -226,13 +235,13 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     ((8, 8), dtype('float64'))
     """
     return _gauss_newton("fisher", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method)
+                         jacobian, method, tokens)
 
 
 @reference
 def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
               reduction: str = "mean", chunk_size: int | None = None,
-              jacobian: str = "auto", method: str = "auto") -> jax.Array:
+              jacobian: str = "auto", method: str = "auto", tokens: str = "sum") -> jax.Array:
     r"""Monte-Carlo Fisher: the expectation of :func:`fisher` replaced by ``S`` samples.
 
     .. math::
@@ -242,10 +251,13 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
 
     ``E[hat F] = F`` and each entry's variance decays as ``1/S``. The labels are exactly
     ``likelihood.sample(key, outputs, num_samples)`` (one key per example,
-    ``jax.random.split(key, N)``), so the estimate does not depend on ``chunk_size``.
+    ``jax.random.split(key, N)``), so the estimate does not depend on ``chunk_size``. Per-token
+    outputs draw each token's labels independently (keys in docs/CONVENTIONS.md, "Per-token
+    outputs").
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens: as in
+        :func:`ggn`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -265,20 +277,20 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     (8, 8)
     """
     return _gauss_newton("fisher_mc", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method, key=key, num_samples=num_samples)
+                         jacobian, method, tokens, key=key, num_samples=num_samples)
 
 
-def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered):
+def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered, tokens):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return gradient_outer_matrix(p, reduction=reduction, chunk_size=chunk_size,
                                  centered=centered)
 
 
 @reference
 def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                     chunk_size: int | None = None) -> jax.Array:
+                     chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
     r"""Empirical Fisher: the uncentered second moment of the per-example gradients.
 
     .. math:: E = w \sum_n g_n g_n^\top,\qquad g_n = \nabla_\theta\big(-\log p(y_n \mid
@@ -289,7 +301,7 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     (:func:`gradient_covariance`). Cost: ``N`` backward passes and ``2 N d^2`` flops.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -306,12 +318,12 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     >>> fl.empirical_fisher(model, params, x, y, fl.Categorical()).shape
     (8, 8)
     """
-    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False)
+    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False, tokens)
 
 
 @reference
 def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                        chunk_size: int | None = None) -> jax.Array:
+                        chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
     r"""Centered empirical Fisher: the population covariance of the per-example gradients.
 
     .. math::
@@ -323,7 +335,7 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     cancellation between ``E`` and ``gbar gbar^T``.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -338,18 +350,18 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     >>> fl.gradient_covariance(model, params, x, y, fl.Categorical()).shape
     (8, 8)
     """
-    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, True)
+    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, True, tokens)
 
 
 @reference
 def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-             chunk_size: int | None = None) -> jax.Array:
+             chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
     r"""Gradient of the loss.
 
     .. math:: \nabla L = w \sum_n g_n
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
 
     Returns:
       ``(d,)`` float64 vector.
@@ -363,13 +375,13 @@ def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return gradient_vector(p, reduction=reduction, chunk_size=chunk_size)
 
 
 @reference
 def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-            chunk_size: int | None = None) -> jax.Array:
+            chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
     r"""Hessian of the loss.
 
     .. math:: H = \nabla^2 L = G + w \sum_n \sum_c \frac{\partial l_n}{\partial f_c}\,
@@ -380,7 +392,8 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     summed over chunks.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size: as in :func:`ggn` (default chunk: a
+      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn` (default
+        chunk: a
         heuristic keeping ``64 B d`` float64 intermediates under ``2^24``).
 
     Returns:
@@ -398,5 +411,5 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return hessian_matrix(p, reduction=reduction, chunk_size=chunk_size)

@@ -22,7 +22,6 @@ from fisherlab.curvature._problem import (
     check_reduction,
     check_vector,
     prepare,
-    reduction_weights,
 )
 
 __all__ = ["empirical_fisher_vp", "fisher_mc_vp", "fisher_vp", "ggn_vp", "hvp", "product_on"]
@@ -53,7 +52,7 @@ def _matvec(kernel, p: Prepared, args, what: str, kind: str, *, explain_as: str 
 
 
 def _weights(p: Prepared, reduction: str):
-    return jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
+    return jnp.full((p.num_examples,), p.example_weight(reduction), jnp.float64)
 
 
 def product_on(p: Prepared, kind: str, *, reduction: str) -> Callable:
@@ -62,6 +61,8 @@ def product_on(p: Prepared, kind: str, *, reduction: str) -> Callable:
     ``kind``: ``"hvp"``, ``"ggn_vp"``, ``"fisher_vp"`` or ``"empirical_fisher_vp"``;
     ``reduction`` already validated.
     """
+    if kind == "empirical_fisher_vp":  # per token for tokens="flatten"
+        p = p.outer_product_problem()
     w = _weights(p, reduction)
     if kind == "hvp":
         kernel = _kernels.compiled("hvp", p.f, p.likelihood)
@@ -77,11 +78,12 @@ def product_on(p: Prepared, kind: str, *, reduction: str) -> Callable:
 
 
 @reference
-def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Callable:
+def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
+        tokens: str = "sum") -> Callable:
     r"""Hessian-vector product ``v -> H v``: forward-over-reverse, the ``jvp`` of ``grad L``.
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.hessian`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.hessian`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible; a ``v`` of
@@ -99,12 +101,13 @@ def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Ca
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "hvp", reduction=reduction)
 
 
 @reference
-def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Callable:
+def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
+           tokens: str = "sum") -> Callable:
     r"""GGN-vector product ``v -> G v``.
 
     .. math:: G v = w \sum_n J_n^\top \big(\Lambda_n (J_n v)\big)
@@ -113,7 +116,7 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") ->
     vector-Jacobian product (its transpose).
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.ggn`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.ggn`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -131,18 +134,19 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") ->
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "ggn_vp", reduction=reduction)
 
 
 @reference
-def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean") -> Callable:
+def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean",
+              tokens: str = "sum") -> Callable:
     r"""Fisher-vector product ``v -> F v`` with the exact Fisher of :func:`fisherlab.fisher`.
 
     .. math:: F v = w \sum_n J_n^\top \big(F_{\rm out}(f_n) (J_n v)\big)
 
     Args:
-      f, params, x, likelihood, reduction: as in :func:`fisherlab.fisher`.
+      f, params, x, likelihood, reduction, tokens: as in :func:`fisherlab.fisher`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -158,13 +162,13 @@ def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean") ->
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, None, likelihood, needs_targets=False)
+    p = prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
     return product_on(p, "fisher_vp", reduction=reduction)
 
 
 @reference
 def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
-                        reduction: str = "mean") -> Callable:
+                        reduction: str = "mean", tokens: str = "sum") -> Callable:
     r"""Empirical-Fisher-vector product ``v -> E v``.
 
     .. math:: E v = w \sum_n g_n (g_n^\top v)
@@ -173,7 +177,7 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     losses; the sum ``sum_n g_n u_n`` is its transpose.
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.empirical_fisher`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.empirical_fisher`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -186,13 +190,13 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "empirical_fisher_vp", reduction=reduction)
 
 
 @reference
 def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
-                 reduction: str = "mean") -> Callable:
+                 reduction: str = "mean", tokens: str = "sum") -> Callable:
     r"""Monte-Carlo-Fisher-vector product ``v -> hat F v``, with ``hat F`` of
     :func:`fisherlab.fisher_mc`.
 
@@ -205,7 +209,7 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
         (r_{ns}^\top J_n v)\Big),\qquad r_{ns} = \nabla_f \log p(Y_{sn} \mid f_n).
 
     Args:
-      f, params, x, likelihood, reduction: as in :func:`fisherlab.fisher`.
+      f, params, x, likelihood, reduction, tokens: as in :func:`fisherlab.fisher`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -229,8 +233,9 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
     reduction = check_reduction(reduction)
     num_samples = check_num_samples(num_samples)
     key = check_key(key)
-    p = prepare(f, params, x, None, likelihood, needs_targets=False)
-    labels = jnp.moveaxis(likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
-    return _matvec(_kernels.compiled("output_space_vp", f, likelihood, "fisher_mc"), p,
+    p = prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
+    p = p.outer_product_problem()  # per token for tokens="flatten"
+    labels = jnp.moveaxis(p.likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
+    return _matvec(_kernels.compiled("output_space_vp", p.f, p.likelihood, "fisher_mc"), p,
                    (p.x, labels, _weights(p, reduction)), f"F_mc (S = {num_samples})",
                    "fisher_mc_vp", explain_as="fisher_mc", key=key, num_samples=num_samples)

@@ -80,7 +80,15 @@ The pieces:
   - ``Lemma(other_derivation, {symbol: replacement}, part=0)``: the cited conclusion,
     instantiated by the substitution (sizes first: ``{m: n, A: X}``), replaces a sub-expression
     (or a run of factors) of the previous expression; the cited derivation must verify, its
-    hypotheses must be among this one's, and cycles are refused.
+    hypotheses must be among this one's, and cycles are refused. Its definitions are unfolded
+    first (a defined symbol is not a variable: it cannot be substituted). A derivation may
+    cite a part of its *own* conclusion (``Lemma(itself, subs, part=k)``, built inside the
+    ``proof`` callable) when every chain proving part ``k`` comes earlier and passed.
+  - ``toolkit.expectation_linearity(M, over, left=X, right=Y)`` and
+    ``toolkit.inverse_of_product(X, Y, Z)``: the axioms ``E[XMY] = X E[M] Y`` and
+    ``(XYZ)^{-1} = Z^{-1} Y^{-1} X^{-1}`` (for a factor that is a sum, which the normal form
+    would distribute) as ready :class:`Axiom` links; ``toolkit.sample_average`` gives
+    ``Expect`` a meaning at a control's witness.
   - ``Given(hypothesis)``: rewrite by one of this derivation's own hypotheses (``Eq(mu, ...)``,
     ``Eq(A*u, lam*u)``); ``Axiom(name, relation, subs)``: a fact supplied by hand, written as a
     relation (``det(XY) = det X det Y``), applied the same way and listed on the page.

@@ -223,6 +223,8 @@ class Normaliser:
         out: list = []
         for a in atoms:
             if out and (self._is_inverse_pair(out[-1], a)):
+                if isinstance(a, sp.Transpose):
+                    self.used.add("transpose")
                 out.pop()
                 self.used.add("inverse")
                 continue
@@ -233,6 +235,9 @@ class Normaliser:
 
     @staticmethod
     def _is_inverse_pair(a, b) -> bool:
+        if isinstance(a, sp.Transpose) and isinstance(b, sp.Transpose):
+            # (X^{-1})^T X^T = (X X^{-1})^T = I and X^T (X^{-1})^T = I
+            return Normaliser._is_inverse_pair(b.args[0], a.args[0])
         return (isinstance(b, sp.Inverse) and b.args[0] == a) or \
                (isinstance(a, sp.Inverse) and a.args[0] == b)
 
@@ -376,6 +381,9 @@ class Normaliser:
         as a contiguous run of factors in the normal form of each matrix sub-expression (also
         inside a determinant, trace or ``Scalar``)."""
         e = unfold(sp.sympify(e), self.definitions)
+        # the sides unfolded too: an abbreviation of the instance may occur, unfolded, inside an
+        # opaque atom of ``e`` (an expectation, a gradient), where only a subtree match finds it
+        L, R = unfold(sp.sympify(L), self.definitions), unfold(sp.sympify(R), self.definitions)
         out = []
         if e.has(L):
             out.append(e.xreplace({L: R}))

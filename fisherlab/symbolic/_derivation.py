@@ -288,8 +288,11 @@ def _verify(d: Derivation, stack: tuple) -> Report:
     results: list[LinkResult] = []
     chain_tiers = []
     errors = []
+    ctx.chains = chains
+    ctx.results = results
     for ci, ch in enumerate(chains, 1):
         rel = d.parts[ch.part]
+        ctx.current = (ci, ch.part)
         tiers = []
         try:
             _check_ends(d, ci, ch, rel)
@@ -368,7 +371,10 @@ class _Context:
     def check_link(self, ci, li, prev, ln: Link, rel) -> LinkResult:
         t0 = time.perf_counter()
         by = ln.by
-        tier = by.tier if not isinstance(by, Lemma) else _best(by.derivation.tier)
+        if isinstance(by, Lemma) and by.derivation is self.d:
+            tier = self._part_tier(by.part)
+        else:
+            tier = by.tier if not isinstance(by, Lemma) else _best(by.derivation.tier)
         where = f"{self.d.name}, chain {ci} link {li}"
         base = dict(chain=ci, index=li, label=ln.label, rel=ln.rel, tier=tier)
         try:
@@ -562,7 +568,7 @@ class _Context:
     def _lemma(self, where, prev, ln, by):
         L = by.derivation
         if L is self.d:
-            raise CheckError(f"{where}: a derivation cannot cite itself")
+            return self._own_part(where, prev, ln, by)
         rep = _VERIFIED.get(L) if L not in self.stack else None
         if rep is None:
             rep = _verify(L, self.stack + (self.d,))
@@ -573,10 +579,46 @@ class _Context:
             raise CheckError(f"{where}: {L.name} has no conclusion part {by.part + 1}")
         rel = L.parts[by.part]
         subs = {sp.sympify(k): sp.sympify(v) for k, v in by.subs.items()}
-        inst = _instance(rel, subs, where, L.name)
+        inst = _instance(rel, subs, where, L.name, L.definitions)
         self._discharge(where, L, subs)
         lemma_conds = [_substituted(c, subs) for c in rep.conditions]
         return self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+
+    def _own_chains(self, part):
+        """The chains proving conclusion ``part`` and their link results, if every one of them
+        precedes the chain being checked (so that citations among parts cannot form a cycle)."""
+        ci_now, part_now = self.current
+        mine = [ci for ci, ch in enumerate(self.chains, 1) if ch.part == part]
+        if part == part_now or not mine or any(ci >= ci_now for ci in mine):
+            return None
+        return mine, [r for r in self.results if r.chain in mine]
+
+    def _part_tier(self, part) -> str:
+        found = self._own_chains(part) if 0 <= part < len(self.d.parts) else None
+        if not found or not found[1]:
+            return TIERS[-1]
+        return max((r.tier for r in found[1]), key=tier_rank)
+
+    def _own_part(self, where, prev, ln, by):
+        """Cite part ``by.part`` of this derivation's own conclusion: allowed only when every
+        chain proving it comes before the citing chain and passed (no part cites itself or a
+        later part, so there is no cycle)."""
+        if not 0 <= by.part < len(self.d.parts):
+            raise CheckError(f"{where}: {self.d.name} has no conclusion part {by.part + 1}")
+        found = self._own_chains(by.part)
+        if found is None:
+            raise CheckError(f"{where}: cites conclusion part {by.part + 1} of its own derivation, "
+                             "which is not proved by chains that all come before this one (a part "
+                             "may cite only parts proved earlier)")
+        _, res = found
+        if not res or not all(r.passed for r in res):
+            raise CheckError(f"{where}: cites conclusion part {by.part + 1}, whose proof did not pass")
+        subs = {sp.sympify(k): sp.sympify(v) for k, v in by.subs.items()}
+        inst = _instance(self.d.parts[by.part], subs, where, f"part {by.part + 1} of {self.d.name}",
+                         self.d.definitions)
+        self._discharge(where, self.d, subs)
+        conds = _unique([_substituted(c, subs) for r in res for c in r.conditions])
+        return self._apply(where, prev, ln, inst, f"conclusion part {by.part + 1}", conds)
 
     def _apply(self, where, prev, ln, inst, what, extra_conds):
         norm = Normaliser(self.d.definitions, self.symmetric)
@@ -742,11 +784,28 @@ def _substituted(e, subs):
     return e.xreplace(mats) if mats else e
 
 
-def _instance(rel, subs, where, what):
-    """``rel`` with sizes substituted first, then the matrices (shapes checked)."""
+def _instance(rel, subs, where, what, definitions=None):
+    """``rel`` with sizes substituted first, then the matrices (shapes checked).
+
+    The cited derivation's ``definitions`` are unfolded first: a defined symbol is an
+    abbreviation, not a free variable, so it cannot be instantiated (``{P: X}`` for a ``P``
+    defined as ``A + B`` would turn ``P = B + A`` into the false ``X = B + A``), and the
+    symbols its definition uses are substituted inside it."""
     subs = {sp.sympify(k): sp.sympify(v) for k, v in dict(subs).items()}
-    allowed = rel.free_symbols | {f.func for f in rel.atoms(AppliedUndef)} | \
-        _size_symbols([rel.lhs, rel.rhs])
+    op = ">=" if isinstance(rel, sp.GreaterThan) else "="
+    lhs, rhs = rel.lhs, rel.rhs
+    if definitions:
+        for k in subs:
+            if k in definitions:
+                raise CheckError(f"{where}: the substitution names {k}, which {what} defines "
+                                 "(an abbreviation, not a free variable); substitute the symbols "
+                                 "of its definition")
+        lhs, rhs = unfold(lhs, definitions), unfold(rhs, definitions)
+    allowed = set()
+    for side in (lhs, rhs):
+        side = sp.sympify(side)
+        allowed |= side.free_symbols | {f.func for f in side.atoms(AppliedUndef)}
+    allowed |= _size_symbols([lhs, rhs])
     for k in subs:
         if k not in allowed:
             raise CheckError(f"{where}: the substitution names {k}, which is not free in {what}")
@@ -766,10 +825,11 @@ def _instance(rel, subs, where, what):
             mats[k2] = v
     # sides substituted separately: rebuilding the relation would let SymPy evaluate it
     sides = []
-    for side in (rel.lhs, rel.rhs):
+    for side in (lhs, rhs):
+        side = sp.sympify(side)
         side = side.xreplace(size_subs) if size_subs else side
         sides.append(side.xreplace(mats) if mats else side)
-    return _Instance(">=" if isinstance(rel, sp.GreaterThan) else "=", sides[0], sides[1])
+    return _Instance(op, sides[0], sides[1])
 
 
 def _mutate(e, old, new):

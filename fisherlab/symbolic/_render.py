@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.assumptions.assume import AppliedPredicate
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._algebra import AXIOMS as MATRIX_AXIOMS
+from ._algebra import Normaliser
 from ._checks import Entrywise, Explicit, Model
 from ._derivation import Chain, Derivation, Lemma
+from ._instantiate import unfold
 from ._legacy import LegacyDerivation, LegacyReport, Step
 from ._report import Report
 
@@ -99,7 +102,10 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
     if isinstance(by, Lemma):
         subs = ", ".join(f"{_latex(k)} \\mapsto {_latex(v)}" for k, v in by.subs.items())
         part = f" (part {by.part + 1})" if len(by.derivation.parts) > 1 else ""
-        text = f"lemma [`{by.derivation.name}`]({by.derivation.name}.md){part}"
+        if by.derivation is d:
+            text = f"conclusion part {by.part + 1} (proved above)"
+        else:
+            text = f"lemma [`{by.derivation.name}`]({by.derivation.name}.md){part}"
         if subs:
             text += f" with ${subs}$"
     elif isinstance(by, Entrywise):
@@ -121,8 +127,34 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
     return text
 
 
-def _conditions_text(conds) -> str:
-    return ", ".join(f"${_latex(c)} \\ne 0$" for c in conds)
+def _fold(e, definitions):
+    """``e`` with every unfolded definition written as its symbol again (for display only:
+    the checker records conditions on the unfolded expressions)."""
+    if not definitions or not isinstance(e, sp.Basic):
+        return e
+    forms = []
+    for s, v in definitions.items():
+        v = unfold(v, definitions)
+        forms.append((s, v))
+        if isinstance(v, MatrixExpr):   # the checker's normal form of it, as conditions hold it
+            try:
+                norm = Normaliser(definitions)
+                forms.append((s, norm.expr(norm.nf(v), v.shape)))
+            except Exception:  # noqa: BLE001 - display only: an unnormalisable definition stays
+                pass
+    for s, v in sorted(forms, key=lambda kv: -sp.count_ops(kv[1])):
+        if e.has(v):
+            e = e.xreplace({v: s})
+    return e
+
+
+def _conditions_text(conds, definitions=None) -> str:
+    out = []
+    for c in conds:
+        text = f"${_latex(_fold(c, definitions))} \\ne 0$"
+        if text not in out:
+            out.append(text)
+    return ", ".join(out)
 
 
 def _chain_block(ci: int, ch: Chain, results, d: Derivation, tier: str, inst=None) -> list[str]:
@@ -139,7 +171,7 @@ def _chain_block(ci: int, ch: Chain, results, d: Derivation, tier: str, inst=Non
         label = f" `{ln.label}`" if ln.label else ""
         line = f"{k}.{label} {mark} — checked by {_check_text(ln, res, d, inst)}"
         if res.conditions:
-            line += f"; holds where {_conditions_text(res.conditions)}"
+            line += f"; holds where {_conditions_text(res.conditions, d.definitions)}"
         out.append(line + "  ")
         if ln.why:
             out.append(f"   *Why:* {ln.why}")
@@ -187,7 +219,7 @@ def _chain_markdown(d: Derivation, r: Report) -> str:
     if notes:
         out += ["**Symbols:** " + "; ".join(notes) + "; matrices are real.", ""]
     if r.conditions:
-        out += ["**Holds where** " + _conditions_text(r.conditions) + " (the identities are checked "
+        out += ["**Holds where** " + _conditions_text(r.conditions, d.definitions) + " (the identities are checked "
                 "as rational functions; they hold wherever these do not vanish).", ""]
     if d.definitions:
         out += ["## Definitions", "", "$$", r"\begin{aligned}"]

@@ -21,6 +21,9 @@ One name and one argument order per builder -- ``builder(name, size...)``:
   instantiations that check them: the library's definition at stated sizes, the categorical at
   general ``K``),
   :func:`gaussian_variance_symbol`, :func:`family_axioms`;
+* structural axioms applied by instantiation (:func:`expectation_linearity`,
+  :func:`inverse_of_product`, stated in :data:`STRUCTURAL_AXIOMS`) and :func:`sample_average`,
+  an expectation over finitely many points that gives ``Expect`` a meaning in a witness;
 * sizes checked by the tier-B chains (``KRON_SIZES``, ``CATEGORICAL_SIZES``, ...) and the
   references (``REF_...``) cited by author, title and year.
 """
@@ -48,6 +51,7 @@ from fisherlab.symbolic._builders import (
     vec,
     vector,
 )
+from fisherlab.symbolic._checks import Axiom
 from fisherlab.symbolic._families import (
     FAMILY_NAMES,
     FAMILY_SIZES,
@@ -73,6 +77,8 @@ __all__ = [
     # likelihood families as structural objects
     "Family", "family", "FAMILY_NAMES", "FAMILY_SIZES", "GENERAL_CATEGORICAL_AXIOMS",
     "expfam_expectation", "EXPFAM_AXIOMS",
+    # structural axioms (facts supplied by hand, applied by instantiation) and witnesses
+    "expectation_linearity", "inverse_of_product", "STRUCTURAL_AXIOMS", "sample_average",
     # sizes
     "KRON_SIZES", "CATEGORICAL_SIZES", "GAUSSIAN_SIZES", "BERNOULLI_SIZES", "POISSON_SIZES",
     "GMV_SIZES", "EXPFAM_SIZES",
@@ -252,3 +258,78 @@ EXPFAM_AXIOMS = {
     "linearity of expectation": r"$\mathbb E[\sum_\alpha c_\alpha(\eta) t^\alpha] = "
                                 r"\sum_\alpha c_\alpha(\eta)\,\mathbb E[t^\alpha]$",
 }
+
+
+# ------------------------------------------------------------------------------ structural axioms
+
+STRUCTURAL_AXIOMS = {
+    "linearity of expectation":
+        r"$\mathbb E[X M Y] = X\,\mathbb E[M]\,Y$ and $\mathbb E[M + N] = \mathbb E[M] + "
+        r"\mathbb E[N]$ for matrices $X, Y$ that do not depend on the random quantity",
+    "inverse of a product":
+        r"$(X_1 X_2\cdots X_k)^{-1} = X_k^{-1}\cdots X_2^{-1}X_1^{-1}$ for square invertible "
+        r"factors, applied to a factor that is itself a sum (the matrix-algebra normal form "
+        r"would distribute it first)",
+}
+
+_ROWS = sp.symbols("r_1:6", integer=True, positive=True)
+
+
+def expectation_linearity(inner, over: str = "y", left=None, right=None) -> Axiom:
+    """The axiom ``E[X M Y] = X E[M] Y`` instantiated at ``M = inner``, ``X = left``,
+    ``Y = right`` (either may be omitted), or, when ``inner`` is a tuple of matrices,
+    ``E[M_1 + ... + M_k] = E[M_1] + ... + E[M_k]``; ``over`` names the random quantity."""
+    if isinstance(inner, tuple):
+        r, c = _ROWS[:2]
+        Ms = [sp.MatrixSymbol(f"M_{k + 1}", r, c) for k in range(len(inner))]
+        if len(Ms) < 2:
+            raise ValueError("expectation_linearity: a sum needs at least two terms")
+        rel = sp.Eq(Expect(sp.MatAdd(*Ms), over), sp.MatAdd(*[Expect(M, over) for M in Ms]),
+                    evaluate=False)
+        subs = {r: inner[0].shape[0], c: inner[0].shape[1], **dict(zip(Ms, inner))}
+        return Axiom("linearity of expectation", rel, subs)
+    r1, r2, r3, r4 = _ROWS[:4]
+    M = sp.MatrixSymbol("M", r2, r3)
+    subs = {r2: inner.shape[0], r3: inner.shape[1], M: inner}
+    lhs, rhs = M, Expect(M, over)
+    if left is not None:
+        X = sp.MatrixSymbol("X", r1, r2)
+        subs.update({r1: left.shape[0], X: left})
+        lhs, rhs = X * lhs, X * rhs
+    if right is not None:
+        Y = sp.MatrixSymbol("Y", r3, r4)
+        subs.update({r4: right.shape[1], Y: right})
+        lhs, rhs = lhs * Y, rhs * Y
+    if left is None and right is None:
+        raise ValueError("expectation_linearity: give a left or a right factor (or a sum)")
+    return Axiom("linearity of expectation", sp.Eq(Expect(lhs, over), rhs, evaluate=False), subs)
+
+
+def inverse_of_product(*factors) -> Axiom:
+    """The axiom ``(X_1 ... X_k)^{-1} = X_k^{-1} ... X_1^{-1}`` (square factors) instantiated
+    at ``X_i = factors[i]`` -- for a factor that is a sum, which the normal form would
+    distribute before inverting."""
+    if len(factors) < 2:
+        raise ValueError("inverse_of_product: give at least two factors")
+    n = _ROWS[0]
+    Xs = [sp.MatrixSymbol(f"X_{k + 1}", n, n) for k in range(len(factors))]
+    rel = sp.Eq(sp.Inverse(sp.MatMul(*Xs)), sp.MatMul(*[sp.Inverse(X) for X in reversed(Xs)]),
+                evaluate=False)
+    return Axiom("inverse of a product", rel, {n: factors[0].shape[0], **dict(zip(Xs, factors))})
+
+
+def sample_average(points: dict):
+    """An expectation operator for a witness: the random vector takes each of finitely many
+    points with equal probability. ``points`` maps each symbol of the random quantity's
+    explicit instance to its values at the points (equal-length sequences of exact numbers)."""
+    counts = {len(v) for v in points.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError("sample_average: give every symbol the same, nonzero number of points")
+    (k,) = counts
+
+    def E(h):
+        h = sp.sympify(h)
+        return sp.Add(*[h.xreplace({s: sp.sympify(v[i]) for s, v in points.items()})
+                        for i in range(k)]) / k
+
+    return E

@@ -20,10 +20,10 @@ _NAMES = {"fisher": "Fisher", "fisher_mc": "Fisher", "empirical_fisher": "empiri
           "hessian": "Hessian", "ggn": "GGN"}
 
 
-def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, *, key=None,
-                num_samples=1):
+def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, tokens, *,
+                key=None, num_samples=1):
     lr, damping = check_lr(lr), check_damping(damping)
-    step = prepare_step(f, params, x, y, likelihood, reduction)
+    step = prepare_step(f, params, x, y, likelihood, reduction, tokens)
     M = curvature_matrix(step, kind, key=key, num_samples=num_samples)
     p = dense_solve(M, step.gradient, damping, psd=psd, name=f"the {_NAMES[kind]}")
     return step.unravel(-lr * p)
@@ -32,7 +32,7 @@ def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, 
 @reference
 def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
                      reduction: str = "mean", fisher_type: str = "exact", key=None,
-                     num_samples: int = 1):
+                     num_samples: int = 1, tokens: str = "sum"):
     r"""Natural-gradient step.
 
     .. math:: \delta = -\alpha\,(F + \lambda I)^{-1}\nabla L,\qquad
@@ -53,6 +53,8 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
       lr: ``alpha > 0``.
       damping: ``lambda >= 0`` (``0`` requires a nonsingular ``F``).
       reduction: ``"mean"`` (default) or ``"sum"``, applied to both ``L`` and ``F``.
+      tokens: for per-token outputs ``(R, C)``: ``"sum"`` (default) or ``"flatten"``, as in
+        :func:`fisherlab.ggn` (docs/CONVENTIONS.md, "Per-token outputs").
       fisher_type: ``"exact"`` (default) or ``"mc"``.
       key, num_samples: for ``fisher_type="mc"``.
 
@@ -75,13 +77,13 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
     """
     check_choice(fisher_type, "fisher_type", ("exact", "mc"))
     kind = "fisher_mc" if fisher_type == "mc" else "fisher"
-    return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True,
+    return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True, tokens,
                        key=key, num_samples=num_samples)
 
 
 @reference
 def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, damping,
-                            reduction: str = "mean"):
+                            reduction: str = "mean", tokens: str = "sum"):
     r"""Empirical-Fisher step.
 
     .. math:: \delta = -\alpha\,(E + \lambda I)^{-1}\nabla L,\qquad
@@ -91,7 +93,8 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     (proof ``empirical_fisher_update.constrained_problem``). ``E`` is *not* the Fisher.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -111,11 +114,12 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     [(2, 3), (2,)]
     """
     return _dense_step("empirical_fisher", f, params, x, y, likelihood, lr, damping, reduction,
-                       True)
+                       True, tokens)
 
 
 @reference
-def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean"):
+def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean",
+           tokens: str = "sum"):
     r"""Damped Newton step.
 
     .. math:: \delta = -\alpha\,(H + \lambda I)^{-1}\nabla L,\qquad H = \nabla^2 L
@@ -125,7 +129,8 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     the quadratic model in one step (proof ``damping_preconditioning.newton_quadratic``).
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -143,12 +148,13 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
     """
-    return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False)
+    return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False,
+                       tokens)
 
 
 @reference
 def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
-                 reduction: str = "mean"):
+                 reduction: str = "mean", tokens: str = "sum"):
     r"""Generalized Gauss--Newton step.
 
     .. math:: \delta = -\alpha\,(G + \lambda I)^{-1}\nabla L,\qquad
@@ -157,7 +163,8 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     For a likelihood in natural parameters ``G = F`` and this equals :func:`natural_gradient`.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -176,4 +183,4 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
     """
-    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True)
+    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True, tokens)

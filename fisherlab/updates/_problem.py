@@ -69,11 +69,14 @@ class Step(NamedTuple):
     unravel: object
 
 
-def prepare_step(f, params, x, y, likelihood, reduction: str) -> Step:
-    """Validate the problem once (``params`` cast to float64) and compute its loss gradient."""
+def prepare_step(f, params, x, y, likelihood, reduction: str, tokens: str = "sum") -> Step:
+    """Validate the problem once (``params`` cast to float64) and compute its loss gradient.
+
+    ``tokens``: how per-token outputs are reduced (docs/CONVENTIONS.md, "Per-token outputs").
+    """
     params = as_float64_tree(params)
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     g = gradient_vector(p, reduction=reduction)
     _, unravel = ravel_pytree(p.params)
     return Step(p, reduction, g, unravel)

@@ -325,3 +325,112 @@ def test_a_lemma_is_only_instantiated_where_its_assumptions_hold():
     r = citing(z).verify()
     assert not r.links[0].passed and "not known to be" in r.links[0].error
     assert citing(sp.Symbol("w", positive=True) + 1).verify().links[0].passed
+
+
+# ------------------------------------------------------------------ 10. abbreviations are not variables
+
+def test_a_defined_symbol_cannot_be_instantiated_by_a_lemma():
+    # L defines S := A C and proves S^T = C^T A^T; instantiating S itself ({S: D2}) would give
+    # the false D2^T = C^T A^T -- a defined symbol is an abbreviation, not a free variable
+    S, D2 = sp.MatrixSymbol("S", n, n), sp.MatrixSymbol("D2", n, n)
+    L = Derivation(name="t.defs", title="t", conclusion=sp.Eq(S.T, C.T * A.T, evaluate=False),
+                   definitions={S: A * C}, proof=lambda: Chain(S.T, [Link(C.T * A.T, Algebra())]),
+                   tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(C.T * A.T, A.T * C.T), why="w")])
+    assert L.verify().ok
+    d = Derivation(name="t.abuse", title="t", conclusion=sp.Eq(D2.T, C.T * A.T, evaluate=False),
+                   proof=lambda: Chain(D2.T, [Link(C.T * A.T, Lemma(L, {S: D2}))]), tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(C.T * A.T, C.T), why="w")])
+    r = d.verify()
+    assert not r.ok and "defines" in r.links[0].error
+    # the symbols of the definition are free: {A: D2} instantiates inside it, (D2 C)^T = C^T D2^T
+    lhs = sp.Transpose(D2 * C)
+    ok = Derivation(name="t.use", title="t", conclusion=sp.Eq(lhs, C.T * D2.T, evaluate=False),
+                    proof=lambda: Chain(lhs, [Link(C.T * D2.T, Lemma(L, {A: D2}))]), tier="A",
+                    scope="t", controls=[Control("c", target="conclusion", replace=(C.T * D2.T, C.T), why="w")])
+    assert ok.verify().links[0].passed
+
+
+# ------------------------------------------------------------------ 11. citing one's own conclusion
+
+def _own(parts, chains):
+    holder = {}
+
+    def proof():
+        return chains(holder["d"])
+
+    holder["d"] = Derivation(name="t.own", title="t", conclusion=parts, proof=proof, tier="A",
+                             scope="t", controls=[Control("c", target="conclusion:1",
+                                                          replace=(B, 2 * B), why="w")])
+    return holder["d"]
+
+
+def test_a_part_may_cite_only_parts_proved_by_earlier_chains():
+    Bm = sp.MatrixSymbol("B", n, n)
+    P = sp.MatrixSymbol("P", n, n)
+    one = sp.Eq(P * Bm, Bm * P, evaluate=False)            # false in general ...
+    two = sp.Eq(P * Bm * C, Bm * P * C, evaluate=False)    # ... and so is what follows from it
+    # a later part cited by an earlier chain: refused (no cycle can prove a false part)
+    d = _own((one, two), lambda D: [
+        Chain(P * Bm, [Link(Bm * P, Lemma(D, part=1))]),
+        Chain(P * Bm * C, [Link(Bm * P * C, Lemma(D, part=0))], part=1)])
+    r = d.verify()
+    assert not r.ok and "proved earlier" in r.links[0].error
+    # a part citing itself: refused
+    d = _own((one,), lambda D: [Chain(P * Bm, [Link(Bm * P, Lemma(D, part=0))])])
+    assert "proved earlier" in d.verify().links[0].error
+    # a failed earlier part cannot be cited either
+    d = _own((one, two), lambda D: [
+        Chain(P * Bm, [Link(Bm * P, Algebra())]),
+        Chain(P * Bm * C, [Link(Bm * P * C, Lemma(D, part=0))], part=1)])
+    r = d.verify()
+    assert not r.links[0].passed and "did not pass" in r.links[1].error
+
+
+def test_a_part_proved_earlier_is_cited_inside_an_expectation_through_its_definition():
+    from fisherlab.symbolic import toolkit as tk
+    s, sp_ = sp.MatrixSymbol("s", n, 1), sp.MatrixSymbol("s'", n, 1)
+    u, z = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("z", n, 1)
+    Fp = sp.MatrixSymbol("F'", n, n)
+    defs = {sp_: tk.At(tk.Grad(tk.Scalar(tk.At(s.T * z, z, A * u)), u), u, sp.ZeroMatrix(n, 1)),
+            Fp: tk.Expect(sp_ * sp_.T, "y")}
+    rhs = A.T * tk.Expect(s * s.T, "y") * A
+
+    def build(transposed):
+        first = A.T * s if transposed else A * s
+        return Derivation(
+            name="t.exp", title="t",
+            conclusion=(sp.Eq(sp_, first, evaluate=False), sp.Eq(Fp, rhs, evaluate=False)),
+            definitions=defs, tier="A", scope="t",
+            proof=lambda: [
+                Chain(sp_, [Link(first, Entrywise())]),
+                Chain(Fp, [Link(tk.Expect(first * first.T, "y"), Lemma(D[0], part=0)),
+                           Link(rhs, tk.expectation_linearity(s * s.T, "y", left=A.T, right=A))],
+                      part=1)],
+            controls=[Control("c", target="conclusion:1", replace=(first, 2 * first), why="w")])
+
+    D = [None]
+    D[0] = build(True)
+    r = D[0].verify()
+    assert r.ok, r.failures()
+    assert r.links[1].tier == "A"
+    # the false chain rule (A s, no transpose) fails, and the part citing it fails with it
+    D[0] = build(False)
+    r = D[0].verify()
+    assert not r.links[0].passed and not r.links[1].passed
+    # a wrong use of linearity (the factors swapped outside the expectation) fails
+    wrong = tk.Expect(s * s.T, "y")
+    bad = Derivation(name="t.lin", title="t",
+                     conclusion=sp.Eq(tk.Expect(A.T * s * s.T * A, "y"), A * wrong * A.T, evaluate=False),
+                     proof=lambda: Chain(tk.Expect(A.T * s * s.T * A, "y"), [
+                         Link(A * wrong * A.T, tk.expectation_linearity(s * s.T, "y", left=A.T, right=A))]),
+                     tier="A", scope="t", controls=[Control("c", target="conclusion", replace=(A, 2 * A), why="w")])
+    assert not bad.verify().links[0].passed
+
+
+def test_the_transpose_of_an_inverse_cancels_against_the_transpose_only():
+    I = sp.Identity(n)
+    assert link_passes(one_link(sp.MatMul(A.I.T, A.T), I, hypotheses=[sp.Q.invertible(A)]))
+    assert link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A * A.T), A), I, hypotheses=[sp.Q.invertible(A)]))
+    assert not link_passes(one_link(sp.MatMul(A.I.T, A), I, hypotheses=[sp.Q.invertible(A)]))
+    assert not link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A.T * A), A), I, hypotheses=[sp.Q.invertible(A)]))

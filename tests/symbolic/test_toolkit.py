@@ -87,3 +87,20 @@ def test_general_categorical_never_captures_a_free_index():
     eta = g["eta"]
     with pytest.raises(ValueError, match="capture"):
         g["finish"](sp.Sum(eta[c] * eta[j], (c, 1, K)))
+
+
+def test_sample_average_is_the_mean_over_the_points_and_the_structural_axioms_instantiate():
+    s1, s2 = sp.symbols("s_1 s_2", real=True)
+    E = tk.sample_average({s1: (1, 0, 1), s2: (0, 2, 1)})
+    assert E(s1 * s2) == sp.Rational(1, 3) and E(s2 ** 2) == sp.Rational(5, 3) and E(sp.Integer(4)) == 4
+    with pytest.raises(ValueError, match="same, nonzero number"):
+        tk.sample_average({s1: (1, 2), s2: (0,)})
+    n = sp.Symbol("n", integer=True, positive=True)
+    X, Y = sp.MatrixSymbol("X", n, n), sp.MatrixSymbol("Y", n, n)
+    ax = tk.inverse_of_product(X.T, X + Y)
+    assert ax.name == "inverse of a product" and set(ax.subs.values()) >= {X.T, X + Y}
+    with pytest.raises(ValueError, match="at least two"):
+        tk.inverse_of_product(X)
+    with pytest.raises(ValueError, match="left or a right"):
+        tk.expectation_linearity(X)
+    assert tk.expectation_linearity((X, Y)).relation.rhs.args[0].func is tk.Expect
