@@ -29,13 +29,13 @@ import sympy as sp
 from fisherlab.likelihoods import symbolic as lik
 
 from ._check import CheckError
-from ._checks import Entrywise, Explicit, Sizes
-from ._nodes import Diag
+from ._checks import Entrywise, Explicit, Model, Sizes
+from ._nodes import Diag, Hess
 from ._sums import SumPoly, Term
 
 __all__ = ["Family", "family", "FAMILY_NAMES", "moment_expectation", "softmax_coordinates",
            "gaussian_variance_symbol", "one_hot_expectation", "GENERAL_CATEGORICAL_AXIOMS",
-           "FAMILY_SIZES"]
+           "FAMILY_SIZES", "abstract_family", "ABSTRACT_SIZES"]
 
 FAMILY_NAMES = ("categorical", "gaussian", "bernoulli", "poisson", "gaussian_mean_variance")
 
@@ -359,3 +359,66 @@ def _general_categorical(eta, eta2, y, logp, A, ell, ell2, p):
                  r"e^{\eta_j}$ (likewise at $\eta'$), $A(\eta) = \log\sum_j e^{\eta_j}$, "
                  r"$p_i = e^{\eta_i}/\sum_j e^{\eta_j}$, in `IndexedBase` entries with sums over "
                  r"$j = 0, \dots, K-1$; $\mathbb E_y[h] = \sum_c p_c\, h(e_c)$ over a one-hot $y$")
+
+
+#: The dimensions of the natural parameter at which the abstract exponential family is checked.
+ABSTRACT_SIZES = (1, 2, 3, 4)
+
+
+@functools.lru_cache(maxsize=None)
+def abstract_family() -> Family:
+    """The exponential family ``h(y) exp(<eta, t> - A(eta))`` with an abstract log-partition:
+    the same structural symbols as :func:`family` (``y`` is the sufficient statistic ``t(y)``,
+    ``closed`` is ``Hess(A, eta)``), instantiated by a :class:`~fisherlab.symbolic.Model`
+    (tier ``A-model``) at ``d = 1..4`` with ``A`` an undefined function and ``E_y`` the moment
+    axiom ``E[t^alpha] = e^{-A} d^alpha e^A`` (:func:`~fisherlab.symbolic.toolkit.expfam_expectation`)."""
+    n = sp.Symbol("d", integer=True, positive=True)
+    eta, eta2 = sp.MatrixSymbol(r"\eta", n, 1), sp.MatrixSymbol(r"\eta'", n, 1)
+    y, delta = sp.MatrixSymbol("t", n, 1), sp.MatrixSymbol(r"\delta", n, 1)
+    logp, A = sp.Symbol(r"\log p(y \mid \eta)"), sp.Symbol(r"A(\eta)")
+    ell = sp.MatrixSymbol(r"\log p(y \mid \eta)", 1, 1)
+    ell2 = sp.MatrixSymbol(r"\log p(y \mid \eta')", 1, 1)
+    Af = sp.Function("A")
+
+    def symbols(k):
+        return (sp.symbols(f"eta_1:{k + 1}", real=True), sp.symbols(f"t_1:{k + 1}", real=True),
+                _primed(sp.symbols(f"eta_1:{k + 1}", real=True)))
+
+    def values(sizes):
+        es, ts, ps = symbols(int(sizes[n]))
+        lp = sp.Add(*[e * t for e, t in zip(es, ts)]) - Af(*es)
+        lp2 = sp.Add(*[e * t for e, t in zip(ps, ts)]) - Af(*ps)
+        return {eta: sp.Matrix(es), eta2: sp.Matrix(ps), y: sp.Matrix(ts), logp: lp, A: Af(*es),
+                ell: sp.Matrix([[lp]]), ell2: sp.Matrix([[lp2]])}
+
+    def operators(sizes):
+        es, ts, _ = symbols(int(sizes[n]))
+        return {"y": _abstract_expectation(Af, es, ts)}
+
+    model = Model(Sizes({n: ABSTRACT_SIZES}), values, operators=operators,
+                  describe=r"$A$ an undefined function of $d$ natural parameters, "
+                           r"$\log p = \langle\eta, t\rangle - A(\eta)$ (likewise at $\eta'$; the "
+                           r"base measure $h(y)$ drops out of every $\eta$-derivative), "
+                           r"$\mathbb E_y$ by the moment axiom "
+                           r"$\mathbb E[t^\alpha] = e^{-A}\partial^\alpha e^{A}$")
+    return Family("exponential_family", n, ABSTRACT_SIZES, eta, y, eta2, delta, logp, A, ell, ell2,
+                  Hess(A, eta), Hess(A, eta), {}, model, None, None)
+
+
+def _abstract_expectation(A, eta, t):
+    cache: dict = {}
+
+    def E(h):
+        h = sp.expand(h)
+        if not h.has(*t):
+            return h
+        total = sp.Integer(0)
+        for monom, coeff in sp.Poly(h, *t).terms():
+            if monom not in cache:
+                expA = sp.exp(A(*eta))
+                args = [e for e, a in zip(eta, monom) for _ in range(a)]
+                cache[monom] = sp.expand(sp.exp(-A(*eta)) * (sp.diff(expA, *args) if args else expA))
+            total += coeff * cache[monom]
+        return total
+
+    return E

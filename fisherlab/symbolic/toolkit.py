@@ -53,10 +53,12 @@ from fisherlab.symbolic._builders import (
 )
 from fisherlab.symbolic._checks import Axiom
 from fisherlab.symbolic._families import (
+    ABSTRACT_SIZES,
     FAMILY_NAMES,
     FAMILY_SIZES,
     GENERAL_CATEGORICAL_AXIOMS,
     Family,
+    abstract_family,
     family,
     gaussian_variance_symbol,
     moment_expectation,
@@ -75,7 +77,7 @@ __all__ = [
     "moment_expectation", "softmax_coordinates", "coordinate_witness", "gaussian_variance_symbol",
     "family_axioms", "general_categorical", "GENERAL_K_AXIOMS", "one_hot_expectation", "expfam_moment",
     # likelihood families as structural objects
-    "Family", "family", "FAMILY_NAMES", "FAMILY_SIZES", "GENERAL_CATEGORICAL_AXIOMS",
+    "Family", "family", "abstract_family", "ABSTRACT_SIZES", "FAMILY_NAMES", "FAMILY_SIZES", "GENERAL_CATEGORICAL_AXIOMS",
     "expfam_expectation", "EXPFAM_AXIOMS",
     # structural axioms (facts supplied by hand, applied by instantiation) and witnesses
     "expectation_linearity", "inverse_of_product", "STRUCTURAL_AXIOMS", "sample_average",

@@ -11,7 +11,7 @@ import pytest
 import sympy as sp
 
 from fisherlab.symbolic import Algebra, Chain, CheckError, Control, Derivation, Entrywise, Explicit, Link, Sizes
-from fisherlab.symbolic.toolkit import Diag, Expect, Grad, Hess, family, one_hot_expectation
+from fisherlab.symbolic.toolkit import Diag, Expect, Grad, Hess, abstract_family, family, one_hot_expectation
 
 CAT = family("categorical")
 K, eta, y, logp = CAT.size, CAT.eta, CAT.y, CAT.logp
@@ -135,3 +135,16 @@ def _witness_values(text):
     for name, num, den, whole in re.findall(r"\b(s|z) = (?:\\frac\{(\d+)\}\{(\d+)\}|(\d+))", text):
         out[name] = sp.Rational(int(num), int(den)) if num else sp.Integer(int(whole))
     return out
+
+
+# --------------------------------------------------------------- the abstract exponential family
+
+def test_abstract_family_checks_the_moment_identities_and_refuses_the_uncentred_one():
+    F = abstract_family()
+    gA = Grad(F.A, F.eta)
+    ok = one_link(Expect(F.y, "y"), gA, F.explicit, tier="A-model")
+    assert passes(ok)
+    cov = one_link(Expect((F.y - gA) * (F.y - gA).T, "y"), F.closed, F.explicit, tier="A-model")
+    assert passes(cov)
+    wrong = one_link(Expect(F.y * F.y.T, "y"), F.closed, F.explicit, tier="A-model")
+    assert not passes(wrong)
