@@ -30,6 +30,7 @@ from fisherlab.likelihoods import symbolic as lik
 
 from ._check import CheckError
 from ._checks import Entrywise, Explicit, Model, Sizes
+from ._instantiate import Explicit as _Evaluator
 from ._nodes import Diag, Hess
 from ._sums import SumPoly, Term
 
@@ -147,6 +148,16 @@ class Family:
         so their per-size results are shared with :attr:`explicit`): where a control looks for
         its witness."""
         return dataclasses.replace(self.explicit, sizes=Sizes.of([{self.size: n} for n in sizes]))
+
+    def evaluate(self, expr, n: int):
+        """``expr`` (structural, in this family's symbols) as an explicit SymPy matrix at size
+        ``n``, by the evaluator the tier-B links are checked with (in the original outputs, no
+        change of coordinates): the right-hand side a proof established, for comparison with
+        the numeric code."""
+        sizes = {self.size: n}
+        by = self.explicit
+        ops = by.operators(sizes) if callable(by.operators) else by.operators
+        return _Evaluator(sizes, dict(by.values(sizes)), operators=ops)(expr)
 
 
 def _latex_vector(name, n):
