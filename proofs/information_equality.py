@@ -52,8 +52,20 @@ def _numeric(cls):
             f"fisherlab.likelihoods.{cls}.output_hessian")
 
 
-def _tested_by(cls):
-    return (f"tests/likelihoods/test_{cls}_likelihood.py",)
+_TESTS = "tests/proofs/test_output_fisher.py::"
+
+
+def _tested_by(name):
+    """The tests that compare the proved Fisher (and, for natural families, the target-free
+    Hessian) with the numeric ``output_fisher`` / ``output_hessian``."""
+    if name == "gaussian":
+        return (_TESTS + "test_proved_gaussian_closed_form_equals_numeric_output_fisher",)
+    out = (_TESTS + "test_proved_closed_form_equals_numeric_output_fisher",)
+    if name == "categorical":
+        out += (_TESTS + "test_natural_output_hessian_is_the_same_for_every_target",)
+    if name == "gaussian_mean_variance":
+        out += (_TESTS + "test_gmv_output_hessian_is_the_proved_target_dependent_form",)
+    return out
 
 
 def _statistic(F):
@@ -144,7 +156,7 @@ def _natural(name, title, scope, cls, assumptions, witness=None, notes=""):
         assumptions=tuple(assumptions) + (_MODEL_TARGETS,),
         axioms={**(tk.GENERAL_CATEGORICAL_AXIOMS if general else {}),
                 **tk.family_axioms(F.source(F.sizes[0]))},
-        references=REFERENCES, numeric=_numeric(cls), tested_by=_tested_by(cls.lower()),
+        references=REFERENCES, numeric=_numeric(cls), tested_by=_tested_by(name),
         notes=notes)
 
 
@@ -201,6 +213,7 @@ def _abstract():
                      r"the base measure $h(y)$ does not depend on $\eta$", _MODEL_TARGETS),
         axioms=tk.EXPFAM_AXIOMS, references=REFERENCES,
         numeric=tuple(_numeric(c)[0] for c in ("Categorical", "Gaussian", "Bernoulli", "Poisson")),
+        tested_by=_tested_by("categorical")[:1] + _tested_by("gaussian"),
         notes="Witness of the controls: A(x₁, x₂) = x₁²x₂ + x₂³ + x₁ at d = 2 (any smooth A "
               "serves; the moment axiom is then applied to it).")
 

@@ -37,6 +37,13 @@ REFERENCES = (
     tk.REF_AMARI_1998,
     tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)",
 )
+_TESTS = "tests/proofs/test_kl_expansion.py::"
+_TESTED_BY = {
+    "categorical": (_TESTS + "test_categorical_kl_expansion_numerically",
+                    _TESTS + "test_categorical_remainder_is_third_order"),
+    "gaussian": (_TESTS + "test_fixed_variance_gaussian_kl_is_exactly_quadratic",),
+    "gaussian_mean_variance": (_TESTS + "test_gmv_kl_expansion_numerically",),
+}
 _TAYLOR = (r"the KL divergence is $C^3$ in its second argument, so Taylor's theorem at "
            r"$\eta' = \eta$ turns parts 1-3 into "
            r"$\mathrm{KL}(p_\eta\,\|\,p_{\eta+\delta}) = \tfrac12\,\delta^\top F_{\mathrm{out}}(\eta)"
@@ -121,7 +128,8 @@ def _family(name, title, scope, assumptions, witness=None, wrong_fisher=(), at_s
         assumptions=tuple(assumptions) + (_TAYLOR,),
         axioms={**(tk.GENERAL_CATEGORICAL_AXIOMS if general else {}),
                 **tk.family_axioms(F.source(F.sizes[0]))},
-        references=REFERENCES, numeric=(f"fisherlab.likelihoods.{_CLASS[name]}.output_fisher",))
+        references=REFERENCES, numeric=(f"fisherlab.likelihoods.{_CLASS[name]}.output_fisher",),
+        tested_by=_TESTED_BY[name])
 
 
 _CLASS = {"categorical": "Categorical", "gaussian": "Gaussian",
@@ -184,7 +192,7 @@ def _gaussian():
                      r"\mathbb E_{y\sim\mathcal N(\mu,\sigma^2 I)}[\log p(y\mid\mu) - "
                      r"\log p(y\mid\mu+\delta)]$",),
         axioms=tk.family_axioms(F.source(1)), references=REFERENCES,
-        numeric=("fisherlab.likelihoods.Gaussian.output_fisher",))
+        numeric=("fisherlab.likelihoods.Gaussian.output_fisher",), tested_by=_TESTED_BY["gaussian"])
 
 
 GAUSSIAN = _gaussian()
@@ -235,6 +243,7 @@ def _abstract():
         axioms=tk.EXPFAM_AXIOMS, references=REFERENCES,
         numeric=tuple(f"fisherlab.likelihoods.{c}.output_fisher"
                       for c in ("Categorical", "Gaussian", "Bernoulli", "Poisson")),
+        tested_by=_TESTED_BY["categorical"][:1] + _TESTED_BY["gaussian"],
         notes="Witness of the controls: A(x₁, x₂) = x₁²x₂ + x₂³ + x₁ at d = 2.")
 
 

@@ -54,8 +54,21 @@ def _numeric(cls):
             f"fisherlab.likelihoods.{cls}.output_hessian")
 
 
+_TESTS = "tests/proofs/test_output_fisher.py::"
+
+
 def _tested_by(name):
-    return (f"tests/likelihoods/test_{name}_likelihood.py",)
+    """The tests that compare the proved forms with the numeric ``output_fisher`` /
+    ``output_hessian``."""
+    if name == "gaussian":
+        return (_TESTS + "test_proved_gaussian_closed_form_equals_numeric_output_fisher",)
+    out = (_TESTS + "test_proved_closed_form_equals_numeric_output_fisher",)
+    if name == "categorical":
+        out += (_TESTS + "test_natural_output_hessian_is_the_same_for_every_target",)
+    if name == "gaussian_mean_variance":
+        out += (_TESTS + "test_gmv_output_hessian_is_the_proved_target_dependent_form",
+                _TESTS + "test_gmv_output_hessian_differs_from_the_fisher_off_the_mean")
+    return out
 
 
 def _statistic(F):
