@@ -125,11 +125,6 @@ def _natural_controls(F, at, witness=None, tag=""):
     ]
 
 
-def _one_hot(F, k, c=0):
-    """Witness values: the categorical target ``y = e_c`` at ``K = k`` (symbols of the source)."""
-    return {yy: int(i == c) for i, yy in enumerate(lik.categorical(k).targets)}
-
-
 # --------------------------------------------------------------------------- the families
 
 def _empirical_control(F, at, witness):

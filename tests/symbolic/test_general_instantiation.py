@@ -10,7 +10,7 @@ import re
 import pytest
 import sympy as sp
 
-from fisherlab.symbolic import Algebra, Chain, CheckError, Control, Derivation, Entrywise, Explicit, Link, Sizes
+from fisherlab.symbolic import Chain, Control, Derivation, Entrywise, Explicit, Link, Sizes
 from fisherlab.symbolic.toolkit import Diag, Expect, Grad, Hess, abstract_family, family, one_hot_expectation
 
 CAT = family("categorical")
