@@ -21,6 +21,7 @@ __all__ = ["NAMESPACES", "api_markdown", "undocumented"]
 NAMESPACES = (
     ("fl", "fisherlab"),
     ("fl.likelihoods", "fisherlab.likelihoods"),
+    ("fl.likelihoods.symbolic", "fisherlab.likelihoods.symbolic"),
     ("fl.nn", "fisherlab.nn"),
     ("fl.kfac", "fisherlab.kfac"),
     ("fl.updates", "fisherlab.updates"),

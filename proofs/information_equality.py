@@ -1,424 +1,50 @@
-r"""The information equality, family by family.
+r"""The information equality, family by family, in chain form.
 
-For a likelihood ``p(y | eta)`` in its output parameters ``eta`` and targets drawn
-from the model, ``y ~ p(. | eta)`` (seed 003_377ac27c40267f84.txt §7, eqs. (19)-(22)):
+For a likelihood ``p(y | eta)`` in its output parameters ``eta`` and targets drawn from the
+model, ``y ~ p(. | eta)`` (Johnson 2017, §7, eqs. (19)-(22)):
 
 .. math::
     \mathbb E_y[\nabla_\eta \log p(y\mid\eta)] = 0, \qquad
-    F(\eta) := \mathbb E_y[\nabla_\eta \log p\, \nabla_\eta \log p^\top]
-             = -\mathbb E_y[\nabla^2_\eta \log p(y\mid\eta)].
+    \mathbb E_y[\nabla_\eta \log p\, \nabla_\eta \log p^\top]
+             = \mathbb E_y[\nabla^2_\eta (-\log p(y\mid\eta))].
 
-Every tier-B chain starts from the single symbolic source of the family,
-:mod:`fisherlab.likelihoods._symbolic` (``categorical(K)``, ``gaussian(C, variance)``,
-``bernoulli(C)``, ``poisson(C)``, ``gaussian_mean_variance(D)``): the score and the
-Hessian are SymPy derivatives of its ``log_density`` and the expectations use its exact
-``expectation`` operator, applied monomial by monomial in the targets (linearity of
-expectation; :func:`moment_expectation`). The tier-A chains are the two stated
-exceptions: the categorical in general ``K`` (``IndexedBase``/``Sum``) and the general
-exponential family with an abstract log-partition ``A`` (an undefined ``Function``);
-every fact they take by hand is listed in their ``axioms``.
+The conclusions are stated over the structural symbols of a likelihood family
+(:func:`fisherlab.symbolic.toolkit.family`): the outputs ``eta``, the target ``y``, the
+log-density ``log p`` and the log-partition ``A``. For an exponential family in its natural
+parameters, ``log p = <eta, t(y)> - A(eta) + log h(y)``, so the score is ``t - grad A``: the
+chains go through the mean and covariance of the sufficient statistic. Each link is checked
 
-Categorical identities are checked in the exact coordinates
-``z_k = e^{eta_k}`` (``k < K``) and ``s = sum_j e^{eta_j}`` (:func:`softmax_coordinates`):
-the map ``eta -> (z_1..z_{K-1}, s)`` is a bijection of ``R^K`` onto the open set
-``{z > 0, s > z_1 + ... + z_{K-1}}``, every entry becomes a polynomial over a power of
-``s`` and ``expand`` decides it (the same identities written in ``e^{eta_k}`` need
-``cancel`` on expanded ``(sum e^{eta})^3`` denominators: 10x slower at ``K = 5``).
+* exhaustively at the family's sizes (tier B) on the library's own definition,
+  :mod:`fisherlab.likelihoods.symbolic`, with its exact expectation operator;
+* for the categorical also at general ``K`` (tier A), entry-wise, with the log-pmf written in
+  ``IndexedBase`` entries and the expectation over a one-hot target as a finite sum;
+* for the exponential family with an abstract log-partition at ``d = 1..4`` natural
+  parameters (tier A-model), with the moment axiom ``E[t^alpha] = e^{-A} d^alpha e^A``.
 
-The helpers (:func:`~fisherlab.symbolic.toolkit.moment_expectation`,
-:func:`~fisherlab.symbolic.toolkit.softmax_coordinates`, ...) live in the proof toolkit.
+The mean/log-variance Gaussian is not in natural parameters: its chain goes through the
+target-dependent Hessian of the NLL, whose expectation is the Fisher.
 """
 
 from __future__ import annotations
 
-
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.likelihoods import symbolic as lik
+from fisherlab.symbolic import Algebra, Chain, Control, Derivation, Link
 from fisherlab.symbolic import toolkit as tk
-from fisherlab.symbolic.toolkit import (
-    BERNOULLI_SIZES,
-    CATEGORICAL_SIZES,
-    EXPFAM_AXIOMS,
-    EXPFAM_SIZES,
-    GAUSSIAN_SIZES,
-    GENERAL_K_AXIOMS,
-    GMV_SIZES,
-    POISSON_SIZES,
-    coordinate_witness,
-    expfam_expectation,
-    family_axioms,
-    gaussian_variance_symbol,
-    general_categorical,
-    moment_expectation,
-    softmax_coordinates,
-)
+from fisherlab.symbolic.toolkit import Diag, Expect, Grad, Hess
 
 __all__ = ["DERIVATIONS"]
 
-
-REF_SEED_003_S7 = tk.REF_JOHNSON_2017 + (" §7, eqs. (19)-(22): zero-mean score and "
-                                      "E[score score^T] = -E[Hessian of log p]")
-REF_SEED_003_A = tk.REF_JOHNSON_2017 + (" App. A: the Fisher and the generalized Gauss-Newton "
-                                     "matrices (output-space Fisher of exponential families)")
-REF_AMARI = tk.REF_AMARI_1998
-REF_KUNSTNER = tk.REF_KUNSTNER_2019
-REF_MARTENS = tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)"
-
-_SYMBOLIC_SOURCE = "fisherlab.likelihoods._symbolic"
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def _fisher(likelihood, E, score=None):
-    s = likelihood.score() if score is None else score
-    n = len(s)
-    return sp.Matrix(n, n, lambda i, j: E(s[i] * s[j]))
-
-
-# --------------------------------------------------------------------------- categorical, general K
-
-
-
-
-def _categorical_general_steps():
-    g = general_categorical()
-    k, l, c, p, E = g["k"], g["l"], g["c"], g["p"], g["E"]
-    eta, logp, finish = g["eta"], g["logp"], g["finish"]
-    delta = sp.KroneckerDelta
-    score_k = finish(sp.diff(logp, eta[k]))
-    score_l = finish(sp.diff(logp, eta[l]))
-    hess = finish(sp.diff(logp, eta[k], eta[l]))
-    closed = delta(k, l) * p(k) - p(k) * p(l)
-    return [
-        Step.equal(
-            "general K: the score of class c is delta_ck - p_k",
-            score_k, delta(c, k) - p(k),
-            justification="SymPy differentiation of the log-pmf in the IndexedBase logits; "
-                          "axiom 'index range'",
-            display=r"\partial_{\eta_k}\log p(c\mid\eta) = \delta_{ck} - p_k,\quad "
-                    r"p_k = e^{\eta_k}\big/\textstyle\sum_{j=1}^K e^{\eta_j}"),
-        Step.equal(
-            "general K: the score has zero mean, E_c[delta_ck - p_k] = 0",
-            E(score_k), 0,
-            justification="sum over c with the categorical pmf; axioms 'index range', "
-                          "'canonical dummy index' (sum_c p_c = 1), 'linearity of the finite sum'",
-            display=r"\mathbb E_c[\partial_{\eta_k}\log p] = \sum_{c=1}^K p_c(\delta_{ck} - p_k) "
-                    r"= p_k - p_k\sum_c p_c = 0"),
-        Step.equal(
-            "general K: the Fisher by definition is E_c[s_k s_l] = delta_kl p_k - p_k p_l",
-            E(score_k * score_l), closed,
-            justification="expanding the product and summing over c; same axioms",
-            display=r"\mathbb E_c[(\delta_{ck} - p_k)(\delta_{cl} - p_l)] = \delta_{kl}p_k - p_k p_l"),
-        Step.equal(
-            "general K: the Hessian of log p(c) is -(delta_kl p_k - p_k p_l), the same for every class c",
-            hess, -closed,
-            justification="second SymPy derivative in the IndexedBase logits; axiom 'index range'",
-            display=r"\partial^2_{\eta_k\eta_l}\log p(c\mid\eta) = -(\delta_{kl}p_k - p_k p_l)"),
-        Step.equal(
-            "general K: the negative expected Hessian equals the Fisher",
-            E(-hess), E(score_k * score_l),
-            justification="sum over c of the class-independent Hessian (sum_c p_c = 1)",
-            display=r"-\mathbb E_c[\nabla^2\log p] = \mathbb E_c[\nabla\log p\,\nabla\log p^\top] "
-                    r"= \mathrm{diag}(p) - pp^\top"),
-    ]
-
-
-# --------------------------------------------------------------------------- tier-B chains
-
-
-def _family_steps(likelihood, E, label, coords=None):
-    """Zero-mean score and information equality for one family at one size."""
-    score = likelihood.score()
-    mean = score.applyfunc(E)
-    fisher = _fisher(likelihood, E, score)
-    neg_exp_hess = likelihood.hessian_nll().applyfunc(E)
-    if coords is not None:
-        mean, fisher, neg_exp_hess = (m.subs(coords) for m in (mean, fisher, neg_exp_hess))
-    n = len(score)
-    return [
-        Step.equal(
-            f"{label}: the score has zero mean", mean, sp.zeros(n, 1),
-            justification=f"score = SymPy gradient of log_density from {_SYMBOLIC_SOURCE}; "
-                          "exact expectation of the family (linearity over target monomials)",
-            display=r"\mathbb E_{y\sim p(\cdot\mid\eta)}[\nabla_\eta\log p(y\mid\eta)] = 0"
-                    + rf"\qquad ({label})"),
-        Step.equal(
-            f"{label}: E[score score^T] = -E[Hessian of log p] (= E[Hessian of the NLL])",
-            fisher, neg_exp_hess,
-            justification="entry-wise exact expectations of both sides",
-            display=r"\mathbb E_y[\nabla_\eta\log p\,\nabla_\eta\log p^\top] = "
-                    r"-\mathbb E_y[\nabla^2_\eta\log p]" + rf"\qquad ({label})"),
-    ]
-
-
-def _categorical_b_steps():
-    steps = []
-    for K in CATEGORICAL_SIZES:
-        L = lik.categorical(K)
-        _, _, subs, _ = softmax_coordinates(K)
-        steps += _family_steps(L, moment_expectation(L), f"K = {K}", coords=subs)
-    return steps
-
-
-def _categorical_steps():
-    return _categorical_general_steps() + _categorical_b_steps()
-
-
-def _gaussian_steps():
-    steps = []
-    for C in GAUSSIAN_SIZES:
-        L = lik.gaussian(C, gaussian_variance_symbol())
-        steps += _family_steps(L, moment_expectation(L), f"C = {C}")
-    return steps
-
-
-def _bernoulli_steps():
-    steps = []
-    for C in BERNOULLI_SIZES:
-        L = lik.bernoulli(C)
-        steps += _family_steps(L, moment_expectation(L, sp.factor), f"C = {C}")
-    return steps
-
-
-def _poisson_steps():
-    steps = []
-    for C in POISSON_SIZES:
-        L = lik.poisson(C)
-        steps += _family_steps(L, moment_expectation(L), f"C = {C}")
-    return steps
-
-
-def _gmv_steps():
-    steps = []
-    for D in GMV_SIZES:
-        L = lik.gaussian_mean_variance(D)
-        steps += _family_steps(L, moment_expectation(L), f"D = {D}")
-    return steps
-
-
-# --------------------------------------------------------------------------- exponential family, tier A
-
-
-def _expfam(d):
-    eta = sp.symbols(f"eta_1:{d + 1}", real=True)
-    t = sp.symbols(f"t_1:{d + 1}", real=True)
-    A = sp.Function("A")
-    logp = sp.Add(*[e * ti for e, ti in zip(eta, t)]) - A(*eta)
-    return eta, t, A, logp
-
-
-
-
-def _expfam_steps():
-    steps = []
-    for d in EXPFAM_SIZES:
-        eta, t, A, logp = _expfam(d)
-        E = expfam_expectation(A, eta, t)
-        score = sp.Matrix([sp.diff(logp, e) for e in eta])
-        fisher = sp.Matrix(d, d, lambda i, j: E(score[i] * score[j]))
-        neg_hess = -sp.hessian(logp, eta)
-        label = f"d = {d}"
-        steps += [
-            Step.equal(f"{label}: the score t - grad A has zero mean", score.applyfunc(E),
-                       sp.zeros(d, 1),
-                       justification="axiom 'moments of the sufficient statistic' with |alpha| = 1",
-                       display=r"\mathbb E[t - \nabla A] = e^{-A}\nabla e^{A} - \nabla A = 0"
-                               + rf"\qquad ({label})"),
-            Step.equal(f"{label}: E[score score^T] = Hess A = -E[Hessian of log p]",
-                       fisher, neg_hess.applyfunc(E),
-                       justification="axiom with |alpha| <= 2; the Hessian -Hess A of log p does "
-                                     "not depend on y",
-                       display=r"\mathbb E[(t - \nabla A)(t - \nabla A)^\top] = "
-                               r"e^{-A}\nabla^2 e^{A} - \nabla A\nabla A^\top = \nabla^2 A = "
-                               r"-\mathbb E[\nabla^2_\eta \log p]" + rf"\qquad ({label})"),
-        ]
-    return steps
-
-
-# --------------------------------------------------------------------------- negative controls
-
-
-def _control_sign(likelihood, E, coords=None):
-    """Fisher = +E[Hessian of log p] (the minus sign dropped)."""
-    def build():
-        fisher = _fisher(likelihood, E)
-        wrong = (-likelihood.hessian_nll()).applyfunc(E)
-        if coords is not None:
-            fisher, wrong = fisher.subs(coords), wrong.subs(coords)
-        return Step.equal("Fisher = +E[Hessian of log p]", fisher, wrong, justification="false")
-    return build
-
-
-def _control_empirical(likelihood, E, target, coords=None):
-    """The outer product of the score at one fixed target in place of its expectation."""
-    def build():
-        s = likelihood.score().subs(target)
-        wrong = s * s.T
-        neg_exp_hess = likelihood.hessian_nll().applyfunc(E)
-        if coords is not None:
-            wrong, neg_exp_hess = wrong.subs(coords), neg_exp_hess.subs(coords)
-        return Step.equal("score score^T at a fixed target = -E[Hessian of log p]",
-                          wrong, neg_exp_hess, justification="false")
-    return build
-
-
-def _cat_controls():
-    K = 3
-    L = lik.categorical(K)
-    E = moment_expectation(L)
-    _, _, subs, p = softmax_coordinates(K)
-    w = coordinate_witness(K)
-
-    def missing_ppT():
-        return Step.equal("Fisher = diag(p)", _fisher(L, E).subs(subs), sp.diag(*p),
-                          justification="false")
-
-    def general_missing():
-        # The missing p p^T term in general K, evaluated by the checker at K = 3.
-        g = general_categorical()
-        k, l, p_, eta = g["k"], g["l"], g["p"], g["eta"]
-        F = g["E"](g["finish"](sp.diff(g["logp"], eta[k])) * g["finish"](sp.diff(g["logp"], eta[l])))
-        wrong = sp.KroneckerDelta(k, l) * p_(k)
-        point = {g["K"]: 3, k: 1, l: 2}
-        plain = {eta[i]: sp.Symbol(f"eta_{i}", real=True) for i in (1, 2, 3)}
-        return Step.equal("general K: E[s_k s_l] = delta_kl p_k",
-                          F.subs(point).doit().subs(plain), wrong.subs(point).doit().subs(plain),
-                          justification="false")
-
-    return [
-        NegativeControl("dropped minus sign", "K = 3: Fisher = +E[Hessian of log p]",
-                        _control_sign(L, E, subs), witness=w),
-        NegativeControl("empirical Fisher at a fixed label",
-                        "K = 3: the score outer product at the fixed target y = e_1 "
-                        "(the empirical-Fisher term, Kunstner et al. 2019) in place of its expectation",
-                        _control_empirical(L, E, {L.targets[0]: 1, L.targets[1]: 0, L.targets[2]: 0},
-                                           subs), witness=w),
-        NegativeControl("missing p p^T term", "K = 3: Fisher = diag(p)", missing_ppT, witness=w),
-        NegativeControl("missing p p^T term, general K",
-                        "general-K chain: E_c[s_k s_l] = delta_kl p_k (the checker evaluates it "
-                        "at K = 3, k = 1, l = 2)", general_missing),
-    ]
-
-
-def _gaussian_controls():
-    C = 2
-    L = lik.gaussian(C, gaussian_variance_symbol())
-    E = moment_expectation(L)
-    y = L.targets
-
-    def unit_variance():
-        return Step.equal("Fisher = -E[Hessian of the unit-variance log-density]",
-                          _fisher(L, E), sp.eye(C), justification="false")
-
-    return [
-        NegativeControl("dropped minus sign", "C = 2: Fisher = +E[Hessian of log p]",
-                        _control_sign(L, E)),
-        NegativeControl("empirical Fisher at a fixed target",
-                        "C = 2: (y - mu)(y - mu)^T / sigma^4 at a fixed target y in place of its "
-                        "expectation", _control_empirical(L, E, {y[0]: y[0], y[1]: y[1]})),
-        NegativeControl("variance forgotten", "C = 2: Fisher = I (sigma^2 = 1 assumed)",
-                        unit_variance, witness={gaussian_variance_symbol(): 2}),
-    ]
-
-
-def _bernoulli_controls():
-    L = lik.bernoulli(2)
-    E = moment_expectation(L)
-    return [
-        NegativeControl("dropped minus sign", "C = 2: Fisher = +E[Hessian of log p]",
-                        _control_sign(L, E)),
-        NegativeControl("empirical Fisher at a fixed label",
-                        "C = 2: score outer product at y = (1, 0) in place of its expectation",
-                        _control_empirical(L, E, {L.targets[0]: 1, L.targets[1]: 0})),
-    ]
-
-
-def _poisson_controls():
-    L = lik.poisson(1)
-    E = moment_expectation(L)
-    eta, y = L.outputs[0], L.targets[0]
-
-    def unnormalised():
-        # The score of the unnormalised density y*eta (log-partition forgotten) "has zero mean".
-        return Step.equal("E[d/deta (y eta)] = 0", E(sp.diff(y * eta, eta)), 0,
-                          justification="false")
-
-    return [
-        NegativeControl("dropped minus sign", "C = 1: Fisher = +E[Hessian of log p]",
-                        _control_sign(L, E)),
-        NegativeControl("log-partition forgotten",
-                        "C = 1: the score of the unnormalised density y*eta has zero mean",
-                        unnormalised),
-        NegativeControl("empirical Fisher at a fixed count",
-                        "C = 1: (y - e^eta)^2 at the fixed count y = 2 in place of its expectation",
-                        _control_empirical(L, E, {y: 2})),
-    ]
-
-
-def _gmv_controls():
-    L = lik.gaussian_mean_variance(1)
-    E = moment_expectation(L)
-    y = L.targets[0]
-
-    def hessian_at_target():
-        # The Hessian at the observed target (not its expectation) equals the Fisher.
-        return Step.equal("Hessian of the NLL at a fixed target = Fisher",
-                          L.hessian_nll(), _fisher(L, E), justification="false")
-
-    return [
-        NegativeControl("dropped minus sign", "D = 1: Fisher = +E[Hessian of log p]",
-                        _control_sign(L, E)),
-        NegativeControl("Hessian at the target",
-                        "D = 1: the output Hessian of the NLL at a fixed target y equals the Fisher "
-                        "(true only in expectation for the (mean, log-variance) outputs)",
-                        hessian_at_target),
-        NegativeControl("empirical Fisher at a fixed target",
-                        "D = 1: score outer product at a fixed y in place of its expectation",
-                        _control_empirical(L, E, {y: y})),
-    ]
-
-
-def _expfam_controls():
-    d = 2
-    eta, t, A, logp = _expfam(d)
-    E = expfam_expectation(A, eta, t)
-    x1, x2 = sp.symbols("x_1 x_2")
-    witness = {A: sp.Lambda((x1, x2), x1 ** 2 * x2 + x2 ** 3 + x1)}
-    score = sp.Matrix([sp.diff(logp, e) for e in eta])
-
-    def sign():
-        return Step.equal("E[s s^T] = +E[Hessian of log p]",
-                          sp.Matrix(d, d, lambda i, j: E(score[i] * score[j])),
-                          sp.hessian(logp, eta), justification="false")
-
-    def uncentred():
-        return Step.equal("E[t t^T] = Hess A",
-                          sp.Matrix(d, d, lambda i, j: E(t[i] * t[j])),
-                          sp.hessian(A(*eta), eta), justification="false")
-
-    return [
-        NegativeControl("dropped minus sign", "d = 2: Fisher = +E[Hessian of log p] = -Hess A",
-                        sign, witness=witness),
-        NegativeControl("uncentred second moment",
-                        "d = 2: E[t t^T] = Hess A (the grad A grad A^T term forgotten: the second "
-                        "moment of the sufficient statistic is not its covariance)",
-                        uncentred, witness=witness),
-    ]
-
-
-# --------------------------------------------------------------------------- derivations
-
-_ASSUMPTION_MODEL = (r"targets are drawn from the model, $y \sim p(\cdot\mid\eta)$ (not from the data: "
-                     r"that would be the empirical Fisher)")
-
-_STATEMENT = (r"\mathbb E_{y\sim p(\cdot\mid\eta)}\big[\nabla_\eta \log p(y\mid\eta)\big] = 0,\qquad "
-              r"\mathbb E_{y}\big[\nabla_\eta \log p\,\nabla_\eta \log p^\top\big] = "
-              r"-\mathbb E_{y}\big[\nabla^2_\eta \log p(y\mid\eta)\big]")
-
-_REFS = (REF_SEED_003_S7, REF_SEED_003_A, REF_AMARI, REF_MARTENS)
+REFERENCES = (
+    tk.REF_JOHNSON_2017 + " §7, eqs. (19)-(22): zero-mean score and E[score score^T] = "
+                          "-E[Hessian of log p]",
+    tk.REF_JOHNSON_2017 + " App. A: the output-space Fisher of exponential families",
+    tk.REF_AMARI_1998,
+    tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)",
+)
+_MODEL_TARGETS = (r"targets are drawn from the model, $y \sim p(\cdot\mid\eta)$ (not from the "
+                  r"data: that would be the empirical Fisher)")
 
 
 def _numeric(cls):
@@ -426,103 +52,227 @@ def _numeric(cls):
             f"fisherlab.likelihoods.{cls}.output_hessian")
 
 
-DERIVATIONS = [
-    LegacyDerivation(
-        name="information_equality.categorical",
-        title="Information equality: categorical (softmax logits)",
-        statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(p) - pp^\top,\ "
-                               r"p = \mathrm{softmax}(\eta)",
-        tier=Tier.AB,
-        scope="general K (IndexedBase/Sum) and K = 2..5 with every logit symbolic",
-        build=_categorical_steps,
-        negative_controls=_cat_controls(),
-        assumptions=(r"logits $\eta \in \mathbb R^K$; one-hot targets $y = e_c$", _ASSUMPTION_MODEL,
-                     r"tier B identities are checked in the exact coordinates $z_k = e^{\eta_k}$ "
-                     r"($k<K$), $s = \sum_j e^{\eta_j}$, a bijection of $\mathbb R^K$ onto "
-                     r"$\{z > 0,\ s > \sum_{k<K} z_k\}$"),
-        axioms={**GENERAL_K_AXIOMS, **family_axioms(lik.categorical(2))},
-        references=_REFS + (REF_KUNSTNER,),
-        numeric=_numeric("Categorical"),
-        notes="The general-K chain (steps 1-5) re-types the log-pmf with `IndexedBase` logits; "
-              "the tier-B steps start from `fisherlab.likelihoods._symbolic.categorical(K)` "
-              "for each K = 2..5.",
-    ),
-    LegacyDerivation(
-        name="information_equality.gaussian",
-        title="Information equality: Gaussian mean, fixed variance",
-        statement=_STATEMENT + r",\qquad \text{both} = I/\sigma^2",
-        tier=Tier.B,
-        scope="C = 1..4 outputs, every mean and target symbolic, symbolic variance sigma^2 > 0",
-        build=_gaussian_steps,
-        negative_controls=_gaussian_controls(),
-        assumptions=(r"$y \sim \mathcal N(\mu, \sigma^2 I_C)$, mean $\mu$ the output, "
-                     r"$\sigma^2 > 0$ fixed", _ASSUMPTION_MODEL),
-        axioms=family_axioms(lik.gaussian(1)),
-        references=_REFS,
-        numeric=_numeric("Gaussian"),
-    ),
-    LegacyDerivation(
-        name="information_equality.bernoulli",
-        title="Information equality: Bernoulli (logits)",
-        statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(\sigma(\eta)(1-\sigma(\eta)))",
-        tier=Tier.B,
-        scope="C = 1..4 independent outputs, every logit symbolic",
-        build=_bernoulli_steps,
-        negative_controls=_bernoulli_controls(),
-        assumptions=(r"independent $y_c \in \{0, 1\}$, $P(y_c = 1) = \sigma(\eta_c)$",
-                     _ASSUMPTION_MODEL),
-        axioms=family_axioms(lik.bernoulli(1)),
-        references=_REFS + (REF_KUNSTNER,),
-        numeric=_numeric("Bernoulli"),
-    ),
-    LegacyDerivation(
-        name="information_equality.poisson",
-        title="Information equality: Poisson (log-rate)",
-        statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(e^{\eta})",
-        tier=Tier.B,
-        scope="C = 1..4 independent outputs, every log-rate symbolic",
-        build=_poisson_steps,
-        negative_controls=_poisson_controls(),
-        assumptions=(r"independent $y_c \in \mathbb N$, $y_c \sim \mathrm{Poisson}(e^{\eta_c})$",
-                     _ASSUMPTION_MODEL),
-        axioms=family_axioms(lik.poisson(1)),
-        references=_REFS,
-        numeric=_numeric("Poisson"),
-    ),
-    LegacyDerivation(
-        name="information_equality.gaussian_mean_variance",
-        title="Information equality: Gaussian (mean, log-variance)",
-        statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(e^{-s}, \tfrac12)",
-        tier=Tier.B,
-        scope="D = 1..3 targets (C = 2D outputs), every mean, log-variance and target symbolic",
-        build=_gmv_steps,
-        negative_controls=_gmv_controls(),
-        assumptions=(r"independent $y_d \sim \mathcal N(\mu_d, e^{s_d})$, outputs "
-                     r"$(\mu_1..\mu_D, s_1..s_D)$ (not natural parameters)", _ASSUMPTION_MODEL),
-        axioms=family_axioms(lik.gaussian_mean_variance(1)),
-        references=_REFS,
-        numeric=_numeric("GaussianMeanVariance"),
-        notes="The identity holds in expectation only: the output Hessian of the NLL depends "
-              "on the target here (see `output_fisher.gaussian_mean_variance`), so the "
-              "pointwise Hessian is not the Fisher -- the second negative control.",
-    ),
-    LegacyDerivation(
+_TESTS = "tests/proofs/test_output_fisher.py::"
+
+
+def _tested_by(name):
+    """The tests that compare the proved Fisher (and, for natural families, the target-free
+    Hessian) with the numeric ``output_fisher`` / ``output_hessian``."""
+    if name == "gaussian":
+        return (_TESTS + "test_proved_gaussian_closed_form_equals_numeric_output_fisher",)
+    out = (_TESTS + "test_proved_closed_form_equals_numeric_output_fisher",)
+    if name == "categorical":
+        out += (_TESTS + "test_natural_output_hessian_is_the_same_for_every_target",)
+    if name == "gaussian_mean_variance":
+        out += (_TESTS + "test_gmv_output_hessian_is_the_proved_target_dependent_form",)
+    return out
+
+
+def _statistic(F):
+    """The sufficient statistic ``t(y)``, structural: ``y / sigma^2`` for the Gaussian mean."""
+    if F.name == "gaussian":
+        return F.y / tk.gaussian_variance_symbol()
+    return F.y
+
+
+def _conclusion(F):
+    s = Grad(F.logp, F.eta)
+    return (sp.Eq(Expect(s, "y"), sp.ZeroMatrix(*F.eta.shape), evaluate=False),
+            sp.Eq(Expect(s * s.T, "y"), Expect(Hess(-F.logp, F.eta), "y"), evaluate=False))
+
+
+def _natural_chains(F, by, tag=""):
+    """Both parts through the sufficient statistic, every link checked by ``by``."""
+    s, t, gA = Grad(F.logp, F.eta), _statistic(F), Grad(F.A, F.eta)
+    r = t - gA
+    zero = sp.ZeroMatrix(*F.eta.shape)
+    return [
+        Chain(Expect(s, "y"), [
+            Link(Expect(r, "y"), by, label="score" + tag,
+                 why="the score of an exponential family: log p = <η, t(y)> − A(η) + log h(y), "
+                     "so ∇_η log p = t(y) − ∇A(η)"),
+            Link(Expect(t, "y") - gA, by, label="linearity" + tag,
+                 why="linearity of expectation; ∇A(η) does not depend on y"),
+            Link(sp.MatAdd(gA, -gA), by, label="mean" + tag,
+                 why="the mean of the sufficient statistic is the gradient of the log-partition"),
+            Link(zero, Algebra(), why="X − X = 0")]),
+        Chain(Expect(s * s.T, "y"), [
+            Link(Expect(r * r.T, "y"), by, label="outer" + tag, why="the score is t − ∇A"),
+            Link(Hess(F.A, F.eta), by, label="covariance" + tag,
+                 why="the covariance of the sufficient statistic is the Hessian of the "
+                     "log-partition"),
+            Link(Expect(Hess(-F.logp, F.eta), "y"), by, label="hessian" + tag,
+                 why="−log p = A(η) − <η, t(y)> − log h(y) is A plus a term linear in η: its "
+                     "Hessian ∇²A does not depend on y, so it is its own expectation")], part=1),
+    ]
+
+
+def _natural_controls(F, at, witness=None, tag=""):
+    w = dict(witness or {})
+    t = _statistic(F)
+    gA = Grad(F.A, F.eta)
+    r = t - gA
+    return [
+        Control("log_partition_forgotten", target="score" + tag, replace=(r, t), at=at, witness=w,
+                why="the score of the unnormalised density exp<η, t>: the −∇A(η) term dropped"),
+        Control("second_moment_for_covariance", target="covariance" + tag,
+                replace=(Expect(r * r.T, "y"), Expect(t * t.T, "y")), at=at, witness=w,
+                why="the second moment E[t tᵀ] of the sufficient statistic in place of its "
+                    "covariance (the ∇A∇Aᵀ term forgotten)"),
+        Control("dropped_minus_sign", target="conclusion:2",
+                replace=(Hess(-F.logp, F.eta), Hess(F.logp, F.eta)), at=at, witness=w,
+                why="E[s sᵀ] = +E[∇² log p]: the minus sign of the NLL dropped"),
+    ]
+
+
+# --------------------------------------------------------------------------- the families
+
+def _empirical_control(F, at, witness):
+    r = _statistic(F) - Grad(F.A, F.eta)
+    return Control("empirical_fisher_at_a_label", target="outer", at=at, witness=witness,
+                   replace=(Expect(r * r.T, "y"), r * r.T),
+                   why="the outer product of the score at one data label in place of its "
+                       "expectation under the model (the empirical Fisher, Kunstner et al. 2019)")
+
+
+def _natural(name, title, scope, cls, assumptions, witness=None, notes=""):
+    F = tk.family(name)
+    general = F.general is not None
+
+    def proof():
+        chains = _natural_chains(F, F.general, tag="_general") if general else []
+        return chains + _natural_chains(F, F.explicit)
+
+    at = F.at(3 if name == "categorical" else 2)
+    controls = _natural_controls(F, at, witness) + [_empirical_control(F, at, witness)]
+    return Derivation(
+        name=f"information_equality.{name}", title=title, conclusion=_conclusion(F), proof=proof,
+        tier="A+B" if general else "B", scope=scope, controls=controls,
+        assumptions=tuple(assumptions) + (_MODEL_TARGETS,),
+        axioms={**(tk.GENERAL_CATEGORICAL_AXIOMS if general else {}),
+                **tk.family_axioms(F.source(F.sizes[0]))},
+        references=REFERENCES, numeric=_numeric(cls), tested_by=_tested_by(name),
+        notes=notes)
+
+
+_K3 = lik.categorical(3)
+CATEGORICAL = _natural(
+    "categorical", "Information equality: categorical (softmax logits)",
+    "general K (entry-wise, IndexedBase/Sum), and K = 2..5 with every logit symbolic",
+    "Categorical",
+    [r"logits $\eta \in \mathbb R^K$; one-hot targets $y = e_c$",
+     r"$\nabla A = p = \operatorname{softmax}(\eta)$, $\nabla^2 A = \operatorname{diag}(p) - pp^\top$"],
+    witness={_K3.targets[0]: 1, _K3.targets[1]: 0, _K3.targets[2]: 0},
+    notes="The general-K chains check every entry with the log-pmf written for symbolic K; the "
+          "tier-B chains evaluate `fisherlab.likelihoods.symbolic.categorical(K)` for each "
+          "K = 2..5. The witnesses of the controls use the one-hot label y = e₁.")
+
+GAUSSIAN = _natural(
+    "gaussian", "Information equality: Gaussian mean, fixed variance",
+    "C = 1..4 outputs, every mean and target symbolic, symbolic variance sigma^2 > 0", "Gaussian",
+    [r"$y \sim \mathcal N(\mu, \sigma^2 I_C)$, mean $\mu$ the output, $\sigma^2 > 0$ fixed; "
+     r"$t(y) = y/\sigma^2$, $A(\mu) = \|\mu\|^2/(2\sigma^2)$"])
+
+_B2 = lik.bernoulli(2)
+BERNOULLI = _natural(
+    "bernoulli", "Information equality: Bernoulli (logits)",
+    "C = 1..4 independent outputs, every logit symbolic", "Bernoulli",
+    [r"independent $y_c \in \{0, 1\}$, $P(y_c = 1) = \sigma(\eta_c)$; $t(y) = y$, "
+     r"$A(\eta) = \sum_c \log(1 + e^{\eta_c})$"],
+    witness={_B2.targets[0]: 1, _B2.targets[1]: 0})
+
+_P2 = lik.poisson(2)
+POISSON = _natural(
+    "poisson", "Information equality: Poisson (log-rate)",
+    "C = 1..4 independent outputs, every log-rate symbolic", "Poisson",
+    [r"independent $y_c \in \mathbb N$, $y_c \sim \mathrm{Poisson}(e^{\eta_c})$; $t(y) = y$, "
+     r"$A(\eta) = \sum_c e^{\eta_c}$"],
+    witness={_P2.targets[0]: 2, _P2.targets[1]: 0})
+
+
+# --------------------------------------------------------------------------- abstract log-partition
+
+def _abstract():
+    F = tk.abstract_family()
+    x1, x2 = sp.symbols("x_1 x_2")
+    witness = {sp.Function("A"): sp.Lambda((x1, x2), x1 ** 2 * x2 + x2 ** 3 + x1)}
+    at = F.at(2)
+    return Derivation(
         name="information_equality.exponential_family",
         title="Information equality: general exponential family (abstract log-partition)",
-        statement=r"p(y\mid\eta) = h(y)\,e^{\langle\eta, t(y)\rangle - A(\eta)}:\quad "
-                  r"\mathbb E[\nabla_\eta\log p] = 0,\quad "
-                  r"\mathbb E[\nabla_\eta\log p\,\nabla_\eta\log p^\top] = \nabla^2 A(\eta) = "
-                  r"-\mathbb E[\nabla^2_\eta\log p]",
-        tier=Tier.A,
+        conclusion=_conclusion(F), proof=lambda: _natural_chains(F, F.explicit), tier="A-model",
         scope="A an arbitrary smooth (undefined) function of d = 1..4 natural parameters",
-        build=_expfam_steps,
-        negative_controls=_expfam_controls(),
-        assumptions=(r"$\eta$ in the interior of the natural parameter space, $A$ smooth",
-                     r"the base measure $h(y)$ does not depend on $\eta$ (it drops out of every "
-                     r"$\eta$-derivative)", _ASSUMPTION_MODEL),
-        axioms=EXPFAM_AXIOMS,
-        references=_REFS,
-        numeric=tuple(n for cls in ("Categorical", "Gaussian", "Bernoulli", "Poisson")
-                      for n in _numeric(cls)[:1]),
-    ),
-]
+        controls=_natural_controls(F, at, witness),
+        assumptions=(r"$p(y\mid\eta) = h(y)\,e^{\langle\eta, t(y)\rangle - A(\eta)}$, $\eta$ in the "
+                     r"interior of the natural parameter space, $A$ smooth",
+                     r"the base measure $h(y)$ does not depend on $\eta$", _MODEL_TARGETS),
+        axioms=tk.EXPFAM_AXIOMS, references=REFERENCES,
+        numeric=tuple(_numeric(c)[0] for c in ("Categorical", "Gaussian", "Bernoulli", "Poisson")),
+        tested_by=_tested_by("categorical")[:1] + _tested_by("gaussian"),
+        notes="Witness of the controls: A(x₁, x₂) = x₁²x₂ + x₂³ + x₁ at d = 2 (any smooth A "
+              "serves; the moment axiom is then applied to it).")
+
+
+EXPONENTIAL_FAMILY = _abstract()
+
+
+# --------------------------------------------------------------------------- mean, log-variance
+
+def _gmv():
+    F = tk.family("gaussian_mean_variance")
+    s = Grad(F.logp, F.eta)
+    by = F.explicit
+    (Pm, Ps, prec) = list(F.abbreviations)
+    W = Diag(prec)
+
+    def proof():
+        return [
+            Chain(Expect(s, "y"), [
+                Link(sp.ZeroMatrix(*F.eta.shape), by, label="zero_mean",
+                     why="∂_μ log p = e^{-s}(y − μ) and ∂_s log p = (e^{-s}(y − μ)² − 1)/2; "
+                         "E[y − μ] = 0 and E[(y − μ)²] = e^{s}")]),
+            Chain(Expect(s * s.T, "y"), [
+                Link(F.closed, by, label="moments",
+                     why="Gaussian moments up to the fourth: E[(y − μ)²] = σ², E[(y − μ)³] = 0, "
+                         "E[(y − μ)⁴] = 3σ⁴"),
+                Link(Expect(F.hessian, "y"), by, label="expected_hessian",
+                     why="E[y − μ] = 0 removes the mixed terms and E[(y − μ)²] = e^{s} turns "
+                         "e^{-s}(y − μ)²/2 into 1/2"),
+                Link(Expect(Hess(-F.logp, F.eta), "y"), by, label="hessian",
+                     why="the Hessian of the NLL in (μ, s), target by target")], part=1),
+        ]
+
+    at = F.at(1)
+    y1 = F.source(1).targets[0]
+    return Derivation(
+        name="information_equality.gaussian_mean_variance",
+        title="Information equality: Gaussian (mean, log-variance)",
+        conclusion=_conclusion(F), proof=proof, tier="B",
+        scope="D = 1..3 targets (C = 2D outputs), every mean, log-variance and target symbolic",
+        controls=[
+            Control("dropped_minus_sign", target="conclusion:2", at=at,
+                    replace=(Hess(-F.logp, F.eta), Hess(F.logp, F.eta)),
+                    why="E[s sᵀ] = +E[∇² log p]: the minus sign of the NLL dropped"),
+            Control("hessian_at_the_target", target="hessian", at=at,
+                    replace=(Expect(F.hessian, "y"), F.hessian),
+                    why="the output Hessian of the NLL at the observed target in place of its "
+                        "expectation (for these outputs it depends on y)"),
+            Control("variance_for_log_variance", target="moments", at=at,
+                    replace=(Ps.T * Ps / 2, Ps.T * W * W * Ps / 2),
+                    why="the Fisher of (μ, σ²), diag(1/σ², 1/(2σ⁴)), in place of that of "
+                        "(μ, s = log σ²)"),
+        ],
+        assumptions=(r"independent $y_d \sim \mathcal N(\mu_d, e^{s_d})$, outputs "
+                     r"$\eta = (\mu_1..\mu_D, s_1..s_D)$ (not natural parameters)", _MODEL_TARGETS),
+        axioms=tk.family_axioms(lik.gaussian_mean_variance(1)), references=REFERENCES,
+        numeric=_numeric("GaussianMeanVariance"), tested_by=_tested_by("gaussian_mean_variance"),
+        notes="The identity holds in expectation only: the Hessian of the NLL depends on the target "
+              "here (`output_fisher.gaussian_mean_variance`), so the pointwise Hessian is not the "
+              f"Fisher (the control `hessian_at_the_target`, at a target ${sp.latex(y1)}$ away "
+              "from the mean).")
+
+
+GAUSSIAN_MEAN_VARIANCE = _gmv()
+
+DERIVATIONS = [CATEGORICAL, GAUSSIAN, BERNOULLI, POISSON, GAUSSIAN_MEAN_VARIANCE,
+               EXPONENTIAL_FAMILY]

@@ -1,403 +1,52 @@
 r"""Closed-form output-space Fisher of every likelihood family, from the definition.
 
-For each family of :mod:`fisherlab.likelihoods._symbolic` the output-space Fisher
-``F_out(eta) = E_{y ~ p(.|eta)}[grad_eta log p grad_eta log p^T]`` is computed from its
-definition (SymPy score, exact expectation of the family) and shown equal to the closed
-form the numeric code uses (``<Family>._output_fisher``):
+For each family of :mod:`fisherlab.likelihoods.symbolic` the output-space Fisher
+``F_out(eta) = E_{y ~ p(.|eta)}[grad_eta log p grad_eta log p^T]`` is shown equal to the
+closed form the numeric code uses (``<Family>.output_fisher``):
 
 =======================  ===========================================  =======================
 family (outputs)         closed form                                   ``= Hess A``?
 =======================  ===========================================  =======================
 Categorical (logits)     ``diag(p) - p p^T``, ``p = softmax(eta)``     yes
 Gaussian (mean)          ``I / sigma^2``                               yes
-Bernoulli (logits)       ``diag(sigma(eta)(1 - sigma(eta)))``          yes
+Bernoulli (logits)       ``diag(sigma(eta)) (I - diag(sigma(eta)))``   yes
 Poisson (log-rate)       ``diag(e^eta)``                               yes
-GaussianMeanVariance     ``diag(e^{-s_1..s_D}, 1/2, ..., 1/2)``        no (not natural)
+GaussianMeanVariance     ``P_mu^T diag(e^{-s}) P_mu + P_s^T P_s / 2``  no (not natural)
 =======================  ===========================================  =======================
 
-For the natural-parameter families (CONVENTIONS.md: ``F_out(eta) = grad^2 A(eta)``) the
-Fisher is the Hessian of the log-partition and the output-space Hessian of the NLL does
-not depend on the target: every ``d/dy_m`` of every entry is ``0`` and the Hessian equals
-the Fisher at every target -- which is why Fisher = GGN for them (seed
-003_377ac27c40267f84.txt App. A; Martens 2020 §9.2). For the (mean, log-variance)
-Gaussian the output Hessian *does* depend on ``y`` (its ``(mu, s)`` entry is
-``(y - mu) e^{-s}``): equal to the Fisher only in expectation. The false claim
-"independent of ``y``" is a negative control rejected with a witness.
+For the natural-parameter families (CONVENTIONS.md: ``F_out(eta) = grad^2 A(eta)``) the chains
+prove, in order: the Hessian of the log-partition is the closed form; the Fisher, through the
+score ``t - grad A`` and the covariance of the sufficient statistic, is ``grad^2 A``, hence the
+closed form (citing the first part); the output Hessian of the NLL is ``grad^2 A`` at *every*
+target, hence the closed form -- which is why Fisher = GGN for them (Johnson 2017, App. A;
+Martens 2020 §9.2). For the (mean, log-variance) Gaussian the output Hessian of the NLL depends
+on ``y`` (its ``(mu, s)`` block is ``(y - mu) e^{-s}``): it equals the Fisher only in
+expectation, and the claim that it does not depend on ``y`` is a negative control.
 
-Categorical entries are checked in the exact coordinates of
-:func:`information_equality.softmax_coordinates` (``z_k = e^{eta_k}``, ``s = sum e^{eta}``).
+Tier B links are checked at every size of the family's range on the library's definition;
+the categorical links also at general ``K`` (entry-wise); see
+:func:`fisherlab.symbolic.toolkit.family`.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.likelihoods import symbolic as lik
+from fisherlab.symbolic import Chain, Control, Derivation, Lemma, Link
 from fisherlab.symbolic import toolkit as tk
-from fisherlab.symbolic.toolkit import (
-    BERNOULLI_SIZES,
-    CATEGORICAL_SIZES,
-    GAUSSIAN_SIZES,
-    GENERAL_K_AXIOMS,
-    GMV_SIZES,
-    POISSON_SIZES,
-    coordinate_witness,
-    family_axioms,
-    gaussian_variance_symbol,
-    general_categorical,
-    moment_expectation,
-    softmax_coordinates,
+from fisherlab.symbolic.toolkit import Diag, Expect, Grad, Hess
+
+__all__ = ["DERIVATIONS"]
+
+REFERENCES = (
+    tk.REF_JOHNSON_2017 + " App. A: the Fisher and the generalized Gauss-Newton matrices "
+                          "(output-space Fisher of exponential families)",
+    tk.REF_JOHNSON_2017 + " §7, eqs. (19)-(22): E[score score^T] = -E[Hessian of log p]",
+    tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)",
+    tk.REF_AMARI_1998,
 )
-
-__all__ = ["DERIVATIONS", "closed_form", "gmv_output_hessian"]
-
-REF_AMARI = tk.REF_AMARI_1998
-REF_KUNSTNER = tk.REF_KUNSTNER_2019
-REF_MARTENS = tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)"
-REF_SEED_003_A = tk.REF_JOHNSON_2017 + (" App. A: the Fisher and the generalized Gauss-Newton "
-                                     "matrices (output-space Fisher of exponential families)")
-REF_SEED_003_S7 = tk.REF_JOHNSON_2017 + (" §7, eqs. (19)-(22): zero-mean score and "
-                                      "E[score score^T] = -E[Hessian of log p]")
-
-
-_SOURCE = "fisherlab.likelihoods._symbolic"
-
-
-def _sigmoid(e):
-    return sp.exp(e) / (1 + sp.exp(e))
-
-
-def closed_form(likelihood: lik.SymbolicLikelihood, variance=None) -> sp.Matrix:
-    """The closed-form output Fisher the numeric code implements, in the family's outputs.
-
-    ``variance`` is the fixed Gaussian variance (default: the positive symbol
-    :func:`information_equality.gaussian_variance_symbol`, as in the proofs).
-    """
-    name, out = likelihood.name, likelihood.outputs
-    if name == "Categorical":
-        z = sp.Matrix([sp.exp(e) for e in out])
-        p = z / sp.Add(*z)
-        return sp.diag(*p) - p * p.T
-    if name == "Gaussian":
-        var = gaussian_variance_symbol() if variance is None else sp.sympify(variance)
-        return sp.eye(len(out)) / var
-    if name == "Bernoulli":
-        return sp.diag(*[_sigmoid(e) * (1 - _sigmoid(e)) for e in out])
-    if name == "Poisson":
-        return sp.diag(*[sp.exp(e) for e in out])
-    if name == "GaussianMeanVariance":
-        D = len(out) // 2
-        return sp.diag(*([sp.exp(-s) for s in out[D:]] + [sp.Rational(1, 2)] * D))
-    raise ValueError(f"no closed form for family {name!r}")
-
-
-def _fisher(L, E):
-    s = L.score()
-    n = len(s)
-    return sp.Matrix(n, n, lambda i, j: E(s[i] * s[j]))
-
-
-def _target_derivatives(H, targets):
-    """Every ``d H_ij / d y_m``, stacked (one matrix per target component)."""
-    return [H.diff(y) for y in targets]
-
-
-def _natural_steps(L, E, label, closed_display, coords=None):
-    """Definition -> closed form; Hess A; target independence of the NLL Hessian."""
-    F = _fisher(L, E)
-    closed = closed_form(L)
-    hess_A = sp.hessian(L.log_partition, L.outputs)
-    H = L.hessian_nll()
-    if coords is not None:
-        F, closed, hess_A, H_c = (m.subs(coords) for m in (F, closed, hess_A, H))
-    else:
-        H_c = H
-    n = len(L.outputs)
-    zero_stack = [sp.zeros(n, n) for _ in L.targets]
-    return [
-        Step.equal(f"{label}: the Fisher from its definition E[s s^T] is the closed form",
-                   F, closed,
-                   justification=f"score = SymPy gradient of log_density ({_SOURCE}); exact "
-                                 "expectation of the family, entry by entry",
-                   display=r"\mathbb E_y[\nabla_\eta\log p\,\nabla_\eta\log p^\top] = "
-                           + closed_display + rf"\qquad ({label})"),
-        Step.equal(f"{label}: the closed form is the Hessian of the log-partition A",
-                   hess_A, closed,
-                   justification=f"SymPy Hessian of log_partition ({_SOURCE})",
-                   display=r"\nabla^2_\eta A(\eta) = " + closed_display + rf"\qquad ({label})"),
-        Step.equal(f"{label}: the output Hessian of the NLL does not depend on the target "
-                   "(d/dy_m of every entry is 0)",
-                   _target_derivatives(H, L.targets), zero_stack,
-                   justification="the log-density is linear in the sufficient statistic "
-                                 "(natural parameters)",
-                   display=r"\partial_{y_m}\big[\nabla^2_\eta(-\log p(y\mid\eta))\big]_{ij} = 0"
-                           r"\quad\forall\, i, j, m" + rf"\qquad ({label})"),
-        Step.equal(f"{label}: at every target the output Hessian of the NLL equals the Fisher",
-                   H_c, closed,
-                   justification="SymPy Hessian of -log_density with symbolic targets",
-                   display=r"\nabla^2_\eta(-\log p(y\mid\eta)) = F_{\mathrm{out}}(\eta)"
-                           r"\quad\forall y" + rf"\qquad ({label})"),
-    ]
-
-
-# --------------------------------------------------------------------------- categorical
-
-
-def _categorical_general_steps():
-    g = general_categorical()
-    K, eta, j, k, l, m, p, Z = g["K"], g["eta"], g["j"], g["k"], g["l"], sp.Symbol(
-        "m", integer=True, positive=True), g["p"], g["Z"]
-    y = sp.IndexedBase("y", real=True)
-    finish = g["finish"]
-    # Log-density with a general target vector y (one-hot or soft): sum_j y_j eta_j - log Z.
-    logp = sp.Sum(y[j] * eta[j], (j, 1, K)) - sp.log(Z)
-    H = -finish(sp.diff(logp, eta[k], eta[l]))
-    closed = sp.KroneckerDelta(k, l) * p(k) - p(k) * p(l)
-    s_k = finish(sp.diff(g["logp"], eta[k]))
-    s_l = finish(sp.diff(g["logp"], eta[l]))
-    return [
-        Step.equal("general K: E_c[s_k s_l] = delta_kl p_k - p_k p_l", g["E"](s_k * s_l), closed,
-                   justification="sum over the class c with the categorical pmf; axioms "
-                                 "'index range', 'canonical dummy index', 'linearity of the finite sum'",
-                   display=r"F_{kl} = \sum_{c=1}^K p_c(\delta_{ck} - p_k)(\delta_{cl} - p_l) = "
-                           r"\delta_{kl}p_k - p_kp_l"),
-        Step.equal("general K: the Hessian of A = log sum_j e^eta_j is the same matrix",
-                   finish(sp.diff(sp.log(Z), eta[k], eta[l])), closed,
-                   justification="SymPy derivatives of the IndexedBase log-sum-exp; axiom 'index range'",
-                   display=r"\partial^2_{\eta_k\eta_l}\log\sum_j e^{\eta_j} = \delta_{kl}p_k - p_kp_l"),
-        Step.equal("general K: the NLL Hessian with a general target vector y equals it and "
-                   "d/dy_m of it is 0",
-                   [H, H.diff(y[m])], [closed, 0],
-                   justification="the target enters log p linearly, sum_j y_j eta_j",
-                   display=r"\nabla^2_\eta\Big(-\sum_j y_j\eta_j + \log\sum_j e^{\eta_j}\Big) = "
-                           r"\mathrm{diag}(p) - pp^\top,\quad \partial_{y_m}(\cdot) = 0"),
-    ]
-
-
-def _categorical_steps():
-    steps = _categorical_general_steps()
-    for K in CATEGORICAL_SIZES:
-        L = lik.categorical(K)
-        _, _, subs, _ = softmax_coordinates(K)
-        steps += _natural_steps(L, moment_expectation(L), f"K = {K}",
-                                r"\mathrm{diag}(p) - pp^\top", coords=subs)
-    return steps
-
-
-def _categorical_controls():
-    K = 3
-    L = lik.categorical(K)
-    E = moment_expectation(L)
-    _, _, subs, p = softmax_coordinates(K)
-    w = coordinate_witness(K)
-
-    def missing():
-        return Step.equal("F = diag(p)", _fisher(L, E).subs(subs), sp.diag(*p), justification="false")
-
-    def bernoulli_formula():
-        return Step.equal("F = diag(p (1 - p))", _fisher(L, E).subs(subs),
-                          sp.diag(*[q * (1 - q) for q in p]), justification="false")
-
-    def empirical():
-        y = {L.targets[0]: 0, L.targets[1]: 1, L.targets[2]: 0}
-        g = (-L.score()).subs(y)
-        return Step.equal("NLL Hessian = g g^T at the label y = e_2",
-                          L.hessian_nll().subs(subs), (g * g.T).subs(subs), justification="false")
-
-    return [
-        NegativeControl("missing p p^T term", "K = 3: F_out = diag(p)", missing, witness=w),
-        NegativeControl("Bernoulli formula on softmax outputs",
-                        "K = 3: F_out = diag(p(1 - p)) (independent-sigmoid Fisher applied to a "
-                        "softmax: drops the off-diagonal -p_k p_l)", bernoulli_formula, witness=w),
-        NegativeControl("empirical Fisher for the Hessian",
-                        "K = 3: the NLL Hessian equals the gradient outer product g g^T at the "
-                        "label y = e_2 (Kunstner et al. 2019: EF != GGN)", empirical, witness=w),
-    ]
-
-
-# --------------------------------------------------------------------------- gaussian, bernoulli, poisson
-
-
-def _gaussian_steps():
-    steps = []
-    for C in GAUSSIAN_SIZES:
-        L = lik.gaussian(C, gaussian_variance_symbol())
-        steps += _natural_steps(L, moment_expectation(L), f"C = {C}", r"I/\sigma^2")
-    return steps
-
-
-def _gaussian_controls():
-    L = lik.gaussian(2, gaussian_variance_symbol())
-    E = moment_expectation(L)
-    var = gaussian_variance_symbol()
-
-    def variance():
-        return Step.equal("F = sigma^2 I", _fisher(L, E), var * sp.eye(2), justification="false")
-
-    def unit():
-        return Step.equal("F = I", _fisher(L, E), sp.eye(2), justification="false")
-
-    return [
-        NegativeControl("variance for precision", "C = 2: F_out = sigma^2 I", variance,
-                        witness={var: 2}),
-        NegativeControl("variance forgotten", "C = 2: F_out = I (sigma^2 = 1 assumed)", unit,
-                        witness={var: 2}),
-    ]
-
-
-def _bernoulli_steps():
-    steps = []
-    for C in BERNOULLI_SIZES:
-        L = lik.bernoulli(C)
-        steps += _natural_steps(L, moment_expectation(L, sp.factor), f"C = {C}",
-                                r"\mathrm{diag}\big(\sigma(\eta)(1 - \sigma(\eta))\big)")
-    return steps
-
-
-def _bernoulli_controls():
-    L = lik.bernoulli(2)
-    E = moment_expectation(L, sp.factor)
-    q = sp.Matrix([_sigmoid(e) for e in L.outputs])
-
-    def softmax_formula():
-        return Step.equal("F = diag(q) - q q^T", _fisher(L, E), sp.diag(*q) - q * q.T,
-                          justification="false")
-
-    def no_square():
-        return Step.equal("F = diag(sigma)", _fisher(L, E), sp.diag(*q), justification="false")
-
-    return [
-        NegativeControl("softmax formula on sigmoid outputs",
-                        "C = 2: F_out = diag(q) - q q^T, q = sigma(eta) (independent outputs "
-                        "have no off-diagonal coupling)", softmax_formula),
-        NegativeControl("missing (1 - sigma) factor", "C = 2: F_out = diag(sigma(eta))", no_square),
-    ]
-
-
-def _poisson_steps():
-    steps = []
-    for C in POISSON_SIZES:
-        L = lik.poisson(C)
-        steps += _natural_steps(L, moment_expectation(L), f"C = {C}",
-                                r"\mathrm{diag}(e^{\eta})")
-    return steps
-
-
-def _poisson_controls():
-    L = lik.poisson(2)
-    E = moment_expectation(L)
-    lam = sp.Matrix([sp.exp(e) for e in L.outputs])
-
-    def rate_param():
-        return Step.equal("F = diag(1/lambda)", _fisher(L, E),
-                          sp.diag(*[1 / x for x in lam]), justification="false")
-
-    def uncentred():
-        y = L.targets
-        return Step.equal("F = E[y y^T]", _fisher(L, E),
-                          sp.Matrix(2, 2, lambda i, j: E(y[i] * y[j])), justification="false")
-
-    return [
-        NegativeControl("Fisher of the rate, not the log-rate",
-                        "C = 2: F_out = diag(1/lambda), the Fisher in lambda = e^eta (missing the "
-                        "Jacobian d lambda/d eta = lambda on both sides)", rate_param),
-        NegativeControl("uncentred second moment",
-                        "C = 2: F_out = E[y y^T] = diag(lambda) + lambda lambda^T (the second "
-                        "moment of the sufficient statistic, not its covariance)", uncentred),
-    ]
-
-
-# --------------------------------------------------------------------------- gaussian mean / log-variance
-
-
-def gmv_output_hessian(L):
-    """The target-dependent NLL Hessian of GaussianMeanVariance: per coordinate
-    ``[[e^{-s}, r e^{-s}], [r e^{-s}, r^2 e^{-s}/2]]``, ``r = y - mu`` (outputs ``mu`` then ``s``)."""
-    D = len(L.targets)
-    mu, s, y = L.outputs[:D], L.outputs[D:], L.targets
-    H = sp.zeros(2 * D, 2 * D)
-    for d in range(D):
-        r, w = y[d] - mu[d], sp.exp(-s[d])
-        H[d, d] = w
-        H[d, D + d] = H[D + d, d] = r * w
-        H[D + d, D + d] = r ** 2 * w / 2
-    return H
-
-
-def _gmv_steps():
-    steps = []
-    for D in GMV_SIZES:
-        L = lik.gaussian_mean_variance(D)
-        E = moment_expectation(L)
-        label = f"D = {D}"
-        closed = closed_form(L)
-        H = L.hessian_nll()
-        H_closed = gmv_output_hessian(L)
-        steps += [
-            Step.equal(f"{label}: the Fisher from its definition is diag(e^-s, 1/2)",
-                       _fisher(L, E), closed,
-                       justification=f"SymPy score of log_density ({_SOURCE}); exact Gaussian "
-                                     "moments of the family",
-                       display=r"\mathbb E_y[\nabla\log p\,\nabla\log p^\top] = "
-                               r"\mathrm{diag}(e^{-s_1},\dots,e^{-s_D},\tfrac12,\dots,\tfrac12)"
-                               + rf"\qquad ({label})"),
-            Step.equal(f"{label}: the output Hessian of the NLL depends on the target: "
-                       "its (mu_d, s_d) entry is (y_d - mu_d) e^{-s_d}",
-                       H, H_closed,
-                       justification="SymPy Hessian of -log_density with symbolic targets",
-                       display=r"\nabla^2_{(\mu,s)}(-\log p) = \begin{pmatrix} e^{-s} & (y-\mu)e^{-s}"
-                               r"\\ (y-\mu)e^{-s} & \tfrac12 (y-\mu)^2 e^{-s}\end{pmatrix}"
-                               r"\ \text{per coordinate}" + rf"\qquad ({label})"),
-            Step.equal(f"{label}: d/dy_1 of the output Hessian is nonzero: "
-                       "d/dy_1 H[mu_1, s_1] = e^{-s_1}",
-                       H.diff(L.targets[0])[0, D], sp.exp(-L.outputs[D]),
-                       justification="differentiation of the previous step's entry",
-                       display=r"\partial_{y_1}\big[\nabla^2(-\log p)\big]_{\mu_1 s_1} = e^{-s_1} \ne 0"
-                               + rf"\qquad ({label})"),
-            Step.equal(f"{label}: in expectation over y ~ p the Hessian is the Fisher",
-                       H.applyfunc(E), closed,
-                       justification="E[y - mu] = 0, E[(y - mu)^2] = e^s (exact moments)",
-                       display=r"\mathbb E_y[\nabla^2(-\log p)] = F_{\mathrm{out}}"
-                               + rf"\qquad ({label})"),
-        ]
-    return steps
-
-
-def _gmv_controls():
-    L = lik.gaussian_mean_variance(1)
-    E = moment_expectation(L)
-    H = L.hessian_nll()
-    y = L.targets[0]
-    s = L.outputs[1]
-
-    def independent():
-        return Step.equal("d/dy of the output Hessian is 0", H.diff(y), sp.zeros(2, 2),
-                          justification="false")
-
-    def variance_param():
-        return Step.equal("F = diag(e^-s, e^-2s / 2)", _fisher(L, E),
-                          sp.diag(sp.exp(-s), sp.exp(-2 * s) / 2), justification="false")
-
-    def pointwise():
-        return Step.equal("H(y) = F", H, closed_form(L), justification="false")
-
-    return [
-        NegativeControl("target independence (true only for natural parameters)",
-                        "D = 1: the output Hessian of the NLL does not depend on y", independent),
-        NegativeControl("Fisher in (mu, sigma^2), not (mu, log sigma^2)",
-                        "D = 1: F_out = diag(e^{-s}, e^{-2s}/2) = diag(1/sigma^2, 1/(2 sigma^4))",
-                        variance_param),
-        NegativeControl("pointwise Hessian = Fisher",
-                        "D = 1: the NLL Hessian at a target equals the Fisher (Fisher = GGN "
-                        "assumed for non-natural outputs)", pointwise),
-    ]
-
-
-# --------------------------------------------------------------------------- derivations
-
-_REFS = (REF_SEED_003_A, REF_SEED_003_S7, REF_MARTENS, REF_AMARI)
-_ASSUME = r"targets drawn from the model, $y \sim p(\cdot\mid\eta)$, in the Fisher"
+_MODEL_TARGETS = r"targets drawn from the model, $y \sim p(\cdot\mid\eta)$, in the Fisher"
 
 
 def _numeric(cls):
@@ -405,89 +54,209 @@ def _numeric(cls):
             f"fisherlab.likelihoods.{cls}.output_hessian")
 
 
-DERIVATIONS = [
-    LegacyDerivation(
-        name="output_fisher.categorical",
-        title="Output-space Fisher: categorical logits, diag(p) - p p^T",
-        statement=r"F_{\mathrm{out}}(\eta) = \mathbb E_y[\nabla_\eta\log p\,\nabla_\eta\log p^\top] "
-                  r"= \mathrm{diag}(p) - pp^\top = \nabla^2_\eta\log\textstyle\sum_k e^{\eta_k} = "
-                  r"\nabla^2_\eta(-\log p(y\mid\eta))\ \ \forall y,\quad p = \mathrm{softmax}(\eta)",
-        tier=Tier.AB,
-        scope="general K (IndexedBase/Sum) and K = 2..5 with every logit and target symbolic",
-        build=_categorical_steps,
-        negative_controls=_categorical_controls(),
-        assumptions=(r"logits $\eta\in\mathbb R^K$; targets one-hot (or any vector $y$ in the "
-                     r"Hessian steps: the log-density is linear in $y$)", _ASSUME,
-                     r"tier B identities in the exact coordinates $z_k = e^{\eta_k}$ ($k<K$), "
-                     r"$s = \sum_j e^{\eta_j}$"),
-        axioms={**GENERAL_K_AXIOMS, **family_axioms(lik.categorical(2))},
-        references=_REFS + (REF_KUNSTNER,),
-        numeric=_numeric("Categorical"),
-    ),
-    LegacyDerivation(
-        name="output_fisher.gaussian",
-        title="Output-space Fisher: Gaussian mean, I / sigma^2",
-        statement=r"F_{\mathrm{out}}(\mu) = I/\sigma^2 = \nabla^2_\mu\frac{\|\mu\|^2}{2\sigma^2} = "
-                  r"\nabla^2_\mu(-\log p(y\mid\mu))\ \ \forall y",
-        tier=Tier.B,
-        scope="C = 1..4 outputs, every mean and target symbolic, symbolic variance sigma^2 > 0",
-        build=_gaussian_steps,
-        negative_controls=_gaussian_controls(),
-        assumptions=(r"$y\sim\mathcal N(\mu, \sigma^2 I_C)$, $\sigma^2 > 0$ fixed", _ASSUME),
-        axioms=family_axioms(lik.gaussian(1)),
-        references=_REFS,
-        numeric=_numeric("Gaussian"),
-    ),
-    LegacyDerivation(
-        name="output_fisher.bernoulli",
-        title="Output-space Fisher: Bernoulli logits, diag(sigma (1 - sigma))",
-        statement=r"F_{\mathrm{out}}(\eta) = \mathrm{diag}\big(\sigma(\eta)(1-\sigma(\eta))\big) = "
-                  r"\nabla^2_\eta\textstyle\sum_c\log(1 + e^{\eta_c}) = "
-                  r"\nabla^2_\eta(-\log p(y\mid\eta))\ \ \forall y",
-        tier=Tier.B,
-        scope="C = 1..4 independent outputs, every logit and target symbolic",
-        build=_bernoulli_steps,
-        negative_controls=_bernoulli_controls(),
-        assumptions=(r"independent $y_c\in\{0,1\}$, $P(y_c = 1) = \sigma(\eta_c)$", _ASSUME),
-        axioms=family_axioms(lik.bernoulli(1)),
-        references=_REFS,
-        numeric=_numeric("Bernoulli"),
-    ),
-    LegacyDerivation(
-        name="output_fisher.poisson",
-        title="Output-space Fisher: Poisson log-rate, diag(e^eta)",
-        statement=r"F_{\mathrm{out}}(\eta) = \mathrm{diag}(e^{\eta}) = "
-                  r"\nabla^2_\eta\textstyle\sum_c e^{\eta_c} = "
-                  r"\nabla^2_\eta(-\log p(y\mid\eta))\ \ \forall y",
-        tier=Tier.B,
-        scope="C = 1..4 independent outputs, every log-rate and target symbolic",
-        build=_poisson_steps,
-        negative_controls=_poisson_controls(),
-        assumptions=(r"independent $y_c\sim\mathrm{Poisson}(e^{\eta_c})$", _ASSUME),
-        axioms=family_axioms(lik.poisson(1)),
-        references=_REFS,
-        numeric=_numeric("Poisson"),
-    ),
-    LegacyDerivation(
+_TESTS = "tests/proofs/test_output_fisher.py::"
+
+
+def _tested_by(name):
+    """The tests that compare the proved forms with the numeric ``output_fisher`` /
+    ``output_hessian``."""
+    if name == "gaussian":
+        return (_TESTS + "test_proved_gaussian_closed_form_equals_numeric_output_fisher",)
+    out = (_TESTS + "test_proved_closed_form_equals_numeric_output_fisher",)
+    if name == "categorical":
+        out += (_TESTS + "test_natural_output_hessian_is_the_same_for_every_target",)
+    if name == "gaussian_mean_variance":
+        out += (_TESTS + "test_gmv_output_hessian_is_the_proved_target_dependent_form",
+                _TESTS + "test_gmv_output_hessian_differs_from_the_fisher_off_the_mean")
+    return out
+
+
+def _statistic(F):
+    """The sufficient statistic ``t(y)``, structural: ``y / sigma^2`` for the Gaussian mean."""
+    return F.y / tk.gaussian_variance_symbol() if F.name == "gaussian" else F.y
+
+
+def _natural_conclusion(F):
+    s = Grad(F.logp, F.eta)
+    return (sp.Eq(Hess(F.A, F.eta), F.closed, evaluate=False),
+            sp.Eq(Expect(s * s.T, "y"), F.closed, evaluate=False),
+            sp.Eq(Hess(-F.logp, F.eta), F.closed, evaluate=False))
+
+
+def _natural_chains(D, F, by, tag=""):
+    """The three parts; at general dimension the last links are checked entry-wise again (a
+    citation of part 1 would count at the weakest tier that proves it)."""
+    s, t, gA = Grad(F.logp, F.eta), _statistic(F), Grad(F.A, F.eta)
+    r = t - gA
+    part1 = by if tag else Lemma(D, part=0)
+    return [
+        Chain(Hess(F.A, F.eta), [
+            Link(F.closed, by, label="closed" + tag,
+                 why="differentiating the log-partition twice")]),
+        Chain(Expect(s * s.T, "y"), [
+            Link(Expect(r * r.T, "y"), by, label="outer" + tag,
+                 why="log p = <η, t(y)> − A(η) + log h(y), so the score is t(y) − ∇A(η)"),
+            Link(Hess(F.A, F.eta), by, label="covariance" + tag,
+                 why="the covariance of the sufficient statistic is the Hessian of the "
+                     "log-partition"),
+            Link(F.closed, part1, why="part 1")], part=1),
+        Chain(Hess(-F.logp, F.eta), [
+            Link(Hess(F.A, F.eta), by, label="hessian" + tag,
+                 why="−log p = A(η) − <η, t(y)> − log h(y): the second term is linear in η, so "
+                     "the Hessian is ∇²A at every target y"),
+            Link(F.closed, part1, why="part 1")], part=2),
+    ]
+
+
+def _natural(name, title, scope, cls, assumptions, mistakes, witness=None):
+    """``mistakes``: ``(name, wrong closed form, why)``, each a control of the ``closed`` link."""
+    F = tk.family(name)
+    general = F.general is not None
+    at = F.at(3 if name == "categorical" else 2)
+    r = _statistic(F) - Grad(F.A, F.eta)
+    holder = {}
+
+    def proof():
+        D = holder["d"]
+        sets = [_natural_chains(D, F, F.general, tag="_general")] if general else []
+        sets.append(_natural_chains(D, F, F.explicit))
+        # every chain of part 1 before the chains that cite it
+        return [chain for part in range(3) for chains in sets for chain in chains[part:part + 1]]
+
+    controls = [Control(m, target="closed", replace=(F.closed, wrong), at=at, witness=witness or {},
+                        why=why) for m, wrong, why in mistakes]
+    controls += [
+        Control("second_moment_for_covariance", target="covariance", at=at, witness=witness or {},
+                replace=(Expect(r * r.T, "y"), Expect(_statistic(F) * _statistic(F).T, "y")),
+                why="the second moment of the sufficient statistic in place of its covariance"),
+        Control("empirical_fisher_for_fisher", target="outer", at=at, witness=witness or {},
+                replace=(Expect(r * r.T, "y"), r * r.T),
+                why="the outer product of the score at one data label (the empirical Fisher, "
+                    "Kunstner et al. 2019) in place of its expectation"),
+    ]
+    holder["d"] = Derivation(
+        name=f"output_fisher.{name}", title=title, conclusion=_natural_conclusion(F), proof=proof,
+        tier="A+B" if general else "B", scope=scope, controls=controls,
+        assumptions=tuple(assumptions) + (_MODEL_TARGETS,),
+        axioms={**(tk.GENERAL_CATEGORICAL_AXIOMS if general else {}),
+                **tk.family_axioms(F.source(F.sizes[0]))},
+        references=REFERENCES, numeric=_numeric(cls), tested_by=_tested_by(name))
+    return holder["d"]
+
+
+_CAT = tk.family("categorical")
+(_p,) = _CAT.abbreviations
+_K3 = lik.categorical(3)
+CATEGORICAL = _natural(
+    "categorical", "Output-space Fisher: categorical logits, diag(p) - p p^T",
+    "general K (entry-wise, IndexedBase/Sum), and K = 2..5 with every logit and target symbolic",
+    "Categorical",
+    [r"logits $\eta\in\mathbb R^K$; one-hot targets; $t(y) = y$, "
+     r"$A(\eta) = \log\sum_k e^{\eta_k}$"],
+    [("missing_ppT", Diag(_p), "diag(p): the −ppᵀ term of the softmax Hessian dropped"),
+     ("bernoulli_formula_on_softmax", Diag(_p) * (sp.Identity(_CAT.size) - Diag(_p)),
+      "diag(p(1 − p)): the independent-sigmoid formula applied to softmax outputs")],
+    witness={_K3.targets[0]: 1, _K3.targets[1]: 0, _K3.targets[2]: 0})
+
+_GAU = tk.family("gaussian")
+_var = tk.gaussian_variance_symbol()
+GAUSSIAN = _natural(
+    "gaussian", "Output-space Fisher: Gaussian mean, I / sigma^2",
+    "C = 1..4 outputs, every mean and target symbolic, symbolic variance sigma^2 > 0", "Gaussian",
+    [r"$y\sim\mathcal N(\mu, \sigma^2 I_C)$, $\sigma^2 > 0$ fixed; $t(y) = y/\sigma^2$, "
+     r"$A(\mu) = \|\mu\|^2/(2\sigma^2)$"],
+    [("variance_for_precision", _var * sp.Identity(_GAU.size), "σ² I: the variance in place of the "
+      "precision"),
+     ("variance_forgotten", sp.Identity(_GAU.size), "I: σ² = 1 assumed")])
+
+_BER = tk.family("bernoulli")
+(_q,) = _BER.abbreviations
+_B2 = lik.bernoulli(2)
+BERNOULLI = _natural(
+    "bernoulli", "Output-space Fisher: Bernoulli logits, diag(sigma (1 - sigma))",
+    "C = 1..4 independent outputs, every logit and target symbolic", "Bernoulli",
+    [r"independent $y_c\in\{0,1\}$, $P(y_c = 1) = \sigma(\eta_c)$; $t(y) = y$, "
+     r"$A(\eta) = \sum_c\log(1 + e^{\eta_c})$"],
+    [("softmax_formula_on_sigmoid", Diag(_q) - _q * _q.T,
+      "diag(σ) − σσᵀ: the softmax formula applied to independent sigmoid outputs"),
+     ("missing_one_minus_sigma", Diag(_q), "diag(σ): the factor (1 − σ) dropped")],
+    witness={_B2.targets[0]: 1, _B2.targets[1]: 0})
+
+_POI = tk.family("poisson")
+(_lam,) = _POI.abbreviations
+_P2 = lik.poisson(2)
+POISSON = _natural(
+    "poisson", "Output-space Fisher: Poisson log-rate, diag(e^eta)",
+    "C = 1..4 independent outputs, every log-rate and target symbolic", "Poisson",
+    [r"independent $y_c\sim\mathrm{Poisson}(e^{\eta_c})$; $t(y) = y$, "
+     r"$A(\eta) = \sum_c e^{\eta_c}$"],
+    [("fisher_of_the_rate", Diag(_lam).I,
+      "diag(1/λ): the Fisher of the rate λ, not of the log-rate η = log λ")],
+    witness={_P2.targets[0]: 2, _P2.targets[1]: 0})
+
+
+# --------------------------------------------------------------------------- mean, log-variance
+
+def _gmv():
+    F = tk.family("gaussian_mean_variance")
+    s = Grad(F.logp, F.eta)
+    by = F.explicit
+    Pm, Ps, prec = list(F.abbreviations)
+    W, R = Diag(prec), Diag(F.y - Pm * F.eta)
+    holder = {}
+
+    def proof():
+        D = holder["d"]
+        return [
+            Chain(Hess(-F.logp, F.eta), [
+                Link(F.hessian, by, label="hessian",
+                     why="−log p = Σ_d ((y_d − μ_d)² e^{−s_d} + s_d)/2 + const, differentiated "
+                         "twice in (μ, s): the (μ, s) block is (y − μ) e^{−s}, the (s, s) block "
+                         "(y − μ)² e^{−s}/2")]),
+            Chain(Expect(s * s.T, "y"), [
+                Link(F.closed, by, label="moments",
+                     why="Gaussian moments up to the fourth: E[(y − μ)²] = σ², E[(y − μ)³] = 0, "
+                         "E[(y − μ)⁴] = 3σ⁴")], part=1),
+            Chain(Expect(Hess(-F.logp, F.eta), "y"), [
+                Link(Expect(F.hessian, "y"), Lemma(D, part=0), why="part 1, inside the expectation"),
+                Link(F.closed, by, label="expected_hessian",
+                     why="E[y − μ] = 0 removes the mixed blocks and E[(y − μ)²] = e^{s} turns "
+                         "(y − μ)² e^{−s}/2 into 1/2")], part=2),
+        ]
+
+    at = F.at(1)
+    holder["d"] = Derivation(
         name="output_fisher.gaussian_mean_variance",
-        title="Output-space Fisher: Gaussian (mean, log-variance), diag(e^-s, 1/2); "
-              "its NLL Hessian depends on the target",
-        statement=r"F_{\mathrm{out}}(\mu, s) = \mathrm{diag}(e^{-s}, \tfrac12) = "
-                  r"\mathbb E_y[\nabla^2(-\log p)],\quad \text{but}\quad "
-                  r"\partial_y\nabla^2(-\log p(y\mid\mu,s)) \ne 0",
-        tier=Tier.B,
+        title="Output-space Fisher: Gaussian (mean, log-variance); its NLL Hessian depends on the "
+              "target",
+        conclusion=(sp.Eq(Hess(-F.logp, F.eta), F.hessian, evaluate=False),
+                    sp.Eq(Expect(s * s.T, "y"), F.closed, evaluate=False),
+                    sp.Eq(Expect(Hess(-F.logp, F.eta), "y"), F.closed, evaluate=False)),
+        proof=proof, tier="B",
         scope="D = 1..3 targets (C = 2D outputs), every mean, log-variance and target symbolic",
-        build=_gmv_steps,
-        negative_controls=_gmv_controls(),
+        controls=[
+            Control("target_independence", target="conclusion:1", at=at,
+                    replace=(F.hessian, F.closed),
+                    why="the output Hessian of the NLL equals the Fisher at every target (true "
+                        "only for natural parameters)"),
+            Control("cross_terms_dropped", target="hessian", at=at,
+                    replace=(Pm.T * W * R * Ps, sp.ZeroMatrix(*F.closed.shape)),
+                    why="the (μ, s) block of the Hessian, (y − μ) e^{−s}, forgotten"),
+            Control("fisher_in_variance", target="moments", at=at,
+                    replace=(Ps.T * Ps / 2, Ps.T * W * W * Ps / 2),
+                    why="diag(1/σ², 1/(2σ⁴)): the Fisher in (μ, σ²), not in (μ, s = log σ²)"),
+        ],
         assumptions=(r"independent $y_d\sim\mathcal N(\mu_d, e^{s_d})$; outputs ordered "
-                     r"$(\mu_1..\mu_D, s_1..s_D)$; $s = \log\sigma^2$ is not a natural parameter",
-                     _ASSUME),
-        axioms=family_axioms(lik.gaussian_mean_variance(1)),
-        references=_REFS + (REF_KUNSTNER,),
-        numeric=_numeric("GaussianMeanVariance"),
+                     r"$\eta = (\mu_1..\mu_D, s_1..s_D)$; $s = \log\sigma^2$ is not a natural "
+                     r"parameter", _MODEL_TARGETS),
+        axioms=tk.family_axioms(lik.gaussian_mean_variance(1)), references=REFERENCES
+        + (tk.REF_KUNSTNER_2019,),
+        numeric=_numeric("GaussianMeanVariance"), tested_by=_tested_by("gaussian_mean_variance"),
         notes="This family is the library's counterexample to Fisher = GGN: the GGN uses the "
-              "target-dependent Hessian (the steps 'the output Hessian of the NLL depends on the "
-              "target'), the Fisher its expectation (the steps 'in expectation over y ~ p the "
-              "Hessian is the Fisher').",
-    ),
-]
+              "target-dependent Hessian (part 1), the Fisher its expectation (part 3).")
+    return holder["d"]
+
+
+GAUSSIAN_MEAN_VARIANCE = _gmv()
+
+DERIVATIONS = [CATEGORICAL, GAUSSIAN, BERNOULLI, POISSON, GAUSSIAN_MEAN_VARIANCE]

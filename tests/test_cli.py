@@ -1,6 +1,8 @@
 """The command line: `fisherlab prove` prints a table (form, tier, time) and fails loudly;
 `fisherlab docs` writes pages that carry no wall-clock times."""
 
+import re
+
 import pytest
 import sympy as sp
 
@@ -64,3 +66,30 @@ def test_docs_writes_one_page_per_derivation_and_an_index(fake_registry, tmp_pat
     # a selection rewrites its own pages and leaves the index listing every derivation
     assert cli.main(["docs", str(tmp_path), "demo.good"]) == 0
     assert (tmp_path / "index.md").read_text() == index
+
+
+def _without_times(table: str) -> str:
+    return re.sub(r"\b\d+\.\d\ds\b", "<t>", re.sub(r"in \d+\.\ds", "in <t>", table))
+
+
+def test_prove_jobs_gives_the_serial_table_and_pages(tmp_path, capsys):
+    # two real derivations (about a second each): the table (times aside) and the pages
+    # written by a pool of two workers are exactly the serial ones, in the same order
+    names = ["kl_expansion.gaussian", "information_equality.gaussian"]
+    assert cli.main(["prove", "--jobs", "1", "--docs", str(tmp_path / "serial"), *names]) == 0
+    serial = capsys.readouterr()
+    assert cli.main(["prove", "--jobs", "2", "--docs", str(tmp_path / "pool"), *names]) == 0
+    pool = capsys.readouterr()
+    assert _without_times(pool.out).replace("/pool", "/serial") == _without_times(serial.out)
+    assert pool.out.index(names[0]) < pool.out.index(names[1])
+    assert "[1/2] kl_expansion.gaussian" in pool.err and "[2/2] information_equality.gaussian" in pool.err
+    for name in names:
+        assert (tmp_path / "pool" / f"{name}.md").read_text() == \
+            (tmp_path / "serial" / f"{name}.md").read_text()
+
+
+def test_jobs_must_be_a_positive_integer(capsys):
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit):
+            cli.main(["prove", "--jobs", bad, "demo.good"])
+        assert "--jobs expects a positive integer" in capsys.readouterr().err

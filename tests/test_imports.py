@@ -205,7 +205,7 @@ def test_numeric_use_never_imports_sympy():
 
 
 NAMESPACES = ["fisherlab", "fisherlab.curvature", "fisherlab.updates", "fisherlab.nn",
-              "fisherlab.likelihoods", "fisherlab.kfac", "fisherlab.optax", "fisherlab.proofs",
+              "fisherlab.likelihoods", "fisherlab.likelihoods.symbolic", "fisherlab.kfac", "fisherlab.optax", "fisherlab.proofs",
               "fisherlab.testing.references"]
 
 

@@ -4,7 +4,8 @@ Exponential families in their natural parameters (canonical link) -- ``Categoric
 (logits), ``Gaussian`` (mean, fixed variance), ``Bernoulli`` (logits), ``Poisson``
 (log-rate) -- and ``GaussianMeanVariance`` (mean, log-variance: *not* natural, the
 counterexample to Fisher = GGN). Each is defined once symbolically (``.symbolic(C)``, a
-:class:`SymbolicLikelihood`; SymPy is imported only then) and numerically (``nll``, ``sample``,
+:class:`SymbolicLikelihood` from :mod:`fisherlab.likelihoods.symbolic`, the source the proofs
+start from; SymPy is imported only then) and numerically (``nll``, ``sample``,
 ``output_fisher``, ``output_hessian``). Shapes and target formats: docs/CONVENTIONS.md.
 """
 
@@ -23,15 +24,20 @@ __all__ = [
     "Likelihood",
     "Poisson",
     "SymbolicLikelihood",
+    "symbolic",
 ]
 
 
 def __getattr__(name):
     # The symbolic definitions import SymPy: loaded only when asked for.
     if name == "SymbolicLikelihood":
-        from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+        from fisherlab.likelihoods.symbolic import SymbolicLikelihood
 
         return SymbolicLikelihood
+    if name == "symbolic":
+        import importlib
+
+        return importlib.import_module("fisherlab.likelihoods.symbolic")
     raise AttributeError(f"module 'fisherlab.likelihoods' has no attribute {name!r}")
 
 

@@ -2,7 +2,7 @@
 
 A likelihood has two faces:
 
-* ``symbolic(num_outputs)`` -> :class:`~fisherlab.likelihoods._symbolic.SymbolicLikelihood`,
+* ``symbolic(num_outputs)`` -> :class:`~fisherlab.likelihoods.symbolic.SymbolicLikelihood`,
   the single source of truth the proofs start from (its SymPy module is imported on first
   use, so numeric use never loads SymPy);
 * numeric JAX methods on batches, float64, validated (``nll``, ``sample``,
@@ -196,13 +196,13 @@ class Likelihood(abc.ABC):
 
 
 def symbolic_definitions():
-    """The SymPy definitions, :mod:`fisherlab.likelihoods._symbolic`, imported on first use.
+    """The SymPy definitions, :mod:`fisherlab.likelihoods.symbolic`, imported on first use.
 
     Only :meth:`Likelihood.symbolic` needs them, so a numeric user never imports SymPy.
     """
-    from fisherlab.likelihoods import _symbolic
+    import importlib
 
-    return _symbolic
+    return importlib.import_module("fisherlab.likelihoods.symbolic")
 
 
 def _as_outputs(outputs, name: str, *, family: str = "", min_C: int = 1, even: bool = False):

@@ -119,7 +119,7 @@ class Bernoulli(Likelihood):
     natural = True
 
     def symbolic(self, num_outputs: int):
-        """``_symbolic.bernoulli(num_outputs)``."""
+        """``fisherlab.likelihoods.symbolic.bernoulli(num_outputs)``."""
         return symbolic_definitions().bernoulli(num_outputs)
 
     # ------------------------------------------------------------------ kernels

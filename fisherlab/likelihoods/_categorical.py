@@ -149,7 +149,7 @@ class Categorical(Likelihood):
     natural = True
 
     def symbolic(self, num_outputs: int):
-        """``fisherlab.likelihoods._symbolic.categorical(num_outputs)`` (one-hot targets)."""
+        """``fisherlab.likelihoods.symbolic.categorical(num_outputs)`` (one-hot targets)."""
         return symbolic_definitions().categorical(num_outputs)
 
     # ------------------------------------------------------------------ kernels

@@ -84,7 +84,7 @@ class Gaussian(Likelihood):
         return f"Gaussian(variance={self.variance!r})"
 
     def symbolic(self, num_outputs: int):
-        """``_symbolic.gaussian(num_outputs, variance)``.
+        """``fisherlab.likelihoods.symbolic.gaussian(num_outputs, variance)``.
 
         The variance enters as the rational number with the shortest decimal form
         (``0.1 -> 1/10``, ``1.0 -> 1``), ``sp.nsimplify(variance, rational=True)``.

@@ -66,7 +66,7 @@ class GaussianMeanVariance(Likelihood):
     natural = False
 
     def symbolic(self, num_outputs: int):
-        """``_symbolic.gaussian_mean_variance(num_outputs // 2)``; ``num_outputs`` must be even."""
+        """``fisherlab.likelihoods.symbolic.gaussian_mean_variance(num_outputs // 2)``; ``num_outputs`` must be even."""
         if (not isinstance(num_outputs, int) or isinstance(num_outputs, bool)
                 or num_outputs < 2 or num_outputs % 2):
             raise ValueError(

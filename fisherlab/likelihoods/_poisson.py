@@ -63,7 +63,7 @@ class Poisson(Likelihood):
     natural = True
 
     def symbolic(self, num_outputs: int):
-        """``_symbolic.poisson(num_outputs)``."""
+        """``fisherlab.likelihoods.symbolic.poisson(num_outputs)``."""
         return symbolic_definitions().poisson(num_outputs)
 
     # ------------------------------------------------------------------ kernels

@@ -47,6 +47,10 @@ True
 >>> r"\left(A \otimes B\right) \left(A^{-1} \otimes B^{-1}\right)" in page
 True
 
+The likelihood families' SymPy definitions, the single source the proofs start from, are
+:mod:`fisherlab.likelihoods.symbolic` (``symbolic.categorical(K)``, ...; the numeric
+``fl.Categorical().symbolic(K)`` returns the same objects).
+
 The pieces:
 
 * **Conclusion** -- ``sympy.Eq(lhs, rhs, evaluate=False)`` or ``sympy.Ge(...)``, or a tuple of

@@ -110,9 +110,29 @@ class Algebra:
 @dataclasses.dataclass(frozen=True)
 class Entrywise:
     """Tier ``A``: every entry of both sides at general dimension (finite sums with symbolic
-    bounds; Kronecker and vec rows indexed by pairs through the index bijection)."""
+    bounds; Kronecker and vec rows indexed by pairs through the index bijection).
 
+    ``values(ent) -> {symbol: entry}`` instantiates structural symbols *at general dimension*:
+    a scalar ``Symbol`` by a SymPy expression, a ``MatrixSymbol`` by a callable ``(i, j) ->
+    expression`` of its 0-based flat indices; both are written in the entries
+    ``ent.base(X)[i, j]`` of the other matrix symbols and finite ``Sum``\\ s whose bounds
+    are symbolic sizes (the categorical log-pmf at general ``K``:
+    ``Sum(y[j, 0] * eta[j, 0], (j, 0, K - 1)) - log(Sum(exp(eta[j, 0]), (j, 0, K - 1)))``).
+    ``operators`` give ``Expect(M, over=name)`` its entry-wise meaning, ``op(ent, poly) ->
+    poly`` on the finite-sum form of an entry (e.g.
+    :func:`fisherlab.symbolic.toolkit.one_hot_expectation`). Either needs ``describe``: what
+    the instantiation is, printed with the link (a special value would make a check vacuous).
+    """
+
+    values: Callable[[Any], Mapping] | None = None
+    operators: Mapping = dataclasses.field(default_factory=dict)
+    describe: str = ""
     tier = "A"
+
+    def __post_init__(self):
+        if (self.values is not None or self.operators) and not self.describe:
+            raise ValueError("Entrywise: values and operators instantiate the symbols; say what "
+                             "they are (describe=...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,13 +143,24 @@ class Explicit:
     ``values(sizes) -> {symbol: explicit value}`` overrides the generic instance of some
     structural symbols at each size (e.g. a matrix with a prescribed eigenpair); ``describe``
     must then say what they are -- it is printed with the link, since a special value (a zero
-    matrix) would make a check vacuous.
+    matrix) would make a check vacuous. ``operators`` (``{name: h -> E[h]}``, or a callable
+    ``sizes -> {name: ...}`` when the operator depends on the sizes) give ``Expect(M, over=name)``
+    its meaning.
+
+    ``coordinates(sizes) -> (change, domain)``: an exact change of variables applied to both
+    evaluated sides before they are compared -- ``change`` maps symbols to expressions in new
+    ones (``eta_k -> log z_k``), ``domain`` lists the relations that carve out the new
+    variables' range (``s > z_1 + z_2``; witnesses respect them). It must be a bijection onto
+    the old variables' range, which ``describe`` states: an identity then holds in the old
+    variables exactly when it holds in the new ones (softmax identities in ``z_k = e^{eta_k}``,
+    ``s = sum_j e^{eta_j}`` reduce by ``expand``; in ``e^{eta_k}`` they need slow ``cancel``).
     """
 
     sizes: Sizes
     values: Callable[[dict], Mapping] | None = None
-    operators: Mapping = dataclasses.field(default_factory=dict)
+    operators: Mapping | Callable[[dict], Mapping] = dataclasses.field(default_factory=dict)
     describe: str = ""
+    coordinates: Callable[[dict], tuple] | None = None
     tier = "B"
 
     def __post_init__(self):
@@ -138,6 +169,8 @@ class Explicit:
         if self.values is not None and not self.describe:
             raise ValueError("Explicit: values replace generic instances; say what they are "
                              "(describe=...)")
+        if self.coordinates is not None and not self.describe:
+            raise ValueError("Explicit: a change of variables must be stated (describe=...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +178,13 @@ class Model:
     """Tier ``A-model``: both sides instantiated with a generic model -- ``values(sizes)``
     maps structural symbols to explicit values built from *undefined functions* -- at each of
     the stated ``sizes``; ``operators`` give ``Expect(M, over=name)`` its meaning (an axiom
-    named on the page); ``describe`` says in words what the instantiation is."""
+    named on the page; a callable ``sizes -> {name: ...}`` when it depends on the sizes);
+    ``describe`` says in words what the instantiation is."""
 
     sizes: Sizes
     values: Callable[[dict], Mapping]
     describe: str
-    operators: Mapping = dataclasses.field(default_factory=dict)
+    operators: Mapping | Callable[[dict], Mapping] = dataclasses.field(default_factory=dict)
     tier = "A-model"
 
     def __post_init__(self):

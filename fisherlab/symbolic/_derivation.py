@@ -457,7 +457,8 @@ class _Context:
         return ok, method, {"conditions": conds, "axioms": norm.used, "why": why}
 
     def _entrywise(self, where, prev, ln):
-        ent = Entries(self.d.definitions, self.props)
+        by = ln.by
+        ent = Entries(self.d.definitions, self.props, values=by.values, operators=by.operators)
         lhs = unfold(sp.sympify(prev), self.d.definitions)
         rhs = unfold(sp.sympify(ln.expr), self.d.definitions)
         conds = self._struct_conditions(lhs, rhs)
@@ -480,13 +481,25 @@ class _Context:
         return ok, "entry-wise", {"conditions": conds, "axioms": {"index bijection"},
                                   "why": f"the entries differ (in the term of {key})"}
 
-    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
-        key = (id(by.values), tuple(sorted((str(k), v) for k, v in sizes.items())))
+    def _per_size(self, fn, sizes, convert):
+        """``convert(fn(sizes))``, computed once per function and sizes (shared by every link)."""
+        key = (id(fn), tuple(sorted((str(k), v) for k, v in sizes.items())))
         if key not in self._values:
-            self._values[key] = dict(by.values(sizes)) if by.values is not None else {}
-        values = self._values[key]
+            self._values[key] = convert(fn(sizes))
+        return self._values[key]
+
+    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
+        values = self._per_size(by.values, sizes, dict) if by.values is not None else {}
+        ops = by.operators
+        if callable(ops):
+            ops = self._per_size(ops, sizes, dict)
+        change, domain = {}, ()
+        if getattr(by, "coordinates", None) is not None:
+            change, domain = self._per_size(by.coordinates, sizes,
+                                            lambda cd: (dict(cd[0]), tuple(cd[1])))
         props = self.props if not extra_props else {**self.props, **extra_props}
-        ev = _ExplicitEval(sizes, values, self.d.definitions, props, by.operators)
+        ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
+                           domain=domain)
         self._check_values(ev, values)
         for h in self.matrix_relations:
             if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
@@ -728,8 +741,8 @@ class _Context:
             conds = list(ev.conditions) + self._struct_conditions(ml, mr)
             econds = [ev(x) for x in conds]
             w = find_witness(diff, c.witness,
-                             hypotheses=[ev(h) for h in self.relations], conditions=econds,
-                             negative=(rel == ">="))
+                             hypotheses=[ev(h) for h in self.relations] + list(ev.domain),
+                             conditions=econds, negative=(rel == ">="))
             if w is not None:
                 # the free inputs: generic instances and supplied matrices of plain symbols
                 mats = {**ev.generated, **{k: v for k, v in ev.values.items()

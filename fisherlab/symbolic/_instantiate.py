@@ -25,9 +25,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 from sympy.polys.matrices import DomainMatrix
 
 from . import _builders as b
-from ._check import CheckError
+from ._check import CheckError, validate
 from ._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
-from ._sums import SumPoly, from_sympy
+from ._sums import SumPoly, Term, from_sympy
 
 __all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy"]
 
@@ -88,17 +88,22 @@ class Explicit:
       definitions: symbol -> structural definition (unfolded before evaluation).
       properties: ``{MatrixSymbol: {"symmetric", ...}}`` (see :func:`matrix_properties`).
       operators: ``{name: callable}`` giving the meaning of ``Expect(M, over=name)`` entrywise.
+      change: an exact change of variables ``{symbol: expression}`` applied to every evaluated
+        result (``eta_k -> log z_k``); domain: the relations its new variables satisfy.
     """
 
     def __init__(self, sizes: Mapping, values: Mapping | None = None,
                  definitions: Mapping | None = None, properties: Mapping | None = None,
-                 operators: Mapping | None = None):
+                 operators: Mapping | None = None, change: Mapping | None = None,
+                 domain=()):
         self.sizes = {sp.sympify(k): sp.Integer(v) for k, v in sizes.items()}
         # shared, not copied: a lazily computed value is computed once for every evaluator
         self.values = values if isinstance(values, dict) else dict(values or {})
         self.definitions = dict(definitions or {})
         self.properties = dict(properties or {})
         self.operators = dict(operators or {})
+        self.change = dict(change or {})
+        self.domain = tuple(domain)
         self.conditions: list = []   # structural expressions that must not vanish
         self.generated: dict = {}    # MatrixSymbol -> explicit generic instance
         self._memo: dict = {}
@@ -150,7 +155,10 @@ class Explicit:
 
     # ---------------------------------------------------------------- evaluation
     def __call__(self, expr):
-        return self.ev(unfold(sp.sympify(expr), self.definitions))
+        out = self.ev(unfold(sp.sympify(expr), self.definitions))
+        if self.change and isinstance(out, sp.Basic):
+            out = out.xreplace(self.change)
+        return out
 
     def ev(self, e):
         key = e
@@ -319,14 +327,56 @@ class Entries:
     Args:
       definitions: symbol -> structural definition (unfolded first).
       properties: ``{MatrixSymbol: {...}}``; ``symmetric`` makes ``X_{ab} = X_{ba}`` known.
+      values: ``values(self) -> {symbol: entry}``, the general instantiation of some symbols
+        (see :class:`fisherlab.symbolic.Entrywise`): a scalar ``Symbol`` -> expression, a
+        ``MatrixSymbol`` -> ``(i, j) -> expression``, written in ``self.base(X)[i, j]``.
+      operators: ``{name: op}`` giving ``Expect(M, over=name)`` its meaning,
+        ``op(self, SumPoly) -> SumPoly``.
     """
 
-    def __init__(self, definitions: Mapping | None = None, properties: Mapping | None = None):
+    def __init__(self, definitions: Mapping | None = None, properties: Mapping | None = None,
+                 values=None, operators: Mapping | None = None):
         self.definitions = dict(definitions or {})
         self.properties = dict(properties or {})
+        self.operators = dict(operators or {})
         self.ranges: dict = {}
         self._bases: dict = {}
         self._count = itertools.count()
+        given = dict(values(self)) if values is not None else {}
+        self.scalar_values = {k: sp.sympify(v) for k, v in given.items() if isinstance(k, sp.Symbol)}
+        self.matrix_values = {k: v for k, v in given.items() if isinstance(k, sp.MatrixSymbol)}
+        other = set(given) - set(self.scalar_values) - set(self.matrix_values)
+        if other:
+            raise CheckError(f"entry-wise values instantiate Symbols and MatrixSymbols, got {other}")
+        for X, v in self.matrix_values.items():
+            if not callable(v):
+                raise CheckError(f"the entry-wise value of {X} must be a callable (i, j) -> entry")
+        for s, v in self.scalar_values.items():
+            self._check_value(v, f"the entry-wise value of {s}")
+
+    def _check_value(self, v, who):
+        """A value addresses matrix entries only as ``base(X)[i, j]`` of the bases this evaluator
+        made (a stray ``IndexedBase`` would be a constant to every derivative), and a finite sum
+        over a matrix index runs over exactly that index's range."""
+        validate(v, who)
+        owner = {b: X for X, b in self._bases.items()}
+        for ix in v.atoms(sp.Indexed):
+            if ix.base not in owner:
+                raise CheckError(f"{who}: {ix} is not an entry ent.base(X)[i, j] of a matrix symbol")
+            if len(ix.indices) != 2:
+                raise CheckError(f"{who}: {ix} needs two indices [i, j] (0-based)")
+        for s in v.atoms(sp.Sum):
+            for lim in s.limits:
+                if len(lim) != 3:
+                    raise CheckError(f"{who}: the sum {s} needs explicit bounds")
+                d, lo, hi = lim
+                for ix in s.function.atoms(sp.Indexed):
+                    X = owner[ix.base]
+                    for pos, i in enumerate(ix.indices):
+                        if i == d and not (_eq(lo, 0) and _eq(hi, X.shape[pos] - 1)):
+                            raise CheckError(f"{who}: the sum over {d} runs over [{lo}, {hi}], but it "
+                                             f"indexes dimension {pos} of {X}, which is "
+                                             f"[0, {X.shape[pos] - 1}]")
 
     @property
     def symmetric_bases(self) -> frozenset:
@@ -373,7 +423,7 @@ class Entries:
         if isinstance(e, Hess):
             r, _ = self.dims(e.args[1])
             return r, r
-        if isinstance(e, At):
+        if isinstance(e, (At, Expect)):
             return self.dims(e.args[0])
         if isinstance(e, sp.MatPow):
             r, c = self.dims(e.args[0])
@@ -438,6 +488,10 @@ class Entries:
     def entry(self, e, r, c) -> SumPoly:
         e = unfold(e, self.definitions)
         if isinstance(e, sp.MatrixSymbol):
+            if e in self.matrix_values:
+                v = sp.sympify(self.matrix_values[e](self.flat(r), self.flat(c)))
+                self._check_value(v, f"the entry-wise value of {e}")
+                return from_sympy(v, self.ranges)
             return SumPoly.const(self.base(e)[self.flat(r), self.flat(c)])
         if isinstance(e, sp.Identity):
             return SumPoly.const(self.delta(r, c))
@@ -484,14 +538,20 @@ class Entries:
         if isinstance(e, Grad):
             f, x = e.args
             var = self.base(x)[self.flat(r), 0]
-            return self.scalar(f).map_bodies(lambda body: sp.diff(body, var))
+            return self._flatten(self.scalar(f).map_bodies(lambda body: sp.diff(body, var)))
         if isinstance(e, Hess):
             f, x = e.args
             vr, vc = self.base(x)[self.flat(r), 0], self.base(x)[self.flat(c), 0]
-            return self.scalar(f).map_bodies(lambda body: sp.diff(body, vr, vc))
+            return self._flatten(self.scalar(f).map_bodies(lambda body: sp.diff(body, vr, vc)))
         if isinstance(e, At):
             M, x, v = e.args
             return self._substitute(self.entry(M, r, c), x, v)
+        if isinstance(e, Expect):
+            M, over = e.args
+            if over.name not in self.operators:
+                raise CheckError(f"{e}: the entry-wise instantiation gives no expectation operator "
+                                 f"over {over.name!r}")
+            return self.operators[over.name](self, self.entry(M, r, c))
         if isinstance(e, sp.MatPow):
             base, k = e.args
             if not (k.is_Integer and k > 0):
@@ -500,8 +560,23 @@ class Entries:
         self.dims(e)  # raises the explanatory error
         raise CheckError(f"no entry-wise meaning for {e}")
 
+    def _flatten(self, poly: SumPoly) -> SumPoly:
+        """Finite sums that differentiation left inside a term's body (``d/d eta_k`` of
+        ``log sum_j e^{eta_j}`` is ``sum_j delta_jk e^{eta_j} / sum_j e^{eta_j}``) become
+        summation terms, so that the canonical form can eliminate their deltas."""
+        out = []
+        for t in poly.terms:
+            if not t.body.has(sp.Sum):
+                out.append(t)
+                continue
+            for u in from_sympy(t.body, self.ranges).terms:
+                out.append(Term(t.dummies + u.dummies, u.body))
+        return SumPoly(tuple(out))
+
     def scalar(self, e) -> SumPoly:
         e = unfold(sp.sympify(e), self.definitions)
+        if self.scalar_values and e.has(*self.scalar_values):
+            e = e.xreplace(self.scalar_values)
         one = ("atom", sp.Integer(1), sp.Integer(0))
         if isinstance(e, Scalar):
             return self.entry(e.args[0], one, one)
@@ -536,6 +611,11 @@ class Entries:
 
     def _substitute(self, poly: SumPoly, x, v) -> SumPoly:
         base = self.base(x)
+        if isinstance(v, sp.MatrixSymbol):
+            # x set to another matrix symbol of its shape: every entry x_ij renamed v_ij, which
+            # is valid inside any function (log, exp, an opaque sum), not only polynomially
+            new = self.base(v)
+            return poly.map_bodies(lambda body: body.xreplace({base: new}))
         out = SumPoly.zero()
         for t in poly.terms:
             for mono in sp.Add.make_args(sp.expand(t.body)):

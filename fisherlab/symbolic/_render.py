@@ -83,12 +83,17 @@ def _symbol_notes(exprs) -> list[str]:
 
 
 def _instantiations(chains) -> dict:
-    """The distinct Model / Explicit instantiations of a proof, numbered (M1), (M2), ..."""
+    """The distinct Model instantiations of a proof, numbered (M1), (M2), ..., and the general
+    (entry-wise) ones, numbered (E1), (E2), ..."""
     out: dict = {}
     for ch in chains:
         for ln in ch.links:
-            if isinstance(ln.by, Model) and id(ln.by) not in out:
-                out[id(ln.by)] = (f"M{len(out) + 1}", ln.by)
+            if id(ln.by) in out:
+                continue
+            if isinstance(ln.by, Model):
+                out[id(ln.by)] = (f"M{sum(t[0][0] == 'M' for t in out.values()) + 1}", ln.by)
+            elif isinstance(ln.by, Entrywise) and ln.by.describe:
+                out[id(ln.by)] = (f"E{sum(t[0][0] == 'E' for t in out.values()) + 1}", ln.by)
     return out
 
 
@@ -105,6 +110,9 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
             text += f" with ${subs}$"
     elif isinstance(by, Entrywise):
         text = "entry-wise at general dimension (finite sums, symbolic bounds)"
+        if by.describe:
+            tag = (inst or {}).get(id(by), ("E?", None))[0]
+            text += f" on the general instantiation ({tag})"
     elif isinstance(by, Model):
         tag = (inst or {}).get(id(by), ("M?", None))[0]
         text = f"the generic model ({tag}) at {by.sizes.text()}"
@@ -240,8 +248,14 @@ def _chain_markdown(d: Derivation, r: Report) -> str:
         out += [f"**Verification error:** {r.error}", ""]
     inst = _instantiations(chains)
     if inst:
-        out += ["Generic models the links are checked on:", ""]
-        out += [f"- **({tag})** {m.describe}" for tag, m in inst.values()] + [""]
+        models = [(tag, m) for tag, m in inst.values() if tag.startswith("M")]
+        general = [(tag, m) for tag, m in inst.values() if tag.startswith("E")]
+        if models:
+            out += ["Generic models the links are checked on:", ""]
+            out += [f"- **({tag})** {m.describe}" for tag, m in models] + [""]
+        if general:
+            out += ["General-dimension instantiations the entry-wise links are checked on:", ""]
+            out += [f"- **({tag})** {m.describe}" for tag, m in general] + [""]
     for ci, ch in enumerate(chains, 1):
         res = [x for x in r.links if x.chain == ci]
         tier = r.chain_tiers[ci - 1][1] if ci - 1 < len(r.chain_tiers) else "?"

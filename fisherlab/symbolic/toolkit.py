@@ -16,6 +16,10 @@ One name and one argument order per builder -- ``builder(name, size...)``:
   moment axiom, :data:`EXPFAM_AXIOMS`), :func:`moment_expectation` (a library family's exact
   operator, monomial by monomial), the categorical helpers :func:`softmax_coordinates`,
   :func:`coordinate_witness`, :func:`general_categorical` (:data:`GENERAL_K_AXIOMS`),
+  :func:`one_hot_expectation` (the entry-wise expectation over a one-hot target at general ``K``),
+  :func:`family` (a likelihood family's structural symbols, closed-form Fisher and the
+  instantiations that check them: the library's definition at stated sizes, the categorical at
+  general ``K``),
   :func:`gaussian_variance_symbol`, :func:`family_axioms`;
 * structural axioms applied by instantiation (:func:`expectation_linearity`,
   :func:`inverse_of_product`, stated in :data:`STRUCTURAL_AXIOMS`) and :func:`sample_average`,
@@ -30,7 +34,7 @@ import itertools
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
+from fisherlab.likelihoods import symbolic as lik
 from fisherlab.symbolic._builders import (
     cayley_orthogonal,
     cayley_parts,
@@ -48,6 +52,19 @@ from fisherlab.symbolic._builders import (
     vector,
 )
 from fisherlab.symbolic._checks import Axiom
+from fisherlab.symbolic._families import (
+    ABSTRACT_SIZES,
+    FAMILY_NAMES,
+    FAMILY_SIZES,
+    GENERAL_CATEGORICAL_AXIOMS,
+    Family,
+    abstract_family,
+    family,
+    gaussian_variance_symbol,
+    moment_expectation,
+    one_hot_expectation,
+    softmax_coordinates,
+)
 from fisherlab.symbolic._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
 
 __all__ = [
@@ -58,7 +75,9 @@ __all__ = [
     "Kron", "Vec", "RVec", "Diag", "Scalar", "Grad", "Hess", "At", "Expect",
     # expectations and families
     "moment_expectation", "softmax_coordinates", "coordinate_witness", "gaussian_variance_symbol",
-    "family_axioms", "general_categorical", "GENERAL_K_AXIOMS", "expfam_moment",
+    "family_axioms", "general_categorical", "GENERAL_K_AXIOMS", "one_hot_expectation", "expfam_moment",
+    # likelihood families as structural objects
+    "Family", "family", "abstract_family", "ABSTRACT_SIZES", "FAMILY_NAMES", "FAMILY_SIZES", "GENERAL_CATEGORICAL_AXIOMS",
     "expfam_expectation", "EXPFAM_AXIOMS",
     # structural axioms (facts supplied by hand, applied by instantiation) and witnesses
     "expectation_linearity", "inverse_of_product", "STRUCTURAL_AXIOMS", "sample_average",
@@ -104,65 +123,15 @@ REF_VAN_LOAN_2000 = ("C. F. Van Loan, 'The ubiquitous Kronecker product', J. Com
 #: Square Kronecker factor sizes checked exhaustively by tier-B chains: every pair n, m <= 3.
 KRON_SIZES = tuple(itertools.product((1, 2, 3), repeat=2))
 #: Sizes each likelihood family's tier-B chains check exhaustively.
-CATEGORICAL_SIZES = (2, 3, 4, 5)
-GAUSSIAN_SIZES = (1, 2, 3, 4)
-BERNOULLI_SIZES = (1, 2, 3, 4)
-POISSON_SIZES = (1, 2, 3, 4)
-GMV_SIZES = (1, 2, 3)
+CATEGORICAL_SIZES = FAMILY_SIZES["categorical"]
+GAUSSIAN_SIZES = FAMILY_SIZES["gaussian"]
+BERNOULLI_SIZES = FAMILY_SIZES["bernoulli"]
+POISSON_SIZES = FAMILY_SIZES["poisson"]
+GMV_SIZES = FAMILY_SIZES["gaussian_mean_variance"]
 #: Dimensions of the natural parameter for the abstract exponential family.
 EXPFAM_SIZES = (1, 2, 3, 4)
 
 # ------------------------------------------------------------------------------ expectations
-
-
-def moment_expectation(likelihood: lik.SymbolicLikelihood, normalise=None):
-    """``h -> E_y[h]`` for ``h`` polynomial in the targets, by linearity over monomials.
-
-    Each moment ``E[y^alpha]`` is computed once (cached) with the family's own exact
-    ``expectation`` operator; ``h = sum_alpha c_alpha(eta) y^alpha`` then gives
-    ``E[h] = sum_alpha c_alpha(eta) E[y^alpha]``. For the Poisson family this turns one
-    slow series summation per entry into one per moment. ``normalise`` (e.g.
-    ``sympy.factor``, an exact rewriting) is applied to each moment once: the Bernoulli
-    moments are sums over ``2^C`` outcomes that factor into ``prod sigma(eta_c)``.
-    """
-    targets = tuple(likelihood.targets)
-    cache: dict = {}
-
-    def expectation(h):
-        h = sp.expand(sp.sympify(h))
-        if not h.has(*targets):
-            return h
-        total = sp.Integer(0)
-        for monom, coeff in sp.Poly(h, *targets).terms():
-            if monom not in cache:
-                moment = likelihood.expectation(sp.Mul(*[y ** k for y, k in zip(targets, monom)]))
-                cache[monom] = normalise(moment) if normalise is not None else moment
-            total += coeff * cache[monom]
-        return total
-
-    return expectation
-
-
-
-
-def softmax_coordinates(num_classes: int):
-    """Exact coordinates for categorical identities: ``(z, s, substitution, probs)``.
-
-    ``z_k = e^{eta_k}`` for ``k < K`` and ``s = sum_j e^{eta_j}`` (so
-    ``e^{eta_K} = s - z_1 - ... - z_{K-1}``); ``substitution`` maps each ``eta_k`` of
-    :func:`fisherlab.likelihoods._symbolic.categorical` to ``log`` of its coordinate and
-    ``probs`` is the softmax ``p = (z_1, ..., z_{K-1}, s - sum z) / s``.
-    """
-    K = num_classes
-    eta = lik.categorical(K).outputs
-    z = sp.symbols(f"z_1:{K}", positive=True)
-    s = sp.Symbol("s", positive=True)
-    last = s - sp.Add(*z)
-    subs = {e: sp.log(v) for e, v in zip(eta, tuple(z) + (last,))}
-    probs = sp.Matrix(list(z) + [last]) / s
-    return z, s, subs, probs
-
-
 
 
 def coordinate_witness(num_classes: int) -> dict:
@@ -170,13 +139,6 @@ def coordinate_witness(num_classes: int) -> dict:
     z, s, _, _ = softmax_coordinates(num_classes)
     return {**{v: sp.Integer(i + 1) for i, v in enumerate(z)},
             s: sp.Integer(num_classes * (num_classes - 1) // 2 + 2)}
-
-
-
-
-def gaussian_variance_symbol() -> sp.Symbol:
-    """The fixed Gaussian variance ``sigma^2``, a positive symbol."""
-    return sp.Symbol("sigma^2", positive=True)
 
 
 

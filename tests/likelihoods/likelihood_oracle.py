@@ -1,7 +1,7 @@
 """Independent ground truth for the likelihood tests: the SymPy source, lambdified.
 
 Two evaluations of the single symbolic source ``Likelihood.symbolic(C)``
-(``fisherlab/likelihoods/_symbolic.py``):
+(``fisherlab/likelihoods/symbolic.py``):
 
 * **mpmath** (``modules="mpmath"``, 50 significant digits): the reference for every
   numeric comparison. The float64/float32 inputs are converted to ``mpf`` *exactly*, so the
@@ -31,7 +31,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 DPS = 50
 VAR = sp.Symbol("v", positive=True)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import likelihood_oracle as O
 from fisherlab import Bernoulli
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 LIK = Bernoulli()
 HESSIAN = jax.jit(LIK.output_hessian)

@@ -1,6 +1,6 @@
 """Categorical (softmax) likelihood against its SymPy source.
 
-Ground truth: ``fisherlab.likelihoods._symbolic.categorical(C)`` -- the log-density
+Ground truth: ``fisherlab.likelihoods.symbolic.categorical(C)`` -- the log-density
 ``sum_k y_k eta_k - log sum_k e^{eta_k}`` with one-hot ``y``; its Hessian
 (``hessian_nll``) and Fisher (``fisher_definition``, the exact expectation over the C
 classes) are derived by SymPy and evaluated in mpmath at 50 digits on the exact float
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import likelihood_oracle as O
 from fisherlab import Categorical
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 LIK = Categorical()
 HESSIAN = jax.jit(LIK.output_hessian)

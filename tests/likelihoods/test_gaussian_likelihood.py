@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import likelihood_oracle as O
 from fisherlab import Gaussian
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 VARIANCES_64 = (1e-300, 1e-12, 0.37, 1.0, 1e12)
 VARIANCES_32 = (1e-6, 0.37, 1.0, 1e6)

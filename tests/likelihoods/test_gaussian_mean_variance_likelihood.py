@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import likelihood_oracle as O
 from fisherlab import GaussianMeanVariance
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 LIK = GaussianMeanVariance()
 HESSIAN = jax.jit(LIK.output_hessian)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import likelihood_oracle as O
 from fisherlab import Poisson
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 
 LIK = Poisson()
 HESSIAN = jax.jit(LIK.output_hessian)

@@ -1,9 +1,11 @@
-"""proofs/kl_expansion.py beyond "it verifies" (the generic test does that).
+"""proofs/kl_expansion.py beyond "it verifies" (test_all_derivations.py checks that every
+derivation verifies with exact witnesses and that its page is current).
 
-* metadata (tier, scope, references to seed 003 §3, numeric counterparts);
-* every negative control is false with an exact witness, re-evaluated at 50 digits;
-* ``kl_along`` computes the KL: it equals the textbook ``sum_k p_k log(p_k / q_k)`` written
-  independently here (exact comparison at rational points, 50 digits);
+* the family is complete, in chain form, with honest tiers, scopes, references (Johnson 2017
+  §3) and numeric counterparts; the controls are the mistakes people make, each rejected;
+* the structural KL the proofs are about is the KL: evaluated by the checker's own
+  instantiation (``Family.evaluate``) at K = 3 it equals the textbook ``sum_k p_k log(p_k/q_k)``
+  written independently here (exact comparison at rational points, 50 digits);
 * the proved expansion, seen numerically with the numeric counterpart: for the categorical
   and the (mean, log-variance) Gaussian, ``KL(p_eta || p_{eta + eps v})`` computed in mpmath
   (60 digits) from the textbook formulas satisfies ``|KL - eps^2/2 v^T F v| <= c eps^3``
@@ -22,102 +24,55 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisherlab as fl
-from _resolve import resolve
+from _kfac_proof_helpers import check_metadata, family, report
 from fisherlab import proofs
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Tier, find_witness
+from fisherlab.symbolic import toolkit as tk
 
 proofs.modules()  # registers the proofs/ folder as fisherlab._theorems
 KL = importlib.import_module("fisherlab._theorems.kl_expansion")
-BY_NAME = {d.name: d for d in KL.DERIVATIONS}
+NAMES = family("kl_expansion")
 
 EXPECTED = {
-    "kl_expansion.categorical": (Tier.AB, ("general K", "K = 2..5")),
-    "kl_expansion.gaussian": (Tier.B, ("C = 1..4",)),
-    "kl_expansion.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
-    "kl_expansion.exponential_family": (Tier.A, ("d = 1..4",)),
+    "kl_expansion.categorical": ("A+B", ("general K", "K = 2..5")),
+    "kl_expansion.gaussian": ("B", ("C = 1..4", "sigma^2")),
+    "kl_expansion.gaussian_mean_variance": ("B", ("D = 1..3",)),
+    "kl_expansion.exponential_family": ("A-model", ("d = 1..4",)),
+}
+CONTROLS = {
+    "kl_expansion.categorical": {"fisher_at_the_wrong_point", "half_in_the_hessian", "missing_ppT"},
+    "kl_expansion.gaussian": {"half_missing", "variance_for_precision"},
+    "kl_expansion.gaussian_mean_variance": {"half_in_the_hessian", "fisher_in_variance"},
+    "kl_expansion.exponential_family": {"mean_of_t_forgotten", "half_in_the_hessian"},
 }
 
 
-def _entries(x):
-    return list(x) if isinstance(x, sp.MatrixBase) else [sp.sympify(x)]
-
-
-def test_module_declares_exactly_the_expected_derivations():
-    assert set(BY_NAME) == set(EXPECTED)
+def test_family_is_complete_and_in_chain_form():
+    assert set(NAMES) == set(EXPECTED)
+    assert not any(proofs.get(n).legacy for n in NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_metadata(name):
-    d = BY_NAME[name]
+def test_metadata_verification_and_controls(name):
     tier, words = EXPECTED[name]
-    assert d.tier is tier
-    for w in words:
-        assert w in d.scope
-    assert any("Johnson" in r and "§3" in r for r in d.references)
-    assert d.numeric and all(callable(resolve(n)) for n in d.numeric)
-    assert d.assumptions
-    # the O(|delta|^3) conclusion rests on Taylor's theorem: it must be stated
-    assert any("Taylor" in a for a in d.assumptions)
+    check_metadata(name, tier, words)
+    r, _ = report(name)
+    r.raise_if_failed()
+    assert r.achieved == tier
+    assert CONTROLS[name] <= {c.name for c in r.controls if c.rejected}
 
 
-@pytest.mark.parametrize("name,label,sizes", [
-    ("kl_expansion.categorical", "K", KL.KL_CATEGORICAL_SIZES),
-    ("kl_expansion.gaussian", "C", KL.KL_GAUSSIAN_SIZES),
-    ("kl_expansion.gaussian_mean_variance", "D", KL.KL_GMV_SIZES),
-    ("kl_expansion.exponential_family", "d", KL.KL_EXPFAM_SIZES),
-])
-def test_every_size_has_value_first_and_second_order_steps(name, label, sizes):
-    assert tuple(sizes) == tuple(range(min(sizes), max(sizes) + 1))
-    steps = BY_NAME[name].build()
-    labels = [f"{label} = {n}" for n in sizes] + (["general K"] if label == "K" else [])
-    for tag in labels:
-        claims = [s.claim for s in steps if s.claim.startswith(f"{tag}:")]
-        text = " | ".join(claims)
-        assert ("k(0)" in text or "KL(eta, eta) = 0" in text), text
-        assert ("k'(0) = 0" in text or "grad_2 KL(eta, eta) = 0" in text), text
-        assert ("k''(0) = v^T F_out v" in text or "k''(0) = v^T (diag(p) - p p^T) v" in text
-                or "grad^2_22 KL(eta, eta) = Hess A" in text), text
-
-
-CONTROLS = [(d.name, c) for d in KL.DERIVATIONS for c in d.negative_controls]
-
-
-@pytest.mark.parametrize("name,control", CONTROLS, ids=[f"{n}:{c.name}" for n, c in CONTROLS])
-def test_every_control_is_false_with_an_exact_witness(name, control):
-    step = control.build()
-    diff = [a - b for a, b in zip(_entries(step.lhs), _entries(step.rhs))]
-    w = control.witness() if callable(control.witness) else control.witness
-    found = find_witness(sp.Matrix(diff), w)
-    assert found is not None, control.name
-    subs, _ = found
-    fn = {k: v for k, v in subs.items() if isinstance(k, sp.FunctionClass)}
-    sym = {k: v for k, v in subs.items() if not isinstance(k, sp.FunctionClass)}
-    values = []
-    for e in diff:
-        for f, lam in fn.items():
-            e = e.replace(lambda x, f=f: isinstance(x, sp.core.function.AppliedUndef) and x.func == f,
-                          lambda x, lam=lam: lam(*x.args)).doit()
-        values.append(sp.N(e.subs(sym).doit(), 50))
-    assert any(abs(complex(v)) > 1e-20 for v in values), (control.name, values)
-    assert {"factor 1/2 missing"} <= {c.name for c in BY_NAME[name].negative_controls} or \
-        name == "kl_expansion.gaussian"
-
-
-def test_kl_along_is_the_textbook_categorical_kl():
-    K = 3
-    L = lik.categorical(K)
-    v = sp.Matrix(sp.symbols("v_1:4", real=True))
-    k = KL.kl_along(L, v)
-    eps = sp.Symbol("epsilon", real=True)
-    eta = L.outputs
+def test_the_structural_kl_is_the_textbook_categorical_kl():
+    F = tk.family("categorical")
+    k = F.evaluate(KL.kl_divergence(F), 3)[0, 0]
+    L = F.source(3)
+    eta, eta2 = L.outputs, [sp.Symbol(f"{e.name}'", real=True) for e in L.outputs]
     p = [sp.exp(e) / sp.Add(*[sp.exp(x) for x in eta]) for e in eta]
-    q = [sp.exp(e + eps * vi) / sp.Add(*[sp.exp(x + eps * vj) for x, vj in zip(eta, v)])
-         for e, vi in zip(eta, v)]
+    q = [sp.exp(e) / sp.Add(*[sp.exp(x) for x in eta2]) for e in eta2]
     textbook = sp.Add(*[pk * sp.log(pk / qk) for pk, qk in zip(p, q)])
-    for point in ({eta[0]: sp.Rational(1, 3), eta[1]: -2, eta[2]: sp.Rational(5, 4), v[0]: 1,
-                   v[1]: sp.Rational(-1, 2), v[2]: 3, eps: sp.Rational(2, 7)},
-                  {eta[0]: 0, eta[1]: 0, eta[2]: 0, v[0]: 2, v[1]: 0, v[2]: -1, eps: 1}):
+    assert k.free_symbols <= set(eta) | set(eta2)
+    for point in ({eta[0]: sp.Rational(1, 3), eta[1]: -2, eta[2]: sp.Rational(5, 4),
+                   eta2[0]: 1, eta2[1]: sp.Rational(-1, 2), eta2[2]: 3},
+                  {eta[0]: 0, eta[1]: 0, eta[2]: 0, eta2[0]: 2, eta2[1]: 0, eta2[2]: -1}):
         assert abs(sp.N((k - textbook).subs(point), 50)) < sp.Float("1e-45")
 
 

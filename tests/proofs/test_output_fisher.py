@@ -1,17 +1,18 @@
-"""proofs/output_fisher.py beyond "it verifies" (the generic test does that).
+"""proofs/output_fisher.py beyond "it verifies" (test_all_derivations.py checks that every
+derivation verifies with exact witnesses and that its page is current).
 
-* metadata (tier, scope, references, numeric counterparts that resolve);
-* every negative control is false with an exact witness, re-evaluated at 50 digits; the
-  GaussianMeanVariance control "the NLL Hessian does not depend on y" is among them;
-* the proved closed forms back the numeric code: ``closed_form`` (the right-hand side the
-  proofs establish), evaluated in mpmath at 50 digits on the exact float inputs, equals
-  ``fisherlab.likelihoods.<Family>.output_fisher`` (float64, rtol 1e-12);
+* the family is complete, in chain form, with honest tiers, scopes, references and numeric
+  counterparts; the tier-B links cover every size of the family's range; the categorical
+  reaches tier A by entry-wise chains at general K;
+* the controls are the mistakes people make, each rejected;
+* the proved closed forms back the numeric code: the structural right-hand side the proofs
+  establish, evaluated by the checker's own instantiation (``Family.evaluate``) in mpmath at
+  50 digits on the exact float inputs, equals ``fisherlab.likelihoods.<Family>.output_fisher``
+  (float64, rtol 1e-12);
 * the proved target (in)dependence shows in the numeric ``output_hessian``: identical for
-  every target of a natural-parameter family, equal to the proved target-dependent closed
-  form for GaussianMeanVariance.
+  every target of a natural-parameter family, equal to the proved target-dependent form for
+  GaussianMeanVariance.
 """
-
-import importlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -21,120 +22,96 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fisherlab as fl
-from _resolve import resolve
+from _kfac_proof_helpers import check_metadata, family, report
 from fisherlab import proofs
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Tier, find_witness, is_zero
+from fisherlab.symbolic import Entrywise, Explicit
+from fisherlab.symbolic import toolkit as tk
 
-proofs.modules()  # registers the proofs/ folder as fisherlab._theorems
-OF = importlib.import_module("fisherlab._theorems.output_fisher")
-BY_NAME = {d.name: d for d in OF.DERIVATIONS}
+NAMES = family("output_fisher")
 
 EXPECTED = {
-    "output_fisher.categorical": (Tier.AB, ("general K", "K = 2..5")),
-    "output_fisher.gaussian": (Tier.B, ("C = 1..4",)),
-    "output_fisher.bernoulli": (Tier.B, ("C = 1..4",)),
-    "output_fisher.poisson": (Tier.B, ("C = 1..4",)),
-    "output_fisher.gaussian_mean_variance": (Tier.B, ("D = 1..3",)),
+    "output_fisher.categorical": ("A+B", ("general K", "K = 2..5")),
+    "output_fisher.gaussian": ("B", ("C = 1..4", "sigma^2")),
+    "output_fisher.bernoulli": ("B", ("C = 1..4",)),
+    "output_fisher.poisson": ("B", ("C = 1..4",)),
+    "output_fisher.gaussian_mean_variance": ("B", ("D = 1..3",)),
 }
-
+CONTROLS = {
+    "output_fisher.categorical": {"missing_ppT", "bernoulli_formula_on_softmax"},
+    "output_fisher.gaussian": {"variance_for_precision", "variance_forgotten"},
+    "output_fisher.bernoulli": {"softmax_formula_on_sigmoid", "missing_one_minus_sigma"},
+    "output_fisher.poisson": {"fisher_of_the_rate", "second_moment_for_covariance"},
+    "output_fisher.gaussian_mean_variance": {"target_independence", "fisher_in_variance"},
+}
 RTOL = 1e-12
 
 
-def _entries(x):
-    if isinstance(x, sp.MatrixBase):
-        return list(x)
-    if isinstance(x, (list, tuple)):
-        return [e for item in x for e in _entries(item)]
-    return [sp.sympify(x)]
-
-
-def test_module_declares_exactly_the_expected_derivations():
-    assert set(BY_NAME) == set(EXPECTED)
+def test_family_is_complete_and_in_chain_form():
+    assert set(NAMES) == set(EXPECTED)
+    assert not any(proofs.get(n).legacy for n in NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_metadata(name):
-    d = BY_NAME[name]
+def test_metadata_verification_and_controls(name):
     tier, words = EXPECTED[name]
-    assert d.tier is tier
-    for w in words:
-        assert w in d.scope
-    assert any("Johnson" in r and "App. A" in r for r in d.references)
-    family = {"categorical": "Categorical", "gaussian": "Gaussian", "bernoulli": "Bernoulli",
-              "poisson": "Poisson", "gaussian_mean_variance": "GaussianMeanVariance"}[name.split(".")[1]]
-    assert f"fisherlab.likelihoods.{family}.output_fisher" in d.numeric
-    assert f"fisherlab.likelihoods.{family}.output_hessian" in d.numeric
-    for dotted in d.numeric:
-        assert callable(resolve(dotted))
+    check_metadata(name, tier, words)
+    r, _ = report(name)
+    r.raise_if_failed()
+    assert r.achieved == tier
+    assert CONTROLS[name] <= {c.name for c in r.controls if c.rejected}
 
 
-CONTROLS = [(d.name, c) for d in OF.DERIVATIONS for c in d.negative_controls]
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_tier_b_links_cover_every_size_of_the_range(name):
+    F = tk.family(name.split(".", 1)[1])
+    for chain in proofs.get(name).chains():
+        for link in chain.links:
+            if isinstance(link.by, Explicit):
+                got = sorted(int(a[F.size]) for a in link.by.sizes.assignments)
+                assert got == list(F.sizes), (name, chain.title, got)
 
 
-@pytest.mark.parametrize("name,control", CONTROLS, ids=[f"{n}:{c.name}" for n, c in CONTROLS])
-def test_every_control_is_false_with_an_exact_witness(name, control):
-    step = control.build()
-    diff = [a - b for a, b in zip(_entries(step.lhs), _entries(step.rhs))]
-    w = control.witness() if callable(control.witness) else control.witness
-    found = find_witness(sp.Matrix(diff), w)
-    assert found is not None, control.name
-    subs, _ = found
-    values = [sp.N(e.subs(subs).doit(), 50) for e in diff]
-    assert any(abs(complex(v)) > 1e-20 for v in values), (control.name, values)
+def test_the_categorical_reaches_tier_a_at_general_k_for_every_part():
+    d = proofs.get("output_fisher.categorical")
+    general = {chain.part for chain in d.chains()
+               if all(isinstance(link.by, Entrywise) for link in chain.links)}
+    assert general == {0, 1, 2}
 
 
-def test_gmv_target_independence_is_a_rejected_control():
-    controls = {c.name: c for c in BY_NAME["output_fisher.gaussian_mean_variance"].negative_controls}
-    c = controls["target independence (true only for natural parameters)"]
-    step = c.build()
-    # d/dy H = [[0, e^-s], [e^-s, (y - mu) e^-s]]: nonzero wherever it is evaluated
-    L = lik.gaussian_mean_variance(1)
-    mu, s = L.outputs
-    y = L.targets[0]
-    expected = sp.Matrix([[0, sp.exp(-s)], [sp.exp(-s), (y - mu) * sp.exp(-s)]])
-    assert is_zero(step.lhs - expected)[0]
-    assert step.rhs == sp.zeros(2, 2)
-
-
-@pytest.mark.parametrize("name", ["output_fisher.categorical", "output_fisher.gaussian",
-                                  "output_fisher.bernoulli", "output_fisher.poisson"])
-def test_natural_families_prove_target_independence_at_every_size(name):
-    steps = BY_NAME[name].build()
-    claims = [s.claim for s in steps if "does not depend on the target" in s.claim]
-    sizes = {"categorical": OF.CATEGORICAL_SIZES, "gaussian": OF.GAUSSIAN_SIZES,
-             "bernoulli": OF.BERNOULLI_SIZES, "poisson": OF.POISSON_SIZES}[name.split(".")[1]]
-    assert len(claims) == len(sizes)
-    for step in steps:
-        if "does not depend on the target" in step.claim:
-            assert all(e == 0 for e in _entries(step.rhs))
-            assert len(_entries(step.lhs)) > 0
-
-
-def test_closed_form_rejects_unknown_family():
-    L = lik.categorical(2)
-    fake = type(L)(**{**L.__dict__, "name": "Mystery"})
-    with pytest.raises(ValueError, match="Mystery"):
-        OF.closed_form(fake)
+def test_gmv_hessian_depends_on_the_target_and_natural_ones_do_not():
+    for name in ("categorical", "gaussian", "bernoulli", "poisson"):
+        F = tk.family(name)
+        H = F.evaluate(F.hessian, F.sizes[0])
+        assert not H.free_symbols & set(F.source(F.sizes[0]).targets), name
+    G = tk.family("gaussian_mean_variance")
+    H = G.evaluate(G.hessian, 1)
+    assert H.free_symbols & set(G.source(1).targets)
 
 
 # --------------------------------------------------------------------------- numeric counterparts
 
 _NUMERIC = {
-    "Categorical": (lambda C: lik.categorical(C), lambda: fl.Categorical()),
-    "Gaussian": (lambda C: lik.gaussian(C), None),
-    "Bernoulli": (lambda C: lik.bernoulli(C), lambda: fl.Bernoulli()),
-    "Poisson": (lambda C: lik.poisson(C), lambda: fl.Poisson()),
-    "GaussianMeanVariance": (lambda C: lik.gaussian_mean_variance(C // 2), lambda: fl.GaussianMeanVariance()),
+    "Categorical": ("categorical", lambda C: C, lambda: fl.Categorical()),
+    "Gaussian": ("gaussian", lambda C: C, None),
+    "Bernoulli": ("bernoulli", lambda C: C, lambda: fl.Bernoulli()),
+    "Poisson": ("poisson", lambda C: C, lambda: fl.Poisson()),
+    "GaussianMeanVariance": ("gaussian_mean_variance", lambda C: C // 2,
+                             lambda: fl.GaussianMeanVariance()),
 }
 
 
-def _mp_closed_form(L, outputs, variance=None):
-    """The proved closed form at exact float inputs, evaluated at 50 digits."""
-    F = OF.closed_form(L, variance=None if variance is None else sp.Rational(variance))
-    point = {e: sp.Rational(float(x)) for e, x in zip(L.outputs, outputs)}
-    return np.array([[float(sp.N(F[i, j].subs(point), 50)) for j in range(F.cols)]
-                     for i in range(F.rows)])
+def _mp(expr, family_name, n, outputs, extra=None):
+    """The proved structural form at size ``n``, at exact float inputs, evaluated at 50 digits."""
+    F = tk.family(family_name)
+    M = F.evaluate(expr, n)
+    point = {e: sp.Rational(float(x)) for e, x in zip(F.source(n).outputs, outputs)}
+    point.update(extra or {})
+    return np.array([[float(sp.N(M[i, j].subs(point), 50)) for j in range(M.cols)]
+                     for i in range(M.rows)])
+
+
+def _mp_closed_form(family_name, n, outputs, extra=None):
+    return _mp(tk.family(family_name).closed, family_name, n, outputs, extra)
 
 
 @st.composite
@@ -150,19 +127,18 @@ def _outputs(draw, family):
 @given(data=st.data())
 def test_proved_closed_form_equals_numeric_output_fisher(family, data):
     outputs = data.draw(_outputs(family))
-    builder, numeric = _NUMERIC[family]
-    L = builder(outputs.shape[1])
+    name, size, numeric = _NUMERIC[family]
     got = np.asarray(numeric().output_fisher(jnp.asarray(outputs, jnp.float64)))[0]
-    want = _mp_closed_form(L, outputs[0])
+    want = _mp_closed_form(name, size(outputs.shape[1]), outputs[0])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * np.abs(want).max())
 
 
 @given(st.floats(0.01, 100.0), st.lists(st.floats(-5, 5), min_size=1, max_size=3))
 def test_proved_gaussian_closed_form_equals_numeric_output_fisher(variance, mean):
     outputs = np.asarray([mean], np.float64)
-    L = lik.gaussian(len(mean))
     got = np.asarray(fl.Gaussian(variance=variance).output_fisher(jnp.asarray(outputs, jnp.float64)))[0]
-    want = _mp_closed_form(L, mean, variance=variance)
+    want = _mp_closed_form("gaussian", len(mean), mean,
+                           {tk.gaussian_variance_symbol(): sp.Rational(variance)})
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=0)
 
 
@@ -172,16 +148,15 @@ def test_natural_output_hessian_is_the_same_for_every_target(logits, t1, t2):
     x = jnp.asarray([logits, logits], jnp.float64)
     H = np.asarray(fl.Categorical().output_hessian(x, jnp.asarray([t1, t2])))
     np.testing.assert_allclose(H[0], H[1], rtol=1e-13, atol=1e-15)
-    want = _mp_closed_form(lik.categorical(3), logits)
+    want = _mp_closed_form("categorical", 3, logits)
     np.testing.assert_allclose(H[0], want, rtol=1e-11, atol=1e-13)
 
 
 @given(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3))
 def test_gmv_output_hessian_is_the_proved_target_dependent_form(mu, s, y):
-    L = lik.gaussian_mean_variance(1)
-    H_closed = OF.gmv_output_hessian(L)
-    point = {L.outputs[0]: sp.Rational(mu), L.outputs[1]: sp.Rational(s), L.targets[0]: sp.Rational(y)}
-    want = np.array([[float(sp.N(H_closed[i, j].subs(point), 50)) for j in range(2)] for i in range(2)])
+    G = tk.family("gaussian_mean_variance")
+    want = _mp(G.hessian, "gaussian_mean_variance", 1, [mu, s],
+               {G.source(1).targets[0]: sp.Rational(y)})
     got = np.asarray(fl.GaussianMeanVariance().output_hessian(
         jnp.asarray([[mu, s]], jnp.float64), jnp.asarray([[y]], jnp.float64)))[0]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -15,7 +15,7 @@ import pytest
 import sympy as sp
 
 import fisherlab as fl
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as _symbolic
 from fisherlab.symbolic import curvature
 
 RNG = np.random.default_rng(20261122)

@@ -22,7 +22,7 @@ references (``fl.hessian``, ``fl.ggn``, ``fl.fisher``, ``fl.empirical_fisher``,
    activations enter through their ``.symbolic(z)`` method (``ReLU``'s ``Max(z, 0)`` as the
    piecewise ``z if z > 0 else 0``, so that its derivative at the kink is 0);
 2. takes the likelihood's log-density from ``likelihood.symbolic(C)`` -- the
-   single symbolic source, :mod:`fisherlab.likelihoods._symbolic` -- and
+   single symbolic source, :mod:`fisherlab.likelihoods.symbolic` -- and
    differentiates it in the outputs: ``r = grad_eta l``, ``Lambda = grad^2_eta l``
    and the output Fisher ``F_out = E_{y ~ p(.|eta)}[score score^T]`` computed with
    the family's **exact expectation operator** (finite sums, Gaussian moments,

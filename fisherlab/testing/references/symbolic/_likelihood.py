@@ -1,6 +1,6 @@
 """The likelihood's output-space calculus, symbolic in ``(eta, y)`` and cached per family.
 
-From the single symbolic source (``likelihood.symbolic(C)``, :mod:`fisherlab.likelihoods._symbolic`):
+From the single symbolic source (``likelihood.symbolic(C)``, :mod:`fisherlab.likelihoods.symbolic`):
 the gradient ``r = grad_eta (-log p)``, the Hessian ``Lambda = grad^2_eta (-log p)`` and the output
 Fisher ``E_{y ~ p(.|eta)}[score score^T]`` by the family's exact expectation operator.
 """
@@ -11,7 +11,7 @@ import dataclasses
 
 import sympy as sp
 
-from fisherlab.likelihoods._symbolic import SymbolicLikelihood
+from fisherlab.likelihoods.symbolic import SymbolicLikelihood
 
 __all__ = ["OutputCalculus", "calculus_key", "output_calculus", "output_fisher",
            "symbolic_likelihood"]
