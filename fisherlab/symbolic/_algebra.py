@@ -51,6 +51,13 @@ def _square(a) -> bool:
     return sp.expand(r - c) == 0
 
 
+def _substitutable(e: At) -> bool:
+    """Whether ``At(M, x, v)`` may be carried out by replacing ``x`` by ``v`` in ``M``: not when
+    ``M`` binds symbols of its own (a derivative, an inner substitution, an expectation), which
+    could capture a symbol of ``v``."""
+    return not e.args[0].has(Grad, Hess, At, Expect)
+
+
 class Normaliser:
     """Normal forms of structural expressions under :data:`AXIOMS`.
 
@@ -207,6 +214,12 @@ class Normaliser:
             return out
         if isinstance(e, sp.Inverse):
             return self._inv(e.args[0])
+        if isinstance(e, At) and _substitutable(e):
+            # the result of a substitution is normalised like any other expression (as an atom
+            # it would hide its terms: At(theta + J v, v, w) = theta + J w)
+            M, x, v = e.args
+            self.used.add("substitution")
+            return self._nf(self.prep(M.xreplace({x: v})))
         if isinstance(e, sp.MatPow):
             base, k = e.args
             if not k.is_Integer:
@@ -255,7 +268,7 @@ class Normaliser:
             return type(e)(self.scalar(f), x)
         if isinstance(e, At):
             M, x, v = e.args
-            if not M.has(Grad, Hess):
+            if _substitutable(e):
                 self.used.add("substitution")
                 return self.expr(self._nf(M.xreplace({x: v})), M.shape)
             return At(self.expr(self._nf(M), M.shape), x, self.expr(self._nf(v), v.shape))

@@ -10,7 +10,7 @@ import sympy as sp
 
 from fisherlab.symbolic import (Algebra, Chain, CheckError, Control, Derivation, Entrywise,
                                 Explicit, Lemma, Link, Sizes, find_witness, is_zero)
-from fisherlab.symbolic.toolkit import Kron, Scalar
+from fisherlab.symbolic.toolkit import At, Expect, Kron, Scalar
 
 x, y, s = sp.symbols("x y sigma", real=True)
 xp, yp, sp_ = sp.symbols("x y sigma", positive=True)
@@ -434,3 +434,17 @@ def test_the_transpose_of_an_inverse_cancels_against_the_transpose_only():
     assert link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A * A.T), A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.I.T, A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A.T * A), A), I, hypotheses=[sp.Q.invertible(A)]))
+
+
+def test_a_substitution_is_applied_by_the_algebra_without_capturing_a_symbol():
+    u, v, w, c = (sp.MatrixSymbol(name, n, 1) for name in "uvwc")
+    at = At(c + A * v, v, w)
+    assert link_passes(one_link(at, c + A * w))
+    assert not link_passes(one_link(at, c + A * v))
+    assert not link_passes(one_link(at, c + A.T * w))
+    # an inner binder of the same variable: substituting into it would capture w
+    nested = At(At(v + w, w, c), v, w)          # = w + c
+    assert not link_passes(one_link(nested, 2 * c))
+    # an expectation binds its own randomness: E_y[v v^T] at v = w is not rewritten inside
+    inside = At(Expect(v * v.T, "y"), v, w)
+    assert not link_passes(one_link(inside, Expect(w * w.T, "y")))
