@@ -11,7 +11,9 @@ using exactly these axioms, each recorded when it fires (the page lists them):
   ``(X^{-1})^{-1} = X``, ``(c X)^{-1} = c^{-1} X^{-1}`` (``c != 0`` recorded);
 * ``transpose``: ``(X Y)^T = Y^T X^T``, ``(X + Y)^T = X^T + Y^T``, ``(X^T)^T = X``,
   ``(X^{-1})^T = (X^T)^{-1}``, ``I^T = I``; ``S^T = S`` for a hypothesis ``Q.symmetric(S)``;
-  a ``1 x 1`` matrix equals its transpose (``Scalar(u^T v) = Scalar(v^T u)``).
+  a ``1 x 1`` matrix equals its transpose (``Scalar(u^T v) = Scalar(v^T u)``);
+* ``substitution``: ``At(M, x, v)`` is ``M`` with ``x`` replaced by ``v`` when ``M`` binds
+  nothing of its own (no derivative, expectation or inner substitution).
 
 Nothing else: a Kronecker product, a vectorisation, an expectation, a gradient are opaque
 atoms here (their arguments normalised), so ``(A \otimes B)^T = A^T \otimes B^T`` is *not*
@@ -43,6 +45,8 @@ AXIOMS = {
                  r"$(X^\top)^\top = X$, $(X^{-1})^\top = (X^\top)^{-1}$, $I^\top = I$",
     "symmetric": r"$S^\top = S$ for a symmetric hypothesis $S$",
     "1x1 transpose": r"a $1\times1$ matrix equals its transpose: $u^\top v = v^\top u$",
+    "substitution": r"$M|_{x=v}$ is $M$ with $x$ replaced by $v$ (for $M$ without derivatives, "
+                    r"expectations or substitutions of its own)",
 }
 
 

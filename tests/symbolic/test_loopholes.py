@@ -5,11 +5,15 @@ rules that presuppose the theorem, conclusions the chain does not reach)."""
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
 import sympy as sp
 
 from fisherlab.symbolic import (Algebra, Chain, CheckError, Control, Derivation, Entrywise,
                                 Explicit, Lemma, Link, Sizes, find_witness, is_zero)
+from fisherlab.symbolic import _algebra
 from fisherlab.symbolic.toolkit import At, Expect, Kron, Scalar
 
 x, y, s = sp.symbols("x y sigma", real=True)
@@ -448,3 +452,8 @@ def test_a_substitution_is_applied_by_the_algebra_without_capturing_a_symbol():
     # an expectation binds its own randomness: E_y[v v^T] at v = w is not rewritten inside
     inside = At(Expect(v * v.T, "y"), v, w)
     assert not link_passes(one_link(inside, Expect(w * w.T, "y")))
+
+
+def test_every_rule_the_normal_form_records_is_stated_on_the_page():
+    recorded = set(re.findall(r'used\.add\("([^"]+)"\)', inspect.getsource(_algebra)))
+    assert recorded and recorded <= set(_algebra.AXIOMS), recorded - set(_algebra.AXIOMS)
