@@ -14,6 +14,7 @@ import sympy as sp
 from fisherlab.symbolic import (Algebra, Chain, CheckError, Control, Derivation, Entrywise,
                                 Explicit, Lemma, Link, Sizes, find_witness, is_zero)
 from fisherlab.symbolic import _algebra
+from fisherlab.symbolic._instantiate import unfold
 from fisherlab.symbolic.toolkit import At, Expect, Kron, Scalar
 
 x, y, s = sp.symbols("x y sigma", real=True)
@@ -457,3 +458,17 @@ def test_a_substitution_is_applied_by_the_algebra_without_capturing_a_symbol():
 def test_every_rule_the_normal_form_records_is_stated_on_the_page():
     recorded = set(re.findall(r'used\.add\("([^"]+)"\)', inspect.getsource(_algebra)))
     assert recorded and recorded <= set(_algebra.AXIOMS), recorded - set(_algebra.AXIOMS)
+
+
+def test_definitions_that_share_an_abbreviation_unfold_and_a_cycle_is_refused():
+    G, v, p = sp.MatrixSymbol("G", n, n), sp.MatrixSymbol("v", n, 1), sp.MatrixSymbol("p", n, 1)
+    defs = {G: A * A.T, v: G.I * p}
+    assert not unfold(v.T * G, defs).has(G, v)
+    lhs, rhs = Scalar(v.T * G * v), Scalar(p.T * (A * A.T).I * p)
+    d = Derivation(name="t.shared", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                   definitions=defs, hypotheses=[sp.Q.invertible(A)],
+                   proof=lambda: Chain(lhs, [Link(rhs, Algebra())]), tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+    assert d.verify().ok
+    with pytest.raises(CheckError, match="refers to itself"):
+        unfold(v, {v: G * v})
