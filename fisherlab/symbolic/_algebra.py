@@ -443,7 +443,15 @@ class Normaliser:
         """``f`` is ``Scalar(u^T u)`` for a real matrix expression ``u`` (a sum of squares)."""
         if not isinstance(f, Scalar):
             return False
-        form = self.nf(f.args[0])
+        M = f.args[0]
+        if isinstance(M, sp.MatMul):
+            # as written: c (u^T u) with c > 0 and u any real matrix expression (a sum too)
+            mats = [a for a in M.args if isinstance(a, MatrixExpr)]
+            coeff = sp.Mul(*[a for a in M.args if not isinstance(a, MatrixExpr)])
+            if len(mats) == 2 and isinstance(mats[0], sp.Transpose) and \
+                    mats[0].args[0] == mats[1] and coeff.is_positive:
+                return True
+        form = self.nf(M)
         if len(form) != 1:
             return False
         (atoms, c), = form.items()

@@ -12,7 +12,7 @@ import pytest
 import sympy as sp
 
 from fisherlab.symbolic import (Algebra, Chain, CheckError, Control, Derivation, Entrywise,
-                                Explicit, Lemma, Link, Sizes, find_witness, is_zero)
+                                Explicit, Given, Lemma, Link, Sizes, find_witness, is_zero)
 from fisherlab.symbolic import _algebra
 from fisherlab.symbolic._instantiate import unfold
 from fisherlab.symbolic.toolkit import At, Expect, Kron, Scalar
@@ -472,3 +472,31 @@ def test_definitions_that_share_an_abbreviation_unfold_and_a_cycle_is_refused():
     assert d.verify().ok
     with pytest.raises(CheckError, match="refers to itself"):
         unfold(v, {v: G * v})
+
+
+def test_a_gram_form_of_a_sum_is_nonnegative_as_written_and_nothing_else_is():
+    u, w = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("w", n, 1)
+    gram = Scalar(sp.MatMul(sp.Transpose(u + w), u + w))
+    assert link_passes(one_link(gram, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u + w, u - 2 * w), why="w")]))
+    mixed = Scalar(sp.MatMul(sp.Transpose(u + w), u - w))        # uᵀu − wᵀw: not a Gram form
+    assert not link_passes(one_link(mixed, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u - w, u + w), why="w")]))
+    negative = Scalar(sp.MatMul(-1, sp.Transpose(u + w), u + w))
+    assert not link_passes(one_link(negative, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u + w, u), why="w")]))
+
+
+def test_a_hypothesis_may_rewrite_either_end_of_a_link_and_a_false_link_still_fails():
+    t = sp.Symbol("t", positive=True)
+    side = sp.Eq(t, sp.sqrt(xp), evaluate=False)
+
+    def d(rhs):
+        lhs = sp.sqrt(xp) + 1 / sp.sqrt(xp)
+        return Derivation(name="t.given", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                          hypotheses=[side], proof=lambda: Chain(lhs, [Link(rhs, Given(side))]),
+                          tier="A", scope="t",
+                          controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+    # 1/sqrt(x) is Pow(x, -1/2): only the backward reading (t -> sqrt(x) in the new end) sees it
+    assert link_passes(d(t + 1 / t))
+    assert not link_passes(d(t + 1 / (2 * t)))
