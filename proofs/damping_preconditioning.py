@@ -1,282 +1,356 @@
-"""Damping and preconditioning (seed 004: R. Grosse, CSC2541 Lecture 4).
+r"""Damping and preconditioning (R. Grosse, CSC 2541 Lecture 4: 'Minimizing quadratic
+approximations', 'Damping', 'Preconditioning').
 
-* ``damped_spectrum`` -- with ``H = Q diag(nu) Q^T`` (``Q`` orthogonal), ``(H + eta I)^{-1}``
-  has the same eigenvectors and eigenvalues ``(nu_j + eta)^{-1}``: positive for ``nu_j >= 0``,
-  ``eta > 0`` (so the damped step is a descent direction) and bounded by ``1/eta``.
-* ``descent_direction`` -- for a positive definite preconditioner ``P = L L^T``,
-  ``grad J^T (-P grad J) = -||L^T grad J||^2 <= 0``, zero only at ``grad J = 0``.
-* ``reparameterization`` -- preconditioning by ``C^{-1}`` is gradient descent after the
-  reparameterisation ``w = R w~ + b`` with ``R R^T = C^{-1}`` (``R = L^{-T}`` for
-  ``C = L L^T``); the Hessian in the new coordinates is ``R^T H R``, the identity for
-  ``C = H`` (Newton).
-* ``newton_quadratic`` -- the Newton step ``-H^{-1} g`` minimises the quadratic model in one
-  step (global minimiser for ``H`` PD); the damped step ``-(H + eta I)^{-1} g`` minimises the
-  model plus the proximity term ``(eta/2)||w - w_0||^2``.
+* ``damped_spectrum`` -- for ``H = Q D Q^T`` (``Q`` orthogonal, ``D`` diagonal) the damped
+  inverse is ``Q (D + eta I)^{-1} Q^T``; an eigenpair ``H q = nu q`` is one of
+  ``(H + eta I)^{-1}`` with eigenvalue ``(nu + eta)^{-1}``, which lies in ``(0, 1/eta]`` for
+  ``nu >= 0``.
+* ``descent_direction`` -- for ``P = L L^T`` the step ``-P g`` changes ``J`` to first order by
+  ``g^T(-P g) = -||L^T g||^2 <= 0``, zero only at ``g = 0`` when ``L`` is invertible.
+* ``reparameterization`` -- with ``w = R w~ + b`` the gradient is ``R^T g`` and the Hessian
+  ``R^T H R``; gradient descent in ``w~`` is the step preconditioned by ``C^{-1} = R R^T``
+  (``R = L^{-T}`` for ``C = L L^T``); for ``C = H`` the Hessian in ``w~`` is ``I``.
+* ``newton_quadratic`` -- the quadratic model's gradient vanishes at ``w0 - H^{-1} g``, which is
+  its global minimiser for ``H = L L^T``; the damped step ``-(H + eta I)^{-1} g`` is the
+  stationary point of the model plus the proximity term ``(eta/2)||w - w0||^2``.
 
-Tier B: ``d = 2, 3`` with every entry symbolic (``Q`` by the Cayley transform, PD matrices as
-``L L^T``); the gradient chain rule for a generic (undefined) objective ``J``.
+All at general dimension (tier A): matrix algebra from its axioms, gradients entry-wise.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic.toolkit import (
-    cayley_parts,
-    lower_cholesky,
-    lower_inverse,
-    matrix,
-    sum_of_squares,
-    symmetric,
-    vector,
+from fisherlab.symbolic import (Algebra, Chain, Control, Derivation, Entrywise, Explicit, Given,
+                                Lemma, Link, Sizes)
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import At, Grad, Hess, Scalar
+
+__all__ = ["DERIVATIONS"]
+
+d = sp.Symbol("d", integer=True, positive=True)
+eta = sp.Symbol("eta", positive=True)
+alpha = sp.Symbol("alpha", positive=True)
+nu = sp.Symbol("nu", nonnegative=True)
+I = sp.Identity(d)
+
+
+def _ms(name, rows, cols=1):
+    return sp.MatrixSymbol(name, rows, cols)
+
+
+g, H, L = _ms("g", d), _ms("H", d, d), _ms("L", d, d)
+u, z = _ms("u", d), _ms("z", d)
+Z = sp.ZeroMatrix(d, 1)
+
+_REF = tk.REF_GROSSE_2022
+_TESTS = "tests/updates/test_dense_updates.py::"
+_TESTS_DP = "tests/updates/test_damping_preconditioning.py::"
+
+
+# --------------------------------------------------------------------------- damped spectrum
+
+Q, D, q = _ms("Q", d, d), _ms("D", d, d), _ms("q", d)
+_ORTH = sp.Eq(Q.I, Q.T, evaluate=False)
+_EIGEN = sp.Eq(H * q, nu * q, evaluate=False)
+_SPEC_L = sp.Inverse(Q * D * Q.T + eta * I)
+_SPEC_R = sp.MatMul(Q, sp.Inverse(D + eta * I), Q.T)
+_SHIFT_L = sp.MatMul(H + eta * I, q)
+_SHIFT_R = sp.MatMul(nu + eta, q)
+_EIG_L = sp.MatMul(sp.Inverse(H + eta * I), q)
+_EIG_R = sp.MatMul(1 / (nu + eta), q)
+_HALF = sp.Rational(1, 2)
+
+
+def _with_eigenvector(sizes):
+    """``H`` upper triangular with ``H e_1 = nu e_1``: an exact instance of the eigenpair."""
+    n = sizes[d]
+    h = sp.Matrix(n, n, lambda i, j: nu if i == j == 0 else
+                  (sp.Symbol(f"h_{i + 1}{j + 1}", real=True) if i <= j else 0))
+    return {H: h, q: sp.Matrix([1] + [0] * (n - 1))}
+
+
+_AT_EIGEN = Explicit(Sizes({d: (2,)}), values=_with_eigenvector,
+                     describe=r"$H$ upper triangular with $H_{11} = \nu$ and $q = e_1$, so $Hq = \nu q$")
+
+DAMPED_SPECTRUM = Derivation(
+    name="damping_preconditioning.damped_spectrum",
+    title="The damped inverse (H + ηI)⁻¹ has the eigenvectors of H and eigenvalues (ν + η)⁻¹",
+    conclusion=(sp.Eq(_SPEC_L, _SPEC_R, evaluate=False),
+                sp.Eq(_SHIFT_L, _SHIFT_R, evaluate=False),
+                sp.Eq(_EIG_L, _EIG_R, evaluate=False),
+                sp.Ge(1 / eta, 1 / (nu + eta), evaluate=False),
+                sp.Ge(1 / (nu + eta), 0, evaluate=False)),
+    hypotheses=[sp.Q.orthogonal(Q), _ORTH, sp.Q.diagonal(D), _EIGEN],
+    proof=lambda: [
+        Chain(_SPEC_L, [
+            Link(sp.Inverse(sp.MatAdd(sp.MatMul(Q, D, Q.I), eta * I)), Given(_ORTH),
+                 why="Qᵀ = Q⁻¹"),
+            Link(sp.Inverse(sp.MatMul(Q, D + eta * I, Q.I)), Algebra(),
+                 why="ηI = Q(ηI)Q⁻¹: the damping is diagonal in every orthonormal basis"),
+            Link(sp.MatMul(Q, sp.Inverse(D + eta * I), Q.I), tk.inverse_of_product(Q, D + eta * I, Q.I),
+                 why="inverse of a product"),
+            Link(_SPEC_R, Given(_ORTH), label="spectral", why="Q⁻¹ = Qᵀ"),
+        ]),
+        Chain(_SHIFT_L, [
+            Link(sp.MatAdd(H * q, eta * q), Algebra(), why="distributivity"),
+            Link(sp.MatAdd(nu * q, eta * q), Given(_EIGEN), why="Hq = νq"),
+            Link(_SHIFT_R, Algebra(), label="shifted", why="the damping shifts the eigenvalue by η"),
+        ], part=1),
+        Chain(_EIG_L, [
+            Link(sp.MatMul(1 / (nu + eta), sp.Inverse(H + eta * I), _SHIFT_R), Algebra(),
+                 why="multiply and divide by ν + η"),
+            Link(sp.MatMul(1 / (nu + eta), sp.Inverse(H + eta * I), _SHIFT_L),
+                 Lemma(DAMPED_SPECTRUM, part=1), why="(H + ηI)q = (ν + η)q, read right to left"),
+            Link(_EIG_R, Algebra(), label="eigenvalue", why="(H + ηI)⁻¹(H + ηI) = I"),
+        ], part=2),
+        Chain(1 / eta, [
+            Link(1 / (nu + eta) + nu / (eta * (nu + eta)), Algebra(), why="common denominator"),
+            Link(1 / (nu + eta), Algebra(), rel=">=", why="ν ≥ 0, η > 0"),
+        ], part=3),
+        Chain(1 / (nu + eta), [Link(sp.Integer(0), Algebra(), rel=">=", why="ν + η > 0")], part=4),
+    ],
+    tier="A",
+    scope="general dimension d: the spectral form and the eigenpair by matrix algebra, the bound "
+          "on the eigenvalue for every ν ≥ 0, η > 0",
+    controls=[
+        Control("eigenvectors_as_rows", target="spectral",
+                replace=(_SPEC_R, sp.MatMul(Q.T, sp.Inverse(D + eta * I), Q)), at=_AT_EIGEN,
+                why="the eigenvectors taken as the rows of Q instead of its columns: "
+                    "Qᵀ(D + ηI)⁻¹Q"),
+        Control("damping_added_after_inversion", target="eigenvalue",
+                replace=(_EIG_R, sp.MatMul(1 / nu + eta, q)), at=_AT_EIGEN,
+                why="the damping added to the eigenvalues of the inverse, (H⁻¹ + ηI), instead of "
+                    "to those of H"),
+    ],
+    assumptions=[r"$H = QDQ^\top$ with $Q$ orthogonal and $D = \mathrm{diag}(\nu_1, \dots, "
+                 r"\nu_d)$, so $(D + \eta I)^{-1} = \mathrm{diag}\big((\nu_j + \eta)^{-1}\big)$; "
+                 r"$Hq = \nu q$ an eigenpair", r"$H$ positive semidefinite ($\nu \ge 0$), "
+                 r"$\eta > 0$"],
+    axioms={"inverse of a product": tk.STRUCTURAL_AXIOMS["inverse of a product"]},
+    references=[_REF + " ('Damping': the damped curvature has eigenvalues ν_j + η)",
+                tk.REF_MARTENS_2020 + ", §10"],
+    numeric=["fisherlab.updates.precondition"],
+    tested_by=[_TESTS + "test_precondition_eigen_structure",
+               _TESTS_DP + "test_damped_inverse_has_the_eigenvectors_and_shifted_eigenvalues"],
 )
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 
-_DIMS = (2, 3)
-_eta = sp.Symbol("eta", positive=True)
-_alpha = sp.Symbol("alpha", positive=True)
+# --------------------------------------------------------------------------- descent direction
+
+Delta = _ms(r"\Delta w", d)
+_P = sp.MatMul(L, L.T)
+_GRAM = Scalar(sp.MatMul(sp.Transpose(L.T * g), L.T * g))
+
+DESCENT_DIRECTION = Derivation(
+    name="damping_preconditioning.descent_direction",
+    title="A positive definite preconditioner gives a descent direction",
+    conclusion=(sp.Eq(Scalar(g.T * Delta), -Scalar(g.T * _P * g), evaluate=False),
+                sp.Ge(Scalar(g.T * _P * g), 0, evaluate=False),
+                sp.Eq(g, sp.MatMul(sp.Inverse(L.T), L.T, g), evaluate=False)),
+    definitions={Delta: -_P * g},
+    hypotheses=[sp.Q.invertible(L)],
+    proof=lambda: [
+        Chain(Scalar(g.T * Delta), [Link(-Scalar(g.T * _P * g), Algebra(), label="first_order",
+                                         why="the preconditioned step Δw = −LLᵀg")]),
+        Chain(Scalar(g.T * _P * g), [
+            Link(_GRAM, Algebra(), label="gram_form", why="gᵀLLᵀg = (Lᵀg)ᵀ(Lᵀg)"),
+            Link(sp.Integer(0), Algebra(), rel=">=", why="a sum of squares of the entries of Lᵀg"),
+        ], part=1),
+        Chain(g, [Link(sp.MatMul(sp.Inverse(L.T), L.T, g), Algebra(),
+                       why="L invertible: Lᵀg = 0 only for g = 0, so the decrease is strict "
+                           "away from stationary points")], part=2),
+    ],
+    tier="A",
+    scope="general dimension d: matrix algebra and a sum of squares",
+    controls=[
+        Control("indefinite_preconditioner", target="conclusion:2", replace=(_P, H),
+                hypotheses=[sp.Q.symmetric(H)],
+                why="a merely symmetric preconditioner (Newton's method with an indefinite "
+                    "Hessian): gᵀHg can be negative and −Hg an ascent direction"),
+        Control("gram_of_wrong_vector", target="gram_form",
+                replace=(_GRAM, Scalar(sp.MatMul(sp.Transpose(L * g), L * g))),
+                why="the Gram form taken on the wrong side: ‖Lg‖² instead of ‖Lᵀg‖²"),
+    ],
+    assumptions=[r"$g = \nabla J(w)$; the step $\Delta w = -Pg$ with $P = LL^\top$, $L$ "
+                 r"invertible (every positive definite $P$ has such a factor, e.g. Cholesky); "
+                 r"to first order $J(w + \epsilon\Delta w) = J(w) + \epsilon g^\top\Delta w + "
+                 r"o(\epsilon)$"],
+    references=[_REF + " ('Preconditioning': a positive definite preconditioner gives a descent "
+                "direction)", tk.REF_JOHNSON_2017 + ", §5 (an indefinite Hessian)"],
+    numeric=["fisherlab.updates.natural_gradient", "fisherlab.updates.gauss_newton"],
+    tested_by=[_TESTS_DP + "test_psd_preconditioned_steps_are_descent_directions"],
+)
 
 
+# --------------------------------------------------------------------------- reparameterisation
 
-def _spectrum_steps():
-    steps = []
-    for d in _DIMS:
-        N, den = cayley_parts("k", d)[:2]        # Q = N / den orthogonal
-        nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
-        D = sp.diag(*nu)
-        steps.append(Step.equal(
-            f"d = {d}: Q = N / det(I + K) (Cayley) is orthogonal: N^T N = det(I + K)^2 I",
-            N.T * N, den ** 2 * sp.eye(d), justification="exact polynomial identity",
-            display=r"Q^\top Q = I"))
-        # H = Q D Q^T = N D N^T / den^2; (H + eta I) q_j = (nu_j + eta) q_j, q_j = N e_j
-        lhs = (N * D * N.T + _eta * den ** 2 * sp.eye(d)) * N
-        rhs = N * sp.diag(*[(n + _eta) * den ** 2 for n in nu])
-        steps.append(Step.equal(
-            f"d = {d}: every column q_j of Q is an eigenvector of H + eta I with eigenvalue "
-            "nu_j + eta (checked times det(I + K)^2), hence of (H + eta I)^{-1} with eigenvalue "
-            "(nu_j + eta)^{-1}",
-            lhs, rhs, justification="Q^T Q = I; H and (H + eta I)^{-1} are codiagonalisable",
-            display=r"(H + \eta I)\,q_j = (\nu_j + \eta)\,q_j \ \Rightarrow\ "
-                    r"(H + \eta I)^{-1} q_j = (\nu_j + \eta)^{-1} q_j"))
-    nu = sp.Symbol("nu", nonnegative=True)
-    steps.append(Step.nonnegative(
-        "each eigenvalue (nu + eta)^{-1} of the damped inverse is positive and at most 1/eta: "
-        "1/eta - 1/(nu + eta) = nu / (eta (nu + eta)) >= 0",
-        1 / _eta - 1 / (nu + _eta), nu / (_eta * (nu + _eta)),
-        justification="nu >= 0 (PSD H), eta > 0",
-        display=r"0 < (\nu_j + \eta)^{-1} \le \eta^{-1}"))
-    return steps
+R, C, b = _ms("R", d, d), _ms("C", d, d), _ms("b", d)
+w, wt = _ms("w", d), _ms(r"\tilde w", d)
+gt, Ht = _ms(r"\tilde g", d), _ms(r"\tilde H", d, d)
 
 
-def _control_spectrum():
-    d = 2
-    N, den = cayley_parts("k", d)[:2]
-    nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
-    lhs = (N * sp.diag(*nu) * N.T + _eta * den ** 2 * sp.eye(d)) * N
-    # claims (H + eta I)^{-1} has eigenvalues 1/nu_j + 1/eta, i.e. H + eta I has
-    # eigenvalues 1 / (1/nu_j + 1/eta)
-    rhs = N * sp.diag(*[den ** 2 / (1 / n + 1 / _eta) for n in nu])
-    return Step.equal("eigenvalues of (H + eta I)^{-1} are 1/nu_j + 1/eta", lhs, rhs,
-                      justification="false: the inverse of a sum is not the sum of inverses")
+def _taylor_at(M):
+    r"""``T(M u)`` for ``T(z) = g^T z + z^T H z / 2``: the Taylor polynomial of ``J`` at ``w``
+    composed with ``z = M u``, that of ``J(R(w~ + u) + b) = J(w + R u)``."""
+    return Scalar(At(g.T * z + sp.MatMul(_HALF, z.T, H, z), z, M * u))
 
 
-def _descent_steps():
-    steps = []
-    for d in _DIMS:
-        L = lower_cholesky("l", d)
-        g = vector("g", d)
-        P = L * L.T
-        steps.append(Step.nonnegative(
-            f"d = {d}: g^T P g = ||L^T g||^2 >= 0 for P = L L^T, so "
-            "grad J^T (-P grad J) <= 0: -P grad J is a descent direction",
-            (g.T * P * g)[0, 0], sum_of_squares(L.T * g),
-            justification="sum-of-squares certificate",
-            display=r"\nabla J^\top\Delta w = -\nabla J^\top P\nabla J = -\|L^\top\nabla J\|^2"
-                    r" \le 0"))
-        steps.append(Step.equal(
-            f"d = {d}: det L^T = prod_i l_ii > 0, so L^T g = 0 only for g = 0: the inequality "
-            "is strict away from stationary points",
-            L.T.det(), sp.Mul(*[L[i, i] for i in range(d)]),
-            justification="triangular determinant; positive diagonal",
-            display=r"\det L^\top = \textstyle\prod_i \ell_{ii} > 0"))
-    return steps
+_RP_STEP = sp.MatAdd(sp.MatMul(R, sp.MatAdd(wt, sp.MatMul(-alpha, gt))), b)
+_LT_I = sp.Inverse(L.T)
+
+REPARAMETERIZATION = Derivation(
+    name="damping_preconditioning.reparameterization",
+    title="Preconditioning by C⁻¹ is gradient descent after the reparameterisation "
+          "w = Rw̃ + b with RRᵀ = C⁻¹",
+    conclusion=(sp.Eq(gt, R.T * g, evaluate=False),
+                sp.Eq(Ht, R.T * H * R, evaluate=False),
+                sp.Eq(_RP_STEP, sp.MatAdd(w, sp.MatMul(-alpha, C.I, g)), evaluate=False),
+                sp.Eq(sp.MatMul(_LT_I, _LT_I.T), sp.Inverse(L * L.T), evaluate=False),
+                sp.Eq(sp.MatMul(R.T, C, R), I, evaluate=False)),
+    definitions={gt: At(Grad(_taylor_at(R), u), u, Z), Ht: At(Hess(_taylor_at(R), u), u, Z),
+                 w: R * wt + b, C: sp.Inverse(R * R.T)},
+    hypotheses=[sp.Q.invertible(R), sp.Q.invertible(L), sp.Q.symmetric(H)],
+    proof=lambda: [
+        Chain(gt, [Link(R.T * g, Entrywise(), label="gradient",
+                        why="∂/∂u_k of gᵀRu + ½uᵀRᵀHRu at u = 0 is Σ_i R_ik g_i")]),
+        Chain(Ht, [Link(R.T * H * R, Entrywise(), label="hessian",
+                        why="∂²/∂u_k∂u_l of ½uᵀRᵀHRu (H symmetric)")], part=1),
+        Chain(_RP_STEP, [
+            Link(sp.MatAdd(sp.MatMul(R, sp.MatAdd(wt, sp.MatMul(-alpha, R.T, g))), b),
+                 Lemma(REPARAMETERIZATION, part=0),
+                 why="g̃ = Rᵀg"),
+            Link(sp.MatAdd(w, sp.MatMul(-alpha, R, R.T, g)), Algebra(), label="preconditioned",
+                 why="distributivity; w = Rw̃ + b"),
+            Link(sp.MatAdd(w, sp.MatMul(-alpha, C.I, g)), Algebra(), why="C⁻¹ = RRᵀ"),
+        ], part=2),
+        Chain(sp.MatMul(_LT_I, _LT_I.T), [
+            Link(sp.MatMul(_LT_I, L.I), Algebra(), why="(L⁻ᵀ)ᵀ = L⁻¹"),
+            Link(sp.Inverse(L * L.T), Algebra(), label="cholesky", why="(LLᵀ)⁻¹ = L⁻ᵀL⁻¹"),
+        ], part=3),
+        Chain(sp.MatMul(R.T, C, R), [
+            Link(sp.MatMul(R.T, sp.Inverse(R * R.T), R), Algebra(), why="C = (RRᵀ)⁻¹"),
+            Link(I, Algebra(), label="newton_identity",
+                 why="Rᵀ R⁻ᵀ R⁻¹ R = I: with C = H (Newton) the Hessian in w̃, RᵀHR, is I"),
+        ], part=4),
+    ],
+    tier="A",
+    scope="general dimension d: gradient and Hessian entry-wise on the Taylor polynomial, the "
+          "step and the factorisation by matrix algebra",
+    controls=[
+        Control("gradient_as_a_vector", target="conclusion:1", replace=(R.T * g, R.I * g),
+                why="the gradient transformed like a displacement, R⁻¹g, instead of Rᵀg"),
+        Control("preconditioner_factors_swapped", target="preconditioned",
+                replace=(sp.MatMul(R, R.T), sp.MatMul(R.T, R)),
+                why="the preconditioner taken as RᵀR instead of RRᵀ"),
+        Control("transposed_factor", target="conclusion:4", replace=(_LT_I, L.I),
+                why="R = L⁻¹ instead of L⁻ᵀ: L⁻¹L⁻ᵀ is not (LLᵀ)⁻¹"),
+    ],
+    assumptions=[r"$w = R\tilde w + b$ with $R$ invertible and $\tilde J(\tilde w) = J(R\tilde w + b)$; "
+                 r"$g, H$ the gradient and Hessian of $J$ at $w$, $\tilde g, \tilde H$ those of "
+                 r"$\tilde J$ at $\tilde w$; the preconditioner $C^{-1} = RR^\top$",
+                 r"part 4: one such factor for $C = LL^\top$ (Cholesky) is $R = L^{-\top}$"],
+    axioms={"Taylor coefficients": r"the gradient and Hessian of $J$ at $w$ are those of its "
+                                   r"second-order Taylor polynomial $T(z) = J(w) + g^\top z + "
+                                   r"\tfrac12 z^\top Hz$, and $\tilde J(\tilde w + u) = J(w + Ru)$ "
+                                   r"has the Taylor polynomial $T(Ru)$"},
+    references=[_REF + " ('Preconditioning': preconditioned gradient descent is gradient descent "
+                "in transformed coordinates)"],
+    numeric=["fisherlab.updates.precondition"],
+    tested_by=[_TESTS_DP + "test_precondition_is_gradient_descent_after_reparameterisation"],
+)
 
 
-def _control_indefinite():
-    P = symmetric("P", 2)
-    g = vector("g", 2)
-    e = (g.T * P * g)[0, 0]
-    return Step.nonnegative("g^T P g >= 0 for a symmetric (possibly indefinite) P", e, e,
-                            justification="false: e.g. an indefinite Hessian in Newton's method")
+# --------------------------------------------------------------------------- Newton's quadratic model
+
+w0, wstar = _ms("w_0", d), _ms("w_*", d)
+dstar, deta = _ms(r"\delta_*", d), _ms(r"\delta_{\eta}", d)
+J0 = sp.Symbol("J_0", real=True)
+Jq, Jd = sp.Symbol(r"J_{\rm quad}"), sp.Symbol(r"J_{\eta}")
+Hc = sp.MatMul(L, L.T)
 
 
-def _reparam_steps():
-    steps = []
-    for d in _DIMS:
-        R = matrix("R", d, d)
-        c = vector("c", d)
-        u = vector("u", d)
-        J = sp.Function("J")
-        psi = J(*(R * u + c))
-        lhs = sp.Matrix([sp.diff(psi, ui).subs({v: 0 for v in u}).doit() for ui in u])
-        grad = sp.Matrix([sp.diff(J(*c), ci) for ci in c])
-        steps.append(Step.equal(
-            f"d = {d}: chain rule, w = R w~ + b: grad_w~ J(R w~ + b) = R^T grad J(w) "
-            "(generic J, at w = c)",
-            lhs, R.T * grad, justification="chain rule for an undefined J",
-            display=r"\nabla\tilde J(\tilde w) = R^\top\nabla J(w)"))
-        wt = vector("wt", d)
-        b = vector("b", d)
-        steps.append(Step.equal(
-            f"d = {d}: one gradient step in w~ mapped back to w is the preconditioned step "
-            "w - alpha R R^T grad J",
-            R * (wt - _alpha * R.T * grad) + b, (R * wt + b) - _alpha * R * R.T * grad,
-            justification="linearity (seed 004 'Preconditioning')",
-            display=r"\mathcal T(\tilde w - \alpha\nabla\tilde J) = w - \alpha RR^\top\nabla J"))
-        L = lower_cholesky("l", d)
-        C = L * L.T
-        Rc = lower_inverse(L).T          # R = L^{-T}
-        steps.append(Step.equal(
-            f"d = {d}: R = L^{{-T}} satisfies R R^T = C^{{-1}} for C = L L^T (Cholesky), so "
-            "preconditioning by C^{-1} is gradient descent in w~ = R^{-1}(w - b)",
-            (Rc * Rc.T) * C, sp.eye(d), justification="exact triangular inverse",
-            display=r"R R^\top C = L^{-\top}L^{-1}LL^\top = I"))
-        steps.append(Step.equal(
-            f"d = {d}: with C = H (Newton) the Hessian in the new coordinates, "
-            "H~ = R^T H R, is the identity",
-            Rc.T * C * Rc, sp.eye(d), justification="exact",
-            display=r"\tilde H = R^\top H R = I"))
-    return steps
+def _model(x):
+    r"""``J_quad(x) = J_0 + g^T (x - w0) + (x - w0)^T H (x - w0) / 2`` with ``H = L L^T``."""
+    e = x - w0
+    return J0 + Scalar(g.T * e) + _HALF * Scalar(sp.MatMul(e.T, Hc, e))
 
 
-def _control_reparam():
-    L = lower_cholesky("l", 2)
-    R = lower_inverse(L)                # wrong: L^{-1} instead of L^{-T}
-    return Step.equal("R = L^{-1} gives R R^T = C^{-1}", (R * R.T) * (L * L.T), sp.eye(2),
-                      justification="false: R R^T = L^{-1} L^{-T} is not (L L^T)^{-1}")
+_GRAD_Q = g + Hc * (w - w0)
+_GRAD_D = g + (Hc + eta * I) * (w - w0)
+_STAT_Q = sp.MatAdd(g, sp.MatMul(Hc, dstar))
+_STAT_D = sp.MatAdd(g, sp.MatMul(Hc + eta * I, deta))
+_GAP = _model(wstar + u) - _model(wstar)
+_GAP_GRAM = _HALF * Scalar(sp.MatMul(sp.Transpose(L.T * u), L.T * u))
 
 
-def _newton_steps():
-    steps = []
-    for d in _DIMS:
-        L = lower_cholesky("l", d)
-        H = L * L.T
-        Hinv = lower_inverse(L).T * lower_inverse(L)
-        g = vector("g", d)
-        w0 = vector("w0", d)
-        J0 = sp.Symbol("J_0", real=True)
-        w = vector("w", d)
-
-        def Jq(z):
-            return J0 + (g.T * (z - w0))[0, 0] + ((z - w0).T * H * (z - w0))[0, 0] / 2
-
-        w_star = w0 - Hinv * g
-        grad_at = sp.Matrix([sp.diff(Jq(w), wi) for wi in w]).subs(dict(zip(w, w_star)))
-        steps.append(Step.equal(
-            f"d = {d}: the Newton iterate w* = w0 - H^{{-1}} g is a stationary point of the "
-            "quadratic model J_quad",
-            grad_at, sp.zeros(d, 1), justification="substitution (H^{-1} = L^{-T} L^{-1})",
-            display=r"\nabla J_{\rm quad}(w_0 - H^{-1}g) = g - H H^{-1} g = 0"))
-        u = vector("u", d)
-        steps.append(Step.equal(
-            f"d = {d}: J_quad(w* + u) - J_quad(w*) = (1/2) ||L^T u||^2 for every u",
-            Jq(w_star + u) - Jq(w_star), sum_of_squares(L.T * u) / 2,
-            justification="expand; the linear term vanishes at w*",
-            display=r"J_{\rm quad}(w_* + u) - J_{\rm quad}(w_*) = \tfrac12 u^\top H u"))
-        steps.append(Step.nonnegative(
-            f"d = {d}: ... which is >= 0 (> 0 for u != 0): w* is the unique global minimiser, "
-            "reached in one Newton step",
-            sum_of_squares(L.T * u) / 2, sum_of_squares(L.T * u) / 2,
-            justification="sum of squares; L invertible",
-            display=r"\tfrac12\|L^\top u\|^2 \ge 0"))
-        # damped: J_quad + eta/2 ||w - w0||^2 minimised at w0 - (H + eta I)^{-1} g
-        dl = vector("delta", d)
-        g_of = -(H + _eta * sp.eye(d)) * dl   # g parameterised by delta = -(H + eta I)^{-1} g
-        Jd = (J0 + (g_of.T * (w - w0))[0, 0] + ((w - w0).T * H * (w - w0))[0, 0] / 2
-              + _eta / 2 * ((w - w0).T * (w - w0))[0, 0])
-        grad_d = sp.Matrix([sp.diff(Jd, wi) for wi in w]).subs(dict(zip(w, w0 + dl)))
-        steps.append(Step.equal(
-            f"d = {d}: the damped step delta = -(H + eta I)^{{-1}} g is the stationary point "
-            "(the minimiser, H + eta I being PD) of J_quad + (eta/2)||w - w0||^2",
-            grad_d, sp.zeros(d, 1),
-            justification="substitution (seed 004 'Damping': Euclidean proximity term)",
-            display=r"\nabla\big(J_{\rm quad} + \tfrac\eta2\|w - w_0\|^2\big)"
-                    r"(w_0 - (H+\eta I)^{-1}g) = 0"))
-    return steps
+def _newton_proof():
+    return [
+        Chain(Grad(Jq, w), [Link(_GRAD_Q, Entrywise(), label="gradient",
+                                 why="∂/∂w_k of gᵀ(w − w₀) + ½(w − w₀)ᵀH(w − w₀), H symmetric")]),
+        Chain(_STAT_Q, [
+            Link(sp.MatAdd(g, sp.MatMul(Hc, sp.MatMul(-1, sp.Inverse(Hc), g))), Algebra(),
+                 why="the Newton step δ* = −H⁻¹g, w = w₀ + δ*"),
+            Link(Z, Algebra(), label="stationary", why="HH⁻¹ = I"),
+        ], part=1),
+        Chain(_GAP, [
+            Link(_HALF * Scalar(sp.MatMul(u.T, Hc, u)), Algebra(), label="no_linear_term",
+                 why="the linear term gᵀu + (w* − w₀)ᵀHu = gᵀu − gᵀH⁻¹Hu vanishes at w*"),
+            Link(_GAP_GRAM, Algebra(), label="gram_form", why="uᵀLLᵀu = (Lᵀu)ᵀ(Lᵀu)"),
+            Link(sp.Integer(0), Algebra(), rel=">=",
+                 why="a sum of squares: w* is a global minimiser (unique, L invertible)"),
+        ], part=2),
+        Chain(Grad(Jd, w), [Link(_GRAD_D, Entrywise(), label="damped_gradient",
+                                 why="the proximity term (η/2)‖w − w₀‖² contributes η(w − w₀)")],
+              part=3),
+        Chain(_STAT_D, [
+            Link(sp.MatAdd(g, sp.MatMul(Hc + eta * I, sp.MatMul(-1, sp.Inverse(Hc + eta * I), g))),
+                 Algebra(), why="the damped step δ_η = −(H + ηI)⁻¹g, w = w₀ + δ_η"),
+            Link(Z, Algebra(), label="damped_stationary", why="(H + ηI)(H + ηI)⁻¹ = I"),
+        ], part=4),
+    ]
 
 
-def _control_newton():
-    d = 2
-    L = lower_cholesky("l", d)
-    H = L * L.T
-    g, w0, w = vector("g", d), vector("w0", d), vector("w", d)
-    Jq = (g.T * (w - w0))[0, 0] + ((w - w0).T * H * (w - w0))[0, 0] / 2
-    w_bad = w0 - H * g
-    return Step.equal("w0 - H g is stationary for J_quad",
-                      sp.Matrix([sp.diff(Jq, wi) for wi in w]).subs(dict(zip(w, w_bad))),
-                      sp.zeros(d, 1), justification="false: H, not H^{-1}")
+NEWTON_QUADRATIC = Derivation(
+    name="damping_preconditioning.newton_quadratic",
+    title="Newton's step minimises the quadratic model; the damped step adds a proximity term",
+    conclusion=(sp.Eq(Grad(Jq, w), _GRAD_Q, evaluate=False),
+                sp.Eq(_STAT_Q, Z, evaluate=False),
+                sp.Ge(_GAP, 0, evaluate=False),
+                sp.Eq(Grad(Jd, w), _GRAD_D, evaluate=False),
+                sp.Eq(_STAT_D, Z, evaluate=False)),
+    definitions={Jq: _model(w), Jd: _model(w) + eta / 2 * Scalar((w - w0).T * (w - w0)),
+                 wstar: w0 + dstar, dstar: -sp.Inverse(Hc) * g, deta: -sp.Inverse(Hc + eta * I) * g},
+    hypotheses=[sp.Q.invertible(L)],
+    proof=_newton_proof,
+    tier="A",
+    scope="general dimension d: gradients entry-wise, stationarity and the minimum by matrix "
+          "algebra and a sum of squares",
+    controls=[
+        Control("ascent_sign", target="stationary",
+                replace=(sp.MatMul(-1, sp.Inverse(Hc), g), sp.MatMul(sp.Inverse(Hc), g)),
+                why="the Newton step with the wrong sign, w₀ + H⁻¹g"),
+        Control("proximity_gradient_halved", target="damped_gradient",
+                replace=(Hc + eta * I, Hc + eta / 2 * I),
+                why="the gradient of (η/2)‖w − w₀‖² taken as (η/2)(w − w₀)"),
+        Control("gram_of_wrong_vector", target="gram_form",
+                replace=(_GAP_GRAM, _HALF * Scalar(sp.MatMul(sp.Transpose(L * u), L * u))),
+                why="the Gram form taken on the wrong side: ‖Lu‖² instead of ‖Lᵀu‖²"),
+    ],
+    assumptions=[r"the quadratic model $J_{\rm quad}(w) = J_0 + g^\top(w - w_0) + "
+                 r"\tfrac12(w - w_0)^\top H(w - w_0)$ of $J$ at $w_0$, $g = \nabla J(w_0)$, "
+                 r"$H = LL^\top$ positive definite ($L$ invertible)",
+                 r"$J_\eta(w) = J_{\rm quad}(w) + \tfrac\eta2\|w - w_0\|^2$, $\eta > 0$; "
+                 r"the Newton step $\delta_* = -H^{-1}g$, $w_* = w_0 + \delta_*$; the damped step "
+                 r"$\delta_\eta = -(H + \eta I)^{-1}g$; the gradients at $w = w_0 + \delta$ are "
+                 r"$g + H\delta$ and $g + (H + \eta I)\delta$ (parts 1, 4); $J_\eta$ is strictly "
+                 r"convex, so its stationary point is its minimiser"],
+    references=[_REF + " ('Minimizing quadratic approximations', 'Damping': a Euclidean "
+                "proximity term)", tk.REF_MARTENS_2020 + ", §10"],
+    numeric=["fisherlab.updates.newton", "fisherlab.updates.precondition"],
+    tested_by=["tests/updates/test_dense_updates.py::test_newton_solves_least_squares_in_one_step",
+               _TESTS_DP + "test_damped_newton_step_minimises_the_model_with_a_proximity_term"],
+)
 
 
-_REFS = ["seed 004_bb4f7e8c8840a6b5.txt (R. Grosse, CSC2541 Lecture 4, 2022: 'Minimizing "
-         "quadratic approximations', 'Damping', 'Preconditioning')"]
-
-DERIVATIONS = [
-    LegacyDerivation(
-        name="damping_preconditioning.damped_spectrum",
-        title="The damped inverse (H + eta I)^{-1} has eigenvalues (nu_j + eta)^{-1}",
-        statement=r"H = Q\,\mathrm{diag}(\nu)\,Q^\top \Rightarrow (H + \eta I)^{-1} = "
-                  r"Q\,\mathrm{diag}\big((\nu_j + \eta)^{-1}\big)Q^\top,\ "
-                  r"0 < (\nu_j + \eta)^{-1} \le \eta^{-1}",
-        assumptions=[r"$Q$ orthogonal (Cayley transform of a skew matrix)",
-                     r"$\nu_j \ge 0$ (PSD), $\eta > 0$"],
-        tier=Tier.B, scope="d = 2, 3, every entry symbolic",
-        build=_spectrum_steps,
-        negative_controls=[NegativeControl("sum_of_inverses",
-                                           "eigenvalues 1/nu_j + 1/eta", _control_spectrum)],
-        references=_REFS, numeric=["fisherlab.updates.precondition"],
-    ),
-    LegacyDerivation(
-        name="damping_preconditioning.descent_direction",
-        title="A positive definite preconditioner gives a descent direction",
-        statement=r"P = LL^\top \succ 0 \Rightarrow \nabla J^\top(-P\nabla J) = "
-                  r"-\|L^\top\nabla J\|^2 < 0 \ \ (\nabla J \ne 0)",
-        assumptions=[r"$P = LL^\top$, $L$ lower triangular with $\ell_{ii} > 0$"],
-        tier=Tier.B, scope="d = 2, 3, every entry symbolic",
-        build=_descent_steps,
-        negative_controls=[NegativeControl(
-            "indefinite_preconditioner", "g^T P g >= 0 for an indefinite symmetric P "
-            "(the Newton direction with an indefinite Hessian, seed 003 §5)",
-            _control_indefinite)],
-        references=_REFS + ["seed 003_377ac27c40267f84.txt §5"],
-        numeric=["fisherlab.updates.natural_gradient", "fisherlab.updates.gauss_newton"],
-    ),
-    LegacyDerivation(
-        name="damping_preconditioning.reparameterization",
-        title="Preconditioning by C^{-1} is gradient descent after reparameterising with "
-              "R R^T = C^{-1}",
-        statement=r"w = R\tilde w + b,\ RR^\top = C^{-1}:\ \ "
-                  r"\mathcal T\big(\tilde w - \alpha\nabla\tilde J(\tilde w)\big) = "
-                  r"w - \alpha C^{-1}\nabla J(w);\ \ C = H \Rightarrow R^\top H R = I",
-        assumptions=[r"$C = LL^\top$ (Cholesky), $R = L^{-\top}$; $R$ invertible"],
-        tier=Tier.B, scope="d = 2, 3; generic J for the chain rule, every entry symbolic",
-        build=_reparam_steps,
-        negative_controls=[NegativeControl("transposed_factor", "R = L^{-1} instead of L^{-T}",
-                                           _control_reparam)],
-        references=_REFS, numeric=["fisherlab.updates.precondition"],
-    ),
-    LegacyDerivation(
-        name="damping_preconditioning.newton_quadratic",
-        title="Newton's method minimises the quadratic model in one step; damping adds a "
-              "proximity term",
-        statement=r"\arg\min_w J_{\rm quad}(w) = w_0 - H^{-1}\nabla J(w_0),\ \ "
-                  r"\arg\min_w J_{\rm quad}(w) + \tfrac\eta2\|w - w_0\|^2 = "
-                  r"w_0 - (H + \eta I)^{-1}\nabla J(w_0)",
-        assumptions=[r"$H = LL^\top \succ 0$ (strictly convex model); $\eta > 0$"],
-        tier=Tier.B, scope="d = 2, 3, every entry symbolic",
-        build=_newton_steps,
-        negative_controls=[NegativeControl("metric_instead_of_inverse", "w0 - H g",
-                                           _control_newton)],
-        references=_REFS, numeric=["fisherlab.updates.newton"],
-    ),
-]
+DERIVATIONS = [DAMPED_SPECTRUM, DESCENT_DIRECTION, REPARAMETERIZATION, NEWTON_QUADRATIC]

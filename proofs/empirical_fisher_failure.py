@@ -1,179 +1,129 @@
 r"""The empirical Fisher is not the Fisher: linear least squares (Kunstner et al., 2019).
 
-For linear regression ``f(theta, x) = theta^T x`` with Gaussian noise of variance
-``sigma^2`` and mean reduction (CONVENTIONS.md),
+For linear regression ``f(theta, x) = theta^T x`` (data matrix ``X`` with rows ``x_n^T``) with
+Gaussian noise of variance ``sigma^2`` and mean reduction (CONVENTIONS.md), with the residuals
+``r = y - X theta`` and ``R = diag(r)``:
 
 .. math::
-    H = F = \frac{1}{N\sigma^2}\sum_n x_n x_n^\top, \qquad
-    \mathrm{EF} = \frac{1}{N\sigma^4}\sum_n r_n^2\, x_n x_n^\top,\quad r_n = y_n - \theta^\top x_n.
+    H = F = \frac{X^\top X}{N\sigma^2}, \qquad
+    \mathrm{EF} = \frac{X^\top R^2 X}{N\sigma^4}.
 
 The Fisher (and the Hessian) do not depend on the labels; the empirical Fisher is weighted by
-the squared residuals, so it vanishes as the model interpolates the data (all ``r_n -> 0``)
-while ``F = H`` stays fixed -- the empirical Fisher is *not* a curvature estimate near a
-minimum. It equals the Fisher only in expectation over labels drawn from the model,
-``E_{y ~ p}[EF] = F``.
+the squared residuals, so it vanishes as the model interpolates the data (``R = 0``) while
+``F = H`` stays fixed. It equals the Fisher only in expectation over labels drawn from the
+model, ``E_{y ~ p}[EF] = F`` (the axiom ``E[R^2] = sigma^2 I``: independent residuals of
+variance ``sigma^2``).
 
-Scope (tier B): every ``N = 1..3`` examples and input dimension ``D = 1..2``, with every
-entry of ``x_n``, ``y_n``, ``theta`` symbolic and ``sigma^2`` a positive symbol. The Fisher's
-expectation uses the Gaussian family's exact expectation operator
-(:func:`fisherlab.likelihoods._symbolic.gaussian`, ``y = mu + sigma u``).
+Tier A: general ``N`` and ``D``; gradients and the Hessian entry-wise, the rest by matrix
+algebra, linearity of expectation and the stated moment axiom.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import Algebra, Axiom, Chain, Control, Derivation, Entrywise, Link
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import At, Expect, Grad, Hess, Scalar
 
-SIZES = [(N, D) for N in (1, 2, 3) for D in (1, 2)]
-SIGMA2 = sp.Symbol("sigma2", positive=True)
+__all__ = ["DERIVATIONS"]
 
-REFERENCES = [
-    "F. Kunstner, L. Balles, P. Hennig, Limitations of the empirical Fisher approximation for "
-    "natural gradient descent, NeurIPS 2019, §3 and Fig. 1 (linear regression)",
-    "seed 002_7cc303c8b37b8e83.txt (the empirical-Fisher update as a constrained problem)",
-    "seed 003_377ac27c40267f84.txt §7 (Fisher: expectation under the model's predictive)",
-    "J. Martens, New insights and perspectives on the natural gradient method, JMLR 2020, §11",
-]
+N, D = sp.symbols("N D", integer=True, positive=True)
+sigma2 = sp.Symbol(r"\sigma^{2}", positive=True)
+X, y = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("y", N, 1)
+theta = sp.MatrixSymbol(r"\theta", D, 1)
+x_n, y_n = sp.MatrixSymbol("x_n", D, 1), sp.MatrixSymbol("y_n", 1, 1)
+R = sp.MatrixSymbol("R", N, N)
+G = sp.MatrixSymbol("G", N, D)
+H, F, EF = sp.MatrixSymbol("H", D, D), sp.MatrixSymbol("F", D, D), sp.MatrixSymbol(r"\mathrm{EF}", D, D)
+ell_n, Loss = sp.Symbol(r"\ell_n"), sp.Symbol("L")
+I_N = sp.Identity(N)
 
-
-def _problem(N, D):
-    theta = sp.Matrix(sp.symbols(f"theta_1:{D + 1}", real=True))
-    X = [sp.Matrix(D, 1, lambda i, j, n=n: sp.Symbol(f"x_{n + 1}{i + 1}", real=True))
-         for n in range(N)]
-    Y = sp.symbols(f"y_1:{N + 1}", real=True)
-    fam = lik.gaussian(1, SIGMA2)
-    (mu,), (ysym,) = fam.outputs, fam.targets
-    losses = [(-fam.log_density).subs({mu: (theta.T * x)[0, 0], ysym: y}) for x, y in zip(X, Y)]
-    grads = [sp.Matrix([sp.diff(l, t) for t in theta]) for l in losses]
-    residuals = [y - (theta.T * x)[0, 0] for x, y in zip(X, Y)]
-    return theta, X, Y, fam, losses, grads, residuals
+_r_n = y_n - x_n.T * theta
+_r = y - X * theta
+_EF_FORM = sp.MatMul(1 / (N * sigma2 ** 2), X.T, R, R, X)
+_GRAM = sp.MatMul(1 / (N * sigma2), X.T, X)
+_MOMENT = Axiom("squared residuals under the model",
+                sp.Eq(Expect(R * R, "y"), sigma2 * I_N, evaluate=False))
 
 
-def _fisher(theta, X, fam):
-    """(1/N) sum_n E_{y_n ~ N(theta^T x_n, sigma^2)}[g_n g_n^T] with the family's operator."""
-    (mu,), (ysym,) = fam.outputs, fam.targets
-    N, D = len(X), len(theta)
-    F = sp.zeros(D)
-    for x in X:
-        l = -fam.log_density
-        g = sp.Matrix([sp.diff(l.subs(mu, (theta.T * x)[0, 0]), t) for t in theta])
-        outer = (g * g.T).applyfunc(lambda h: fam.expectation(h).subs(mu, (theta.T * x)[0, 0]))
-        F += outer / N
-    return F
+def _proof():
+    return [
+        Chain(Grad(ell_n, theta), [Link(sp.MatMul(-1 / sigma2, x_n, _r_n), Entrywise(),
+                                        label="example_gradient",
+                                        why="∂/∂θ_k of (y_n − x_nᵀθ)²/(2σ²)")]),
+        Chain(Hess(Loss, theta), [Link(_GRAM, Entrywise(), label="hessian",
+                                       why="the mean loss is quadratic in θ")], part=1),
+        Chain(EF, [
+            Link(sp.MatMul(1 / N, G.T, G), Algebra(), why="EF = (1/N)Σ_n g_n g_nᵀ = GᵀG/N"),
+            Link(_EF_FORM, Algebra(), label="residual_weights",
+                 why="G = −RX/σ² (part 1 row by row), R diagonal hence symmetric"),
+        ], part=2),
+        Chain(At(EF, R, sp.ZeroMatrix(N, N)), [
+            Link(sp.ZeroMatrix(D, D), Algebra(), label="interpolation",
+                 why="every residual zero: R = 0"),
+        ], part=3),
+        Chain(F, [
+            Link(Expect(_EF_FORM, "y"), Algebra(),
+                 why="the Fisher is the empirical Fisher averaged over labels drawn from the model"),
+            Link(sp.MatMul(1 / (N * sigma2 ** 2), X.T, Expect(R * R, "y"), X),
+                 tk.expectation_linearity(R * R, "y", left=X.T / (N * sigma2 ** 2), right=X),
+                 why="X does not depend on the labels"),
+            Link(sp.MatMul(1 / (N * sigma2 ** 2), X.T, sigma2 * I_N, X), _MOMENT,
+                 label="moment", why="E[r_n²] = σ², E[r_n r_m] = 0 (n ≠ m)"),
+            Link(_GRAM, Algebra(), why="σ²/σ⁴ = 1/σ²"),
+            Link(H, Algebra(), why="the Hessian (part 2), which no label enters"),
+        ], part=4),
+    ]
 
 
-def _steps():
-    steps = []
-    for N, D in SIZES:
-        theta, X, Y, fam, losses, grads, res = _problem(N, D)
-        label = f"N = {N}, D = {D}"
-        gram = sum((x * x.T for x in X), sp.zeros(D)) / (N * SIGMA2)
-        H = sp.hessian(sp.Add(*losses) / N, list(theta))
-        F = _fisher(theta, X, fam)
-        EF = sum((g * g.T for g in grads), sp.zeros(D)) / N
-        EF_closed = sum((r ** 2 * x * x.T for r, x in zip(res, X)), sp.zeros(D)) / (N * SIGMA2 ** 2)
-        interp = {y: (theta.T * x)[0, 0] for x, y in zip(X, Y)}
-        # E over labels drawn from the model, y_n = theta^T x_n + sigma u_n, independently
-        us = sp.symbols(f"u_1:{N + 1}", real=True)
-        draw = {y: (theta.T * x)[0, 0] + sp.sqrt(SIGMA2) * u for x, y, u in zip(X, Y, us)}
+LINEAR_REGRESSION = Derivation(
+    name="empirical_fisher_failure.linear_regression",
+    title="The empirical Fisher vanishes at interpolation while F = H does not "
+          "(linear least squares)",
+    conclusion=(sp.Eq(Grad(ell_n, theta), sp.MatMul(-1 / sigma2, x_n, _r_n), evaluate=False),
+                sp.Eq(Hess(Loss, theta), _GRAM, evaluate=False),
+                sp.Eq(EF, _EF_FORM, evaluate=False),
+                sp.Eq(At(EF, R, sp.ZeroMatrix(N, N)), sp.ZeroMatrix(D, D), evaluate=False),
+                sp.Eq(F, H, evaluate=False)),
+    definitions={ell_n: Scalar(sp.MatMul(sp.Transpose(_r_n), _r_n)) / (2 * sigma2),
+                 Loss: Scalar(sp.MatMul(sp.Transpose(_r), _r)) / (2 * N * sigma2),
+                 G: sp.MatMul(-1 / sigma2, R, X), EF: sp.MatMul(1 / N, G.T, G),
+                 F: Expect(EF, "y"), H: _GRAM},
+    hypotheses=[sp.Q.diagonal(R), sp.Q.symmetric(R)],
+    proof=_proof,
+    tier="A",
+    scope="general N examples and D inputs: gradients and the Hessian entry-wise, the empirical "
+          "Fisher and its expectation by matrix algebra, linearity of expectation and the "
+          "moment axiom",
+    controls=[
+        Control("empirical_fisher_is_fisher", target="residual_weights", replace=(_EF_FORM, _GRAM),
+                why="the empirical Fisher taken for the Fisher XᵀX/(Nσ²), as if the squared "
+                    "residuals were their expectation σ²"),
+        Control("wrong_variance_power", target="residual_weights",
+                replace=(_EF_FORM, sp.MatMul(1 / (N * sigma2), X.T, R, R, X)),
+                why="each gradient carries 1/σ², the outer product 1/σ⁴: written with 1/σ²"),
+        Control("gradient_sign", target="example_gradient",
+                replace=(sp.MatMul(-1 / sigma2, x_n, _r_n), sp.MatMul(1 / sigma2, x_n, _r_n)),
+                why="the per-example gradient with the residual's sign flipped"),
+    ],
+    assumptions=[r"linear model $f(\theta, x) = \theta^\top x$, Gaussian likelihood with fixed "
+                 r"variance $\sigma^2 > 0$, mean reduction: $\ell_n = (y_n - x_n^\top\theta)^2 / "
+                 r"(2\sigma^2)$, $L = \|y - X\theta\|^2 / (2N\sigma^2)$",
+                 r"$R = \mathrm{diag}(y - X\theta)$, the residuals; the per-example gradients "
+                 r"are the rows of $G = -RX/\sigma^2$ (part 1)",
+                 r"for $F$: labels drawn independently from the model, "
+                 r"$y_n\sim\mathcal N(\theta^\top x_n, \sigma^2)$"],
+    axioms={"squared residuals under the model":
+            r"$\mathbb E_y[R^2] = \sigma^2 I$: for $y_n = \theta^\top x_n + \sigma u_n$ with "
+            r"independent standard normal $u_n$, $\mathbb E[r_n^2] = \sigma^2$",
+            "linearity of expectation": tk.STRUCTURAL_AXIOMS["linearity of expectation"]},
+    references=[tk.REF_KUNSTNER_2019 + ", §3 and Fig. 1 (linear regression)",
+                tk.REF_JOHNSON_2017 + ", §7 (the Fisher: an expectation under the model)",
+                tk.REF_MARTENS_2020 + ", §11"],
+    numeric=["fisherlab.empirical_fisher", "fisherlab.fisher", "fisherlab.hessian"],
+    tested_by=["tests/proofs/test_empirical_fisher_failure.py::"
+               "test_numeric_references_match_the_closed_forms"],
+)
 
-        def E_model(h, us=us, draw=draw):
-            h = sp.expand(h.subs(draw))
-            total = sp.Integer(0)
-            for monom, coeff in sp.Poly(h, *us).terms():
-                w = coeff
-                for k in monom:
-                    w *= lik.normal_moment(k)
-                total += w
-            return total
-
-        steps += [
-            Step.equal(f"{label}: Hessian of the mean loss = (1/(N sigma^2)) sum_n x_n x_n^T",
-                       H, gram, justification="the loss is quadratic in theta",
-                       display=rf"H = \tfrac{{1}}{{N\sigma^2}}\textstyle\sum_n x_n x_n^\top"
-                               rf"\qquad ({label})"),
-            Step.equal(f"{label}: Fisher = (1/(N sigma^2)) sum_n x_n x_n^T (labels drawn from "
-                       "the model), independent of the data labels",
-                       [F, sp.Matrix([sp.diff(e, y) for e in F for y in Y])],
-                       [gram, sp.zeros(D * D * N, 1)],
-                       justification="Gaussian expectation operator: E[(y - mu)^2] = sigma^2",
-                       display=rf"F = \tfrac1N\textstyle\sum_n \mathbb E_{{y_n}}"
-                               rf"\big[\tfrac{{(y_n-\mu_n)^2}}{{\sigma^4}}\big]x_nx_n^\top = H"
-                               rf"\qquad ({label})"),
-            Step.equal(f"{label}: empirical Fisher = (1/(N sigma^4)) sum_n r_n^2 x_n x_n^T",
-                       EF, EF_closed, justification="g_n = -(r_n / sigma^2) x_n",
-                       display=rf"\mathrm{{EF}} = \tfrac1N\textstyle\sum_n g_ng_n^\top = "
-                               rf"\tfrac{{1}}{{N\sigma^4}}\sum_n r_n^2 x_nx_n^\top\qquad ({label})"),
-            Step.equal(f"{label}: at interpolation (every r_n = 0) EF = 0 while F = H is unchanged",
-                       [EF.subs(interp), F.subs(interp)], [sp.zeros(D), gram],
-                       justification="substitute y_n = theta^T x_n",
-                       display=rf"r = 0:\ \mathrm{{EF}} = 0 \ne F = H\qquad ({label})"),
-            Step.equal(f"{label}: only in expectation over model-drawn labels is EF = F",
-                       EF.applyfunc(E_model), F,
-                       justification="E[r_n^2] = sigma^2 for y_n ~ N(theta^T x_n, sigma^2), "
-                                     "independently (standard normal moments)",
-                       display=rf"\mathbb E_{{y\sim p_\theta}}[\mathrm{{EF}}] = F\qquad ({label})"),
-        ]
-    return steps
-
-
-def _control_ef_is_fisher():
-    theta, X, Y, fam, losses, grads, res = _problem(2, 2)
-    EF = sum((g * g.T for g in grads), sp.zeros(2)) / 2
-    return Step.equal("empirical Fisher = Fisher (N = 2, D = 2)", EF, _fisher(theta, X, fam),
-                      justification="false: EF is weighted by squared residuals")
-
-
-def _control_variance_power():
-    theta, X, Y, fam, losses, grads, res = _problem(2, 2)
-    EF = sum((g * g.T for g in grads), sp.zeros(2)) / 2
-    wrong = sum((r ** 2 * x * x.T for r, x in zip(res, X)), sp.zeros(2)) / (2 * SIGMA2)
-    return Step.equal("EF = (1/(N sigma^2)) sum r_n^2 x_n x_n^T", EF, wrong,
-                      justification="false: each gradient carries 1/sigma^2, the outer product "
-                                    "1/sigma^4")
-
-
-def _control_ef_vanishes_fisher_too():
-    theta, X, Y, fam, losses, grads, res = _problem(2, 2)
-    interp = {y: (theta.T * x)[0, 0] for x, y in zip(X, Y)}
-    return Step.equal("at interpolation the Fisher vanishes too", _fisher(theta, X, fam).subs(interp),
-                      sp.zeros(2), justification="false: F = H does not depend on the residuals")
-
-
-DERIVATIONS = [
-    LegacyDerivation(
-        name="empirical_fisher_failure.linear_regression",
-        title="The empirical Fisher vanishes at interpolation while F = H does not "
-              "(linear least squares)",
-        statement=r"f = \theta^\top x,\ y\sim\mathcal N(f,\sigma^2):\ "
-                  r"H = F = \tfrac{1}{N\sigma^2}\sum_n x_nx_n^\top,\ "
-                  r"\mathrm{EF} = \tfrac{1}{N\sigma^4}\sum_n r_n^2x_nx_n^\top"
-                  r"\xrightarrow{r\to0}0,\ \ \mathbb E_{y\sim p_\theta}[\mathrm{EF}] = F",
-        assumptions=[r"linear model $f(\theta, x) = \theta^\top x$, Gaussian likelihood with "
-                     r"fixed variance $\sigma^2 > 0$, mean reduction",
-                     r"for $F$ and $\mathbb E[\mathrm{EF}]$: labels drawn independently from the "
-                     r"model, $y_n\sim\mathcal N(\theta^\top x_n, \sigma^2)$"],
-        tier=Tier.B,
-        scope="N = 1..3 examples x D = 1..2 input dimensions, every entry of x_n, y_n and theta "
-              "symbolic, sigma^2 a positive symbol",
-        build=_steps,
-        negative_controls=[
-            NegativeControl("empirical_fisher_is_fisher", "EF = F (N = D = 2)",
-                            _control_ef_is_fisher),
-            NegativeControl("wrong_variance_power", "EF with 1/sigma^2 instead of 1/sigma^4",
-                            _control_variance_power),
-            NegativeControl("fisher_vanishes_at_interpolation",
-                            "F = 0 when every residual vanishes", _control_ef_vanishes_fisher_too),
-        ],
-        axioms={"standard normal moments":
-                r"$y = \mu + \sigma u$, $u\sim\mathcal N(0,1)$: $\mathbb E[u] = 0$, "
-                r"$\mathbb E[u^2] = 1$, independent across examples"},
-        references=REFERENCES,
-        numeric=["fisherlab.empirical_fisher", "fisherlab.fisher", "fisherlab.hessian"],
-        notes="The numeric counterpart is checked in `tests/proofs/test_empirical_fisher_failure.py`: "
-              "`fl.empirical_fisher`, `fl.fisher` and `fl.hessian` on random linear-regression "
-              "problems equal these closed forms, and `fl.empirical_fisher` is 0 at interpolation.",
-    ),
-]
+DERIVATIONS = [LINEAR_REGRESSION]

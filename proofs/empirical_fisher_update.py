@@ -16,6 +16,10 @@ Three derivations:
   the linearised problem has gradient ``g + 2 mu C Delta``, which vanishes at
   ``Delta* = -C^{-1} g / (2 mu)``; the constraint fixes ``mu = (1/2) sqrt(g^T C^{-1} g / c)``,
   so ``Delta* = -sqrt(c / g^T C^{-1} g) C^{-1} g``: the undamped step, learning rate fixed by ``c``;
+* ``invariance`` (tier A): under ``theta = A theta' + b`` the per-example gradients become
+  ``A^T g_n``, so ``C' = A^T C A`` and ``g' = A^T g``: the undamped step maps exactly,
+  ``A Delta' = Delta``; the damped one becomes the step damped by ``lambda (A A^T)^{-1}``, which is
+  ``lambda I`` for orthogonal ``A`` (and not otherwise);
 * ``damped_step`` (tier A): the damped step ``-(C + lambda I)^{-1} g / (2 mu)`` is the solution
   of a *different* problem, ``min g^T Delta`` s.t. ``E[(Delta l)^2] + lambda ||Delta||^2 = c``
   (a loss-change budget plus a Euclidean trust region); it does not solve the undamped one
@@ -26,10 +30,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic import (Algebra, Chain, Control, Derivation, Entrywise, Given, Link,
-                                Model, Sizes)
+from fisherlab.symbolic import (Algebra, Chain, Control, Derivation, Entrywise, Explicit, Given,
+                                Lemma, Link, Model, Sizes)
 from fisherlab.symbolic import toolkit as tk
-from fisherlab.symbolic.toolkit import Grad, Scalar
+from fisherlab.symbolic.toolkit import At, Expect, Grad, Scalar
 
 __all__ = ["DERIVATIONS"]
 
@@ -242,4 +246,128 @@ DAMPED = Derivation(
           "`empirical_fisher_update.constrained_problem`.",
 )
 
-DERIVATIONS = [CONSTRAINT_EXPANSION, CONSTRAINED, DAMPED]
+
+# --------------------------------------------------------------------------- invariance
+
+A, Q = sp.MatrixSymbol("A", d, d), sp.MatrixSymbol("Q", d, d)
+g_n, Hn = sp.MatrixSymbol("g_n", d, 1), sp.MatrixSymbol("H_n", d, d)
+g_np = sp.MatrixSymbol("g_n'", d, 1)
+z_, u_ = sp.MatrixSymbol("z", d, 1), sp.MatrixSymbol("u", d, 1)
+C_p, g_p = sp.MatrixSymbol("C'", d, d), sp.MatrixSymbol("g'", d, 1)
+alpha = sp.Symbol("alpha", positive=True)
+lam_p = sp.Symbol("lambda", positive=True)
+_ORTH = sp.Eq(Q.I, Q.T, evaluate=False)
+
+#: the per-example gradient of ell_n(A theta' + b) at theta': that of the Taylor polynomial of
+#: ell_n at theta composed with z = A u (the remainder does not reach the gradient)
+_INV_DEFS = {
+    g_np: At(Grad(Scalar(At(g_n.T * z_ + sp.MatMul(sp.Rational(1, 2), z_.T, Hn, z_), z_, A * u_)), u_),
+             u_, sp.ZeroMatrix(d, 1)),
+    C: Expect(g_n * g_n.T, "n"), C_p: Expect(g_np * g_np.T, "n"),
+    g: Expect(g_n, "n"), g_p: Expect(g_np, "n"),
+}
+_M = C + lam_p * sp.Inverse(A * A.T)
+_INV_PARTS = (
+    sp.Eq(g_np, A.T * g_n, evaluate=False),
+    sp.Eq(C_p, A.T * C * A, evaluate=False),
+    sp.Eq(g_p, A.T * g, evaluate=False),
+    sp.Eq(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(C_p), g_p)), sp.MatMul(-alpha, C.I, g),
+          evaluate=False),
+    sp.Eq(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(C_p + lam_p * I), g_p)),
+          sp.MatMul(-alpha, sp.Inverse(_M), g), evaluate=False),
+    sp.Eq(sp.MatMul(-alpha, sp.Inverse(C + lam_p * sp.Inverse(Q * Q.T)), g),
+          sp.MatMul(-alpha, sp.Inverse(C + lam_p * I), g), evaluate=False),
+)
+#: per-example gradients on three points (exact numbers): an invertible second moment
+_G_POINTS = {sp.Symbol("g_n_1", real=True): (1, 0, 1), sp.Symbol("g_n_2", real=True): (0, 2, 1)}
+_INV_AT = Explicit(Sizes({d: (2,)}), operators={"n": tk.sample_average(_G_POINTS)})
+
+
+def _invariance_proof():
+    V = INVARIANCE
+    ACA = A.T * C * A
+    return [
+        Chain(g_np, [Link(A.T * g_n, Entrywise(), label="example_gradient",
+                          why="∂/∂u_k of g_nᵀAu + ½uᵀAᵀH_nAu at u = 0")]),
+        Chain(C_p, [
+            Link(Expect(A.T * g_n * (A.T * g_n).T, "n"), Lemma(V, part=0),
+                 why="g_n' = Aᵀg_n for every example"),
+            Link(A.T * Expect(g_n * g_n.T, "n") * A,
+                 tk.expectation_linearity(g_n * g_n.T, "n", left=A.T, right=A),
+                 why="A does not depend on the example"),
+            Link(ACA, Algebra(), label="congruence", why="C = E_n[g_n g_nᵀ]"),
+        ], part=1),
+        Chain(g_p, [
+            Link(Expect(A.T * g_n, "n"), Lemma(V, part=0), why="g_n' = Aᵀg_n"),
+            Link(A.T * Expect(g_n, "n"), tk.expectation_linearity(g_n, "n", left=A.T),
+                 why="linearity of the average"),
+            Link(A.T * g, Algebra(), why="g = E_n[g_n]"),
+        ], part=2),
+        Chain(_INV_PARTS[3].lhs, [
+            Link(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(ACA), g_p)), Lemma(V, part=1),
+                 why="C' = AᵀCA"),
+            Link(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(ACA), A.T, g)), Lemma(V, part=2),
+                 why="g' = Aᵀg"),
+            Link(_INV_PARTS[3].rhs, Algebra(), label="undamped",
+                 why="A(AᵀCA)⁻¹Aᵀ = C⁻¹"),
+        ], part=3),
+        Chain(_INV_PARTS[4].lhs, [
+            Link(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(ACA + lam_p * I), g_p)),
+                 Lemma(V, part=1), why="C' = AᵀCA"),
+            Link(sp.MatMul(A, sp.MatMul(-alpha, sp.Inverse(ACA + lam_p * I), A.T, g)),
+                 Lemma(V, part=2), why="g' = Aᵀg"),
+            Link(sp.MatMul(-alpha, A, sp.Inverse(sp.MatMul(A.T, _M, A)), A.T, g), Algebra(),
+                 why="AᵀCA + λI = Aᵀ(C + λ(AAᵀ)⁻¹)A"),
+            Link(sp.MatMul(-alpha, A, A.I, sp.Inverse(_M), sp.Inverse(A.T), A.T, g),
+                 tk.inverse_of_product(A.T, _M, A), why="inverse of a product"),
+            Link(_INV_PARTS[4].rhs, Algebra(), label="damped", why="AA⁻¹ = I, A⁻ᵀAᵀ = I"),
+        ], part=4),
+        Chain(_INV_PARTS[5].lhs, [Link(_INV_PARTS[5].rhs, Given(_ORTH), label="orthogonal",
+                                       why="Q⁻¹ = Qᵀ, so (QQᵀ)⁻¹ = I")], part=5),
+    ]
+
+
+INVARIANCE = Derivation(
+    name="empirical_fisher_update.invariance",
+    title="The undamped empirical-Fisher update is invariant to affine reparameterisation, the "
+          "damped one only to orthogonal maps",
+    conclusion=_INV_PARTS,
+    definitions=_INV_DEFS,
+    hypotheses=[sp.Q.invertible(A), sp.Q.symmetric(Hn), sp.Q.orthogonal(Q), _ORTH],
+    proof=_invariance_proof,
+    tier="A",
+    scope="general dimension d: per-example gradients entry-wise, the averages by linearity, "
+          "the steps by matrix algebra",
+    controls=[
+        Control("example_gradient_as_a_vector", target="conclusion:1", replace=(A.T * g_n, A.I * g_n),
+                why="the per-example gradient transformed like a displacement, A⁻¹g_n"),
+        Control("second_moment_wrong_side", target="congruence", replace=(A.T * C * A, A * C * A.T),
+                at=_INV_AT, why="C' = ACAᵀ: the gradient second moment transformed on the wrong "
+                                "side (witness: three examples with equal weight)"),
+        Control("damping_invariant", target="damped",
+                replace=(sp.MatMul(-alpha, sp.Inverse(_M), g), sp.MatMul(-alpha, sp.Inverse(C + lam_p * I), g)),
+                at=_INV_AT, why="the damped step claimed invariant under every invertible A"),
+        Control("damping_invariant_for_any_map", target="orthogonal", replace=(Q, A), at=_INV_AT,
+                why="the orthogonality used for a general invertible map: λ(AAᵀ)⁻¹ ≠ λI"),
+    ],
+    assumptions=[r"$\theta = A\theta' + b$ with $A$ invertible, $\ell_n'(\theta') = "
+                 r"\ell_n(A\theta' + b)$; $g_n, H_n$ the gradient and Hessian of $\ell_n$ at "
+                 r"$\theta$, $g_n'$ that of $\ell_n'$ at $\theta'$; $\mathbb E_n$ the average over the "
+                 r"N examples",
+                 r"$C = \mathbb E_n[g_ng_n^\top]$ (the uncentered empirical Fisher) invertible for "
+                 r"the undamped step; $\alpha, \lambda > 0$; $Q$ orthogonal"],
+    axioms={"Taylor coefficients": r"the gradient of $\ell_n$ at $\theta$ is that of its Taylor "
+                                   r"polynomial $g_n^\top z + \tfrac12 z^\top H_n z$, and "
+                                   r"$\ell_n'(\theta' + u) = \ell_n(\theta + Au)$",
+            "linearity of expectation": tk.STRUCTURAL_AXIOMS["linearity of expectation"],
+            "inverse of a product": tk.STRUCTURAL_AXIOMS["inverse of a product"]},
+    references=[tk.REF_GEORGE_2018 + " (the empirical-Fisher update from a constrained problem "
+                "stated in the loss, hence coordinate-free)",
+                tk.REF_JOHNSON_2017 + ", App. B (affine invariance; damping breaks it)",
+                tk.REF_KUNSTNER_2019],
+    numeric=NUMERIC,
+    tested_by=["tests/updates/test_invariance.py::"
+               "test_empirical_fisher_update_undamped_affine_invariant_damped_only_orthogonal"],
+)
+
+DERIVATIONS = [CONSTRAINT_EXPANSION, CONSTRAINED, INVARIANCE, DAMPED]

@@ -1,372 +1,586 @@
-"""Invariance of second-order updates to affine reparameterisation (seed 003 App. B).
+r"""Invariance of second-order updates to reparameterisation.
 
-Under ``theta = A theta' + b`` (``A`` invertible):
+Under the affine reparameterisation ``theta = A theta' + b`` (``A`` invertible) a function
+``l`` of ``theta`` becomes ``l'(theta') = l(A theta' + b)``. Its gradient and Hessian at
+``theta'`` are read off its second-order Taylor polynomial: if ``l(theta + z) = l(theta) +
+g^T z + z^T H z / 2 + o(|z|^2)`` then ``l'(theta' + u) = l(theta + A u)`` has the Taylor
+polynomial ``T(A u)``, whose gradient and Hessian at ``u = 0`` the checker computes entry by
+entry at general dimension: ``g' = A^T g`` and ``H' = A^T H A``. Everything else is matrix
+algebra from its axioms and the linearity of expectation (tier A throughout).
 
-* ``natural_gradient`` -- the chain rule gives ``nabla l' = A^T nabla l`` and
-  ``F' = A^T F A`` (seed 003 eq. (49)); the natural-gradient step maps exactly,
-  ``theta'_new = A^{-1}(theta_new - b)`` (eqs. (50)-(52)). Negative controls: plain gradient
-  descent does *not* map (``A A^T != I``), and Tikhonov damping breaks the invariance
-  (``(A^T F A + lambda I)`` is not ``A^T (F + lambda I) A``).
-* ``damped_orthogonal`` -- damped natural gradient is invariant exactly when the
-  reparameterisation is orthogonal (Cayley-parameterised ``Q``), the Euclidean proximity term
-  being rotation-invariant (seed 004 "Invariance": damping uses a Euclidean term that depends
-  on the coordinate system). Control: a general ``A``.
-* ``newton`` -- ``H' = A^T H A`` for the Hessian of any loss (2-jet argument) and the Newton
-  step maps; the same algebra covers the GGN (``J' = J A``). Control: ``H' = A H A^T``.
-* ``kfac_layer`` -- K-FAC is invariant to invertible affine maps of a layer's input
-  activations ``abar' = Phi abar`` and pre-activations ``s = Psi s'`` (``W = Psi W' Phi``):
-  ``A' = Phi A Phi^T``, ``G' = Psi^T G Psi`` and the K-FAC step maps,
-  ``Psi dW' Phi = dW`` (seed 003 App. B; Martens & Grosse 2015 §10). Controls: factors
-  transformed on the wrong side; damped factors.
-
-Candidates are *substituted and checked*, never solved for (SYMBOLIC.md): the step in the new
-coordinates ``delta'`` is a free symbol vector, ``delta = A delta'``, and the gradient is
-parameterised by the step it produces, ``g = -(1/alpha) F delta`` -- equivalent to
-``delta = -alpha F^{-1} g`` whenever ``F`` is invertible (``det F' = det(A)^2 det F``, also
-checked) -- so every identity is polynomial.
-
-Tier B: ``d = 2, 3`` with every entry of ``A``, ``F``/``H``, ``delta'`` symbolic; the gradient
-chain rule for a generic (undefined) loss; the Hessian transformation for a general 2-jet.
-K-FAC: ``out = 2``, ``in + 1 = 2, 3``.
+* ``natural_gradient`` -- the gradient and the score transform as covectors, the Fisher as
+  ``F' = A^T F A``; the natural-gradient step maps exactly; gradient descent in ``theta'`` is,
+  in ``theta``, the step preconditioned by ``A A^T``; Tikhonov damping ``lambda I`` in
+  ``theta'`` is the damping ``lambda (A A^T)^{-1}`` in ``theta``.
+* ``damped_orthogonal`` -- for an orthogonal ``Q`` the two dampings agree: damped natural
+  gradient is invariant to rotations (and, by the previous item, only to maps with
+  ``A A^T = I``).
+* ``newton`` -- ``H' = A^T H A``, the Newton step maps; the GGN transforms the same way.
+* ``kfac_layer`` -- K-FAC is invariant to invertible maps of a layer's input activations
+  ``abar' = Phi abar`` and pre-activations ``s = Psi s'`` (``W = Psi W' Phi``); factor
+  damping is not.
+* ``smooth_reparameterization`` -- for a diffeomorphism ``theta = phi(theta')`` with Jacobian
+  ``J`` at ``theta'``: ``F' = J^T F J``, the natural-gradient *flow* is invariant, the discrete
+  step is invariant when ``phi`` is affine -- and not for a nonlinear ``phi`` with a finite step.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic.toolkit import cayley_parts, matrix, symmetric, vector
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import Algebra, Axiom, Chain, Control, Derivation, Entrywise, Explicit, \
+    Given, Lemma, Link, Sizes
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import At, Expect, Grad, Hess, Scalar
+
+__all__ = ["DERIVATIONS"]
+
+d, m, n = sp.symbols("d m n", integer=True, positive=True)
+alpha = sp.Symbol("alpha", positive=True)
+lam = sp.Symbol("lambda", positive=True)
 
 
-_DIMS = (2, 3)
-_alpha = sp.Symbol("alpha", positive=True)
-_lam = sp.Symbol("lambda", positive=True)
+def _ms(name, rows, cols=1):
+    return sp.MatrixSymbol(name, rows, cols)
 
 
-def _chain_rule_gradient_step(d):
-    """grad of l(A u + c) at u = 0 is A^T grad l(c), for an undefined l (c = A theta' + b)."""
-    A = matrix("A", d, d)
-    c = sp.symbols(f"c_1:{d + 1}", real=True)
-    u = sp.symbols(f"u_1:{d + 1}", real=True)
-    ell = sp.Function("ell")
-    psi = ell(*(A * sp.Matrix(u) + sp.Matrix(c)))
-    lhs = sp.Matrix([sp.diff(psi, ui).subs({v: 0 for v in u}).doit() for ui in u])
-    grad = sp.Matrix([sp.diff(ell(*c), ci) for ci in c])
-    return Step.equal(
-        f"d = {d}: chain rule for a generic loss l: the gradient of l'(theta' + u) = "
-        "l(A u + c) at u = 0 (c = A theta' + b) is A^T grad l(c)",
-        lhs, A.T * grad,
-        justification="chain rule (undefined function l); l'(theta' + u) = l(c + A u) "
-                      "because A(theta' + u) + b = c + A u",
-        display=r"\nabla_{\theta'}\ell(A\theta' + b) = A^\top\nabla\ell(\theta)")
+A = _ms("A", d, d)
+Q = _ms("Q", d, d)
+I = sp.Identity(d)
+b = _ms("b", d)
+theta, theta_p = _ms(r"\theta", d), _ms(r"\theta'", d)
+z, u = _ms("z", d), _ms("u", d)
+Z = sp.ZeroMatrix(d, 1)
+g, H = _ms("g", d), _ms("H", d, d)          # gradient and Hessian of the loss at theta
+s, K = _ms("s", d), _ms("K", d, d)          # score and Hessian of log p(y | .) at theta
 
 
-def _ng_steps():
-    steps = []
-    for d in _DIMS:
-        steps.append(_chain_rule_gradient_step(d))
-        A = matrix("A", d, d)
-        F = symmetric("F", d)
-        s = vector("s", d)
-        steps.append(Step.equal(
-            f"d = {d}: the score transforms like the gradient, so per sample "
-            "(A^T s)(A^T s)^T = A^T (s s^T) A and, by linearity of the expectation, "
-            "F' = A^T F A (seed 003 eq. 49)",
-            (A.T * s) * (A.T * s).T, A.T * (s * s.T) * A,
-            justification="chain rule for log p (as above) and linearity of E over y",
-            display=r"F' = \mathbb{E}[A^\top s s^\top A] = A^\top F A"))
-        steps.append(Step.equal(
-            f"d = {d}: det F' = det(A)^2 det F, so F' is invertible iff F is (A invertible)",
-            (A.T * F * A).det(), A.det() ** 2 * F.det(),
-            justification="multiplicativity of det, computed entry-wise",
-            display=r"\det(A^\top F A) = \det(A)^2\det F"))
-        dp = vector("delta'", d)
-        delta = A * dp
-        g = -F * delta / _alpha          # i.e. delta = -alpha F^{-1} g
-        steps.append(Step.equal(
-            f"d = {d}: delta' = A^{{-1}} delta solves the natural-gradient system in the new "
-            "coordinates, F' delta' = -alpha g' with g' = A^T g, when delta = -alpha F^{-1} g",
-            (A.T * F * A) * dp + _alpha * (A.T * g), sp.zeros(d, 1),
-            justification="substitution (g parameterised by the step it produces); unique "
-                          "since F' is invertible",
-            display=r"F'\,A^{-1}\delta = A^\top F A A^{-1}(-\alpha F^{-1} g) = "
-                    r"-\alpha A^\top g = -\alpha g'"))
-        tp = vector("theta'", d)
-        b = vector("b", d)
-        steps.append(Step.equal(
-            f"d = {d}: hence the updates agree (seed 003 eq. 52): "
-            "A(theta' + delta') + b = (A theta' + b) + delta",
-            A * (tp + dp) + b, (A * tp + b) + delta,
-            justification="linearity", display=r"A(\theta' + \delta') + b = \theta + \delta"))
-    return steps
+def _taylor(grad, hess, var):
+    r"""``grad^T var + var^T hess var / 2``, the second-order Taylor polynomial (a ``1 x 1``
+    matrix; the constant term does not affect a derivative)."""
+    return grad.T * var + sp.MatMul(sp.Rational(1, 2), var.T, hess, var)
 
 
-def _control_gd():
-    d = 2
-    A = matrix("A", d, d)
-    g = vector("g", d)
-    return Step.equal("gradient descent maps: A(-alpha A^T g) = -alpha g",
-                      A * (-_alpha * A.T * g), -_alpha * g,
-                      justification="false: A A^T != I for a general A")
+def _pulled_back(grad, hess, M, var=u):
+    r"""``T(M u)``: the Taylor polynomial of ``l`` at ``theta`` composed with ``z = M u``, that
+    of ``l'(theta' + u) = l(theta + M u)`` (as a scalar, to be differentiated in ``u``)."""
+    return Scalar(At(_taylor(grad, hess, z), z, M * var))
 
 
-def _control_damped():
-    d = 2
-    A = matrix("A", d, d)
-    F = symmetric("F", d)
-    dp = vector("delta'", d)
-    g = -(F + _lam * sp.eye(d)) * (A * dp) / _alpha
-    return Step.equal("damped NG maps: (A^T F A + lambda I) A^{-1} delta = -alpha A^T g",
-                      (A.T * F * A + _lam * sp.eye(d)) * dp + _alpha * A.T * g,
-                      sp.zeros(d, 1),
-                      justification="false: the residual is lambda (I - A^T A) delta'")
+def _grad0(f, var=u):
+    return At(Grad(f, var), var, sp.ZeroMatrix(var.shape[0], 1))
+
+
+def _hess0(f, var=u):
+    return At(Hess(f, var), var, sp.ZeroMatrix(var.shape[0], 1))
+
+
+T_AXIOMS = {
+    "Taylor coefficients": r"for a $C^2$ function $\ell$, $\ell(\theta + z) = \ell(\theta) + "
+                           r"g^\top z + \tfrac12 z^\top H z + o(\|z\|^2)$ with $g = \nabla\ell(\theta)$, "
+                           r"$H = \nabla^2\ell(\theta)$; the gradient and Hessian at a point are those "
+                           r"of the Taylor polynomial there, and $\ell'(\theta' + u) = \ell(\theta + Au)$ "
+                           r"has the Taylor polynomial $T(Au)$ (the remainder stays $o(\|u\|^2)$)",
+    **{"linearity of expectation": tk.STRUCTURAL_AXIOMS["linearity of expectation"]},
+}
+
+#: A distribution of the score on three points (exact numbers): gives ``E_y`` a meaning in the
+#: witnesses of the controls, with an invertible second moment (1/3)[[2, 1], [1, 5]].
+_S_POINTS = {sp.Symbol("s_1", real=True): (1, 0, 1), sp.Symbol("s_2", real=True): (0, 2, 1)}
+_AT_D2 = Explicit(Sizes({d: (2,)}), operators={"y": tk.sample_average(_S_POINTS)})
+
+_REF_JOHNSON_B = tk.REF_JOHNSON_2017 + ", App. B, eqs. (49)-(52)"
+_REF_GROSSE_INV = tk.REF_GROSSE_2022 + " ('Invariance': Newton, Gauss-Newton and the natural " \
+                                       "gradient are affine invariant, damping is not)"
+_TESTS = "tests/updates/test_invariance.py::"
+_TESTS_SMOOTH = "tests/updates/test_reparameterization.py::"
+
+
+# --------------------------------------------------------------------------- natural gradient
+
+g_p, s_p = _ms("g'", d), _ms("s'", d)
+F, F_p = _ms("F", d, d), _ms("F'", d, d)
+_NG_DEFS = {
+    g_p: _grad0(_pulled_back(g, H, A)),
+    s_p: _grad0(_pulled_back(s, K, A)),
+    F: Expect(s * s.T, "y"),
+    F_p: Expect(s_p * s_p.T, "y"),
+}
+_NG_STEP_P = sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(F_p), g_p))
+_NG_PARTS = (
+    sp.Eq(g_p, A.T * g, evaluate=False),
+    sp.Eq(s_p, A.T * s, evaluate=False),
+    sp.Eq(F_p, A.T * F * A, evaluate=False),
+    sp.Eq(sp.MatAdd(sp.MatMul(A, _NG_STEP_P), b), sp.MatAdd(A * theta_p, b, -alpha * F.I * g),
+          evaluate=False),
+    sp.Eq(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, -alpha * g_p)), b),
+          sp.MatAdd(A * theta_p, b, sp.MatMul(-alpha, A, A.T, g)), evaluate=False),
+    sp.Eq(sp.MatMul(-alpha, A, sp.Inverse(F_p + lam * I), g_p),
+          sp.MatMul(-alpha, sp.Inverse(F + lam * sp.Inverse(A * A.T)), g), evaluate=False),
+)
+
+
+def _ng_proof():
+    NG = NATURAL_GRADIENT
+    ssT = A.T * s * (A.T * s).T
+    M = F + lam * sp.Inverse(A * A.T)
+    return [
+        Chain(g_p, [Link(A.T * g, Entrywise(), label="gradient",
+                         why="∂/∂u_k of gᵀAu + ½uᵀAᵀHAu at u = 0 is Σ_i A_ik g_i")]),
+        Chain(s_p, [Link(A.T * s, Entrywise(), label="score",
+                         why="the same chain rule for log p(y | ·), label by label")], part=1),
+        Chain(F_p, [
+            Link(Expect(s_p * s_p.T, "y"), Algebra(), why="the Fisher in θ' is the second moment "
+                                                         "of the score s'"),
+            Link(Expect(ssT, "y"), Lemma(NG, part=1), why="s' = Aᵀs for every label y"),
+            Link(A.T * Expect(s * s.T, "y") * A,
+                 tk.expectation_linearity(s * s.T, "y", left=A.T, right=A),
+                 why="A does not depend on y"),
+            Link(A.T * F * A, Algebra(), label="fisher", why="the Fisher in θ"),
+        ], part=2),
+        Chain(_NG_PARTS[3].lhs, [
+            Link(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(A.T * F * A),
+                                                                       g_p))), b),
+                 Lemma(NG, part=2), why="F' = AᵀFA"),
+            Link(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(A.T * F * A),
+                                                                       A.T, g))), b),
+                 Lemma(NG, part=0), why="g' = Aᵀg"),
+            Link(_NG_PARTS[3].rhs, Algebra(), label="step",
+                 why="A (AᵀFA)⁻¹ Aᵀ = A A⁻¹ F⁻¹ A⁻ᵀ Aᵀ = F⁻¹"),
+        ], part=3),
+        Chain(_NG_PARTS[4].lhs, [
+            Link(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, -alpha * A.T * g)), b),
+                 Lemma(NG, part=0), why="g' = Aᵀg"),
+            Link(_NG_PARTS[4].rhs, Algebra(), label="gradient_step", why="distributivity"),
+        ], part=4),
+        Chain(_NG_PARTS[5].lhs, [
+            Link(sp.MatMul(-alpha, A, sp.Inverse(A.T * F * A + lam * I), g_p),
+                 Lemma(NG, part=2), why="F' = AᵀFA"),
+            Link(sp.MatMul(-alpha, A, sp.Inverse(A.T * F * A + lam * I), A.T, g),
+                 Lemma(NG, part=0), why="g' = Aᵀg"),
+            Link(sp.MatMul(-alpha, A, sp.Inverse(sp.MatMul(A.T, M, A)), A.T, g), Algebra(),
+                 why="AᵀFA + λI = Aᵀ(F + λ(AAᵀ)⁻¹)A: the damping written in θ"),
+            Link(sp.MatMul(-alpha, A, A.I, sp.Inverse(M), sp.Inverse(A.T), A.T, g),
+                 tk.inverse_of_product(A.T, M, A), why="inverse of a product of square factors"),
+            Link(_NG_PARTS[5].rhs, Algebra(), label="damped_step", why="A A⁻¹ = I, A⁻ᵀAᵀ = I"),
+        ], part=5),
+    ]
+
+
+NATURAL_GRADIENT = Derivation(
+    name="invariance.natural_gradient",
+    title="The natural-gradient step is invariant to affine reparameterisation; gradient "
+          "descent and Tikhonov damping are not",
+    conclusion=_NG_PARTS,
+    definitions=_NG_DEFS,
+    hypotheses=[sp.Q.invertible(A), sp.Q.symmetric(H), sp.Q.symmetric(K)],
+    proof=_ng_proof,
+    tier="A",
+    scope="general dimension d: the chain rule entry-wise on Taylor polynomials, the Fisher by "
+          "linearity of expectation, the steps by matrix algebra",
+    controls=[
+        Control("score_without_transpose", target="conclusion:2", replace=(A.T * s, A * s),
+                why="the score pulled back with the Jacobian A instead of its transpose"),
+        Control("fisher_wrong_side", target="conclusion:3", replace=(A.T * F * A, A * F * A.T),
+                at=_AT_D2,
+                why="F' = AFAᵀ: the metric transformed on the wrong side (witness: y takes three "
+                    "values with equal probability)"),
+        Control("gradient_descent_invariant", target="conclusion:5", replace=(A * A.T, I),
+                why="gradient descent's step claimed invariant: the step in θ' mapped to θ "
+                    "claimed to be the plain gradient step −αg"),
+        Control("tikhonov_damping_invariant", target="conclusion:6",
+                replace=(lam * sp.Inverse(A * A.T), lam * I), at=_AT_D2,
+                why="Tikhonov damping claimed invariant: λI in θ' claimed to be λI in θ"),
+    ],
+    assumptions=[r"$\theta = A\theta' + b$ with $A$ invertible; $\ell'(\theta') = \ell(A\theta' + b)$ "
+                 r"and $\log p'(y\mid\theta') = \log p(y\mid A\theta' + b)$ (the same model)",
+                 r"$g, H$: gradient and Hessian of the loss at $\theta$; $s, K$: those of "
+                 r"$\log p(y\mid\cdot)$ at $\theta$ for the label $y$; $g', s'$ the gradients in "
+                 r"$\theta'$ at $\theta' = A^{-1}(\theta - b)$",
+                 r"$F$ (hence $F'$) invertible for the undamped step; $\alpha, \lambda > 0$"],
+    axioms=T_AXIOMS | {"inverse of a product": tk.STRUCTURAL_AXIOMS["inverse of a product"]},
+    references=[_REF_JOHNSON_B, _REF_GROSSE_INV, tk.REF_AMARI_1998, tk.REF_MARTENS_2020 + ", §12"],
+    numeric=["fisherlab.updates.natural_gradient", "fisherlab.fisher", "fisherlab.gradient"],
+    tested_by=[_TESTS + "test_natural_gradient_and_newton_are_invariant",
+               _TESTS + "test_gradient_descent_and_damped_natural_gradient_are_not",
+               _TESTS + "test_fisher_transforms_as_congruence"],
+)
 
 
 
-def _orthogonal_steps():
-    steps = []
-    for d in _DIMS:
-        N, den = cayley_parts("k", d)[:2]
-        steps.append(Step.equal(
-            f"d = {d}: the Cayley transform Q = (I - K)(I + K)^{{-1}} = N / det(I + K) of a skew "
-            "K is orthogonal: N^T N = det(I + K)^2 I",
-            N.T * N, den ** 2 * sp.eye(d), justification="exact polynomial identity",
-            display=r"Q^\top Q = I"))
-        F = symmetric("F", d)
-        dp = vector("delta'", d)
-        g_scaled = -(F + _lam * sp.eye(d)) * (N * dp) / _alpha   # = det(I + K) * g
-        steps.append(Step.equal(
-            f"d = {d}: damped natural gradient maps under theta = Q theta' + b: "
-            "(Q^T F Q + lambda I) delta' = -alpha Q^T g for delta = Q delta' = "
-            "-alpha (F + lambda I)^{-1} g (checked multiplied by det(I + K)^2 > 0)",
-            (N.T * F * N + _lam * den ** 2 * sp.eye(d)) * dp + _alpha * (N.T * g_scaled),
-            sp.zeros(d, 1),
-            justification="Q^T (F + lambda I) Q = Q^T F Q + lambda I because Q^T Q = I",
-            display=r"(Q^\top F Q + \lambda I)\,Q^\top\delta = Q^\top(F + \lambda I)\delta = "
-                    r"-\alpha Q^\top g"))
-    return steps
+# --------------------------------------------------------------------------- damped, orthogonal
+
+_Q_DEFS = {
+    g_p: _grad0(_pulled_back(g, H, Q)),
+    s_p: _grad0(_pulled_back(s, K, Q)),
+    F: Expect(s * s.T, "y"),
+    F_p: Expect(s_p * s_p.T, "y"),
+}
+_ORTH = sp.Eq(Q.I, Q.T, evaluate=False)
+_DO_L = sp.MatMul(-alpha, Q, sp.Inverse(F_p + lam * I), g_p)
+_DO_M = sp.MatMul(-alpha, sp.Inverse(F + lam * sp.Inverse(Q * Q.T)), g)
+_DO_R = sp.MatMul(-alpha, sp.Inverse(F + lam * I), g)
+
+DAMPED_ORTHOGONAL = Derivation(
+    name="invariance.damped_orthogonal",
+    title="Damped natural gradient is invariant to orthogonal reparameterisations",
+    conclusion=sp.Eq(_DO_L, _DO_R, evaluate=False),
+    definitions=_Q_DEFS,
+    hypotheses=[sp.Q.orthogonal(Q), _ORTH, sp.Q.symmetric(H), sp.Q.symmetric(K)],
+    proof=lambda: Chain(_DO_L, [
+        Link(_DO_M, Lemma(NATURAL_GRADIENT, {A: Q}, part=5),
+             why="the damped step in θ' is, in θ, the step damped by λ(QQᵀ)⁻¹ "
+                 "(invariance.natural_gradient, part 6, with A = Q)"),
+        Link(_DO_R, Given(_ORTH), label="orthogonal", why="Q⁻¹ = Qᵀ, so (QQᵀ)⁻¹ = I"),
+    ]),
+    tier="A",
+    scope="general dimension d: the damped image of invariance.natural_gradient with A = Q, "
+          "and QQᵀ = I",
+    controls=[
+        Control("general_invertible_map", target="orthogonal", replace=(Q, A), at=_AT_D2,
+                why="damped natural gradient claimed invariant under every invertible A: "
+                    "λ(AAᵀ)⁻¹ = λI only when AAᵀ = I"),
+    ],
+    assumptions=[r"$\theta = Q\theta' + b$ with $Q$ orthogonal; $g', s', F'$ as in "
+                 r"`invariance.natural_gradient` with $A = Q$", r"$\alpha, \lambda > 0$"],
+    axioms=T_AXIOMS,
+    references=[_REF_GROSSE_INV + "; 'Damping': the Euclidean proximity term depends on the "
+                                  "coordinate system", _REF_JOHNSON_B],
+    numeric=["fisherlab.updates.natural_gradient"],
+    tested_by=[_TESTS + "test_damped_natural_gradient_invariant_under_orthogonal_maps",
+               _TESTS + "test_gradient_descent_and_damped_natural_gradient_are_not"],
+)
 
 
-def _control_damped_general():
-    d = 2
-    A = matrix("A", d, d)
-    F = symmetric("F", d)
-    dp = vector("delta'", d)
-    g = -(F + _lam * sp.eye(d)) * (A * dp) / _alpha
-    return Step.equal("damped NG maps for a general invertible A",
-                      (A.T * F * A + _lam * sp.eye(d)) * dp + _alpha * A.T * g,
-                      sp.zeros(d, 1), justification="false unless A^T A = I")
+# --------------------------------------------------------------------------- Newton, Gauss-Newton
+
+k = sp.Symbol("k", integer=True, positive=True)
+H_p, G, G_p = _ms("H'", d, d), _ms("G", d, d), _ms("G'", d, d)
+J, Lam = _ms("J", k, d), _ms(r"\Lambda", k, k)
+e = _ms("e", k)
 
 
-def _newton_steps():
-    steps = []
-    for d in _DIMS:
-        A = matrix("A", d, d)
-        u = vector("u", d)
-        ell0 = sp.Symbol("ell_0", real=True)
-        p = vector("p", d)
-        H = symmetric("H", d)
-        # the general 2-jet of l at c = A theta' + b, l(c + z) = ell_0 + p^T z + z^T H z / 2,
-        # evaluated at z = A u
-        z = A * u
-        psi = ell0 + (p.T * z)[0, 0] + (z.T * H * z)[0, 0] / 2
-        grad = sp.Matrix([sp.diff(psi, ui) for ui in u]).subs({ui: 0 for ui in u})
-        hess = sp.hessian(psi, list(u)).subs({ui: 0 for ui in u})
-        steps.append(Step.equal(
-            f"d = {d}: for the general 2-jet of l at c = A theta' + b (value ell_0, gradient p, "
-            "Hessian H), l'(theta' + u) = l(c + A u) has gradient A^T p and Hessian A^T H A "
-            "at u = 0",
-            sp.Matrix.vstack(grad, hess.reshape(d * d, 1)),
-            sp.Matrix.vstack(A.T * p, (A.T * H * A).reshape(d * d, 1)),
-            justification="the gradient and Hessian at a point depend only on the 2-jet "
-                          "(axiom: Taylor's theorem); chain rule",
-            display=r"\nabla^2_{\theta'}\ell(A\theta'+b) = A^\top \nabla^2\ell(\theta) A"))
-        dp = vector("delta'", d)
-        g = -H * (A * dp) / _alpha
-        steps.append(Step.equal(
-            f"d = {d}: the Newton step maps: H' A^{{-1}} delta = -alpha g' for "
-            "delta = -alpha H^{-1} g (H' = A^T H A, g' = A^T g)",
-            (A.T * H * A) * dp + _alpha * (A.T * g), sp.zeros(d, 1),
-            justification="substitution; unique as det H' = det(A)^2 det H",
-            display=r"A^\top H A\,A^{-1}\delta = -\alpha A^\top g"))
-        J = matrix("J", 2, d)
-        Lam = symmetric("Lambda", 2)
-        steps.append(Step.equal(
-            f"d = {d}: the GGN transforms the same way: with J' = J A (chain rule), "
-            "J'^T Lambda J' = A^T (J^T Lambda J) A, so the Gauss-Newton step maps too",
-            (J * A).T * Lam * (J * A), A.T * (J.T * Lam * J) * A,
-            justification="associativity, entry-wise", display=r"G' = A^\top G A"))
-    return steps
+def _output_loss(M):
+    r"""``q(J M u)`` for the output-space quadratic ``q(e) = e^T Lambda e / 2``: the loss of the
+    model linearised at theta, along ``z = M u`` (``M = I``: in theta)."""
+    return Scalar(At(sp.MatMul(sp.Rational(1, 2), e.T, Lam, e), e, J * M * u))
 
 
-def _control_newton_wrong_side():
-    d = 2
-    A = matrix("A", d, d)
-    c, u = vector("c", d), vector("u", d)
-    p, H = vector("p", d), symmetric("H", d)
-    psi = (p.T * (A * u))[0, 0] + ((A * u).T * H * (A * u))[0, 0] / 2
-    hess = sp.hessian(psi, list(u))
-    return Step.equal("H' = A H A^T", hess, A * H * A.T,
-                      justification="false: the Hessian is a (0,2)-tensor, H' = A^T H A")
+_NEWTON_DEFS = {
+    g_p: _grad0(_pulled_back(g, H, A)),
+    H_p: _hess0(_pulled_back(g, H, A)),
+    G: _hess0(_output_loss(I)),
+    G_p: _hess0(_output_loss(A)),
+}
+_NEWTON_STEP = sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(H_p), g_p))
+_NEWTON_PARTS = (
+    sp.Eq(g_p, A.T * g, evaluate=False),
+    sp.Eq(H_p, A.T * H * A, evaluate=False),
+    sp.Eq(sp.MatAdd(sp.MatMul(A, _NEWTON_STEP), b), sp.MatAdd(A * theta_p, b, -alpha * H.I * g),
+          evaluate=False),
+    sp.Eq(G, J.T * Lam * J, evaluate=False),
+    sp.Eq(G_p, A.T * G * A, evaluate=False),
+)
 
 
-def _kfac_steps():
-    steps = []
-    out = 2
-    for inp in (2, 3):
-        Psi = matrix("Psi", out, out)
-        Phi = matrix("Phi", inp, inp)
-        Wp = matrix("Wp", out, inp)
-        abar = vector("a", inp)
-        s_fn = sp.Function("ell")
-        W = Psi * Wp * Phi
-        svec = W * abar
-        loss = s_fn(*svec)
-        # gradient wrt W' of l(Psi W' Phi abar), generic loss of the pre-activations
-        z = sp.symbols(f"z_1:{out + 1}", real=True)
-        gs = sp.Matrix([sp.diff(s_fn(*z), zi) for zi in z]).subs(dict(zip(z, svec)))
-        lhs = sp.Matrix(out, inp, lambda i, j: sp.diff(loss, Wp[i, j]).doit())
-        rhs = Psi.T * gs * (Phi * abar).T
-        steps.append(Step.equal(
-            f"out = {out}, in+1 = {inp}: with W = Psi W' Phi (abar' = Phi abar, s = Psi s'), "
-            "the per-example gradient is grad_W' l = g' abar'^T with g' = Psi^T g "
-            "(g = grad_s l): the K-FAC statistics transform as abar' = Phi abar, g' = Psi^T g",
-            lhs.applyfunc(lambda e: e.doit()), rhs.applyfunc(lambda e: e.doit()),
-            justification="chain rule for a generic loss l of the pre-activations",
-            display=r"\nabla_{W'}\ell = \Psi^\top g\,(\Phi\bar a)^\top"))
-        a = vector("a", inp)
-        g = vector("g", out)
-        steps.append(Step.equal(
-            f"out = {out}, in+1 = {inp}: per example abar' abar'^T = Phi (abar abar^T) Phi^T and "
-            "g' g'^T = Psi^T (g g^T) Psi; averaging: A' = Phi A Phi^T, G' = Psi^T G Psi",
-            sp.Matrix.vstack(((Phi * a) * (Phi * a).T).reshape(inp * inp, 1),
-                             ((Psi.T * g) * (Psi.T * g).T).reshape(out * out, 1)),
-            sp.Matrix.vstack((Phi * (a * a.T) * Phi.T).reshape(inp * inp, 1),
-                             (Psi.T * (g * g.T) * Psi).reshape(out * out, 1)),
-            justification="entry-wise; the average over examples (and over y) is linear",
-            display=r"A' = \Phi A\Phi^\top,\quad G' = \Psi^\top G\Psi"))
-        Af = symmetric("A", inp)
-        Gf = symmetric("G", out)
-        dWp = matrix("dWp", out, inp)
-        dW = Psi * dWp * Phi
-        gradW = -Gf * dW * Af / _alpha        # i.e. dW = -alpha G^{-1} grad_W A^{-1}
-        gradWp = Psi.T * gradW * Phi.T
-        steps.append(Step.equal(
-            f"out = {out}, in+1 = {inp}: the K-FAC step maps: with dW = -alpha G^{{-1}} "
-            "(grad_W L) A^{-1}, dW' = Psi^{-1} dW Phi^{-1} satisfies "
-            "G' dW' A' = -alpha grad_W' L, i.e. dW' is the K-FAC step in the new coordinates",
-            (Psi.T * Gf * Psi) * dWp * (Phi * Af * Phi.T) + _alpha * gradWp,
-            sp.zeros(out, inp),
-            justification="substitution (grad parameterised by the step it produces); "
-                          "unique when A, G are invertible (Psi, Phi invertible)",
-            display=r"G'\,\Psi^{-1}\Delta W\Phi^{-1}\,A' = \Psi^\top G\,\Delta W\,A\,\Phi^\top "
-                    r"= -\alpha\,\Psi^\top\nabla_W L\,\Phi^\top = -\alpha\nabla_{W'}L"))
-    return steps
+def _newton_proof():
+    N = NEWTON
+    return [
+        Chain(g_p, [Link(A.T * g, Entrywise(), label="gradient",
+                         why="∂/∂u_k of gᵀAu + ½uᵀAᵀHAu at u = 0")]),
+        Chain(H_p, [Link(A.T * H * A, Entrywise(), label="hessian",
+                         why="∂²/∂u_k∂u_l of ½uᵀAᵀHAu is (AᵀHA)_kl (H symmetric)")], part=1),
+        Chain(_NEWTON_PARTS[2].lhs, [
+            Link(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(A.T * H * A),
+                                                                       g_p))), b),
+                 Lemma(N, part=1), why="H' = AᵀHA"),
+            Link(sp.MatAdd(sp.MatMul(A, sp.MatAdd(theta_p, sp.MatMul(-alpha, sp.Inverse(A.T * H * A),
+                                                                       A.T, g))), b),
+                 Lemma(N, part=0), why="g' = Aᵀg"),
+            Link(_NEWTON_PARTS[2].rhs, Algebra(), label="step", why="A (AᵀHA)⁻¹ Aᵀ = H⁻¹"),
+        ], part=2),
+        Chain(G, [Link(J.T * Lam * J, Entrywise(), label="ggn",
+                       why="the Hessian of ½(Jz)ᵀΛ(Jz), Λ symmetric")], part=3),
+        Chain(G_p, [
+            Link(A.T * J.T * Lam * J * A, Entrywise(), label="ggn_reparameterised",
+                 why="the model's Jacobian in θ' is JA (chain rule): the Hessian of ½(JAu)ᵀΛ(JAu)"),
+            Link(A.T * G * A, Lemma(N, part=3), why="G = JᵀΛJ"),
+        ], part=4),
+    ]
 
 
-def _control_kfac_wrong_side():
-    out, inp = 2, 2
-    Psi, Phi = matrix("Psi", out, out), matrix("Phi", inp, inp)
-    Af, Gf = symmetric("A", inp), symmetric("G", out)
-    dWp = matrix("dWp", out, inp)
-    gradW = -Gf * (Psi * dWp * Phi) * Af / _alpha
-    return Step.equal("with A' = Phi^T A Phi the K-FAC step maps",
-                      (Psi.T * Gf * Psi) * dWp * (Phi.T * Af * Phi)
-                      + _alpha * Psi.T * gradW * Phi.T,
-                      sp.zeros(out, inp), justification="false: A' = Phi A Phi^T")
+NEWTON = Derivation(
+    name="invariance.newton",
+    title="Newton and Gauss-Newton steps are invariant to affine reparameterisation",
+    conclusion=_NEWTON_PARTS,
+    definitions=_NEWTON_DEFS,
+    hypotheses=[sp.Q.invertible(A), sp.Q.symmetric(H), sp.Q.symmetric(Lam)],
+    proof=_newton_proof,
+    tier="A",
+    scope="general dimensions d (parameters) and k (outputs): gradients and Hessians entry-wise "
+          "on Taylor polynomials, the step by matrix algebra",
+    controls=[
+        Control("hessian_wrong_side", target="conclusion:2", replace=(A.T * H * A, A * H * A.T),
+                why="H' = AHAᵀ: the Hessian transformed on the wrong side"),
+        Control("gradient_as_a_vector", target="conclusion:1", replace=(A.T * g, A.I * g),
+                why="the gradient transformed like a displacement, g' = A⁻¹g, instead of as a "
+                    "covector"),
+        Control("ggn_jacobian_unchanged", target="ggn_reparameterised",
+                replace=(A.T * J.T * Lam * J * A, J.T * Lam * J),
+                why="the GGN in θ' computed with the old Jacobian J instead of JA"),
+    ],
+    assumptions=[r"$\theta = A\theta' + b$ with $A$ invertible; $g, H$ the gradient and Hessian "
+                 r"of the loss at $\theta$, $g', H'$ at $\theta' = A^{-1}(\theta - b)$",
+                 r"GGN: $J$ the model's Jacobian at $\theta$ ($k$ outputs), $\Lambda$ the "
+                 r"output-space Hessian of the loss; the GGN is the Hessian of the loss of the "
+                 r"model linearised at $\theta$",
+                 r"$H$ (hence $H'$) invertible; the step argument holds for every curvature "
+                 r"matrix that transforms as $A^\top H A$, the GGN included (part 5)"],
+    axioms=T_AXIOMS,
+    references=[_REF_GROSSE_INV, _REF_JOHNSON_B, tk.REF_MARTENS_2020 + ", §12"],
+    numeric=["fisherlab.updates.newton", "fisherlab.updates.gauss_newton", "fisherlab.hessian",
+             "fisherlab.ggn"],
+    tested_by=[_TESTS + "test_natural_gradient_and_newton_are_invariant"],
+)
 
 
-def _control_kfac_damped():
-    out, inp = 2, 2
-    Psi, Phi = matrix("Psi", out, out), matrix("Phi", inp, inp)
-    Af, Gf = symmetric("A", inp), symmetric("G", out)
-    dWp = matrix("dWp", out, inp)
-    gam = sp.Symbol("gamma", positive=True)
-    I2 = sp.eye(2)
-    gradW = -(Gf + gam * I2) * (Psi * dWp * Phi) * (Af + gam * I2) / _alpha
-    return Step.equal("K-FAC with damped factors (A + gamma I), (G + gamma I) maps",
-                      (Psi.T * Gf * Psi + gam * I2) * dWp * (Phi * Af * Phi.T + gam * I2)
-                      + _alpha * Psi.T * gradW * Phi.T, sp.zeros(out, inp),
-                      justification="false: factor damping is not transformed")
+# --------------------------------------------------------------------------- K-FAC layer
+
+Phi, Psi = _ms(r"\Phi", n, n), _ms(r"\Psi", m, m)
+a, a_p = _ms(r"\bar a", n), _ms(r"\bar a'", n)
+gs, Hs, gs_p = _ms("g", m), _ms("H", m, m), _ms("g'", m)
+zs, us = _ms("z", m), _ms("u", m)
+Ak, Ak_p, Gk, Gk_p = _ms("A", n, n), _ms("A'", n, n), _ms("G", m, m), _ms("G'", m, m)
+Dk, Dk_p = _ms("D", m, n), _ms("D'", m, n)
+gam = sp.Symbol("gamma", positive=True)
+In, Im = sp.Identity(n), sp.Identity(m)
+
+_KFAC_DEFS = {
+    a_p: Phi * a,
+    gs_p: _grad0(Scalar(At(_taylor(gs, Hs, zs), zs, Psi * us)), us),
+    Ak: Expect(a * a.T, "x"), Ak_p: Expect(a_p * a_p.T, "x"),
+    Gk: Expect(gs * gs.T, "x"), Gk_p: Expect(gs_p * gs_p.T, "x"),
+    Dk: Expect(gs * a.T, "x"), Dk_p: Expect(gs_p * a_p.T, "x"),
+}
+_NA = Ak + gam * sp.Inverse(Phi.T * Phi)
+_NG = Gk + gam * sp.Inverse(Psi * Psi.T)
+_KFAC_PARTS = (
+    sp.Eq(gs_p, Psi.T * gs, evaluate=False),
+    sp.Eq(Ak_p, Phi * Ak * Phi.T, evaluate=False),
+    sp.Eq(Gk_p, Psi.T * Gk * Psi, evaluate=False),
+    sp.Eq(Dk_p, Psi.T * Dk * Phi.T, evaluate=False),
+    sp.Eq(sp.MatMul(-alpha, Psi, sp.Inverse(Gk_p), Dk_p, sp.Inverse(Ak_p), Phi),
+          sp.MatMul(-alpha, Gk.I, Dk, Ak.I), evaluate=False),
+    sp.Eq(sp.MatMul(-alpha, Psi, sp.Inverse(Gk_p + gam * Im), Dk_p, sp.Inverse(Ak_p + gam * In), Phi),
+          sp.MatMul(-alpha, sp.Inverse(_NG), Dk, sp.Inverse(_NA)), evaluate=False),
+)
+
+#: A distribution of (abar, g) on three points: invertible second moments of both.
+_KFAC_POINTS = {sp.Symbol(r"\bar a_1", real=True): (1, 0, 1), sp.Symbol(r"\bar a_2", real=True): (0, 2, 1),
+                sp.Symbol("g_1", real=True): (0, 1, 1), sp.Symbol("g_2", real=True): (1, 0, 1)}
+_KFAC_AT = Explicit(Sizes({n: (2,), m: (2,)}), operators={"x": tk.sample_average(_KFAC_POINTS)})
 
 
-_REFS = ["seed 003_377ac27c40267f84.txt App. B, eqs. (49)-(52)",
-         "seed 004_bb4f7e8c8840a6b5.txt (\"Invariance\": Newton, Gauss-Newton and natural "
-         "gradient are affine invariant; only the undamped algorithms)"]
+def _kfac_proof():
+    KL = KFAC_LAYER
+    gsT = Psi.T * gs
+    mid = [Psi.T * Gk * Psi, Psi.T * Dk * Phi.T, Phi * Ak * Phi.T]
+    return [
+        Chain(gs_p, [Link(Psi.T * gs, Entrywise(), label="backpropagated",
+                          why="ℓ'(s' + u) = ℓ(s + Ψu): the chain rule on the Taylor polynomial")]),
+        Chain(Ak_p, [
+            Link(Expect(Phi * a * a.T * Phi.T, "x"), Algebra(), why="ā' = Φā"),
+            Link(Phi * Expect(a * a.T, "x") * Phi.T,
+                 tk.expectation_linearity(a * a.T, "x", left=Phi, right=Phi.T),
+                 why="Φ does not depend on the example"),
+            Link(Phi * Ak * Phi.T, Algebra(), label="activation_factor", why="A = E[āāᵀ]"),
+        ], part=1),
+        Chain(Gk_p, [
+            Link(Expect(gsT * gsT.T, "x"), Lemma(KL, part=0), why="g' = Ψᵀg, example by example"),
+            Link(Psi.T * Expect(gs * gs.T, "x") * Psi,
+                 tk.expectation_linearity(gs * gs.T, "x", left=Psi.T, right=Psi),
+                 why="Ψ does not depend on the example"),
+            Link(Psi.T * Gk * Psi, Algebra(), label="gradient_factor", why="G = E[ggᵀ]"),
+        ], part=2),
+        Chain(Dk_p, [
+            Link(Expect(gsT * (Phi * a).T, "x"), Lemma(KL, part=0), why="g' = Ψᵀg and ā' = Φā"),
+            Link(Psi.T * Expect(gs * a.T, "x") * Phi.T,
+                 tk.expectation_linearity(gs * a.T, "x", left=Psi.T, right=Phi.T),
+                 why="linearity of expectation"),
+            Link(Psi.T * Dk * Phi.T, Algebra(), why="D = E[g āᵀ], the gradient in W"),
+        ], part=3),
+        Chain(_KFAC_PARTS[4].lhs, [
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0]), Dk_p, sp.Inverse(Ak_p), Phi),
+                 Lemma(KL, part=2), why="G' = ΨᵀGΨ"),
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0]), mid[1], sp.Inverse(Ak_p), Phi),
+                 Lemma(KL, part=3), why="D' = ΨᵀDΦᵀ"),
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0]), mid[1], sp.Inverse(mid[2]), Phi),
+                 Lemma(KL, part=1), why="A' = ΦAΦᵀ"),
+            Link(_KFAC_PARTS[4].rhs, Algebra(), label="kfac_step",
+                 why="Ψ(ΨᵀGΨ)⁻¹Ψᵀ = G⁻¹ and Φᵀ(ΦAΦᵀ)⁻¹Φ = A⁻¹"),
+        ], part=4),
+        Chain(_KFAC_PARTS[5].lhs, [
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0] + gam * Im), Dk_p, sp.Inverse(Ak_p + gam * In), Phi),
+                 Lemma(KL, part=2), why="G' = ΨᵀGΨ"),
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0] + gam * Im), mid[1], sp.Inverse(Ak_p + gam * In), Phi),
+                 Lemma(KL, part=3), why="D' = ΨᵀDΦᵀ"),
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(mid[0] + gam * Im), mid[1], sp.Inverse(mid[2] + gam * In), Phi),
+                 Lemma(KL, part=1), why="A' = ΦAΦᵀ"),
+            Link(sp.MatMul(-alpha, Psi, sp.Inverse(sp.MatMul(Psi.T, _NG, Psi)), mid[1],
+                           sp.Inverse(sp.MatMul(Phi, _NA, Phi.T)), Phi), Algebra(),
+                 why="ΨᵀGΨ + γI = Ψᵀ(G + γ(ΨΨᵀ)⁻¹)Ψ and ΦAΦᵀ + γI = Φ(A + γ(ΦᵀΦ)⁻¹)Φᵀ"),
+            Link(sp.MatMul(-alpha, Psi, Psi.I, sp.Inverse(_NG), sp.Inverse(Psi.T), mid[1],
+                           sp.Inverse(sp.MatMul(Phi, _NA, Phi.T)), Phi),
+                 tk.inverse_of_product(Psi.T, _NG, Psi), why="inverse of a product"),
+            Link(sp.MatMul(-alpha, Psi, Psi.I, sp.Inverse(_NG), sp.Inverse(Psi.T), mid[1],
+                           sp.Inverse(Phi.T), sp.Inverse(_NA), Phi.I, Phi),
+                 tk.inverse_of_product(Phi, _NA, Phi.T), why="inverse of a product"),
+            Link(_KFAC_PARTS[5].rhs, Algebra(), label="damped_kfac_step", why="the factors cancel"),
+        ], part=5),
+    ]
 
-DERIVATIONS = [
-    LegacyDerivation(
-        name="invariance.natural_gradient",
-        title="The natural-gradient step is invariant to affine reparameterisation",
-        statement=r"\theta = A\theta' + b:\ \ \nabla\ell' = A^\top\nabla\ell,\ F' = A^\top F A,"
-                  r"\ \ A\big(\theta' - \alpha F'^{-1}\nabla\ell'\big) + b = "
-                  r"\theta - \alpha F^{-1}\nabla\ell",
-        assumptions=[r"$A$ invertible, $F$ invertible (symmetric)",
-                     r"the step is parameterised by $\nabla\ell = -F\delta/\alpha$, "
-                     r"equivalent to $\delta = -\alpha F^{-1}\nabla\ell$"],
-        axioms={"linearity of expectation": r"$\mathbb{E}_y[A^\top s s^\top A] = "
-                                            r"A^\top\mathbb{E}_y[s s^\top]A$ ($A$ constant)"},
-        tier=Tier.B, scope="d = 2, 3; generic loss for the chain rule, every entry symbolic",
-        build=_ng_steps,
-        negative_controls=[
-            NegativeControl("gradient_descent_not_invariant",
-                            "plain gradient descent maps under A (counterexample)", _control_gd),
-            NegativeControl("tikhonov_damping_breaks_invariance",
-                            "damped natural gradient maps under a general A (counterexample)",
-                            _control_damped),
-        ],
-        references=_REFS + ["Amari (1998); Martens (2020) §12"],
-        numeric=["fisherlab.updates.natural_gradient"],
-    ),
-    LegacyDerivation(
-        name="invariance.damped_orthogonal",
-        title="Damped natural gradient is invariant to orthogonal reparameterisations only",
-        statement=r"\theta = Q\theta' + b,\ Q^\top Q = I:\ \ Q\big(-\alpha(F' + \lambda I)^{-1}"
-                  r"\nabla\ell'\big) = -\alpha(F + \lambda I)^{-1}\nabla\ell",
-        assumptions=[r"$Q$ orthogonal, parameterised by the Cayley transform of a skew matrix",
-                     r"$F + \lambda I$ invertible"],
-        tier=Tier.B, scope="d = 2, 3, every entry symbolic",
-        build=_orthogonal_steps,
-        negative_controls=[NegativeControl(
-            "general_A", "the damped step maps under a general (non-orthogonal) A",
-            _control_damped_general)],
-        references=_REFS,
-        numeric=["fisherlab.updates.natural_gradient"],
-    ),
-    LegacyDerivation(
-        name="invariance.newton",
-        title="Newton and Gauss-Newton steps are invariant to affine reparameterisation",
-        statement=r"H' = A^\top H A,\ G' = A^\top G A\ \Rightarrow\ "
-                  r"A\big(-\alpha H'^{-1}\nabla\ell'\big) = -\alpha H^{-1}\nabla\ell",
-        assumptions=[r"$A$ invertible; $H$ (resp. $G$) invertible"],
-        axioms={"2-jet": "the gradient and Hessian of a C^2 function at a point depend only on "
-                         "its second-order Taylor polynomial there"},
-        tier=Tier.B, scope="d = 2, 3, every entry symbolic (2-jet of a general loss)",
-        build=_newton_steps,
-        negative_controls=[NegativeControl("hessian_wrong_side", "H' = A H A^T",
-                                           _control_newton_wrong_side)],
-        references=_REFS,
-        numeric=["fisherlab.updates.newton", "fisherlab.updates.gauss_newton"],
-    ),
-    LegacyDerivation(
-        name="invariance.kfac_layer",
-        title="K-FAC is invariant to affine maps of each layer's activations",
-        statement=r"W = \Psi W'\Phi:\ A' = \Phi A\Phi^\top,\ G' = \Psi^\top G\Psi,\ "
-                  r"\Psi\big(-\alpha G'^{-1}\nabla_{W'}L\,A'^{-1}\big)\Phi = "
-                  r"-\alpha G^{-1}\nabla_W L\,A^{-1}",
-        assumptions=[r"$\Phi$ ((in+1)x(in+1)) and $\Psi$ (out x out) invertible; "
-                     r"$\Phi = \begin{pmatrix}M & c\\ 0 & 1\end{pmatrix}$ is an affine map "
-                     r"$a' = M a + c$ of the input activations (the proof holds for every "
-                     r"invertible $\Phi$)",
-                     r"$A$, $G$ invertible (undamped K-FAC)"],
-        tier=Tier.B, scope="out = 2, in + 1 = 2, 3; every entry symbolic, generic loss",
-        build=_kfac_steps,
-        negative_controls=[
-            NegativeControl("factor_wrong_side", "A' = Phi^T A Phi", _control_kfac_wrong_side),
-            NegativeControl("damped_factors", "damped factors keep the invariance",
-                            _control_kfac_damped),
-        ],
-        references=_REFS + ["Martens & Grosse, ICML 2015, §10 (invariance of K-FAC)"],
-        numeric=["fisherlab.updates.kfac_update"],
-    ),
-]
+
+KFAC_LAYER = Derivation(
+    name="invariance.kfac_layer",
+    title="K-FAC is invariant to invertible maps of a layer's activations; factor damping is not",
+    conclusion=_KFAC_PARTS,
+    definitions=_KFAC_DEFS,
+    hypotheses=[sp.Q.invertible(Phi), sp.Q.invertible(Psi), sp.Q.symmetric(Hs)],
+    proof=_kfac_proof,
+    tier="A",
+    scope="general layer sizes (n inputs with the bias entry, m outputs): the backpropagated "
+          "gradient entry-wise, the factors by linearity of expectation, the steps by matrix algebra",
+    controls=[
+        Control("activation_factor_wrong_side", target="conclusion:2",
+                replace=(Phi * Ak * Phi.T, Phi.T * Ak * Phi), at=_KFAC_AT,
+                why="A' = ΦᵀAΦ: the activation factor transformed on the wrong side"),
+        Control("gradient_factor_wrong_side", target="conclusion:3",
+                replace=(Psi.T * Gk * Psi, Psi * Gk * Psi.T), at=_KFAC_AT,
+                why="G' = ΨGΨᵀ: the backpropagated gradients transformed like the activations"),
+        Control("factor_damping_invariant", target="conclusion:6",
+                replace=(gam * sp.Inverse(Psi * Psi.T), gam * Im), at=_KFAC_AT,
+                why="damping γI of the factor G' claimed to be γI in the old coordinates"),
+    ],
+    assumptions=[r"a dense layer $s = W\bar a$ ($\bar a$ the input activations with the bias "
+                 r"entry); the network reparameterised so that the layer receives "
+                 r"$\bar a' = \Phi\bar a$ and its pre-activations satisfy $s = \Psi s'$, i.e. "
+                 r"$W = \Psi W'\Phi$ ($\Phi$, $\Psi$ invertible; an affine map $a' = Ma + c$ of "
+                 r"the activations is $\Phi = \begin{pmatrix}M & c\\ 0 & 1\end{pmatrix}$)",
+                 r"$g = \nabla_s\ell$ per example, $H = \nabla^2_s\ell$; the gradient of a dense "
+                 r"layer is $\nabla_W\ell = g\bar a^\top$, so $D = \mathbb E[g\bar a^\top]$ is "
+                 r"$\nabla_W L$; $\mathbb E_x$ over the examples (and sampled targets)",
+                 r"K-FAC's step $-\alpha G^{-1}\nabla_W L\,A^{-1}$ with $A$, $G$ invertible "
+                 r"(undamped); $\alpha, \gamma > 0$"],
+    axioms=T_AXIOMS | {"inverse of a product": tk.STRUCTURAL_AXIOMS["inverse of a product"]},
+    references=[_REF_JOHNSON_B, tk.REF_MARTENS_GROSSE_2015 + ", §10 (invariance of K-FAC)"],
+    numeric=["fisherlab.updates.kfac_update"],
+    tested_by=[_TESTS + "test_kfac_invariant_to_affine_input_transform"],
+)
+
+
+# --------------------------------------------------------------------------- smooth reparameterisation
+
+Jphi = _ms(r"J_{\varphi}", d, d)
+v = _ms("v", d)
+c_ = _ms("c", d)
+_SMOOTH_DEFS = {
+    g_p: _grad0(_pulled_back(g, H, Jphi)),
+    s_p: _grad0(_pulled_back(s, K, Jphi)),
+    F: Expect(s * s.T, "y"),
+    F_p: Expect(s_p * s_p.T, "y"),
+}
+_DELTA_P = sp.MatMul(-alpha, sp.Inverse(F_p), g_p)
+_MAP = sp.MatAdd(theta, Jphi * v)
+_SMOOTH_PARTS = (
+    sp.Eq(s_p, Jphi.T * s, evaluate=False),
+    sp.Eq(F_p, Jphi.T * F * Jphi, evaluate=False),
+    sp.Eq(g_p, Jphi.T * g, evaluate=False),
+    sp.Eq(sp.MatMul(Jphi, sp.MatMul(-1, sp.Inverse(F_p), g_p)), sp.MatMul(-1, F.I, g), evaluate=False),
+    sp.Eq(At(_MAP, v, _DELTA_P), sp.MatAdd(theta, -alpha * F.I * g), evaluate=False),
+)
+
+
+def _smooth_proof():
+    SR = SMOOTH_REPARAMETERIZATION
+    JFJ = Jphi.T * F * Jphi
+    return [
+        Chain(s_p, [Link(Jphi.T * s, Entrywise(), label="score",
+                         why="the chain rule: the first-order part of φ(θ' + u) − θ is J_φu")]),
+        Chain(F_p, [
+            Link(Expect(Jphi.T * s * (Jphi.T * s).T, "y"), Lemma(SR, part=0),
+                 why="s' = J_φᵀs for every label"),
+            Link(Jphi.T * Expect(s * s.T, "y") * Jphi,
+                 tk.expectation_linearity(s * s.T, "y", left=Jphi.T, right=Jphi),
+                 why="J_φ does not depend on y"),
+            Link(JFJ, Algebra(), label="pullback", why="F = E[ssᵀ]"),
+        ], part=1),
+        Chain(g_p, [Link(Jphi.T * g, Entrywise(), label="gradient", why="the same chain rule")],
+              part=2),
+        Chain(_SMOOTH_PARTS[3].lhs, [
+            Link(sp.MatMul(Jphi, sp.MatMul(-1, sp.Inverse(JFJ), g_p)), Lemma(SR, part=1),
+                 why="F' = J_φᵀFJ_φ"),
+            Link(sp.MatMul(Jphi, sp.MatMul(-1, sp.Inverse(JFJ), Jphi.T, g)), Lemma(SR, part=2),
+                 why="g' = J_φᵀg"),
+            Link(_SMOOTH_PARTS[3].rhs, Algebra(), label="flow",
+                 why="J_φ(J_φᵀFJ_φ)⁻¹J_φᵀ = F⁻¹ (J_φ invertible: φ is a diffeomorphism)"),
+        ], part=3),
+        Chain(_SMOOTH_PARTS[4].lhs, [
+            Link(sp.MatAdd(theta, sp.MatMul(Jphi, _DELTA_P)), Algebra(), label="affine_map",
+                 why="φ(θ' + v) = θ + J_φv for an affine φ, at v = δ'"),
+            Link(sp.MatAdd(theta, sp.MatMul(-alpha, Jphi, sp.Inverse(JFJ), g_p)), Lemma(SR, part=1),
+                 why="F' = J_φᵀFJ_φ"),
+            Link(sp.MatAdd(theta, sp.MatMul(-alpha, Jphi, sp.Inverse(JFJ), Jphi.T, g)),
+                 Lemma(SR, part=2), why="g' = J_φᵀg"),
+            Link(_SMOOTH_PARTS[4].rhs, Algebra(), label="step", why="as for the flow"),
+        ], part=4),
+    ]
+
+
+SMOOTH_REPARAMETERIZATION = Derivation(
+    name="invariance.smooth_reparameterization",
+    title="Under a smooth reparameterisation the Fisher is pulled back and the natural-gradient "
+          "flow is invariant; the discrete step only for affine maps",
+    conclusion=_SMOOTH_PARTS,
+    definitions=_SMOOTH_DEFS,
+    hypotheses=[sp.Q.invertible(Jphi), sp.Q.symmetric(H), sp.Q.symmetric(K)],
+    proof=_smooth_proof,
+    tier="A",
+    scope="general dimension d: the chain rule entry-wise on Taylor polynomials, the Fisher by "
+          "linearity of expectation, the flow and the affine step by matrix algebra",
+    controls=[
+        Control("jacobian_wrong_side", target="conclusion:2",
+                replace=(Jphi.T * F * Jphi, Jphi * F * Jphi.T), at=_AT_D2,
+                why="F' = J_φFJ_φᵀ: the Jacobian on the wrong side of the Fisher"),
+        Control("score_as_a_vector", target="conclusion:1", replace=(Jphi.T * s, Jphi.I * s),
+                why="the score transformed like a velocity, s' = J_φ⁻¹s, instead of as a covector"),
+        Control("nonlinear_map_finite_step", target="conclusion:5",
+                replace=(_MAP, sp.MatAdd(theta, Jphi * v, c_ * (v.T * v))), at=_AT_D2,
+                why="a nonlinear φ, φ(θ' + v) = θ + J_φv + c‖v‖² (the same Jacobian J_φ at θ'), "
+                    "and a finite step: φ(θ' + δ') = θ + δ + c‖δ'‖² is not the step in θ"),
+    ],
+    assumptions=[r"$\theta = \varphi(\theta')$ with $\varphi$ a diffeomorphism, $J_\varphi$ its "
+                 r"Jacobian at $\theta'$ (invertible); $\log p'(y\mid\theta') = "
+                 r"\log p(y\mid\varphi(\theta'))$, $\ell' = \ell\circ\varphi$",
+                 r"$s, K$ and $g, H$: gradients and Hessians at $\theta$ of $\log p(y\mid\cdot)$ "
+                 r"and of the loss; $s', g'$ those at $\theta'$",
+                 r"part 4: along a curve $\theta(t) = \varphi(\theta'(t))$ the velocities satisfy "
+                 r"$\dot\theta = J_\varphi\dot\theta'$ (chain rule), so the flow "
+                 r"$\dot\theta' = -F'^{-1}g'$ is carried to $\dot\theta = -F^{-1}g$ at every time",
+                 r"part 5: for an affine $\varphi$, $\varphi(\theta' + v) = \theta + J_\varphi v$ "
+                 r"exactly; $\delta' = -\alpha F'^{-1}g'$ is the natural-gradient step in $\theta'$"],
+    axioms=T_AXIOMS | {"first-order Taylor polynomial of φ":
+                       r"$\varphi(\theta' + u) = \theta + J_\varphi u + o(\|u\|)$; the gradient of "
+                       r"$\ell\circ\varphi$ at $\theta'$ is that of $T(J_\varphi u)$ at $u = 0$ "
+                       r"(the chain rule: the second-order part of $\varphi$ does not reach the "
+                       r"gradient)"},
+    references=[tk.REF_JOHNSON_2017 + ", App. B (invariance under smooth reparameterisation: the "
+                "flow, and the step for affine maps only)", tk.REF_AMARI_1998,
+                tk.REF_MARTENS_2020 + ", §12 (invariance of the flow, approximate for finite steps)"],
+    numeric=["fisherlab.fisher", "fisherlab.updates.natural_gradient"],
+    tested_by=[_TESTS_SMOOTH + "test_fisher_of_a_smooth_reparameterisation_is_pulled_back",
+               _TESTS_SMOOTH + "test_natural_gradient_flow_is_invariant",
+               _TESTS_SMOOTH + "test_natural_gradient_step_maps_for_affine_maps_only"],
+)
+
+
+DERIVATIONS = [NATURAL_GRADIENT, DAMPED_ORTHOGONAL, NEWTON, KFAC_LAYER, SMOOTH_REPARAMETERIZATION]

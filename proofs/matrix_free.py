@@ -1,52 +1,37 @@
 r"""Matrix-free curvature products: ``F v = J^T (M (J v))`` and Pearlmutter's ``H v``.
 
-Seed 003_377ac27c40267f84.txt App. A eq. (43): the Fisher (GGN) of a model ``g(theta)`` with
-output loss ``f`` acts on a vector as ``F v = J^T (M (J v))`` with ``M = nabla^2 f(g(theta))``:
-a Jacobian-vector product of ``g`` (forward mode), a small Hessian-vector product of ``f``,
-and a vector-Jacobian product of ``g`` (reverse mode). This is exactly how
-``fl.ggn_vp``/``fl.fisher_vp`` compute it; ``fl.hvp`` differentiates the gradient along ``v``
-(Pearlmutter 1994) and differs from the GGN product by the residual term.
+The Fisher (GGN) of a model ``g(theta)`` with output loss ``f`` acts on a vector as
+``F v = J^T (M (J v))`` with ``M = nabla^2 f(g(theta))``: a Jacobian-vector product of ``g``
+(forward mode), a small Hessian-vector product of ``f`` and a vector-Jacobian product of ``g``
+(reverse mode) -- how ``fl.ggn_vp``/``fl.fisher_vp`` compute it. ``fl.hvp`` differentiates the
+gradient along ``v`` (Pearlmutter 1994) and differs from the GGN product by the residual term
+``sum_k (d_k f) nabla^2 g_k v``.
 
-Scope (tier A, generic model): ``g = (g_1, g_2)`` undefined ``Function``\ s of
-``theta = (theta_1, theta_2, theta_3)`` and ``f`` an undefined ``Function`` of the two outputs;
-``v``, ``u``, ``w`` fully symbolic vectors; the directional derivatives are taken literally,
-``d/d eps (.)(theta + eps v)`` at ``eps = 0``, as forward-mode AD defines them.
+Tier A-model: ``g = (g_1, g_2)`` undefined functions of ``theta = (theta_1, theta_2,
+theta_3)`` and ``f`` an undefined function of the two outputs; ``v``, ``u``, ``w`` symbolic;
+each AD product is computed literally, ``d/d eps (.)(theta + eps v)`` at ``eps = 0``, as forward
+mode defines it, and reverse mode as the gradient of a pairing with a constant cotangent.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import Algebra, Chain, Control, Derivation, Link, Model, Sizes
+from fisherlab.symbolic import toolkit as tk
 
-D, M_OUT = 3, 2
+__all__ = ["DERIVATIONS"]
 
-REFERENCES = [
-    "seed 003_377ac27c40267f84.txt App. A eq. (43) (F v = J^T (M (J v)): JVP, output HVP, VJP)",
-    "seed 004_bb4f7e8c8840a6b5.txt (Grosse, CSC2541 Lecture 4: Gauss-Newton-vector products, "
-    "Hessian-free optimization)",
-    "N. N. Schraudolph, Fast curvature matrix-vector products for second-order gradient "
-    "descent, Neural Computation 14(7), 2002",
-    "B. A. Pearlmutter, Fast exact multiplication by the Hessian, Neural Computation 6(1), 1994",
-    "J. Martens, Deep learning via Hessian-free optimization, ICML 2010",
-]
-
-
-def _setup(d=D, m=M_OUT, concrete=False):
-    theta = sp.symbols(f"theta_1:{d + 1}", real=True)
-    eta = sp.symbols(f"eta_1:{m + 1}", real=True)
-    v = sp.Matrix(sp.symbols(f"v_1:{d + 1}", real=True))
-    eps = sp.Symbol("epsilon", real=True)
-    if concrete:  # witnesses: polynomial model map, log-sum-exp output loss
-        a, b = theta[0], theta[1]
-        gs = [a + b ** 2, a * b, b - a][:m]
-        f = sp.Lambda(eta, sp.log(sp.Add(*[sp.exp(e) for e in eta])))
-    else:
-        gs = [sp.Function(f"g_{k + 1}")(*theta) for k in range(m)]
-        f = sp.Function("f")
-    J = sp.Matrix(m, d, lambda k, i: sp.diff(gs[k], theta[i]))
-    M = sp.hessian(f(*eta), eta).subs(dict(zip(eta, gs)))
-    return theta, eta, v, eps, gs, f, J, M
+d, m = sp.symbols("d m", integer=True, positive=True)
+J, M, Hm, Rm = (sp.MatrixSymbol(n_, r, c) for n_, r, c in
+                (("J", m, d), ("M", m, m), ("H", d, d), ("R", d, d)))
+v, u, w = sp.MatrixSymbol("v", d, 1), sp.MatrixSymbol("u", m, 1), sp.MatrixSymbol("w", m, 1)
+JVP = sp.MatrixSymbol(r"\mathrm{jvp}_g(v)", m, 1)
+HVP = sp.MatrixSymbol(r"\mathrm{hvp}_f(u)", m, 1)
+VJP = sp.MatrixSymbol(r"\mathrm{vjp}_g(w)", d, 1)
+PIPE = sp.MatrixSymbol(r"\mathrm{vjp}_g(\mathrm{hvp}_f(\mathrm{jvp}_g(v)))", d, 1)
+PEARL = sp.MatrixSymbol(r"\mathrm{hvp}_L(v)", d, 1)
+Mf = sp.MatrixSymbol(r"\nabla^{2} f", m, m)
 
 
 def _directional(expr, point, base, direction, eps):
@@ -98,109 +83,122 @@ def _output_hvp(f, eta, u, at=None, u_value=None):
 _EPS = sp.Symbol("epsilon", real=True)
 
 
-def _steps():
-    theta, eta, v, eps, gs, f, J, M = _setup()
-    u = sp.Matrix(sp.symbols(f"u_1:{M_OUT + 1}", real=True))
-    w = sp.Matrix(sp.symbols(f"w_1:{M_OUT + 1}", real=True))
-    jv = _jvp(gs, theta, v, eps)
-    hvp_out = _output_hvp(f, eta, u)
-    pipeline = _vjp(gs, theta, _output_hvp(f, eta, u, at=gs, u_value=jv))
-    F = sp.Matrix(D, D, lambda i, j: sp.Add(*[J[k, i] * M[k, l] * J[l, j]
-                                             for k in range(M_OUT) for l in range(M_OUT)]))
+def _values(sizes):
+    dd, mm = sizes[d], sizes[m]
+    theta = sp.symbols(f"theta_1:{dd + 1}", real=True)
+    eta = sp.symbols(f"eta_1:{mm + 1}", real=True)
+    vv = sp.Matrix(sp.symbols(f"v_1:{dd + 1}", real=True))
+    uu = sp.Matrix(sp.symbols(f"u_1:{mm + 1}", real=True))
+    ww = sp.Matrix(sp.symbols(f"w_1:{mm + 1}", real=True))
+    gs = [sp.Function(f"g_{k + 1}")(*theta) for k in range(mm)]
+    f = sp.Function("f")
+    at_g = dict(zip(eta, gs))
+    Jx = sp.Matrix(mm, dd, lambda k, i: sp.diff(gs[k], theta[i]))
     L = f(*gs)
-    xi = _fresh("xi", D)
+    xi = _fresh("xi", dd)
     L_xi = L.subs(dict(zip(theta, xi)), simultaneous=True)
-    pearlmutter = sp.Matrix([sp.diff(_directional(L_xi, xi, theta, v, eps), t) for t in theta])
-    residual = sum((sp.diff(f(*eta), eta[k]).subs(dict(zip(eta, gs))) * sp.hessian(gs[k], theta)
-                    for k in range(M_OUT)), sp.zeros(D))
+    return {
+        v: vv, u: uu, w: ww, J: Jx,
+        M: sp.hessian(f(*eta), eta).subs(at_g),
+        Mf: sp.hessian(f(*eta), eta),
+        Hm: sp.hessian(L, theta),
+        Rm: sum((sp.diff(f(*eta), eta[k]).subs(at_g) * sp.hessian(gs[k], theta)
+                 for k in range(mm)), sp.zeros(dd)),
+        JVP: lambda: _jvp(gs, theta, vv, _EPS),
+        HVP: lambda: _output_hvp(f, eta, uu),
+        VJP: lambda: _vjp(gs, theta, ww),
+        PIPE: lambda: _vjp(gs, theta, _output_hvp(f, eta, uu, at=gs,
+                                                  u_value=_jvp(gs, theta, vv, _EPS))),
+        PEARL: lambda: sp.Matrix([sp.diff(_directional(L_xi, xi, theta, vv, _EPS), t)
+                                  for t in theta]),
+    }
+
+
+_MODEL = Model(Sizes.of([{d: 3, m: 2}]), _values,
+               describe=r"$g_1, g_2$ undefined functions of $\theta\in\mathbb R^3$, $f$ an "
+                        r"undefined function of $\eta\in\mathbb R^2$; $J = \partial g/\partial\theta$, "
+                        r"$M = \nabla^2 f$ at $\eta = g(\theta)$, $H = \nabla^2(f\circ g)$, "
+                        r"$R = \sum_k \partial_k f\,\nabla^2 g_k$; each AD product computed by "
+                        r"its definition")
+_SQUARE = Model(Sizes.of([{d: 2, m: 2}]), _values,
+                describe=r"the same generic model at $d = m = 2$ (a square $J$)")
+_T = sp.symbols("t_1:4")
+_E = sp.symbols("e_1:3")
+_WITNESS = {sp.Function("g_1"): sp.Lambda(_T[:3], _T[0] + _T[1] ** 2),
+            sp.Function("g_2"): sp.Lambda(_T[:3], _T[0] * _T[1] - _T[2]),
+            sp.Function("f"): sp.Lambda(_E, sp.log(sp.exp(_E[0]) + sp.exp(_E[1])))}
+_WITNESS_SQ = {sp.Function("g_1"): sp.Lambda(_T[:2], _T[0] + _T[1] ** 2),
+               sp.Function("g_2"): sp.Lambda(_T[:2], _T[0] * _T[1]),
+               sp.Function("f"): sp.Lambda(_E, sp.log(sp.exp(_E[0]) + sp.exp(_E[1])))}
+_CONCRETE = "witness: g = (θ₁ + θ₂², θ₁θ₂ − θ₃), f = log(e^η₁ + e^η₂) (softmax cross-entropy)"
+
+_GGN_V = sp.MatMul(J.T, M, J, v)
+
+
+def _proof():
     return [
-        Step.equal("forward mode: d/d eps g(theta + eps v) at eps = 0 is J v",
-                   jv, J * v, justification="chain rule for each g_k",
-                   display=r"\mathrm{jvp}_g(v) = \tfrac{d}{d\epsilon}g(\theta+\epsilon v)"
-                           r"\big|_0 = J v"),
-        Step.equal("output Hessian-vector product: grad_eta (d/d eps f(eta + eps u) at 0) "
-                   "is Hess f u",
-                   hvp_out, sp.hessian(f(*eta), eta) * u,
-                   justification="chain rule; axiom 'symmetry of second derivatives'",
-                   display=r"\nabla_\eta\,\tfrac{d}{d\epsilon}f(\eta+\epsilon u)\big|_0 = "
-                           r"\nabla^2 f(\eta)\,u"),
-        Step.equal("reverse mode: grad_theta <w, g(theta)> (w constant) is J^T w",
-                   _vjp(gs, theta, w), J.T * w, justification="linearity of the gradient",
-                   display=r"\mathrm{vjp}_g(w) = \nabla_\theta\langle w, g(\theta)\rangle"
-                           r" = J^\top w"),
-        Step.equal("the composed pipeline vjp(hvp(jvp(v))) equals F v with F = J^T M J "
-                   "built entry by entry (M = Hess f at g(theta))",
-                   pipeline, F * v,
-                   justification="steps 1-3 composed; F_ij = sum_kl J_ki M_kl J_lj",
-                   display=r"J^\top\big(M(Jv)\big) = \Big(\sum_{k,l} J_{ki}M_{kl}J_{lj}\Big)_{ij} v"
-                           r" = F v \quad (\text{seed 003 (43)})"),
-        Step.equal("Pearlmutter: grad_theta (d/d eps L(theta + eps v) at 0) is Hess L v "
-                   "(L = f o g)",
-                   pearlmutter, sp.hessian(L, theta) * v,
-                   justification="chain rule; axiom 'symmetry of second derivatives'",
-                   display=r"\nabla_\theta\,\tfrac{d}{d\epsilon}L(\theta+\epsilon v)\big|_0 = "
-                           r"\nabla^2 L\,v"),
-        Step.equal("H v = J^T (M (J v)) + sum_k (d_k f) Hess g_k v: hvp and ggn_vp differ by "
-                   "the residual term",
-                   pearlmutter, pipeline + residual * v,
-                   justification="second-order chain rule (seed 003 eq. (40))",
-                   display=r"H v = J^\top M J v + \sum_k \partial_k f(g)\,\nabla^2 g_k\, v"),
+        Chain(JVP, [Link(J * v, _MODEL, label="forward", why="chain rule for each g_k")]),
+        Chain(HVP, [Link(Mf * u, _MODEL, why="chain rule; mixed partials commute (f is C²)")],
+              part=1),
+        Chain(VJP, [Link(J.T * w, _MODEL, why="linearity of the gradient: ∇_θ⟨w, g⟩ = Jᵀw")],
+              part=2),
+        Chain(PIPE, [
+            Link(J.T * (M * (J * v)), _MODEL, label="pipeline",
+                 why="parts 1-3 composed: u = Jv, the output HVP at η = g(θ), the VJP with w = MJv"),
+            Link(_GGN_V, Algebra(), why="associativity: F v = (JᵀMJ)v"),
+        ], part=3),
+        Chain(PEARL, [Link(Hm * v, _MODEL, why="chain rule; mixed partials commute")], part=4),
+        Chain(Hm * v, [
+            Link((J.T * M * J + Rm) * v, _MODEL, label="residual",
+                 why="second-order chain rule: H = JᵀMJ + Σ_k ∂_kf ∇²g_k"),
+            Link(_GGN_V + Rm * v, Algebra(), why="distributivity"),
+        ], part=5),
     ]
 
 
-_CONCRETE = "g = (theta_1 + theta_2^2, theta_1 theta_2), f = log(e^eta_1 + e^eta_2), d = 2"
+FISHER_VECTOR_PRODUCT = Derivation(
+    name="matrix_free.fisher_vector_product",
+    title="Matrix-free Fisher/GGN-vector product Jᵀ(M(Jv)) and Pearlmutter's Hv",
+    conclusion=(sp.Eq(JVP, J * v, evaluate=False),
+                sp.Eq(HVP, Mf * u, evaluate=False),
+                sp.Eq(VJP, J.T * w, evaluate=False),
+                sp.Eq(PIPE, _GGN_V, evaluate=False),
+                sp.Eq(PEARL, Hm * v, evaluate=False),
+                sp.Eq(Hm * v, _GGN_V + Rm * v, evaluate=False)),
+    proof=_proof,
+    tier="A-model",
+    scope="generic model map g and output loss f (undefined functions), d = 3 parameters, "
+          "m = 2 outputs; the transposes control at d = m = 2",
+    controls=[
+        Control("transposes_swapped", target="pipeline",
+                replace=(J.T * (M * (J * v)), J * (M * (J.T * v))), specialise={d: m},
+                at=_SQUARE, witness=_WITNESS_SQ,
+                why="J(M(Jᵀv)) in place of Jᵀ(M(Jv)): the transposes in the wrong places (well "
+                    "typed for a square J); witness g = (θ₁ + θ₂², θ₁θ₂), f = log-sum-exp"),
+        Control("output_hessian_dropped", target="pipeline",
+                replace=(J.T * (M * (J * v)), J.T * (J * v)), witness=_WITNESS,
+                why="Jᵀ(Jv): the output Hessian taken as the identity (right only for squared "
+                    "error); " + _CONCRETE),
+        Control("hvp_for_ggn_vp", target="residual",
+                replace=((J.T * M * J + Rm) * v, _GGN_V), witness=_WITNESS,
+                why="Pearlmutter's Hv claimed equal to the GGN product: the residual term "
+                    "dropped; " + _CONCRETE),
+    ],
+    assumptions=[r"a smooth model map $g:\mathbb R^d\to\mathbb R^m$ and output loss "
+                 r"$f:\mathbb R^m\to\mathbb R$, $L = f\circ g$",
+                 r"for the Fisher of a natural-parameter family $M = \nabla^2 A = \Lambda$ "
+                 r"(`fisher_ggn.natural_parameters`)"],
+    axioms={"symmetry of second derivatives":
+            r"$f$ and $g$ are $C^2$, so mixed partials commute (Schwarz): the forward-over-reverse "
+            r"product used by JAX equals the reverse-over-forward form checked here"},
+    references=[tk.REF_JOHNSON_2017 + ", App. A, eq. (43) (F v = Jᵀ(M(Jv)))",
+                tk.REF_GROSSE_2022 + " (Gauss-Newton-vector products, Hessian-free optimization)",
+                tk.REF_SCHRAUDOLPH_2002,
+                "B. A. Pearlmutter, 'Fast exact multiplication by the Hessian', Neural "
+                "Computation 6(1), 1994",
+                "J. Martens, 'Deep learning via Hessian-free optimization', ICML 2010"],
+    numeric=["fisherlab.fisher_vp", "fisherlab.ggn_vp", "fisherlab.hvp"],
+    tested_by=["tests/proofs/test_matrix_free.py::test_products_equal_symbolic_matrices_times_v"],
+)
 
-
-def _control_transposed():
-    theta, eta, v, eps, gs, f, J, M = _setup(d=2, m=2, concrete=True)
-    return Step.equal("J (M (J^T v)) = J^T M J v", J * (M * (J.T * v)), J.T * M * J * v,
-                      justification="false: transposes in the wrong places (square J, so "
-                                    "the wrong product is well-typed)")
-
-
-def _control_no_output_hessian():
-    theta, eta, v, eps, gs, f, J, M = _setup(d=2, m=2, concrete=True)
-    return Step.equal("J^T (J v) = J^T M J v", J.T * (J * v), J.T * M * J * v,
-                      justification="false: the output Hessian M is not the identity "
-                                    "(that is the squared-error Gauss-Newton only)")
-
-
-def _control_hvp_is_ggn_vp():
-    theta, eta, v, eps, gs, f, J, M = _setup(d=2, m=2, concrete=True)
-    L = f(*gs)
-    return Step.equal("Pearlmutter H v = J^T M J v", sp.hessian(L, theta) * v, J.T * M * J * v,
-                      justification="false: the Hessian keeps the residual term")
-
-
-DERIVATIONS = [
-    LegacyDerivation(
-        name="matrix_free.fisher_vector_product",
-        title="Matrix-free Fisher/GGN-vector product J^T(M(Jv)) and Pearlmutter's Hv",
-        statement=r"F v = J^\top\big(M(J v)\big),\ M = \nabla^2 f(g(\theta));\qquad "
-                  r"\nabla_\theta\tfrac{d}{d\epsilon}L(\theta+\epsilon v)\big|_0 = H v = F v + "
-                  r"\sum_k \partial_k f\,\nabla^2 g_k\,v",
-        assumptions=[r"generic smooth model map $g:\mathbb R^d\to\mathbb R^m$ and output loss "
-                     r"$f:\mathbb R^m\to\mathbb R$ (undefined functions)",
-                     r"for the Fisher of a natural-parameter family $M = \nabla^2 A = \Lambda$ "
-                     r"(see fisher_ggn.natural_parameters)"],
-        tier=Tier.A,
-        scope=f"generic model map g (undefined Functions) and generic output loss f; "
-              f"d = {D} parameters, m = {M_OUT} outputs, v symbolic",
-        build=_steps,
-        negative_controls=[
-            NegativeControl("transposes_swapped", "J (M (J^T v)) in place of J^T (M (J v)); "
-                            "witness " + _CONCRETE, _control_transposed),
-            NegativeControl("output_hessian_dropped", "J^T (J v) (M = I) in place of "
-                            "J^T (M (J v)); witness " + _CONCRETE, _control_no_output_hessian),
-            NegativeControl("hvp_for_ggn_vp", "Pearlmutter's H v claimed equal to the GGN "
-                            "product; witness " + _CONCRETE, _control_hvp_is_ggn_vp),
-        ],
-        axioms={"symmetry of second derivatives":
-                r"$f$ and $g$ are $C^2$, so mixed partials commute (Schwarz): the "
-                r"forward-over-reverse product $\tfrac{d}{d\epsilon}\nabla f(\eta+\epsilon u)|_0$ "
-                r"used by JAX equals the reverse-over-forward form checked here, and SymPy "
-                r"orders the variables of a mixed Derivative canonically"},
-        references=REFERENCES,
-        numeric=["fisherlab.fisher_vp", "fisherlab.ggn_vp", "fisherlab.hvp"],
-    ),
-]
+DERIVATIONS = [FISHER_VECTOR_PRODUCT]

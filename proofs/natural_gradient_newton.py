@@ -1,148 +1,136 @@
-"""When the natural gradient and the Newton direction coincide.
+r"""When the Newton direction is the natural-gradient direction.
 
-For a natural-parameter exponential family, ``l(theta) = A(eta) - t^T eta`` with
-``eta = g(theta)`` (the model outputs), the Hessian splits as
+For a natural-parameter exponential family, ``-log p = A(g(theta)) - <g(theta), t>``, the Hessian
+is ``J^T (nabla^2 A) J + R`` with the residual ``R = sum_k (dA/deta_k - t_k) nabla^2 g_k``
+(``fisher_ggn.expected_hessian``). ``R`` vanishes
 
-    ``H = J^T (nabla^2 A) J + sum_k (dA/deta_k - t_k) nabla^2 g_k = F + R``
+* at the predicted mean ``t = nabla A`` -- hence in expectation over the model's labels, so
+  Newton's direction on the *expected* loss is the natural-gradient direction
+  ``-F^{-1} nabla l`` with ``F = E[s s^T]`` (``fisher_ggn.natural_parameters``);
+* for a model linear in ``theta`` (``nabla^2 g_k = 0``: linear, logistic and softmax
+  regression), for every label.
 
-(seed 003 App. A eqs. (40)-(47); the general decomposition is proved by helper H4 in
-``proofs/fisher_ggn.py``; it is re-checked here for general 2-jets). ``F = J^T nabla^2 A J`` is
-the Fisher (= GGN). The *residual* ``R`` vanishes when
-
-* the model is linear in ``theta`` (``nabla^2 g_k = 0``: linear/logistic/softmax regression), or
-* the targets equal the predicted mean, ``t = nabla A(eta)``; in particular
-  ``E_{t ~ p}[H] = F`` because ``E[t] = nabla A(eta)`` -- Newton on the *expected* loss is
-  natural gradient;
-
-and then ``H = F``, so the Newton direction ``-H^{-1} nabla l`` *is* the natural-gradient
-direction ``-F^{-1} nabla l`` (checked by substitution). Negative control: a nonlinear model
-away from ``t = nabla A``, where ``H != F``.
-
-Tier B: ``K`` outputs and ``d`` parameters with ``(K, d) = (2, 2), (2, 3), (3, 2)``; ``A`` and
-every ``g_k`` are *general 2-jets* at the point (value, gradient, Hessian all symbolic), which
-is exact for the Hessian at that point (axiom: the Hessian at a point depends only on the
-2-jet).
+Tier A-model: the generic model of ``proofs/fisher_ggn.py`` (``g_k`` and ``A`` undefined
+functions, d = 2, K = 3) and, for the linear case, ``g(theta) = W theta`` with ``W`` symbolic.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic.toolkit import symmetric, vector
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import Algebra, Chain, Control, Derivation, Lemma, Link, Model
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import At, Diag, Expect, Hess
 
-_SIZES = ((2, 2), (2, 3), (3, 2))
+from .fisher_ggn import (_MODEL, _SIZES, _WITNESS, EXPECTED_HESSIAN, NATURAL, J, K, Lam, R, d,
+                         gradA, hessA, logp, s, t, theta)
 
+__all__ = ["DERIVATIONS"]
 
-def _problem(K, d):
-    th = vector("theta", d)
-    th0 = vector("theta0", d)
-    eta0 = vector("eta0", K)
-    J = sp.Matrix(K, d, lambda k, i: sp.Symbol(f"J_{k + 1}{i + 1}", real=True))
-    T = [symmetric(f"T{k + 1}", d) for k in range(K)]       # nabla^2 g_k at theta0
-    mean = vector("m", K)                                   # nabla A(eta0) (the mean of t)
-    S = symmetric("S", K)                                   # nabla^2 A(eta0)
-    a0 = sp.Symbol("A_0", real=True)
-    t = vector("t", K)
-    u = th - th0
-    eta = sp.Matrix([eta0[k] + (J[k, :] * u)[0, 0] + (u.T * T[k] * u)[0, 0] / 2
-                     for k in range(K)])
-    e = eta - eta0
-    A_of = a0 + (mean.T * e)[0, 0] + (e.T * S * e)[0, 0] / 2
-    loss = A_of - (t.T * eta)[0, 0]
-    at0 = dict(zip(th, th0))
-    H = sp.hessian(loss, list(th)).subs(at0)
-    grad = sp.Matrix([sp.diff(loss, x) for x in th]).subs(at0)
-    F = J.T * S * J
-    R = sp.zeros(d, d)
-    for k in range(K):
-        R += (mean[k] - t[k]) * T[k]
-    return dict(J=J, T=T, mean=mean, S=S, t=t, H=H, grad=grad, F=F, R=R)
+grad = sp.MatrixSymbol(r"\nabla\ell", d, 1)
+logp_lin = sp.Symbol(r"\log p_{\rm lin}")
 
 
-def _steps():
-    steps = []
-    for K, d in _SIZES:
-        p = _problem(K, d)
-        steps.append(Step.equal(
-            f"K = {K}, d = {d}: H = J^T (nabla^2 A) J + sum_k (dA/deta_k - t_k) nabla^2 g_k "
-            "at the point (general 2-jets of A and of every g_k)",
-            p["H"], p["F"] + p["R"],
-            justification="chain rule twice; the decomposition of proofs/fisher_ggn.py (H4), "
-                          "seed 003 App. A eq. (40)",
-            display=r"\nabla^2\ell = J^\top\nabla^2\!A\,J + \textstyle\sum_k "
-                    r"(\partial_k A - t_k)\nabla^2 g_k = F + R"))
-        zero_T = {s: 0 for Tk in p["T"] for s in Tk.free_symbols}
-        steps.append(Step.equal(
-            f"K = {K}, d = {d}: a model linear in theta (nabla^2 g_k = 0) has R = 0, so H = F "
-            "for every target t",
-            p["H"].subs(zero_T), p["F"], justification="substitution nabla^2 g_k = 0",
-            display=r"\nabla^2 g_k = 0 \Rightarrow H = F"))
-        at_mean = dict(zip(p["t"], p["mean"]))
-        steps.append(Step.equal(
-            f"K = {K}, d = {d}: at t = nabla A(eta) (and hence for E_t[H], E[t] = nabla A) "
-            "R = 0 and H = F",
-            p["H"].subs(at_mean), p["F"],
-            justification="substitution t = nabla A(eta); E[H] is linear in t "
-                          "(axiom: E[t] = nabla A)",
-            display=r"\mathbb{E}_t[H] = H\big|_{t = \nabla A} = F"))
-        delta = vector("delta", d)
-        g_newton = -p["H"].subs(zero_T) * delta         # delta = -H^{-1} grad (linear model)
-        steps.append(Step.equal(
-            f"K = {K}, d = {d}: with R = 0 the Newton direction delta = -H^{{-1}} grad l solves "
-            "the natural-gradient system F delta = -grad l: the two directions coincide",
-            p["F"] * delta + g_newton, sp.zeros(d, 1),
-            justification="substitution (grad l parameterised by the Newton step); unique "
-                          "when F is invertible",
-            display=r"F\,(-H^{-1}\nabla\ell) = -\nabla\ell \quad (H = F)"))
-    return steps
+def _linear(sizes):
+    """``g(theta) = W theta`` (``W`` symbolic) with an undefined log-partition ``A``."""
+    th = sp.symbols(f"theta_1:{sizes[d] + 1}", real=True)
+    eta = sp.symbols(f"eta_1:{sizes[K] + 1}", real=True)
+    ts = sp.symbols(f"t_1:{sizes[K] + 1}", real=True)
+    W = sp.Matrix(sizes[K], sizes[d], lambda k, i: sp.Symbol(f"W_{k + 1}{i + 1}", real=True))
+    g = list(W * sp.Matrix(th))
+    A = sp.Function("A")
+    at_g = dict(zip(eta, g))
+    return {
+        theta: sp.Matrix(th), t: sp.Matrix(ts),
+        logp_lin: sp.Add(*[gk * tk_ for gk, tk_ in zip(g, ts)]) - A(*g),
+        J: W,
+        hessA: sp.hessian(A(*eta), eta).subs(at_g),
+        R: sum(((sp.diff(A(*eta), eta[k]).subs(at_g) - ts[k]) * sp.hessian(g[k], th)
+                for k in range(sizes[K])), sp.zeros(sizes[d])),
+    }
 
 
-def _control_residual():
-    p = _problem(2, 2)
-    return Step.equal("H = F for a nonlinear model with t != nabla A", p["H"], p["F"],
-                      justification="false: the residual R = sum_k (m_k - t_k) T_k is nonzero")
+_LINEAR = Model(_SIZES, _linear,
+                describe=r"$g(\theta) = W\theta$ with $W$ symbolic, $A(\eta)$ an undefined "
+                         r"function, $d = 2$, $K = 3$")
+
+_GGN_A = J.T * hessA * J
+_H = Hess(-logp, theta)
+_H_LIN = Hess(-logp_lin, theta)
+_AT_MEAN = At(_H, t, gradA)
+_NEWTON_E = sp.MatMul(-1, sp.Inverse(Expect(_H, "y")), grad)
+_NATURAL = sp.MatMul(-1, sp.Inverse(Expect(s * s.T, "y")), grad)
+_NEWTON_LIN = sp.MatMul(-1, sp.Inverse(_H_LIN), grad)
+_GN_LIN = sp.MatMul(-1, sp.Inverse(_GGN_A), grad)
 
 
-def _control_directions():
-    p = _problem(2, 2)
-    delta = vector("delta", 2)
-    g_newton = -p["H"] * delta
-    return Step.equal("Newton direction solves F delta = -grad l (nonzero residual)",
-                      p["F"] * delta + g_newton, sp.zeros(2, 1),
-                      justification="false when R != 0")
+def _proof():
+    N = NGN
+    return [
+        Chain(_AT_MEAN, [
+            Link(At(_GGN_A + R, t, gradA), Lemma(EXPECTED_HESSIAN, part=0),
+                 why="H = Jᵀ∇²AJ + R"),
+            Link(_GGN_A, _MODEL, label="residual_at_mean",
+                 why="R = Σ_k (∂_kA − t_k)∇²g_k vanishes at t = ∇A; J and ∇²A do not depend on t"),
+        ]),
+        Chain(_H_LIN, [
+            Link(_GGN_A + R, Lemma(EXPECTED_HESSIAN, {logp: logp_lin}, part=0),
+                 why="H = Jᵀ∇²AJ + R for every model"),
+            Link(_GGN_A, _LINEAR, label="linear_model", why="∇²g_k = 0 for g(θ) = Wθ, so R = 0"),
+        ], part=1),
+        Chain(Expect(_H, "y"), [
+            Link(_GGN_A, Lemma(EXPECTED_HESSIAN, part=1), why="E_y[H] = Jᵀ∇²AJ (E[t] = ∇A)"),
+            Link(J.T * Lam * J, _MODEL, label="lambda",
+                 why="Λ = ∇²A: the output Hessian of an exponential family is free of t"),
+            Link(Expect(s * s.T, "y"), Lemma(NATURAL), label="fisher",
+                 why="JᵀΛJ = E[ssᵀ] (Fisher = GGN), read right to left"),
+        ], part=2),
+        Chain(_NEWTON_E, [Link(_NATURAL, Lemma(N, part=2), why="E_y[H] = F (part 3)")], part=3),
+        Chain(_NEWTON_LIN, [Link(_GN_LIN, Lemma(N, part=1), why="H = Jᵀ∇²AJ for a linear model "
+                                                                  "(part 2)")], part=4),
+    ]
 
 
-DERIVATIONS = [
-    LegacyDerivation(
-        name="natural_gradient_newton.residual",
-        title="Natural gradient equals Newton when the Hessian's residual term vanishes",
-        statement=r"H = F + \textstyle\sum_k(\partial_k A - t_k)\nabla^2 g_k;\ \ "
-                  r"\nabla^2 g_k = 0 \text{ or } t = \nabla A \Rightarrow H = F "
-                  r"\Rightarrow -H^{-1}\nabla\ell = -F^{-1}\nabla\ell",
-        assumptions=["natural-parameter exponential family: l = A(eta) - t^T eta, "
-                     "eta = g(theta)",
-                     "F (= H) invertible for the directions to be defined"],
-        axioms={"2-jet": "the Hessian and gradient of l at a point depend only on the "
-                         "second-order Taylor polynomials of A and of every g_k there",
-                "mean of the sufficient statistic": r"$\mathbb{E}_{t\sim p(\cdot|\eta)}[t] = "
-                                                    r"\nabla A(\eta)$ (proved for each family "
-                                                    r"in proofs/information_equality)"},
-        tier=Tier.B, scope="(K, d) = (2, 2), (2, 3), (3, 2); general 2-jets, every entry "
-                           "symbolic",
-        build=_steps,
-        negative_controls=[
-            NegativeControl("nonzero_residual", "H = F for a nonlinear model at t != mean",
-                            _control_residual),
-            NegativeControl("directions_differ", "Newton = natural gradient with R != 0",
-                            _control_directions),
-        ],
-        references=["seed 003_377ac27c40267f84.txt §5 and App. A eqs. (40)-(48)",
-                    "seed 004_bb4f7e8c8840a6b5.txt (F = G for exponential-family NLL)",
-                    "J. Martens, New insights and perspectives on the natural gradient method, "
-                    "JMLR 2020, §9.2",
-                    "proofs/fisher_ggn.py (helper H4: the Hessian = GGN + residual "
-                    "decomposition)"],
-        numeric=["fisherlab.updates.newton", "fisherlab.updates.natural_gradient"],
-    ),
-]
+NGN = Derivation(
+    name="natural_gradient_newton.residual",
+    title="Newton's direction is the natural-gradient direction when the Hessian's residual "
+          "term vanishes",
+    conclusion=(sp.Eq(_AT_MEAN, _GGN_A, evaluate=False),
+                sp.Eq(_H_LIN, _GGN_A, evaluate=False),
+                sp.Eq(Expect(_H, "y"), Expect(s * s.T, "y"), evaluate=False),
+                sp.Eq(_NEWTON_E, _NATURAL, evaluate=False),
+                sp.Eq(_NEWTON_LIN, _GN_LIN, evaluate=False)),
+    definitions={s: tk.Grad(logp, theta)},
+    proof=_proof,
+    tier="A-model",
+    scope="generic model (g_k, A undefined) and a linear model g = Wθ (A undefined), d = 2 "
+          "parameters, K = 3 natural parameters",
+    controls=[
+        Control("residual_dropped_at_a_data_label", target="residual_at_mean",
+                replace=(At(_GGN_A + R, t, gradA), _GGN_A + R), at=_MODEL, witness=_WITNESS,
+                why="H = Jᵀ∇²AJ claimed at a data label for a nonlinear model: Newton's "
+                    "direction on the per-label loss taken for the natural gradient"),
+        Control("lambda_as_diag_p", target="lambda", replace=(Lam, Diag(gradA)), at=_MODEL,
+                witness=_WITNESS,
+                why="Λ → diag(p): the softmax output Hessian without its −ppᵀ term (p = ∇A) in "
+                    "the Gauss-Newton system"),
+    ],
+    assumptions=[r"$-\log p = A(g(\theta)) - \langle g(\theta), t\rangle$ (natural parameters "
+                 r"$\eta = g(\theta)$); $J$, $\nabla A$, $\nabla^2 A$ at $\eta = g(\theta)$; "
+                 r"$\nabla\ell$ any vector (the gradient of the loss)",
+                 r"the curvature matrices invertible where their inverses appear; part 1: the "
+                 r"label set to the predicted mean; parts 3, 4: labels drawn from the model; "
+                 r"part 5: Newton's direction for a linear model is the Gauss-Newton direction, "
+                 r"which is the natural gradient's (Fisher = GGN)"],
+    axioms=tk.EXPFAM_AXIOMS,
+    references=[tk.REF_JOHNSON_2017 + ", §5 and App. A, eqs. (40)-(48)",
+                tk.REF_GROSSE_2022 + " (F = G for exponential-family negative log-likelihoods)",
+                tk.REF_MARTENS_2020 + ", §9.2"],
+    numeric=["fisherlab.updates.newton", "fisherlab.updates.natural_gradient"],
+    tested_by=["tests/updates/test_dense_updates.py::"
+               "test_linear_model_newton_gauss_newton_equal_natural_gradient",
+               "tests/updates/test_behaviour.py::"
+               "test_natural_gradient_needs_far_fewer_steps_than_gradient_descent"],
+)
+
+DERIVATIONS = [NGN]

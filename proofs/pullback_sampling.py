@@ -1,193 +1,126 @@
 r"""The pullback sampling trick: pseudo-gradients ``J^T Dz`` have covariance ``J^T G_z J``.
 
-Seed 004_bb4f7e8c8840a6b5.txt (Grosse, CSC2541 Lecture 4, "Pullback Sampling Trick"): to
-estimate ``G = E_x[J_zw^T G_z J_zw]`` sample a random output-space vector ``Dz`` with
-covariance ``G_z`` and pull it back to weight space, ``Dw = J_zw^T Dz``; then
-``Cov(Dw) = J^T G_z J``. With ``Dz = nabla_z(-log p(y|z))``, ``y ~ p(.|z)``, this is the
-Monte-Carlo Fisher (``fl.fisher_mc``): ``E[Dz] = 0`` and ``E[Dz Dz^T] = F_out`` by the
-definition of the output Fisher.
+R. Grosse, CSC 2541 Lecture 4, 'Pullback sampling trick': to estimate ``G = J^T G_z J`` draw an
+output-space vector ``Dz`` with mean zero and covariance ``G_z`` and pull it back to weight
+space, ``Dw = J^T Dz``; then ``E[Dw] = 0`` and ``E[Dw Dw^T] = J^T G_z J``, and the average of
+``S`` such outer products is unbiased. With ``G_z = L L^T`` (every positive semidefinite ``G_z``
+has such a factor) a draw is ``Dz = L u`` with standardised noise ``u`` (the stated axiom
+``E[u] = 0``, ``E[u u^T] = I``). With ``Dz = nabla_z(-log p(y|z))``, ``y ~ p(.|z)``, the noise
+is the sampled-label score and ``G_z`` the output Fisher: the Monte-Carlo Fisher
+(``fl.fisher_mc``).
 
-Scope (tier B): every size ``m = 1..3`` outputs and ``d = 1..3`` parameters, with every
-entry of ``J`` (``m x d``) symbolic and ``G_z = L L^T`` for a lower-triangular ``L`` with
-symbolic entries (any PSD ``G_z`` has this form); ``Dz = L u`` with ``E[u] = 0``,
-``E[u u^T] = I`` (axiom). Also: the average of ``S = 2`` independent pseudo-gradient outer
-products is unbiased; and for the library families (categorical ``K = 3``, Bernoulli
-``C = 2``, Gaussian ``C = 2`` with symbolic variance) the sampled-label score has mean zero
-and covariance ``F_out`` under each family's exact expectation operator.
+Tier A: general ``m`` outputs and ``d`` parameters, linearity of expectation and the axiom.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import Algebra, Axiom, Chain, Control, Derivation, Explicit, Lemma, Link, Sizes
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import Expect
 
-SIZES = [(m, d) for m in (1, 2, 3) for d in (1, 2, 3)]
+__all__ = ["DERIVATIONS"]
 
-REFERENCES = [
-    "seed 004_bb4f7e8c8840a6b5.txt (Grosse, CSC2541 Lecture 4, 'Pullback Sampling Trick': "
-    "Dw = J^T Dz has covariance E[J^T G_z J] = G_w)",
-    "seed 003_377ac27c40267f84.txt §7-8 (Fisher as the covariance of the model-sampled score; "
-    "K-FAC estimates it from sampled targets)",
-    "J. Martens, R. Grosse, Optimizing neural networks with Kronecker-factored approximate "
-    "curvature, ICML 2015, §5 (sampled targets)",
-]
+m, d = sp.symbols("m d", integer=True, positive=True)
+J, L = sp.MatrixSymbol("J", m, d), sp.MatrixSymbol("L", m, m)
+u, u1, u2 = (sp.MatrixSymbol(name, m, 1) for name in ("u", "u_1", "u_2"))
+Zm = sp.ZeroMatrix(m, 1)
 
+_MEAN = Axiom("standardised noise (mean)", sp.Eq(Expect(u, "u"), Zm, evaluate=False))
+_SECOND = Axiom("standardised noise (second moment)",
+                sp.Eq(Expect(u * u.T, "u"), sp.Identity(m), evaluate=False))
 
-def _matrix(name, rows, cols):
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True))
-
-
-def _lower(name, m):
-    return sp.Matrix(m, m, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True)
-                     if j <= i else sp.Integer(0))
+_DZ_OUTER = Expect(L * u * (L * u).T, "u")
+_DW_OUTER = Expect(J.T * L * u * (J.T * L * u).T, "u")
+_GZ = L * L.T
+_PULLED = J.T * L * L.T * J
 
 
-def _standard_expectation(us):
-    """E over independent u with E[u_i] = 0, E[u_i u_j] = delta_ij (degree <= 2 polynomials)."""
-
-    def E(h):
-        h = sp.expand(h)
-        if not h.has(*us):
-            return h
-        total = sp.Integer(0)
-        for monom, coeff in sp.Poly(h, *us).terms():
-            if sum(monom) > 2:
-                raise ValueError("only moments of order <= 2 are given by the axiom")
-            total += coeff * (1 if all(k in (0, 2) for k in monom) else 0)
-        return total
-
-    return E
+def _outer(v):
+    return J.T * L * v * (J.T * L * v).T
 
 
-def _size_steps(m, d):
-    J = _matrix("J", m, d)
-    Lz = _lower("l", m)
-    u = sp.Matrix(sp.symbols(f"u_1:{m + 1}", real=True))
-    E = _standard_expectation(list(u))
-    Dz = Lz * u
-    Dw = J.T * Dz
-    Gz = Lz * Lz.T
-    label = f"m = {m}, d = {d}"
+def _proof():
+    P = PSEUDO_GRADIENT_COVARIANCE
     return [
-        Step.equal(f"{label}: E[Dz Dz^T] = L L^T = G_z and E[Dz] = 0",
-                   [(Dz * Dz.T).applyfunc(E), Dz.applyfunc(E)], [Gz, sp.zeros(m, 1)],
-                   justification="axiom 'standardised noise'",
-                   display=rf"\mathbb E[(Lu)(Lu)^\top] = L L^\top = G_z\qquad ({label})"),
-        Step.equal(f"{label}: Cov(J^T Dz) = E[J^T Dz Dz^T J] = J^T G_z J",
-                   [(Dw * Dw.T).applyfunc(E), Dw.applyfunc(E)], [J.T * Gz * J, sp.zeros(d, 1)],
-                   justification="linearity of expectation; J does not depend on the noise",
-                   display=rf"\operatorname{{Cov}}(J^\top \mathcal D z) = J^\top G_z J"
-                           rf"\qquad ({label})"),
+        Chain(Expect(L * u, "u"), [
+            Link(L * Expect(u, "u"), tk.expectation_linearity(u, "u", left=L),
+                 why="L does not depend on the noise"),
+            Link(L * Zm, _MEAN, why="E[u] = 0"),
+            Link(Zm, Algebra(), why="L0 = 0"),
+        ]),
+        Chain(_DZ_OUTER, [
+            Link(L * Expect(u * u.T, "u") * L.T, tk.expectation_linearity(u * u.T, "u", left=L, right=L.T),
+                 why="(Lu)(Lu)ᵀ = L uuᵀ Lᵀ; L does not depend on the noise"),
+            Link(sp.MatMul(L, sp.Identity(m), L.T), _SECOND, label="second_moment",
+                 why="E[uuᵀ] = I"),
+            Link(_GZ, Algebra(), why="G_z = LLᵀ"),
+        ], part=1),
+        Chain(Expect(J.T * L * u, "u"), [
+            Link(J.T * Expect(L * u, "u"), tk.expectation_linearity(L * u, "u", left=J.T),
+                 why="J does not depend on the noise"),
+            Link(J.T * Zm, Lemma(P, part=0), why="E[𝒟z] = 0 (part 1)"),
+            Link(sp.ZeroMatrix(d, 1), Algebra(), why="Jᵀ0 = 0"),
+        ], part=2),
+        Chain(_DW_OUTER, [
+            Link(J.T * _DZ_OUTER * J, tk.expectation_linearity(L * u * (L * u).T, "u", left=J.T, right=J),
+                 why="(Jᵀ𝒟z)(Jᵀ𝒟z)ᵀ = Jᵀ𝒟z𝒟zᵀJ; J does not depend on the noise"),
+            Link(_PULLED, Lemma(P, part=1), label="pullback", why="E[𝒟z𝒟zᵀ] = G_z (part 2)"),
+        ], part=3),
+        Chain(Expect(_outer(u1) + _outer(u2), "u"), [
+            Link(Expect(_outer(u1), "u") + Expect(_outer(u2), "u"),
+                 tk.expectation_linearity((_outer(u1), _outer(u2)), "u"),
+                 why="linearity of expectation over the two samples"),
+            Link(_PULLED + Expect(_outer(u2), "u"), Lemma(P, {u: u1}, part=3),
+                 why="part 4 for the first draw"),
+            Link(_PULLED + _PULLED, Lemma(P, {u: u2}, part=3), why="part 4 for the second draw"),
+            Link(2 * _PULLED, Algebra(), why="so the average of the S = 2 outer products is "
+                                             "JᵀG_zJ: unbiased"),
+        ], part=4),
     ]
 
 
-def _two_sample_step():
-    m, d = 2, 2
-    J, Lz = _matrix("J", m, d), _lower("l", m)
-    u1 = sp.Matrix(sp.symbols("u_1:3", real=True))
-    u2 = sp.Matrix(sp.symbols("w_1:3", real=True))
-    E = _standard_expectation(list(u1) + list(u2))
-    Dw1, Dw2 = J.T * Lz * u1, J.T * Lz * u2
-    estimate = (Dw1 * Dw1.T + Dw2 * Dw2.T) / 2
-    return Step.equal("S = 2 independent samples: E[(1/S) sum_s Dw_s Dw_s^T] = J^T G_z J",
-                      estimate.applyfunc(E), J.T * Lz * Lz.T * J,
-                      justification="independent standardised draws u, w (axiom); linearity",
-                      display=r"\mathbb E\Big[\tfrac1S\sum_{s=1}^S \mathcal D w_s\mathcal D w_s^\top"
-                              r"\Big] = J^\top G_z J\qquad (m = d = S = 2)")
+#: Standardised noise on four points (exact numbers): E[u] = 0, E[u u^T] = I at m = 2.
+_POINTS = {sp.Symbol("u_1", real=True): (1, 1, -1, -1), sp.Symbol("u_2", real=True): (1, -1, 1, -1)}
+_AT = Explicit(Sizes({m: (2,), d: (2,)}), operators={"u": tk.sample_average(_POINTS)})
 
+PSEUDO_GRADIENT_COVARIANCE = Derivation(
+    name="pullback_sampling.pseudo_gradient_covariance",
+    title="Pullback sampling trick: Cov(Jᵀ𝒟z) = JᵀG_zJ",
+    conclusion=(sp.Eq(Expect(L * u, "u"), Zm, evaluate=False),
+                sp.Eq(_DZ_OUTER, _GZ, evaluate=False),
+                sp.Eq(Expect(J.T * L * u, "u"), sp.ZeroMatrix(d, 1), evaluate=False),
+                sp.Eq(_DW_OUTER, _PULLED, evaluate=False),
+                sp.Eq(Expect(_outer(u1) + _outer(u2), "u"), 2 * _PULLED, evaluate=False)),
+    proof=_proof,
+    tier="A",
+    scope="general m outputs and d parameters: linearity of expectation and the standardised-"
+          "noise axiom; two independent samples average to the same covariance",
+    controls=[
+        Control("wrong_side", target="pullback", replace=(_PULLED, J * L * L.T * J.T),
+                specialise={m: d}, at=_AT,
+                why="JG_zJᵀ in place of JᵀG_zJ: the pullback written like a push-forward"),
+        Control("covariance_instead_of_root", target="conclusion:2",
+                replace=(_DZ_OUTER, Expect(_GZ * u * (_GZ * u).T, "u")), at=_AT,
+                why="the noise scaled by G_z instead of a square root L of it: Cov(G_z u) = G_z²"),
+        Control("identity_noise_dropped", target="second_moment",
+                replace=(sp.MatMul(L, sp.Identity(m), L.T), L), at=_AT,
+                why="the covariance of Lu taken as L (one factor of the square root)"),
+    ],
+    assumptions=[r"$J$ ($m\times d$) and $L$ fixed: they do not depend on the sampled noise or "
+                 r"label; $G_z = LL^\top$", r"$\mathcal Dz = Lu$; the two samples of part 5 are "
+                 r"draws $u_1, u_2$ of the same standardised noise"],
+    axioms={"standardised noise (mean)": r"$\mathbb E[u] = 0$",
+            "standardised noise (second moment)": r"$\mathbb E[uu^\top] = I$ (e.g. $u\sim\mathcal "
+                                                  r"N(0, I)$, or the whitened sampled-label score)",
+            "linearity of expectation": tk.STRUCTURAL_AXIOMS["linearity of expectation"]},
+    references=[tk.REF_GROSSE_2022 + " ('Pullback sampling trick')",
+                tk.REF_JOHNSON_2017 + ", §7-8 (the Fisher as the covariance of the model-sampled "
+                "score)", tk.REF_MARTENS_GROSSE_2015 + ", §5 (sampled targets)"],
+    numeric=["fisherlab.fisher_mc"],
+    tested_by=["tests/proofs/test_pullback_sampling.py::"
+               "test_fisher_mc_is_the_covariance_of_pulled_back_sampled_scores"],
+)
 
-def _family_steps():
-    steps = []
-    sigma2 = sp.Symbol("sigma2", positive=True)
-    for L, label in [(lik.categorical(3), "categorical K = 3"), (lik.bernoulli(2), "Bernoulli C = 2"),
-                     (lik.gaussian(2, sigma2), "Gaussian C = 2, variance sigma2")]:
-        C = len(L.outputs)
-        Dz = -L.score()                                   # grad_eta(-log p(y|eta)), y ~ p
-        J = _matrix("J", C, 1)
-        Dw = J.T * Dz
-        E = L.expectation
-        F_out = sp.hessian(L.log_partition, L.outputs)   # closed form: Hess A
-        steps.append(Step.equal(
-            f"{label}: the sampled-label pseudo-gradient Dz = grad_eta(-log p(y|eta)), "
-            "y ~ p(.|eta), has mean 0 and pulls back to covariance J^T F_out J",
-            [Dz.applyfunc(E), (Dw * Dw.T).applyfunc(lambda h: E(sp.expand(h)))],
-            [sp.zeros(C, 1), J.T * F_out * J],
-            justification="the family's exact expectation operator "
-                          "(fisherlab.likelihoods._symbolic); F_out = Hess A (the output Fisher "
-                          "of a natural-parameter family, information_equality.*)",
-            display=rf"\mathbb E_y[\mathcal D z] = 0,\ \ \mathbb E_y[J^\top\mathcal D z\,"
-                    rf"\mathcal D z^\top J] = J^\top F_{{\mathrm{{out}}}} J\qquad (\text{{{label}}})"))
-    return steps
-
-
-def _steps():
-    steps = []
-    for m, d in SIZES:
-        steps += _size_steps(m, d)
-    steps.append(_two_sample_step())
-    steps += _family_steps()
-    return steps
-
-
-def _square(m=2):
-    J, Lz = _matrix("J", m, m), _lower("l", m)
-    u = sp.Matrix(sp.symbols(f"u_1:{m + 1}", real=True))
-    return J, Lz, u, _standard_expectation(list(u))
-
-
-def _control_wrong_side():
-    J, Lz, u, E = _square()
-    Dw = J.T * Lz * u
-    return Step.equal("Cov(J^T Dz) = J G_z J^T", (Dw * Dw.T).applyfunc(E), J * Lz * Lz.T * J.T,
-                      justification="false: the pullback is J^T . J, not J . J^T")
-
-
-def _control_missing_transpose():
-    J, Lz, u, E = _square()
-    Dw = J * Lz * u          # pulled back with J instead of J^T
-    return Step.equal("Dw = J Dz has covariance J^T G_z J", (Dw * Dw.T).applyfunc(E),
-                      J.T * Lz * Lz.T * J,
-                      justification="false: a missing transpose in the pullback")
-
-
-def _control_covariance_not_root():
-    J, Lz, u, E = _square()
-    Gz = Lz * Lz.T
-    Dw = J.T * Gz * u        # noise scaled by G_z instead of a square root of it
-    return Step.equal("Dz = G_z u has covariance G_z", (Dw * Dw.T).applyfunc(E), J.T * Gz * J,
-                      justification="false: Cov(G_z u) = G_z^2; the noise needs a square root "
-                                    "L with L L^T = G_z")
-
-
-DERIVATIONS = [
-    LegacyDerivation(
-        name="pullback_sampling.pseudo_gradient_covariance",
-        title="Pullback sampling trick: Cov(J^T Dz) = J^T G_z J",
-        statement=r"\mathbb E[\mathcal D z] = 0,\ \operatorname{Cov}(\mathcal D z) = G_z"
-                  r"\ \Rightarrow\ \operatorname{Cov}(J^\top\mathcal D z) = J^\top G_z J;\quad "
-                  r"\mathcal D z = \nabla_z(-\log p(y\mid z)),\ y\sim p:\ G_z = F_{\mathrm{out}}",
-        assumptions=[r"$J$ fixed (does not depend on the sampled noise or label)",
-                     r"$G_z = L L^\top$ (every PSD matrix has such a factor); $\mathcal Dz = Lu$"],
-        tier=Tier.B,
-        scope="m = 1..3 outputs x d = 1..3 parameters, every entry of J and L symbolic; "
-              "S = 2 samples at m = d = 2; families categorical K = 3, Bernoulli C = 2, "
-              "Gaussian C = 2 (symbolic variance), each with a symbolic C x 1 Jacobian",
-        build=_steps,
-        negative_controls=[
-            NegativeControl("wrong_side", "J G_z J^T in place of J^T G_z J (m = d = 2)",
-                            _control_wrong_side),
-            NegativeControl("missing_transpose", "Dw = J Dz instead of J^T Dz (m = d = 2)",
-                            _control_missing_transpose),
-            NegativeControl("covariance_instead_of_root",
-                            "noise G_z u instead of L u, L L^T = G_z (m = d = 2)",
-                            _control_covariance_not_root),
-        ],
-        axioms={"standardised noise": r"$\mathbb E[u_i] = 0$, $\mathbb E[u_i u_j] = \delta_{ij}$ "
-                                      r"(e.g. $u\sim\mathcal N(0, I)$); independent draws "
-                                      r"$u, w$ have $\mathbb E[u_i w_j] = 0$"},
-        references=REFERENCES,
-        numeric=["fisherlab.fisher_mc"],
-    ),
-]
+DERIVATIONS = [PSEUDO_GRADIENT_COVARIANCE]

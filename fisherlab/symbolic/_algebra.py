@@ -11,7 +11,9 @@ using exactly these axioms, each recorded when it fires (the page lists them):
   ``(X^{-1})^{-1} = X``, ``(c X)^{-1} = c^{-1} X^{-1}`` (``c != 0`` recorded);
 * ``transpose``: ``(X Y)^T = Y^T X^T``, ``(X + Y)^T = X^T + Y^T``, ``(X^T)^T = X``,
   ``(X^{-1})^T = (X^T)^{-1}``, ``I^T = I``; ``S^T = S`` for a hypothesis ``Q.symmetric(S)``;
-  a ``1 x 1`` matrix equals its transpose (``Scalar(u^T v) = Scalar(v^T u)``).
+  a ``1 x 1`` matrix equals its transpose (``Scalar(u^T v) = Scalar(v^T u)``);
+* ``substitution``: ``At(M, x, v)`` is ``M`` with ``x`` replaced by ``v`` when ``M`` binds
+  nothing of its own (no derivative, expectation or inner substitution).
 
 Nothing else: a Kronecker product, a vectorisation, an expectation, a gradient are opaque
 atoms here (their arguments normalised), so ``(A \otimes B)^T = A^T \otimes B^T`` is *not*
@@ -43,12 +45,21 @@ AXIOMS = {
                  r"$(X^\top)^\top = X$, $(X^{-1})^\top = (X^\top)^{-1}$, $I^\top = I$",
     "symmetric": r"$S^\top = S$ for a symmetric hypothesis $S$",
     "1x1 transpose": r"a $1\times1$ matrix equals its transpose: $u^\top v = v^\top u$",
+    "substitution": r"$M|_{x=v}$ is $M$ with $x$ replaced by $v$ (for $M$ without derivatives, "
+                    r"expectations or substitutions of its own)",
 }
 
 
 def _square(a) -> bool:
     r, c = a.shape
     return sp.expand(r - c) == 0
+
+
+def _substitutable(e: At) -> bool:
+    """Whether ``At(M, x, v)`` may be carried out by replacing ``x`` by ``v`` in ``M``: not when
+    ``M`` binds symbols of its own (a derivative, an inner substitution, an expectation), which
+    could capture a symbol of ``v``."""
+    return not e.args[0].has(Grad, Hess, At, Expect)
 
 
 class Normaliser:
@@ -207,6 +218,12 @@ class Normaliser:
             return out
         if isinstance(e, sp.Inverse):
             return self._inv(e.args[0])
+        if isinstance(e, At) and _substitutable(e):
+            # the result of a substitution is normalised like any other expression (as an atom
+            # it would hide its terms: At(theta + J v, v, w) = theta + J w)
+            M, x, v = e.args
+            self.used.add("substitution")
+            return self._nf(self.prep(M.xreplace({x: v})))
         if isinstance(e, sp.MatPow):
             base, k = e.args
             if not k.is_Integer:
@@ -255,7 +272,7 @@ class Normaliser:
             return type(e)(self.scalar(f), x)
         if isinstance(e, At):
             M, x, v = e.args
-            if not M.has(Grad, Hess):
+            if _substitutable(e):
                 self.used.add("substitution")
                 return self.expr(self._nf(M.xreplace({x: v})), M.shape)
             return At(self.expr(self._nf(M), M.shape), x, self.expr(self._nf(v), v.shape))
@@ -426,7 +443,15 @@ class Normaliser:
         """``f`` is ``Scalar(u^T u)`` for a real matrix expression ``u`` (a sum of squares)."""
         if not isinstance(f, Scalar):
             return False
-        form = self.nf(f.args[0])
+        M = f.args[0]
+        if isinstance(M, sp.MatMul):
+            # as written: c (u^T u) with c > 0 and u any real matrix expression (a sum too)
+            mats = [a for a in M.args if isinstance(a, MatrixExpr)]
+            coeff = sp.Mul(*[a for a in M.args if not isinstance(a, MatrixExpr)])
+            if len(mats) == 2 and isinstance(mats[0], sp.Transpose) and \
+                    mats[0].args[0] == mats[1] and coeff.is_positive:
+                return True
+        form = self.nf(M)
         if len(form) != 1:
             return False
         (atoms, c), = form.items()

@@ -630,10 +630,14 @@ class _Context:
             if inst.rel != "=":
                 raise CheckError(f"{where}: {what} is not an equality; use it in a '>=' link")
             cands = norm.rewrite(prev, inst.lhs, inst.rhs) + norm.rewrite(prev, inst.rhs, inst.lhs)
-            if not cands:
+            # read backwards too: the new expression rewritten by the same equality gives back
+            # the previous one (substitution of equals in either expression is sound)
+            backs = norm.rewrite(ln.expr, inst.lhs, inst.rhs) + norm.rewrite(ln.expr, inst.rhs, inst.lhs)
+            if not cands and not backs:
                 raise CheckError(f"{where}: neither side of {what} ({inst.lhs} = {inst.rhs}) "
-                                 f"occurs in {prev}")
-            ok = any(norm.equal(c, ln.expr, self._zero)[0] for c in cands)
+                                 f"occurs in {prev} or in {ln.expr}")
+            ok = any(norm.equal(c, ln.expr, self._zero)[0] for c in cands) or \
+                any(norm.equal(prev, b, self._zero)[0] for b in backs)
         conds = self._struct_conditions(prev, ln.expr) + list(norm.conditions) + list(extra_conds)
         return ok, what, {"conditions": _unique(conds), "axioms": norm.used,
                           "why": f"applying {what} does not give this expression"}

@@ -58,11 +58,13 @@ def unfold(expr, definitions: Mapping, _seen=()):
     hit = {s for s in definitions if isinstance(expr, sp.Basic) and expr.has(s)}
     if not hit:
         return expr
+    repl = {}
     for s in hit:
         if s in _seen:
             raise CheckError(f"definition of {s} refers to itself")
-    out = expr.xreplace({s: definitions[s] for s in hit})
-    return unfold(out, definitions, _seen + tuple(hit))
+        # each definition is unfolded along its own path: two abbreviations may share a third
+        repl[s] = unfold(definitions[s], definitions, _seen + (s,))
+    return expr.xreplace(repl)
 
 
 def lazy(v) -> bool:

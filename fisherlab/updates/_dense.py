@@ -91,6 +91,8 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
 
     To second order it solves ``min L(theta + delta)`` subject to ``E[(Delta l)^2] = c``
     (proof ``empirical_fisher_update.constrained_problem``). ``E`` is *not* the Fisher.
+    Undamped it is invariant to affine reparameterisation, damped only to orthogonal maps
+    (proof ``empirical_fisher_update.invariance``).
 
     Args:
       f, params, x, y, likelihood, lr, damping, reduction, tokens: as in

@@ -5,12 +5,17 @@ rules that presuppose the theorem, conclusions the chain does not reach)."""
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
 import sympy as sp
 
 from fisherlab.symbolic import (Algebra, Chain, CheckError, Control, Derivation, Entrywise,
-                                Explicit, Lemma, Link, Sizes, find_witness, is_zero)
-from fisherlab.symbolic.toolkit import Kron, Scalar
+                                Explicit, Given, Lemma, Link, Sizes, find_witness, is_zero)
+from fisherlab.symbolic import _algebra
+from fisherlab.symbolic._instantiate import unfold
+from fisherlab.symbolic.toolkit import At, Expect, Kron, Scalar
 
 x, y, s = sp.symbols("x y sigma", real=True)
 xp, yp, sp_ = sp.symbols("x y sigma", positive=True)
@@ -434,3 +439,64 @@ def test_the_transpose_of_an_inverse_cancels_against_the_transpose_only():
     assert link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A * A.T), A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.I.T, A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A.T * A), A), I, hypotheses=[sp.Q.invertible(A)]))
+
+
+def test_a_substitution_is_applied_by_the_algebra_without_capturing_a_symbol():
+    u, v, w, c = (sp.MatrixSymbol(name, n, 1) for name in "uvwc")
+    at = At(c + A * v, v, w)
+    assert link_passes(one_link(at, c + A * w))
+    assert not link_passes(one_link(at, c + A * v))
+    assert not link_passes(one_link(at, c + A.T * w))
+    # an inner binder of the same variable: substituting into it would capture w
+    nested = At(At(v + w, w, c), v, w)          # = w + c
+    assert not link_passes(one_link(nested, 2 * c))
+    # an expectation binds its own randomness: E_y[v v^T] at v = w is not rewritten inside
+    inside = At(Expect(v * v.T, "y"), v, w)
+    assert not link_passes(one_link(inside, Expect(w * w.T, "y")))
+
+
+def test_every_rule_the_normal_form_records_is_stated_on_the_page():
+    recorded = set(re.findall(r'used\.add\("([^"]+)"\)', inspect.getsource(_algebra)))
+    assert recorded and recorded <= set(_algebra.AXIOMS), recorded - set(_algebra.AXIOMS)
+
+
+def test_definitions_that_share_an_abbreviation_unfold_and_a_cycle_is_refused():
+    G, v, p = sp.MatrixSymbol("G", n, n), sp.MatrixSymbol("v", n, 1), sp.MatrixSymbol("p", n, 1)
+    defs = {G: A * A.T, v: G.I * p}
+    assert not unfold(v.T * G, defs).has(G, v)
+    lhs, rhs = Scalar(v.T * G * v), Scalar(p.T * (A * A.T).I * p)
+    d = Derivation(name="t.shared", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                   definitions=defs, hypotheses=[sp.Q.invertible(A)],
+                   proof=lambda: Chain(lhs, [Link(rhs, Algebra())]), tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+    assert d.verify().ok
+    with pytest.raises(CheckError, match="refers to itself"):
+        unfold(v, {v: G * v})
+
+
+def test_a_gram_form_of_a_sum_is_nonnegative_as_written_and_nothing_else_is():
+    u, w = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("w", n, 1)
+    gram = Scalar(sp.MatMul(sp.Transpose(u + w), u + w))
+    assert link_passes(one_link(gram, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u + w, u - 2 * w), why="w")]))
+    mixed = Scalar(sp.MatMul(sp.Transpose(u + w), u - w))        # uᵀu − wᵀw: not a Gram form
+    assert not link_passes(one_link(mixed, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u - w, u + w), why="w")]))
+    negative = Scalar(sp.MatMul(-1, sp.Transpose(u + w), u + w))
+    assert not link_passes(one_link(negative, sp.Integer(0), rel=">=", controls=[
+        Control("c", target="conclusion", replace=(u + w, u), why="w")]))
+
+
+def test_a_hypothesis_may_rewrite_either_end_of_a_link_and_a_false_link_still_fails():
+    t = sp.Symbol("t", positive=True)
+    side = sp.Eq(t, sp.sqrt(xp), evaluate=False)
+
+    def d(rhs):
+        lhs = sp.sqrt(xp) + 1 / sp.sqrt(xp)
+        return Derivation(name="t.given", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                          hypotheses=[side], proof=lambda: Chain(lhs, [Link(rhs, Given(side))]),
+                          tier="A", scope="t",
+                          controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+    # 1/sqrt(x) is Pow(x, -1/2): only the backward reading (t -> sqrt(x) in the new end) sees it
+    assert link_passes(d(t + 1 / t))
+    assert not link_passes(d(t + 1 / (2 * t)))

@@ -163,7 +163,7 @@ def test_precondition_dense_and_matvec_agree_with_numpy():
 
 
 def test_precondition_eigen_structure():
-    """seed 004: (H + eta I)^{-1} q_j = (nu_j + eta)^{-1} q_j."""
+    """Grosse 2022, damping: (H + eta I)^{-1} q_j = (nu_j + eta)^{-1} q_j."""
     rng = np.random.default_rng(4)
     Q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     nu = np.array([0.0, 0.5, 2.0, 10.0])

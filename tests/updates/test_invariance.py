@@ -1,4 +1,4 @@
-"""Numerical affine invariance (seed 003 App. B; proofs/invariance.py) on Hypothesis-drawn A.
+"""Numerical affine invariance (Johnson 2017, App. B; proofs/invariance.py) on Hypothesis-drawn A.
 
 A tiny nonlinear model ``f(theta, x)`` with flat parameters ``theta`` (d = 4) is
 reparameterised as ``f'(phi, x) = f(A phi + b, x)``. At ``phi = A^{-1}(theta - b)``:
@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
-from update_problems import flat, rel
+from update_problems import flat, linear, logistic_problem, rel
 
 import fisherlab as fl
 from fisherlab.testing import strategies as fls
@@ -134,3 +134,45 @@ def test_kfac_invariant_to_affine_input_transform(seed):
     G2 = np.hstack([np.asarray(g2[0][0]), np.asarray(g2[0][1])[:, None]])
     assert rel(G2, G1 @ Phi.T) < 1e-10
     assert rel(-G2 @ Phi, -G1) > 1e-6
+
+
+# ------------------------------------------------------------------ empirical-Fisher update
+# Ground truth: the closed-form gradient and empirical Fisher E of logistic regression in the
+# original coordinates (update_problems.logistic_closed_form); the update is computed in the
+# reparameterised coordinates theta = A phi + b and mapped back by A.
+
+LOGISTIC = logistic_problem(seed=3)
+_THETA_LR, _UNRAVEL_LR = ravel_pytree(LOGISTIC["params"])
+_N_LR = LOGISTIC["X"].shape[0]
+
+
+def _linear_reparam(params, xab):
+    (phi,) = params
+    return linear(_UNRAVEL_LR(xab["A"] @ phi + xab["b"]), xab["x"])
+
+
+def _ef_step_mapped(A, b, damping):
+    phi = jnp.asarray(np.linalg.solve(A, np.asarray(_THETA_LR) - b))
+    xab = {"x": LOGISTIC["X"], "A": jnp.broadcast_to(jnp.asarray(A), (_N_LR, 4, 4)),
+           "b": jnp.broadcast_to(jnp.asarray(b), (_N_LR, 4))}
+    d_phi = flat(fl.updates.empirical_fisher_update(_linear_reparam, (phi,), xab, LOGISTIC["y"],
+                                                    fl.Bernoulli(), lr=0.5, damping=damping))
+    return np.asarray(A) @ d_phi
+
+
+@given(fls.affine_reparameterizations(dim=4, max_condition=10.0), st.floats(0.05, 2.0),
+       st.integers(0, 2 ** 16))
+def test_empirical_fisher_update_undamped_affine_invariant_damped_only_orthogonal(Ab, lam, seed):
+    A, b = (np.asarray(t) for t in Ab)
+    E, g = LOGISTIC["E"], LOGISTIC["grad"]
+    # undamped: A delta' = -lr E^{-1} g, the step computed in theta
+    assert rel(_ef_step_mapped(A, b, 0.0), -0.5 * np.linalg.solve(E, g)) < 1e-9
+    # damped: the damping lam I in phi is lam (A A^T)^{-1} in theta ...
+    damped = -0.5 * np.linalg.solve(E + lam * np.linalg.inv(A @ A.T), g)
+    assert rel(_ef_step_mapped(A, b, lam), damped) < 1e-9
+    # ... which differs from the damped step in theta unless A A^T = I
+    assume(np.linalg.norm(A @ A.T - np.eye(4)) > 0.1)
+    assert rel(damped, -0.5 * np.linalg.solve(E + lam * np.eye(4), g)) > 1e-6
+    # an orthogonal map keeps the damped step
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(4, 4)))
+    assert rel(_ef_step_mapped(Q, b, lam), -0.5 * np.linalg.solve(E + lam * np.eye(4), g)) < 1e-9
