@@ -44,9 +44,12 @@ def _verify_one(name: str):
 
 
 def _pool_context():
-    # fork: the workers share the loaded registry and start at once; elsewhere spawn
+    # fork: the workers share the loaded registry and start at once -- but only while no
+    # multithreaded runtime is loaded (forking a process that has started JAX's threads can
+    # deadlock); otherwise, and where fork does not exist, spawn
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    safe = "fork" in methods and "jax" not in sys.modules
+    return multiprocessing.get_context("fork" if safe else "spawn")
 
 
 def _verify_all(derivations, stream, jobs: int = 1):
