@@ -2,10 +2,10 @@ r"""KFC: K-FAC for convolution layers (Grosse & Martens 2016) and the assumption
 
 A convolution is a dense layer ``\bar W`` (``m x n``, ``n`` the augmented patch length) applied
 at ``T`` spatial positions: with the patches ``\bar a_t`` as the columns of ``X`` (``n x T``) and
-the pre-activation gradients ``g_t`` as the columns of ``\Gamma`` (``m x T``), the weight
-gradient is ``\sum_t g_t\bar a_t^\top = \Gamma X^\top`` (kfac_structure.dense_layer at each
-position), and the Fisher block is ``F = E[rvec(\Gamma X^\top) rvec(\Gamma X^\top)^\top]``.
-KFC's factors are ``G = \sum_t E[g_tg_t^\top] = E[\Gamma\Gamma^\top]`` and
+the pre-activation gradients ``g_t`` as the columns of ``\mathcal G`` (``m x T``), the weight
+gradient is ``\sum_t g_t\bar a_t^\top = \mathcal G X^\top`` (kfac_structure.dense_layer at each
+position), and the Fisher block is ``F = E[rvec(\mathcal G X^\top) rvec(\mathcal G X^\top)^\top]``.
+KFC's factors are ``G = \sum_t E[g_tg_t^\top] = E[\mathcal G\mathcal G^\top]`` and
 ``A = \frac1T\sum_t E[\bar a_t\bar a_t^\top] = E[XX^\top]/T`` (fisherlab's row-major block
 ``G \otimes A``). Under
 
@@ -38,7 +38,7 @@ from fisherlab.symbolic.toolkit import Expect, Kron, RVec
 __all__ = ["DERIVATIONS"]
 
 m, n, T = sp.symbols("m n T", integer=True, positive=True)
-Gam = sp.MatrixSymbol(r"\Gamma", m, T)       # columns: the pre-activation gradients g_t
+Gam = sp.MatrixSymbol(r"\mathcal{G}", m, T)       # columns: the pre-activation gradients g_t
 X = sp.MatrixSymbol("X", n, T)               # columns: the augmented patches a_t
 Cross = sp.MatrixSymbol(r"C_{\times}", m * n, m * n)
 
@@ -110,7 +110,7 @@ def _values(sizes):
 
 
 _SIZES = Sizes({m: (1, 2), n: (1, 2), T: (1, 2, 3)})
-_DESCRIBE = (r"$\Gamma$ and $X$ fully symbolic ($g_{it}$, $x_{kt}$); $C_\times = \sum_{t\ne t'}"
+_DESCRIBE = (r"$\mathcal G$ and $X$ fully symbolic ($g_{it}$, $x_{kt}$); $C_\times = \sum_{t\ne t'}"
              r"\Gamma(t'-t)\otimes\Omega(t'-t)$ with symbolic offset moments $\gamma^{(\delta)}$, "
              r"$\omega^{(\delta)}$ ($\Gamma(-\delta) = \Gamma(\delta)^\top$)")
 _IAD_SH = Explicit(_SIZES, _values, operators={"x": kfc_moments(True)}, describe=_DESCRIBE)
@@ -134,7 +134,7 @@ KFC = Derivation(
               title="IAD and SH: every m, n ≤ 2, T ≤ 3"),
         Chain(_F, [Link(_KFC, _IAD_SH_SUD, label="kfc",
                         why="with SUD only the T same-position terms Γ(0)⊗Ω(0) remain: "
-                            "T Γ(0) ⊗ Ω(0) = E[ΓΓᵀ] ⊗ E[XXᵀ]/T")],
+                            "T Γ(0) ⊗ Ω(0) = E[𝒢𝒢ᵀ] ⊗ E[XXᵀ]/T")],
               part=1, title="IAD, SH and SUD: every m, n ≤ 2, T ≤ 3"),
     ],
     tier="B",
@@ -152,7 +152,7 @@ KFC = Derivation(
     ],
     assumptions=[r"a convolution as a dense layer $\bar W\in\mathbb R^{m\times n}$ shared over $T$ "
                  r"positions: patches $\bar a_t$ (columns of $X$), pre-activation gradients $g_t$ "
-                 r"(columns of $\Gamma$), weight gradient $\sum_tg_t\bar a_t^\top = \Gamma X^\top$",
+                 r"(columns of $\mathcal G$), weight gradient $\sum_tg_t\bar a_t^\top = \mathcal G X^\top$",
                  r"IAD: $\{\bar a_t\}$ independent of $\{g_t\}$; SH: second moments depend only on "
                  r"the offset; SUD (part 2): $\mathbb E[g_tg_{t'}^\top] = 0$ for $t\ne t'$"],
     axioms={"KFC second moments":
