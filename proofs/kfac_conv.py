@@ -57,7 +57,7 @@ def _offset_symbol(prefix, delta, i, j):
 
 
 def kfc_moments(correlated_derivatives: bool):
-    """The expectation of a polynomial in the entries ``g_{i t}`` of Gamma and ``x_{k t}`` of X
+    """The expectation of a polynomial in the entries ``g_{i t}`` of the gradient matrix and ``x_{k t}`` of X
     under IAD and SH (and SUD unless ``correlated_derivatives``): each monomial of degree two in
     the g's and two in the x's has expectation ``E[g_{it} g_{jt'}] E[x_{kt} x_{lt'}]`` with the
     offset moments ``gamma^(t'-t)_{ij}`` and ``omega^(t'-t)_{kl}``."""

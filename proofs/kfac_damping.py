@@ -195,7 +195,7 @@ _ORTH = [sp.Eq(UA * UA.T, In, evaluate=False), sp.Eq(UG * UG.T, Im, evaluate=Fal
 
 def _spectral():
     """``(U_A (D_A U_A^T)) ⊗ (U_G (D_G U_G^T))``, nested exactly as the mixed-product rule gives it."""
-    inst = kr._MP_R.xreplace({kr.m: n, kr.k: n, kr.p: m, kr.q: m, kr.l: m})
+    inst = kr.MIXED_PRODUCT.parts[0].rhs.xreplace({kr.m: n, kr.k: n, kr.p: m, kr.q: m, kr.l: m})
     return inst.xreplace({sp.MatrixSymbol("A", n, n): UA, sp.MatrixSymbol("C", n, n): DA * UA.T,
                           sp.MatrixSymbol("B", m, m): UG, sp.MatrixSymbol("D", m, m): DG * UG.T})
 
