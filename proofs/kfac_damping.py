@@ -157,9 +157,10 @@ PI_CHOICE = Derivation(
                 replace=(_TR_R, r * (sp.Trace(A) / pi_ + pi_ * sp.Trace(G))), witness={lam: 4},
                 why="tr(A⊗I_m) = tr A (the multiplicity m of each diagonal entry forgotten)"),
         Control("pi_unnormalised", target="conclusion:3", replace=(pistar, sp.sqrt(tA / tG)),
-                at=Explicit(Sizes.of([{n: 2, m: 3}])), witness={lam: 4},
-                why="π = √(tr A / tr G), the traces not divided by the dimensions"),
-        Control("pi_inverted", target="conclusion:3", replace=(pistar, 1 / pistar), witness={lam: 4},
+                at=Explicit(Sizes.of([{n: 2, m: 8}])), witness={lam: 4, tA: 9, tG: 1},
+                why="π = √(tr A / tr G), the traces not divided by the dimensions (witness n = 2, m = 8)"),
+        Control("pi_inverted", target="conclusion:3", replace=(pistar, 1 / pistar),
+                witness={lam: 4, tA: 4, tG: 1},
                 why="π inverted: √((t_G/m)/(t_A/n))"),
     ],
     assumptions=[r"$A = LL^\top\succeq 0$, $G = MM^\top\succeq0$ with $t_A = \operatorname{tr}A > 0$, "
