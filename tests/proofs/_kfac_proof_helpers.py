@@ -1,6 +1,6 @@
 """Shared checks for the K-FAC theorem families (kronecker, kfac_structure, kfac_exactness,
-kfac_damping, ekfac): the metadata (tier, scope, references, numeric counterparts, a reason
-for every link or step) is real.
+kfac_damping, ekfac, ema, kfac_weight_sharing, kfac_conv): the metadata (tier, scope,
+references, numeric counterparts, a reason for every link or step) is real.
 That every derivation verifies with exact witnesses is checked for all families in
 test_all_derivations.py."""
 

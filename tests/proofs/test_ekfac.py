@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _kfac_proof_helpers import check_metadata, family
+from _kfac_proof_helpers import check_metadata, family, report
+from fisherlab import proofs
 
 NAMES = family("ekfac")
 
@@ -19,7 +20,15 @@ def test_family():
 
 
 def test_metadata():
-    check_metadata("ekfac.optimal_diagonal", "B", ("Cayley", "d ∈ {1, …, 6}"))
+    check_metadata("ekfac.optimal_diagonal", "B", ("general d", "d ∈ {1, …, 6}"))
+    d = proofs.get("ekfac.optimal_diagonal")
+    assert not d.legacy
+    assert {c.name for c in d.controls} == {"rotation_forgotten", "diag_in_original_basis",
+                                            "kfac_trace_preserved"}
+    r, seconds = report(d.name)
+    r.raise_if_failed()
+    # the Frobenius invariance and the rotated second moment are general-dimension chains
+    assert {(0, "A"), (2, "A")} <= set(r.chain_tiers) and seconds < 30
 
 
 @given(n=st.integers(1, 3), m=st.integers(1, 3), N=st.integers(1, 5), seed=st.integers(0, 2**16))

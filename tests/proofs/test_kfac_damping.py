@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _kfac_proof_helpers import check_metadata, family
+from _kfac_proof_helpers import check_metadata, family, report
 from fisherlab import proofs
 
 NAMES = family("kfac_damping")
@@ -21,12 +21,21 @@ def test_family():
 
 
 def test_metadata_and_required_controls():
-    check_metadata("kfac_damping.factored_residual", "B", ("{1, 2, 3}",))
-    check_metadata("kfac_damping.pi_trace_norm", "A+B", ("general dimensions",))
-    check_metadata("kfac_damping.exact_eigendecomposition", "A+B", ("Cayley",))
-    controls = {c.name for n in NAMES for c in proofs.get(n).negative_controls}
-    assert {"pi_inverted", "damping_in_each_factor"} <= controls
+    check_metadata("kfac_damping.factored_residual", "A", ("general n, m",))
+    check_metadata("kfac_damping.pi_trace_norm", "A", ("general dimensions",))
+    check_metadata("kfac_damping.exact_eigendecomposition", "A", ("never an inverse rewrite rule",))
+    assert not any(proofs.get(n).legacy for n in NAMES)
+    controls = {c.name for n in NAMES for c in proofs.get(n).controls}
+    assert {"pi_inverted", "pi_unnormalised", "cross_terms_dropped", "kronecker_sum_eigenvalues",
+            "factored_is_not_exact"} <= controls
     assert "trace norm of a PSD matrix" in proofs.get("kfac_damping.pi_trace_norm").axioms
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verifies_at_general_dimension(name):
+    r, seconds = report(name)
+    r.raise_if_failed()
+    assert r.achieved == "A" and seconds < 30
 
 
 @given(n=st.integers(1, 4), m=st.integers(1, 4), seed=st.integers(0, 2**16),

@@ -18,8 +18,10 @@ def test_family():
 
 
 def test_metadata():
-    check_metadata("kfac_exactness.single_example", "A+B", ("general dimension", "generic", "activation"))
-    check_metadata("kfac_exactness.deep_linear", "A+B", ("general N", "linear", "N)"))
+    check_metadata("kfac_exactness.single_example", "A", ("general C, m, n", "any activation"))
+    check_metadata("kfac_exactness.deep_linear", "A+B", ("any number of examples", "three examples"))
+    for name in NAMES:
+        assert not proofs.get(name).legacy
 
 
 def test_empirical_counterexample_is_on_the_page():
@@ -27,8 +29,16 @@ def test_empirical_counterexample_is_on_the_page():
     from _kfac_proof_helpers import report
     r, _ = report(d.name)
     ctrl = {c.name: c for c in r.controls}["empirical_kfac_deep_linear"]
-    assert ctrl.rejected and "y1 =" in ctrl.witness and "y2 =" in ctrl.witness
+    # the witness has two examples whose residuals differ, and it is shown on the page
+    assert ctrl.rejected and "r_{1 1}" in ctrl.witness and "r_{2 1}" in ctrl.witness
     assert ctrl.witness in to_markdown(d, r)
+
+
+def test_deep_linear_cites_the_single_example_block():
+    from fisherlab.symbolic import Lemma
+    chain = proofs.get("kfac_exactness.deep_linear").chains()[0]
+    assert isinstance(chain.links[0].by, Lemma)
+    assert chain.links[0].by.derivation is proofs.get("kfac_exactness.single_example")
 
 
 def test_empirical_kfac_differs_from_ef_block_for_deep_linear_numerically():
