@@ -79,9 +79,9 @@ def _verify_all(derivations, stream, jobs: int = 1):
 def _table(results) -> str:
     from fisherlab.symbolic import tier_text
 
-    rows = [("derivation", "form", "tier", "links/steps", "controls rejected", "time", "status")]
+    rows = [("derivation", "tier", "links", "controls rejected", "time", "status")]
     for d, r in results:
-        rows.append((d.name, "legacy" if d.legacy else "chain", tier_text(d),
+        rows.append((d.name, tier_text(d),
                      f"{r.passed_count}/{r.total_count}",
                      f"{r.controls_rejected}/{len(r.controls)}", f"{r.seconds:.2f}s",
                      "verified" if r.ok else "FAILED"))
@@ -125,9 +125,7 @@ def _cmd_prove(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr, args.jobs)
     print(_table(results))
     failed = [d.name for d, r in results if not r.ok]
-    legacy = sum(d.legacy for d, _ in results)
-    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified "
-          f"({len(results) - legacy} in chain form, {legacy} legacy), "
+    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified, "
           f"{sum(r.controls_rejected for _, r in results)}/"
           f"{sum(len(r.controls) for _, r in results)} negative controls rejected "
           f"in {time.perf_counter() - t0:.1f}s")

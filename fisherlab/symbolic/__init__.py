@@ -117,18 +117,19 @@ Templates: ``proofs/kronecker.py`` (entry-wise tier A, explicit tier B, lemmas, 
 ``Axiom``, an inequality by a Gram form), ``proofs/fisher_ggn.py`` (a generic model, ``Expect``
 with the exponential-family moment axiom, ``definitions``) and
 ``proofs/empirical_fisher_update.py`` (a Lagrangian's gradient entry-wise, stationarity and a
-multiplier fixed by a side equation). The legacy form (``LegacyDerivation`` with
-``Step``/``NegativeControl``) still verifies while the families move over; it goes through the
-same checker and is marked *legacy* in ``fisherlab prove`` and on its page.
+multiplier fixed by a side equation). ``Step`` is another name for :class:`Link` (a step of a
+chain).
 """
 
 from fisherlab.symbolic._check import CheckError, is_zero
 from fisherlab.symbolic._checks import TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes
 from fisherlab.symbolic._derivation import Chain, Control, Derivation, Lemma, Link, verify
-from fisherlab.symbolic._legacy import LegacyDerivation, LegacyReport, NegativeControl, Step, Tier
 from fisherlab.symbolic._render import index_markdown, tier_text, to_markdown
 from fisherlab.symbolic._report import ControlResult, LinkResult, Report
 from fisherlab.symbolic._witness import Witness, find_witness
+
+#: a step of a chain: another name for :class:`Link`
+Step = Link
 
 __all__ = [
     "Algebra",
@@ -141,18 +142,14 @@ __all__ = [
     "Entrywise",
     "Explicit",
     "Given",
-    "LegacyDerivation",
-    "LegacyReport",
     "Lemma",
     "Link",
     "LinkResult",
     "Model",
-    "NegativeControl",
     "Report",
     "Sizes",
     "Step",
     "TIERS",
-    "Tier",
     "Witness",
     "curvature",
     "find_witness",

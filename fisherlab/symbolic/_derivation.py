@@ -56,8 +56,8 @@ class Lemma:
 
     def __post_init__(self):
         if not isinstance(self.derivation, Derivation):
-            raise TypeError("Lemma: cite a Derivation in chain form (legacy derivations have "
-                            f"no checked conclusion), got {type(self.derivation).__name__}")
+            raise TypeError("Lemma: cite a Derivation (its checked conclusion), got "
+                            f"{type(self.derivation).__name__}")
 
 
 _CHECKS = (Algebra, Entrywise, Explicit, Model, Lemma, Given, Axiom)
@@ -197,8 +197,6 @@ class Derivation:
     numeric: Sequence[str] = ()
     tested_by: Sequence[str] = ()
     notes: str = ""
-
-    legacy = False
 
     def __post_init__(self):
         who = f"derivation {self.name!r}"

@@ -51,7 +51,6 @@ class Report:
     conditions: tuple = ()
     seconds: float = 0.0
     error: str = ""
-    legacy: bool = False
 
     @property
     def ok(self) -> bool:

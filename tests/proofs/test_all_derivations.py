@@ -25,8 +25,7 @@ def test_theorem_modules_are_registered():
     assert proofs.modules(), "no theorem modules found in proofs/"
     assert len(NAMES) == len(set(NAMES))
     for d in proofs.all():
-        controls = d.negative_controls if d.legacy else d.controls
-        assert controls and d.references and d.scope, d.name
+        assert d.controls and d.references and d.scope, d.name
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -35,17 +34,9 @@ def test_derivation_verifies_and_its_page_is_current(name):
     report = d.verify()
     report.raise_if_failed()
     assert report.seconds < BUDGET_S, f"{name} took {report.seconds:.1f}s"
-    if d.legacy:
-        assert all(step.method for step in report.steps), "every step names its canonicalisation"
-        for c in report.controls:
-            # an exact witness: a substitution and the nonzero (or negative) difference it produces
-            assert c.witness.startswith("at ") and "difference =" in c.witness, (c.name, c.witness)
-            value = c.witness.rsplit("difference =", 1)[1].strip()
-            assert re.fullmatch(r"-?[0-9./e+-]+", value) and float(eval(value)) != 0.0, value  # noqa: S307
-    else:
-        assert all(link.method for link in report.links), "every link names how it was checked"
-        for c in report.controls:
-            assert c.rejected and c.witness and c.value, (c.name, c.error)
+    assert all(link.method for link in report.links), "every link names how it was checked"
+    for c in report.controls:
+        assert c.rejected and c.witness and c.value, (c.name, c.error)
     page = DOCS / f"{name}.md"
     assert page.exists(), f"{page} missing: run `fisherlab docs docs/derivations`"
     assert page.read_text() == to_markdown(d, report), (
@@ -67,7 +58,7 @@ def _test_functions(path: str) -> frozenset:
                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test"))
 
 
-TESTED_BY = [(d.name, node) for d in proofs.all() if not d.legacy for node in d.tested_by]
+TESTED_BY = [(d.name, node) for d in proofs.all() for node in d.tested_by]
 
 
 @pytest.mark.parametrize("name, node", TESTED_BY, ids=[f"{n}:{t.split('::')[-1]}" for n, t in TESTED_BY])
@@ -77,10 +68,8 @@ def test_tested_by_names_existing_tests(name, node):
     assert func.split("[")[0] in _test_functions(path), f"{name}: no test {func} in {path}"
 
 
-def test_derivations_in_chain_form_name_their_numeric_counterparts_and_tests():
+def test_derivations_name_their_numeric_counterparts_and_tests():
     for d in proofs.all():
-        if d.legacy:
-            continue
         assert d.numeric and d.tested_by, d.name
         for dotted in d.numeric:
             assert callable(resolve(dotted)), (d.name, dotted)

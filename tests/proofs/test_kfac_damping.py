@@ -24,7 +24,6 @@ def test_metadata_and_required_controls():
     check_metadata("kfac_damping.factored_residual", "A", ("general n, m",))
     check_metadata("kfac_damping.pi_trace_norm", "A", ("general dimensions",))
     check_metadata("kfac_damping.exact_eigendecomposition", "A", ("never an inverse rewrite rule",))
-    assert not any(proofs.get(n).legacy for n in NAMES)
     controls = {c.name for n in NAMES for c in proofs.get(n).controls}
     assert {"pi_inverted", "pi_unnormalised", "cross_terms_dropped", "kronecker_sum_eigenvalues",
             "factored_is_not_exact"} <= controls

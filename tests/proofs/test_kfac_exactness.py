@@ -20,8 +20,6 @@ def test_family():
 def test_metadata():
     check_metadata("kfac_exactness.single_example", "A", ("general C, m, n", "any activation"))
     check_metadata("kfac_exactness.deep_linear", "A+B", ("any number of examples", "three examples"))
-    for name in NAMES:
-        assert not proofs.get(name).legacy
 
 
 def test_empirical_counterexample_is_on_the_page():

@@ -20,10 +20,9 @@ def test_family():
 
 
 
-def test_required_controls_present_and_in_chain_form():
+def test_required_controls_present():
     from fisherlab import proofs
     d = proofs.get("kfac_structure.dense_layer")
-    assert not d.legacy
     assert {c.name for c in d.controls} == {"kronecker_order_swapped", "gradient_order_swapped",
                                             "second_moment_as_mean_outer_product"}
 

@@ -22,7 +22,6 @@ def test_metadata_and_verification(name):
     r, seconds = report(name)
     r.raise_if_failed()
     assert r.achieved == "A" and seconds < 30
-    assert not proofs.get(name).legacy
 
 
 @settings(max_examples=20, deadline=None)

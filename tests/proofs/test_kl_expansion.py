@@ -46,9 +46,8 @@ CONTROLS = {
 }
 
 
-def test_family_is_complete_and_in_chain_form():
+def test_family_is_complete():
     assert set(NAMES) == set(EXPECTED)
-    assert not any(proofs.get(n).legacy for n in NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -1,6 +1,5 @@
 """The derivation engine in chain form: construction errors, what verification accepts and
-refuses, lemmas, tiers, and pages rendered only from checked expressions. The legacy
-(step-bag) form is tested at the end while unmigrated families still use it."""
+refuses, lemmas, tiers, and pages rendered only from checked expressions."""
 
 import dataclasses
 import re
@@ -9,8 +8,8 @@ import pytest
 import sympy as sp
 
 from fisherlab.symbolic import (Algebra, Axiom, Chain, Control, Derivation, Entrywise, Explicit,
-                                Given, LegacyDerivation, Lemma, Link, Model, NegativeControl,
-                                Sizes, Step, Tier, index_markdown, to_markdown, verify)
+                                Given, Lemma, Link, Model, Sizes, Step, index_markdown, to_markdown,
+                                verify)
 from fisherlab.symbolic.toolkit import Kron
 
 x, y = sp.symbols("x y", real=True)
@@ -59,10 +58,9 @@ def test_construction_errors_name_the_derivation_and_what_is_wrong():
         Link(y, Algebra(), rel="<=")
     with pytest.raises(ValueError, match="describe"):
         Model(Sizes({n: (1,)}), values=lambda s: {}, describe="")
-    with pytest.raises(TypeError, match="chain form"):
-        Lemma(LegacyDerivation(name="t.l", title="", statement="", tier=Tier.A, scope="",
-                               build=lambda: [], negative_controls=[NegativeControl(
-                                   "c", "", lambda: Step.equal("f", x, x + 1, justification=""))]))
+    with pytest.raises(TypeError, match="cite a Derivation"):
+        Lemma(Chain(x, [Link(x, Algebra())]))
+    assert Step is Link  # the public name of a chain's step
     assert Derivation(name="t.ok", conclusion=sp.Eq(x, y), **kw).tier == "A"
     with pytest.raises(dataclasses.FrozenInstanceError):
         MIXED.name = "other"
@@ -214,39 +212,4 @@ def test_pages_render_checked_expressions_without_times():
     assert not re.search(r"\d+\.\d+ ?s\b", page), "no wall-clock times on a page"
     assert page == to_markdown(MIXED, verify(MIXED))  # regenerating gives the same page
     idx = index_markdown([(MIXED, r)])
-    assert "| [mixed product](t.mixed.md) | A+B | test | chain | 2 | 1/1 | verified |" in idx
-
-
-# --------------------------------------------------------------------------- legacy form
-
-def _legacy(steps, controls=None, **kw):
-    if controls is None:
-        controls = [NegativeControl("false", "x = x + 1", lambda: Step.equal("f", x, x + 1, justification=""))]
-    return LegacyDerivation(name=kw.pop("name", "test.demo"), title="demo", statement="x = x",
-                            tier=kw.pop("tier", Tier.B), scope="test", build=lambda: steps,
-                            negative_controls=controls, **kw)
-
-
-def test_legacy_steps_go_through_the_same_checker():
-    ok = _legacy([Step.equal("binomial", (x + y) ** 2, x ** 2 + 2 * x * y + y ** 2, justification="")])
-    r = ok.verify()
-    assert r.ok and r.legacy and r.steps[0].method == "expand"
-    for bad in ([Step.equal("log", sp.log(x * y), sp.log(x) + sp.log(y), justification="")],
-                [Step.equal("empty", [], [], justification="")],
-                [Step.equal("float", x * (1 + sp.Float("1e-20")), x, justification="")],
-                [Step.equal("shape", sp.Matrix(2, 3, sp.symbols("a:6")),
-                            sp.Matrix(2, 3, sp.symbols("a:6")).reshape(6, 1), justification="")],
-                [Step.nonnegative("complex", sp.Symbol("z") ** 2, sp.Symbol("z") ** 2, justification="")],
-                []):
-        assert not _legacy(bad).verify().ok, bad
-
-
-def test_legacy_controls_respect_assumptions_and_pages_say_legacy():
-    t = sp.Symbol("t", positive=True)
-    true_for_positive = NegativeControl("pos", "t >= 0", lambda: Step.nonnegative("n", t, t, justification=""))
-    r = _legacy([Step.equal("ok", x, x, justification="")], [true_for_positive]).verify()
-    assert not r.controls[0].rejected and not r.ok
-    d = _legacy([Step.equal("ok", x, x, justification="", display="x = x")])
-    page = to_markdown(d, d.verify())
-    assert "legacy form" in page and "status: verified" in page
-    assert "| legacy |" in index_markdown([(d, d.verify())])
+    assert "| [mixed product](t.mixed.md) | A+B | test | 2 | 1/1 | verified |" in idx
