@@ -166,7 +166,7 @@ class PeerConvention:
             parts.append(f"K-FAC bias {self.kfac_bias}")
         if self.weight_layout == "in_out" and quantity not in ("kfac_factor_A", "kfac_factor_G"):
             parts.append("weights stored (in, out)")
-        return f"{self.name}'s convention ({', '.join(parts)})"
+        return f"the {self.name} convention ({', '.join(parts)})"
 
 
 def _examples(problem, name) -> int:

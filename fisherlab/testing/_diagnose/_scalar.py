@@ -186,7 +186,7 @@ def _presets(problem, quantity):
                 names.setdefault(round(v, 12), []).append(
                     f"{preset.name} ({preset.loss(problem).name})")
         for v, who in names.items():
-            out.append((v, f"matches the {label} normalisation of {' and '.join(who)}, "
+            out.append((v, f"the {label} normalisation of {' and '.join(who)}, "
                            f"{factor_text(v)}"))
     return out
 
@@ -199,7 +199,7 @@ def match_factor(c: float, problem, tol: float, quantity=None):
         if abs(c - v) <= rel * abs(v):
             hits.extend(descs)
     if hits:
-        return sorted(set(hits), key=lambda d: (not d.startswith("matches "),
+        return sorted(set(hits), key=lambda d: (" normalisation of " not in d,
                                                 d.count(" and "), len(d)))
     return None
 
