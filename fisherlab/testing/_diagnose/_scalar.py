@@ -178,6 +178,9 @@ def _presets(problem, quantity):
     if quantity in ("kfac", "kfac_factor_G"):
         which.append((1, "empirical K-FAC"))
     out = []
+    var = float(getattr(problem.likelihood, "variance", 1.0))
+    note = (f" (their losses ignore the declared variance sigma^2={var:g})"
+            if abs(var - 1.0) > 1e-12 else "")
     for index, label in which:
         names: dict = {}
         for preset in _peer_conventions.applicable(problem):
@@ -187,7 +190,7 @@ def _presets(problem, quantity):
                     f"{preset.name} ({preset.loss(problem).name})")
         for v, who in names.items():
             out.append((v, f"the {label} normalisation of {' and '.join(who)}, "
-                           f"{factor_text(v)}"))
+                           f"{factor_text(v)}{note}"))
     return out
 
 
@@ -199,9 +202,16 @@ def match_factor(c: float, problem, tol: float, quantity=None):
         if abs(c - v) <= rel * abs(v):
             hits.extend(descs)
     if hits:
-        return sorted(set(hits), key=lambda d: (" normalisation of " not in d,
-                                                d.count(" and "), len(d)))
+        return sorted(set(hits), key=_reading_order)
     return None
+
+
+def _reading_order(d):
+    """A declared variance ignored first (the peers' losses ignore it too), then the peer
+    presets, then the simplest combination."""
+    tier = 0 if d.startswith("the declared Gaussian variance") else (
+        1 if " normalisation of " in d else 2)
+    return tier, d.count(" and "), len(d)
 
 
 def integer_hint(c: float) -> str:
