@@ -65,7 +65,13 @@ class LossConvention:
 
 @dataclasses.dataclass(frozen=True)
 class PeerConvention:
-    """A named map from fisherlab's reference to a library's output (module docstring).
+    """A named map from fisherlab's reference to what a peer library returns on the same problem.
+
+    With ``F`` fisherlab's reference for the mean reduction, the library's curvature is
+    ``kappa N / R_n * F`` and its gradient outer products ``kappa_e N / R_n * F`` (``"once"``)
+    or ``kappa_e N / R_n^2 * F`` (``"reduced"``), ``kappa`` the library's loss over the
+    negative log-likelihood and ``R_n`` its batch normaliser; then its K-FAC bias and weight
+    layout. Apply it with ``problem.reference(quantity, convention=name)``.
 
     Attributes:
       name: the preset's name (``convention=`` of :meth:`Problem.reference`).
@@ -83,18 +89,18 @@ class PeerConvention:
     """
 
     name: str
-    losses: Mapping[str, LossConvention]
+    losses: Mapping[str, LossConvention] = dataclasses.field(repr=False)
     reduction: str
     empirical: str
     kfac_bias: str
     weight_layout: str
-    library: str
-    doc_reduction: str
-    doc_squared_error: str
-    doc_parameters: str
-    doc_kfac: str
-    doc_to_fisherlab: str
-    evidence: str
+    library: str = dataclasses.field(repr=False)
+    doc_reduction: str = dataclasses.field(repr=False)
+    doc_squared_error: str = dataclasses.field(repr=False)
+    doc_parameters: str = dataclasses.field(repr=False)
+    doc_kfac: str = dataclasses.field(repr=False)
+    doc_to_fisherlab: str = dataclasses.field(repr=False)
+    evidence: str = dataclasses.field(repr=False)
     kfac_input: str = "mean"
 
     # ------------------------------------------------------------------ the map
@@ -215,8 +221,15 @@ def _torch_losses(bce=True, poisson=False):
     return out
 
 
+class _Presets(dict):
+    """The presets by name (a dict whose repr lists the names only)."""
+
+    def __repr__(self) -> str:
+        return f"<peer convention presets: {', '.join(self)}>"
+
+
 #: the presets, by name
-PEER_CONVENTIONS: dict[str, PeerConvention] = {c.name: c for c in (
+PEER_CONVENTIONS: dict[str, PeerConvention] = _Presets((c.name, c) for c in (
     PeerConvention(
         name="curvlinops", losses=_torch_losses(), reduction="loss", empirical="once",
         kfac_bias="separate", weight_layout="out_in",
@@ -347,7 +360,7 @@ PEER_CONVENTIONS: dict[str, PeerConvention] = {c.name: c for c in (
                  "CrossEntropyLoss, MSELoss and BCEWithLogitsLoss; PoissonNLLLoss(log_input="
                  "True) is the Poisson negative log-likelihood less log y!, read from its "
                  "formula"),
-)}
+))
 
 
 def get(name) -> PeerConvention:
