@@ -164,14 +164,22 @@ def test_nngeometry_preset(loss_name, C):
 
 
 # ---------------------------------------------------------------------------------- laplace
-def test_laplace_torch_preset():
+@pytest.mark.parametrize("loss_name,likelihood", [("CrossEntropyLoss", "classification"),
+                                                  ("MSELoss", "regression")])
+def test_laplace_torch_preset(loss_name, likelihood):
     try:
-        from laplace.curvature import CurvlinopsGGN
+        from laplace.curvature import BackPackEF, CurvlinopsGGN
     except Exception as exc:  # noqa: BLE001 - e.g. a torchvision built for another torch
         pytest.skip(f"laplace-torch does not import here: {type(exc).__name__}: {exc}")
-    net, X, y, loss, P = _plain(("tanh", "CrossEntropyLoss", "mean", 3))
-    _, H = CurvlinopsGGN(net, "classification").full(X, y)
-    assert rel(H.numpy(), P.reference("ggn", convention="laplace-torch")) <= RTOL
+    net, X, y, loss, P = _plain(("tanh", loss_name, "mean", 3))
+    _, EF = BackPackEF(net, likelihood).full(X, y)
+    assert rel(EF.numpy(), P.reference("empirical_fisher", convention="laplace-torch")) <= RTOL
+    _, K = CurvlinopsGGN(net, likelihood).kron(X, y, N=X.shape[0])
+    assert rel(K.to_matrix().detach().numpy(),
+               P.reference("kfac", convention="laplace-torch")) <= RTOL
+    # the full GGN multiplies the operator with torch.eye in the default dtype (float32)
+    _, H = CurvlinopsGGN(net, likelihood).full(X, y)
+    assert rel(H.detach().numpy(), P.reference("ggn", convention="laplace-torch")) <= 1e-6
 
 
 def test_presets_cover_every_documented_peer_and_refuse_what_they_lack():
