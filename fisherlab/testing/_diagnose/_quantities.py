@@ -60,8 +60,11 @@ def run(ctx):
     problem, q, col = ctx.problem, ctx.quantity, ctx.col
     if problem is None:
         return
+    natural = getattr(problem.likelihood, "natural", True)
     if q in ALTERNATIVES:
         for i, (alt, kind) in enumerate(ALTERNATIVES[q]):
+            if natural and _same_as_fisher_or_ggn(q, alt):
+                continue  # F == G for natural parameters: nothing new to compute
             if kind == "hessian_for_fisher" and getattr(problem.likelihood, "natural", True):
                 kind = "hessian_for_ggn"  # F == G for natural parameters
             col.test(kind, ctx.ref(alt), NAMES[alt], 10 + i, data={"quantity": alt},
@@ -90,6 +93,12 @@ def run(ctx):
                          ctx.ref("kfac_factor_G", layer=k, fisher_type="empirical"),
                          f"the empirical K-FAC factor G of layer {k} (data labels)", 22,
                          data={"layer": k, "fisher_type": "empirical"})
+
+
+def _same_as_fisher_or_ggn(q, alt):
+    """Whether ``alt`` repeats another alternative (or desired) when the Fisher is the GGN."""
+    return ({q, alt} == {"fisher", "ggn"} or (q == "hessian" and alt == "fisher")
+            or (q == "empirical_fisher" and alt == "ggn"))
 
 
 _TOKENS = {"flatten": "the per-token gradient outer products sum_{n,r} g_{n,r} g_{n,r}^T (tokens "
