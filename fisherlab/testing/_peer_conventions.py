@@ -37,7 +37,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["PEER_CONVENTIONS", "LossConvention", "PeerConvention", "get"]
+__all__ = ["PEER_CONVENTIONS", "LossConvention", "PeerConvention", "applicable", "get",
+           "layout_permutation", "problem_scale"]
 
 _CURVATURE = ("hessian", "ggn", "fisher")
 _OUTER = ("empirical_fisher", "gradient_covariance")
@@ -160,12 +161,12 @@ class PeerConvention:
             M = M[np.ix_(p, p)]
         return M
 
-    def describe(self, problem, quantity) -> str:
+    def describe(self, problem, quantity, fisher_type=None) -> str:
         """One line: what this preset changes for ``quantity`` on ``problem``."""
         curv, outer = self.factors(problem)
         loss = self.loss(problem)
         parts = [f"{loss.name}"]
-        c = outer if quantity in _OUTER else curv
+        c = outer if quantity in _OUTER or fisher_type == "empirical" else curv
         if quantity != "kfac_factor_A" and abs(c - 1.0) > 1e-12:
             parts.append(f"factor {_fraction(c)}")
         if quantity == "kfac" and self.kfac_bias != "augmented":
@@ -173,6 +174,17 @@ class PeerConvention:
         if self.weight_layout == "in_out" and quantity not in ("kfac_factor_A", "kfac_factor_G"):
             parts.append("weights stored (in, out)")
         return f"the {self.name} convention ({', '.join(parts)})"
+
+
+def problem_scale(problem, quantity, fisher_type=None) -> float:
+    """The factor ``problem.reference`` applies on top of fisherlab's own reference (1, or a
+    PyTorch loss's scaling for a problem converted by ``fisherlab.testing.torch``)."""
+    scales = getattr(problem, "_scales", {"curvature": 1.0, "empirical": 1.0})
+    if quantity == "kfac_factor_A":
+        return 1.0
+    if quantity in _OUTER or fisher_type == "empirical":
+        return float(scales["empirical"])
+    return float(scales["curvature"])
 
 
 def _examples(problem, name) -> int:

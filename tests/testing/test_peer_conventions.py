@@ -77,3 +77,22 @@ def test_presets_refuse_token_models_they_do_not_cover():
                 rng.integers(0, C, (N, 4)), fl.Categorical())
     with pytest.raises(ValueError, match="R=4 output positions"):
         P.reference("ggn", convention="curvlinops")
+
+
+def test_presets_are_named_relative_to_a_converted_problems_own_scaling():
+    """A problem converted from PyTorch has its reference in the loss's scaling: BackPACK's
+    grad_batch outer products are then 1/(N C) of it for MSELoss(mean), named as BackPACK's."""
+    torch = pytest.importorskip("torch")
+    from fisherlab.testing import diagnose
+    from fisherlab.testing import torch as flt
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(),
+                              torch.nn.Linear(3, C)).double()
+    X, y = torch.randn(N, 2, dtype=torch.float64), torch.randn(N, C, dtype=torch.float64)
+    P = flt.problem(net, X, y, torch.nn.MSELoss())
+    EF = P.reference("empirical_fisher")
+    assert np.allclose(P.reference("empirical_fisher", convention="backpack"), EF / (N * C),
+                       rtol=1e-12)
+    f = diagnose(EF / (N * C), EF, problem=P, quantity="empirical_fisher")[0]
+    assert f.kind == "scalar_factor" and "backpack" in f.convention, str(f)

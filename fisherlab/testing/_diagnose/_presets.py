@@ -44,13 +44,15 @@ def run(ctx):
         types = ("exact", "empirical") if q == "kfac" and abs(curv - outer) > 1e-12 * curv else (
             "exact",)
         for ft in types:
-            Z = preset.apply(problem, q, base, {"fisher_type": ft})
-            desc = preset.describe(problem, q) + (" with fisher_type='empirical'"
-                                                  if ft == "empirical" else "")
+            own = base / _peer_conventions.problem_scale(problem, q, ft)  # fisherlab's scaling
+            Z = preset.apply(problem, q, own, {"fisher_type": ft})
+            desc = preset.describe(problem, q, ft) + (" with fisher_type='empirical'"
+                                                      if ft == "empirical" else "")
             for entry in candidates:
                 if entry[0] == kind and np.allclose(entry[1], Z, rtol=1e-12, atol=0.0):
-                    entry[2].append(desc)
-                    entry[3].append(preset.name)
+                    if preset.name not in entry[3]:
+                        entry[2].append(desc)
+                        entry[3].append(preset.name)
                     break
             else:
                 candidates.append((kind, Z, [desc], [preset.name]))

@@ -184,7 +184,10 @@ def _presets(problem, quantity):
     for index, label in which:
         names: dict = {}
         for preset in _peer_conventions.applicable(problem):
-            v = preset.factors(problem)[index]
+            # relative to the problem's own reference (a PyTorch loss's scaling for a
+            # problem converted from PyTorch)
+            kind = "empirical_fisher" if index else "fisher"
+            v = preset.factors(problem)[index] / _peer_conventions.problem_scale(problem, kind)
             if abs(v - 1.0) > 1e-12:
                 names.setdefault(round(v, 12), []).append(
                     f"{preset.name} ({preset.loss(problem).name})")
