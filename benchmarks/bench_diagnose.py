@@ -3,8 +3,8 @@
 The planted bugs are the table of ``tests/testing/diagnose/planted_bugs.py`` (candidates
 computed independently of fisherlab by its NumPy engine, fixed problems and seeds; the test
 ``test_diagnose_table.py`` asserts the expected kinds); this lists the bug, the expected and
-the first finding's kind and the wall time of ``diagnose`` (first call per problem includes the compiles
-of the references it needs; the column "warm" repeats the call on a fresh ``Problem`` of the
+the first finding's kind and the wall time of ``diagnose`` (first call per problem includes the
+compiles of the references it needs; the column "warm" repeats the call on a fresh ``Problem`` of the
 same shapes, i.e. with compiled programs but no cached results).
 
 Usage: ``python3 benchmarks/bench_diagnose.py`` from the repository root. Prints

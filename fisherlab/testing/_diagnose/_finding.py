@@ -70,8 +70,8 @@ class Finding:
         factor, derivative or output matrix, by name); ``weights`` and ``examples`` for
         ``example_weighting``; ``labels`` for ``label_sampling`` and Monte-Carlo claims;
         ``targets`` for ``target_mismatch``; ``tokens`` (the token setting actual is in) for
-        ``token_reduction``; ``convention`` (the peer presets) for a peer's layout; ``ties`` (the other kinds that reproduce
-        ``actual`` equally well on this problem).
+        ``token_reduction``; ``convention`` (the peer presets) for a peer's layout;
+        ``ties`` (the other kinds that reproduce ``actual`` equally well on this problem).
     """
 
     kind: str
