@@ -22,6 +22,9 @@ What it does (docs/peers/kfac_jax.md states every convention mapping and the mea
   ``fisher_curvature_prop``, ``ggn_curvature_prop`` (Monte-Carlo: compared statistically with
   the exact factors and with fisherlab's ``fisher_type="mc"``), one EMA step from zero
   (``ema_old=0, ema_new=1``), so the block state holds exactly this batch's statistics;
+* maps fisherlab's K-FAC matrix with the preset ``Problem.reference("kfac",
+  convention="kfac-jax")`` (``fisherlab/testing/_peer_conventions.py``) and compares each
+  layer's block with kfac-jax's, unmapped (rows with factor ``pre``);
 * reads the Kronecker factors ``state.blocks_states[k].factors[0]`` (inputs, ``[a; 1]``) and
   ``factors[1]`` (pre-activation gradients) of each ``DenseTwoKroneckerFactored`` block and
   prints ``rel = ||mapped(kfac-jax) - fisherlab||_F / ||fisherlab||_F`` per layer / likelihood /
@@ -140,6 +143,10 @@ LIKELIHOODS = {
 }
 
 
+#: the registrations that fisherlab.testing's "kfac-jax" preset describes
+PRESET_LIKELIHOODS = ("categorical", "gaussian/squared_error(w=1)", "bernoulli")
+
+
 # --------------------------------------------------------------------------- kfac-jax side
 
 
@@ -228,6 +235,12 @@ def compare_small(rows, S_mc):
             ref = {ft: fl.kfac.factors(model, params, x, y, lik, fisher_type=ft,
                                        bias="augmented")
                    for ft in ("exact", "empirical")}
+            # fisherlab.testing's kfac-jax preset: fisherlab's K-FAC mapped to kfac-jax's
+            # layout and scaling (compared unmapped with kfac-jax's block, rows "pre")
+            if lname in PRESET_LIKELIHOODS:
+                prob = fl.testing.Problem(model, params, x, y, lik)
+                preset = {ft: prob.reference("kfac", convention="kfac-jax", fisher_type=ft)
+                          for ft in ("exact", "empirical")}
             # deterministic modes
             for mode, ft, scale in (("fisher_exact", "exact", s_exact),
                                     ("ggn_exact", "exact", s_exact),
@@ -244,6 +257,11 @@ def compare_small(rows, S_mc):
                     rows.append((cname, lname, mode, ft, k, "blk",
                                  rel(np.asarray(B)[np.ix_(p, p)] / scale, Bfl),
                                  _fmt_scale(scale, N)))
+                    if lname in PRESET_LIKELIHOODS:  # the preset maps the whole matrix
+                        s0 = sum(b.shape[0] for b in flb[:k])
+                        sl = slice(s0, s0 + Bfl.shape[0])
+                        rows.append((cname, lname, mode, ft, k, "pre",
+                                     rel(np.asarray(B), preset[ft][sl, sl]), "1"))
             # automatic graph scanning instead of manual register_dense (exact mode)
             if lname == "categorical":
                 est = kj_estimator(loss_fn, act, "fisher_exact", auto=True)

@@ -19,6 +19,10 @@ problem for a rerun.
 * :mod:`fisherlab.testing.strategies` -- Hypothesis strategies (``spd_matrices``, ...).
 * :class:`Problem` (``save``/``load``), :func:`assert_curvature_close`, :func:`diagnose`,
   :class:`Finding`.
+* ``PEER_CONVENTIONS`` -- presets mapping fisherlab's reference to what curvlinops, BackPACK,
+  kfac-jax, ASDL, nngeometry, laplace-torch or a PyTorch loss returns
+  (``problem.reference(q, convention="curvlinops")``); ``diagnose`` names the one a candidate
+  matches.
 * ``settings`` / ``PROFILES`` -- Hypothesis settings for oracle tests (few examples, no
   deadline; see :mod:`fisherlab.testing._settings`).
 * :mod:`fisherlab.testing.torch` -- references for a PyTorch ``nn.Module`` (transformer blocks
@@ -33,12 +37,15 @@ import importlib
 from fisherlab.testing._assertions import assert_curvature_close
 from fisherlab.testing._compare import default_tolerances, relative_error
 from fisherlab.testing._diagnose import KINDS, Finding, diagnose
+from fisherlab.testing._peer_conventions import PEER_CONVENTIONS, PeerConvention
 from fisherlab.testing._problem import QUANTITIES, Problem
 
 __all__ = [
     "Finding",
     "KINDS",
+    "PEER_CONVENTIONS",
     "PROFILES",
+    "PeerConvention",
     "Problem",
     "QUANTITIES",
     "assert_curvature_close",

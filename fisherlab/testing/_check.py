@@ -22,6 +22,7 @@ from fisherlab import likelihoods, nn
 from fisherlab._core.precision import float64
 from fisherlab.testing._compare import as_matrix_pair, check_tolerances, is_close, relative_error
 from fisherlab.testing._diagnose import diagnose
+from fisherlab.testing._peer_conventions import PEER_CONVENTIONS
 from fisherlab.testing._problem import Problem
 from fisherlab.testing.torch import TorchProblem, loss_factors
 
@@ -68,6 +69,11 @@ Fields:
                  torch_loss     "CrossEntropyLoss" | "MSELoss" | "BCEWithLogitsLoss":
                                 the reference in that PyTorch loss's scaling with
                                 the given reduction (torch is not needed)
+                 peer           "curvlinops" | "backpack" | "kfac-jax" | "asdl" |
+                                "nngeometry" | "laplace-torch" | "pytorch": the
+                                reference in that library's convention (its scaling,
+                                K-FAC bias and weight layout; fisherlab.testing.
+                                PEER_CONVENTIONS); not with torch_loss
   rtol, atol   optional numbers: tolerances (default by the candidate's dtype:
                float64 rtol 1e-8, float32 1e-4, float16/bfloat16 1e-2).
   candidate_key  optional: the array to use when the candidate .npz holds several.
@@ -82,7 +88,8 @@ _NETWORK = {"widths", "activations"}
 _CONVENTIONS = {"reduction": ("mean", "sum"), "bias": ("augmented", "separate"),
                 "fisher_type": ("exact", "empirical"), "layer": None,
                 "weight_layout": ("out_in", "in_out"),
-                "torch_loss": ("CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss")}
+                "torch_loss": ("CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss"),
+                "peer": tuple(PEER_CONVENTIONS)}
 _ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 _LIKELIHOODS = ("categorical", "gaussian", "bernoulli", "poisson", "gaussian_mean_variance")
 _QUANTITIES = ("hessian", "ggn", "fisher", "empirical_fisher", "gradient_covariance", "kfac",
@@ -250,6 +257,9 @@ def load_problem(problem_path):
     if kfac_only and not quantity.startswith("kfac"):
         raise CheckError(f"conventions {sorted(kfac_only)} apply to K-FAC quantities only, "
                          f"not to {quantity!r}")
+    if "peer" in conv and "torch_loss" in conv:
+        raise CheckError("conventions.peer and conventions.torch_loss exclude each other (a "
+                         "PyTorch loss's scaling is the peer 'pytorch')")
     if "layer" in conv and not quantity.startswith("kfac_factor"):
         raise CheckError("conventions.layer applies to kfac_factor_A / kfac_factor_G only")
     model = _model(spec)
@@ -282,6 +292,12 @@ def load_problem(problem_path):
     except (TypeError, ValueError) as exc:
         raise CheckError(f"invalid problem: {exc}") from exc
     options = {k: conv[k] for k in ("bias", "fisher_type", "layer") if k in conv}
+    if "peer" in conv:
+        try:
+            PEER_CONVENTIONS[conv["peer"]].factors(problem)
+        except ValueError as exc:
+            raise CheckError(f"conventions.peer: {exc}") from exc
+        options["convention"] = conv["peer"]
     return problem, quantity, options, spec
 
 

@@ -15,7 +15,7 @@ import fisherlab as fl
 from fisherlab import nn
 from fisherlab._core.precision import float64
 from fisherlab._core.validation import check_choice
-from fisherlab.testing import _problem_io
+from fisherlab.testing import _peer_conventions, _problem_io
 
 __all__ = ["Problem", "QUANTITIES", "Leaf"]
 
@@ -165,13 +165,30 @@ class Problem:
         return 1.0 / self.num_examples if self.reduction == "mean" else 1.0
 
     # ------------------------------------------------------------------ references
-    def reference(self, quantity: str, **options) -> np.ndarray:
+    def reference(self, quantity: str, *, convention=None, **options) -> np.ndarray:
         """fisherlab's float64 reference of ``quantity`` on this problem (NumPy array, cached).
 
         ``quantity`` is one of :data:`QUANTITIES`; ``options`` are passed to the underlying
         function (e.g. ``bias="separate"`` for ``kfac``, ``layer=k`` for the K-FAC factors).
+        ``convention``: a peer library's preset (``"curvlinops"``, ``"backpack"``,
+        ``"kfac-jax"``, ``"asdl"``, ``"nngeometry"``, ``"laplace-torch"``, ``"pytorch"``; see
+        :data:`fisherlab.testing.PEER_CONVENTIONS`) -- the reference mapped to what that
+        library returns on this problem (its scaling, K-FAC bias and weight layout).
+
+        >>> import jax, numpy as np, fisherlab as fl
+        >>> model = fl.nn.Sequential([fl.nn.Dense(2, 3)])
+        >>> p = fl.testing.Problem(model, model.init(jax.random.key(0)), np.ones((4, 2)),
+        ...                        np.zeros((4, 3)), fl.Gaussian())
+        >>> bool(np.allclose(p.reference("ggn", convention="curvlinops"),
+        ...                  2 / 3 * p.reference("ggn")))  # MSELoss(reduction="mean"): 2/C
+        True
         """
         check_choice(quantity, "quantity", set(QUANTITIES))
+        if convention is not None:
+            preset = _peer_conventions.get(convention)
+            preset.factors(self)  # a likelihood or token layout the preset does not cover
+            opts = preset.options(quantity, options)
+            return preset.apply(self, quantity, Problem.reference(self, quantity, **opts), opts)
         key = (quantity, tuple(sorted(options.items())))
         try:
             hash(key)

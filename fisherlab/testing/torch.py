@@ -243,7 +243,9 @@ class TorchProblem(Problem):
             return fl.fisher(*args, self.likelihood, **kw)
         return getattr(fl, quantity)(*args, self.y, self.likelihood, **kw)
 
-    def reference(self, quantity, **options):
+    def reference(self, quantity, *, convention=None, **options):
+        if convention is not None:  # a peer's preset maps fisherlab's own reference
+            return super().reference(quantity, convention=convention, **options)
         M = super().reference(quantity, **options)
         if quantity in ("empirical_fisher", "gradient_covariance"):
             return M * self.empirical_fisher_factor

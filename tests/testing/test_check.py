@@ -224,3 +224,36 @@ def test_docs_page_carries_the_schema():
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "check.md").read_text()
     assert all(line.strip() in page for line in SCHEMA.splitlines() if line.strip())
+
+
+def _linear_ggn(x, C):
+    """``(1/N) sum_n J_n^T J_n`` of one Dense layer ``f = W x + b`` written out: ``J_n =
+    [I (x) x_n^T | I]`` in the order W (row-major), b."""
+    rows = [np.hstack([np.kron(np.eye(C), xn[None, :]), np.eye(C)]) for xn in x]
+    return sum(J.T @ J for J in rows) / len(x)
+
+
+def test_peer_convention_is_declared_and_named(tmp_path, capsys):
+    """A candidate in curvlinops' convention (MSELoss(mean): 2/C times the Gaussian GGN) agrees
+    when the problem file declares it, and is named curvlinops' when it does not."""
+    x = np.asarray(X)
+    spec = dict(BASE, network={"widths": [3, 2], "activations": []}, quantity="ggn",
+                likelihood="gaussian", data={"x": X, "y": [[0.0, 1.0]] * 3})
+    cand = _cand(tmp_path, 2.0 / 2 * _linear_ggn(x, 2))  # C = 2: 2/C = 1
+    code, out = _run(capsys, cand, _write(tmp_path, spec))
+    assert code == 0, out  # on C = 2 the MSE convention coincides with fisherlab's
+    spec3 = dict(spec, network={"widths": [3, 3], "activations": []},
+                 data={"x": X, "y": [[0.0, 1.0, 0.5]] * 3})
+    cand3 = _cand(tmp_path, 2.0 / 3 * _linear_ggn(x, 3), "c3.npy")
+    code, out = _run(capsys, cand3, _write(tmp_path, spec3, "p3.json"))
+    assert code == 1 and "normalisation of curvlinops" in out, out
+    declared = dict(spec3, conventions={"reduction": "mean", "peer": "curvlinops"})
+    code, out = _run(capsys, cand3, _write(tmp_path, declared, "p4.json"))
+    assert code == 0 and "convention=curvlinops" in out, out
+    bad = dict(spec3, conventions={"peer": "curvlinops", "torch_loss": "MSELoss"})
+    code, out = _run(capsys, cand3, _write(tmp_path, bad, "p5.json"))
+    assert code == 2 and "exclude each other" in out
+    pois = dict(spec3, likelihood="poisson", data={"x": X, "y": [[0.0, 1.0, 2.0]] * 3},
+                conventions={"peer": "curvlinops"})
+    code, out = _run(capsys, cand3, _write(tmp_path, pois, "p6.json"))
+    assert code == 2 and "no loss for the likelihood Poisson" in out

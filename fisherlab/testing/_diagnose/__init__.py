@@ -13,11 +13,16 @@ The hypotheses come in families, one private module each, run in stages (a later
 when the earlier ones reproduce nothing):
 
 1. :mod:`._scalar` -- ``scalar_factor``: ``actual = c desired`` with ``c`` named from the
-   problem (reduction ``N``, ``N/(N-1)``, squared-error conventions, a declared variance
-   ignored or applied twice, the position count ``P`` of a ``Conv2d`` or sequence, the token
-   count ``R``, a flipped sign, products of these);
+   problem (a peer library's normalisation first -- :data:`fisherlab.testing.PEER_CONVENTIONS`
+   --, reduction ``N``, ``N/(N-1)``, squared-error conventions, a declared variance ignored or
+   applied twice, the position count ``P`` of a ``Conv2d`` or sequence, the token count ``R``,
+   a flipped sign, products of these);
+   :mod:`._presets` -- a peer's output whose structure differs too (kfac-jax's ``(in, out)``
+   weights: ``transposed_weight_layout``; the separate K-FAC bias of curvlinops, BackPACK and
+   ASDL: ``bias_cross_terms_missing``), the preset named in ``Finding.convention``;
    :mod:`._quantities` -- another quantity (``empirical_fisher_for_fisher``,
-   ``ggn_for_hessian``, ``kfac_approximation``, ...);
+   ``ggn_for_hessian``, ``kfac_approximation``, ...), and on a token model the gradient outer
+   products of the other token setting (``token_reduction``: per token vs per sequence);
    :mod:`._layout` / :mod:`._permutation` -- ``transposed_weight_layout``,
    ``kronecker_order_swapped``, ``parameter_order`` (any permutation, named in the problem's
    terms), ``bias_cross_terms_missing``, ``block_diagonal_only``.

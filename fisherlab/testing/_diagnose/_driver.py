@@ -9,7 +9,8 @@ import numpy as np
 from fisherlab.testing._compare import (TINY, as_matrix_pair, check_tolerances, is_close,
                                         relative_error)
 from fisherlab.testing._diagnose import (_activation, _examples, _kfac, _layout, _likelihood,
-                                         _mc_kfac, _monte_carlo, _quantities, _scalar)
+                                         _mc_kfac, _monte_carlo, _presets, _quantities,
+                                         _scalar)
 from fisherlab.testing._diagnose._finding import (EXACT, NAMED_FACTOR, Collector,
                                                   Context, Finding, fit)
 from fisherlab.testing._problem import QUANTITIES, Problem
@@ -21,7 +22,8 @@ STRICT = False
 
 #: the families, in stages: a later stage runs only when the earlier ones reproduced nothing
 _STAGES = (
-    (("quantity swaps", _quantities.run), ("layouts", _layout.run)),
+    (("peer presets", _presets.run), ("quantity swaps", _quantities.run),
+     ("layouts", _layout.run)),
     (("K-FAC factor formulas", _kfac.run), ("activation derivatives", _activation.run),
      ("output-space matrices", _likelihood.run), ("targets and example weights", _examples.run)),
     (("Monte-Carlo (dense)", _monte_carlo.run), ("Monte-Carlo (K-FAC)", _mc_kfac.run)),

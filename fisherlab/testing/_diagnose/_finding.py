@@ -42,6 +42,7 @@ KINDS = (
     "output_matrix_formula",
     "target_mismatch",
     "example_weighting",
+    "token_reduction",
     "label_sampling",
     "monte_carlo_estimate",
     "float32_rounding",
@@ -68,8 +69,9 @@ class Finding:
         ``actual``) and ``layout`` for the parameter-order kinds; ``formula`` (the wrong
         factor, derivative or output matrix, by name); ``weights`` and ``examples`` for
         ``example_weighting``; ``labels`` for ``label_sampling`` and Monte-Carlo claims;
-        ``targets`` for ``target_mismatch``; ``ties`` (the other kinds that reproduce
-        ``actual`` equally well on this problem).
+        ``targets`` for ``target_mismatch``; ``tokens`` (the token setting actual is in) for
+        ``token_reduction``; ``convention`` (the peer presets) for a peer's layout;
+        ``ties`` (the other kinds that reproduce ``actual`` equally well on this problem).
     """
 
     kind: str
@@ -94,6 +96,12 @@ def fit(X, Z):
     return c, float(np.linalg.norm(X - c * Z) / max(abs(c) * math.sqrt(zz), TINY))
 
 
+def _shown(readings):
+    """The readings a message lists: every peer preset's, then the three simplest others."""
+    peers = [d for d in readings if " normalisation of " in d]
+    return peers + [d for d in readings if " normalisation of " not in d][:3]
+
+
 class Collector:
     """Tests candidate explanations ``Z`` of ``X`` and keeps those that reproduce it."""
 
@@ -107,11 +115,12 @@ class Collector:
         return c if c is not None and res <= self.tol else None
 
     def test(self, kind, Z, what, order, *, allow_factor=True, is_desired=False, data=None,
-             factor_quantity=None):
+             factor_quantity=None, convention=None):
         """Keep ``Z`` (described by ``what``, e.g. "the empirical Fisher") if it reproduces X.
 
         ``factor_quantity``: the quantity ``Z`` is (for naming a fitted factor; default the
-        quantity of desired). Returns True when a finding was recorded.
+        quantity of desired); ``convention``: the peer preset(s) ``Z`` is, for an exact
+        reproduction. Returns True when a finding was recorded.
         """
         fq = self.quantity if factor_quantity is None else factor_quantity
         if Z is None or Z.shape != self.X.shape or not np.all(np.isfinite(Z)):
@@ -136,7 +145,7 @@ class Collector:
             named = multiple is not None and _scalar.match_factor(
                 multiple, self.problem, self.tol, fq)
             return self.add((NAMED_FACTOR if named else EXACT, order),
-                            Finding(kind, msg, residual=rel, data=data))
+                            Finding(kind, msg, convention=convention, residual=rel, data=data))
         if not allow_factor:
             return False
         c, res = fit(self.X, Z)
@@ -149,7 +158,7 @@ class Collector:
         data.setdefault("factor", c)
         if conv:
             msg = (f"actual = {factor_txt} × {what} (residual {res:.2e}); the factor matches: "
-                   + "; or ".join(conv[:3]) + tie)
+                   + "; or ".join(_shown(conv)) + tie)
             return self.add((NAMED_FACTOR, order),
                             Finding(kind, msg, factor=c, convention=conv[0], residual=res,
                                     data=data))

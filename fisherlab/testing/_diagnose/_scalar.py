@@ -14,7 +14,9 @@ problem (each within ``10 tol`` relative):
 * weight sharing: the output-position count ``P = H_out W_out`` of a ``Conv2d`` (or the length
   ``T`` of a sequence a ``Dense`` layer is shared over), ``P``, ``1/P``, ``P^2``, ``1/P^2``; the
   token count ``R`` of a token model's outputs ``(R, C)``, ``R`` and ``1/R``;
-* a flipped sign.
+* a flipped sign;
+* a peer library's normalisation (:mod:`fisherlab.testing._peer_conventions`: curvlinops,
+  BackPACK, kfac-jax, ASDL, nngeometry, laplace-torch, PyTorch losses), named first.
 
 An integer factor that matches none of these is reported as such (a batch size or a sample
 count of the user's setup?), never as a named convention.
@@ -26,6 +28,7 @@ import itertools
 
 import numpy as np
 
+from fisherlab.testing import _peer_conventions
 from fisherlab.testing._diagnose import _network
 
 __all__ = ["conventions", "factor_text", "float32_evidence", "integer_hint", "is_float32",
@@ -158,7 +161,40 @@ def _conventions(problem, quantity):
             continue
         desc = " and ".join(d for d in (rd, od, pd, sd) if d)
         table.setdefault(round(v, 12), []).append(desc)
+    for v, desc in _presets(problem, quantity):
+        table.setdefault(round(v, 12), []).insert(0, desc)
     return sorted(table.items(), key=lambda kv: min(len(d) for d in kv[1]))
+
+
+def _presets(problem, quantity):
+    """``[(factor, "matches ...'s normalisation")]`` of the peer presets covering ``problem``."""
+    if problem is None or quantity == "kfac_factor_A":
+        return []
+    which = []
+    if quantity in _EMPIRICAL or quantity is None:
+        which.append((1, "empirical Fisher"))
+    if quantity not in _EMPIRICAL:
+        which.append((0, "curvature"))
+    if quantity in ("kfac", "kfac_factor_G"):
+        which.append((1, "empirical K-FAC"))
+    out = []
+    var = float(getattr(problem.likelihood, "variance", 1.0))
+    note = (f" (their losses ignore the declared variance sigma^2={var:g})"
+            if abs(var - 1.0) > 1e-12 else "")
+    for index, label in which:
+        names: dict = {}
+        for preset in _peer_conventions.applicable(problem):
+            # relative to the problem's own reference (a PyTorch loss's scaling for a
+            # problem converted from PyTorch)
+            kind = "empirical_fisher" if index else "fisher"
+            v = preset.factors(problem)[index] / _peer_conventions.problem_scale(problem, kind)
+            if abs(v - 1.0) > 1e-12:
+                names.setdefault(round(v, 12), []).append(
+                    f"{preset.name} ({preset.loss(problem).name})")
+        for v, who in names.items():
+            out.append((v, f"the {label} normalisation of {' and '.join(who)}, "
+                           f"{factor_text(v)}{note}"))
+    return out
 
 
 def match_factor(c: float, problem, tol: float, quantity=None):
@@ -169,8 +205,16 @@ def match_factor(c: float, problem, tol: float, quantity=None):
         if abs(c - v) <= rel * abs(v):
             hits.extend(descs)
     if hits:
-        return sorted(set(hits), key=lambda d: (d.count(" and "), len(d)))
+        return sorted(set(hits), key=_reading_order)
     return None
+
+
+def _reading_order(d):
+    """A declared variance ignored first (the peers' losses ignore it too), then the peer
+    presets, then the simplest combination."""
+    tier = 0 if d.startswith("the declared Gaussian variance") else (
+        1 if " normalisation of " in d else 2)
+    return tier, d.count(" and "), len(d)
 
 
 def integer_hint(c: float) -> str:
