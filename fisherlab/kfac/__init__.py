@@ -14,10 +14,11 @@ from fisherlab.kfac._ema import ema
 from fisherlab.kfac._factors import factors
 from fisherlab.kfac._matrix import matrix, permutation
 from fisherlab.kfac._solve import solve
-from fisherlab.kfac._types import EKFACFactors, KFACFactors
+from fisherlab.kfac._types import EKFACFactors, ExactBlock, KFACFactors
 
 __all__ = [
     "EKFACFactors",
+    "ExactBlock",
     "KFACFactors",
     "ekfac",
     "ema",

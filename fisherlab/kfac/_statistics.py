@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab.kfac._cotangents import output_cotangents
-from fisherlab.kfac._layers import forward_with_offsets
+from fisherlab.kfac._layers import forward_with_offsets, offset_shapes
 
 __all__ = ["batched", "per_example", "second_moment"]
 
@@ -24,32 +24,46 @@ __all__ = ["batched", "per_example", "second_moment"]
 _SPLIT_MIN = 128
 
 
-def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced):
+def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced,
+                tokens="sum"):
     """One example: ``([a_mat_k (P_k, in'_k)], [v_k (K, P_k, out_k)], out)``.
 
     ``out`` has shape ``(..., C)``; its leading axes (if any) are output positions whose
-    losses are summed, ``l_n = sum_q l(f_{n,q}, y_{n,q})``.
+    losses are summed, ``l_n = sum_q l(f_{n,q}, y_{n,q})``. For an exact block ``a_mat_k`` is
+    ``None`` and ``v_k`` is ``(K, p_k)``, the gradients with respect to its parameters.
+    ``key`` is the example's key, or ``(Q,)`` keys, one per output position.
     """
-    shapes = jax.eval_shape(lambda: forward_with_offsets(model, params, x, None)[1])
-    offsets = [jnp.zeros((a.shape[0], W.shape[0]), a.dtype) for a, (W, _) in zip(shapes, params)]
+    offsets = [jnp.zeros(s.shape, s.dtype) for s in offset_shapes(model, params, x)]
     out, vjp_fn, inputs = jax.vjp(lambda o: forward_with_offsets(model, params, x, o),
                                   offsets, has_aux=True)
-    cots = output_cotangents(likelihood, fisher_type, num_samples, out, y, key, reduced=reduced)
+    cots = output_cotangents(likelihood, fisher_type, num_samples, out, y, key, reduced=reduced,
+                             per_position=tokens == "flatten")
     (vs,) = jax.vmap(vjp_fn)(cots.reshape((cots.shape[0],) + out.shape))  # [(K, P, out)]
     return inputs, vs, out
 
 
-def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False):
+def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False,
+            tokens="sum"):
     """:func:`per_example` over the batch: ``([(N, P, in')], [(N, K, P, out)], (N, ..., C))``.
 
     For ``"mc"`` example ``n`` draws with ``jax.random.split(key, N)[n]`` (the key of
-    :func:`fisherlab.fisher_mc` for that example).
+    :func:`fisherlab.fisher_mc` for that example); with ``tokens="flatten"`` output position
+    ``q`` of example ``n`` draws with ``jax.random.split(key, N Q)[n Q + q]``.
     """
     N = x.shape[0]
-    keys = jax.random.split(key, N) if fisher_type == "mc" else jnp.zeros((N,), x.dtype)
-    y = jnp.zeros((N,), x.dtype) if y is None else y  # unused placeholder (exact / mc)
+    if fisher_type != "mc":
+        keys = jnp.zeros((N,), jnp.float64)
+    elif tokens == "flatten":
+        shape = jax.eval_shape(lambda: model(params, x[0])).shape
+        Q = 1
+        for s in shape[:-1]:
+            Q *= s
+        keys = jax.random.split(key, N * Q).reshape((N, Q))
+    else:
+        keys = jax.random.split(key, N)
+    y = jnp.zeros((N,), jnp.float64) if y is None else y  # unused placeholder (exact / mc)
     return jax.vmap(lambda xn, yn, kn: per_example(model, params, likelihood, fisher_type,
-                                                   num_samples, xn, yn, kn, reduced))(x, y, keys)
+                                                   num_samples, xn, yn, kn, reduced, tokens))(x, y, keys)
 
 
 def second_moment(a, count, *, augment: bool = False):
