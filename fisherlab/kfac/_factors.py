@@ -129,11 +129,25 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     then ``A`` and ``G`` of ``reduce`` as in the plain case. Both equal plain K-FAC for
     ``P = 1``; ``expand`` is exact for deep linear networks when every position has its own
     loss term, ``reduce`` when positions are pooled before the output. Model outputs may carry
-    positions too (``(..., C)`` per example): the loss is then summed over them.
+    positions too (``(R, C)`` per example, targets ``(R, ...)``): with ``tokens="sum"`` the
+    example's loss is the sum of its token losses; with ``tokens="flatten"`` the loss is the
+    mean over all ``N R`` tokens, so ``G`` and the exact blocks are divided by ``R`` (and
+    ``"mc"`` draws token ``r`` of example ``n`` with ``jax.random.split(key, N R)[n R + r]``).
+
+    Token models (``docs/CONVENTIONS.md`` § K-FAC): the blocks are found at any depth of
+    ``Sequential`` and ``Residual`` nesting, in parameter order -- one Kronecker block per
+    ``Dense``/``Conv2d``; two per ``MultiHeadAttention`` (``[in_proj_weight in_proj_bias]`` on
+    the sequence, ``[out_proj_weight out_proj_bias]`` on the heads' outputs, both shared over
+    the tokens); one per ``Embedding`` (a dense layer without bias on the one-hot token rows:
+    ``A`` is ``(num, num)``, for ``expand`` the diagonal of token frequencies; the block in
+    the parameter order of ``E (num, d)`` is ``A (x) G``); and for ``LayerNorm``/``RMSNorm``
+    with affine parameters an :class:`ExactBlock`, the layer's exact block
+    ``(1/N) sum_n E[g_n g_n^T]`` over the gradients of its ``weight``/``bias`` (the same
+    cotangents as ``G``). Any other layer with parameters is refused, named.
 
     Args:
-      model: a :class:`fisherlab.nn.Sequential` with at least one ``Dense`` or ``Conv2d`` layer.
-      params: ``[(W, b), ...]`` as returned by ``model.init``.
+      model: a :class:`fisherlab.nn.Sequential` with at least one layer with parameters.
+      params: as returned by ``model.init`` (``[(W, b), ...]`` for an MLP).
       x: inputs ``(N, *input_shape)``.
       y: targets ``(N, ...)`` (see the likelihood); required for ``"empirical"``, may be
         ``None`` otherwise.
@@ -144,11 +158,13 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
         ``"separate"`` (``A`` on ``a``, bias block ``G``, no cross terms).
       key: a ``jax.random`` key, required for ``"mc"``.
       num_samples: labels drawn per example for ``"mc"``.
+      tokens: ``"sum"`` | ``"flatten"`` (per-token outputs, see above).
 
     Returns:
-      A list with one :class:`KFACFactors` ``(A, G)`` per Dense/Conv2d layer, float64 and
-      symmetric to rounding: ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')`` with a separate
-      bias), ``G`` of shape ``(out, out)``.
+      A list with one entry per K-FAC block, float64 and symmetric to rounding: a
+      :class:`KFACFactors` ``(A, G)`` with ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')``
+      with a separate bias or for an embedding), ``G`` of shape ``(out, out)``; an
+      :class:`ExactBlock` for a norm.
 
     Raises:
       ValueError: for non-finite ``params`` or ``x`` (the entry named), and for a non-finite

@@ -65,7 +65,7 @@ def test_reduced_and_full_categorical_factors_agree(approx, bias):
     lik = fl.Categorical()
     out = {}
     for reduced in (False, True):
-        facs, flags = _factors._compute(model, params, lik, "exact", approx, bias, 1, reduced,
+        facs, flags = _factors._compute(model, params, lik, "exact", approx, bias, 1, reduced, "sum",
                                         x, None, None)
         assert bool(jnp.all(flags))
         out[reduced] = facs
