@@ -25,7 +25,8 @@ from fisherlab.kfac._layers import blocks
 from fisherlab.kfac._types import ExactBlock
 from fisherlab.likelihoods import Likelihood
 
-__all__ = ["APPROXES", "BIASES", "FISHER_TYPES", "TOKENS", "Problem", "check_factor_list", "check_model",
+__all__ = ["APPROXES", "BIASES", "FISHER_TYPES", "TOKENS", "Problem", "check_factor_list",
+           "check_model",
            "check_options", "check_values", "finite_flags", "infer_bias", "prepare"]
 
 FISHER_TYPES = ("exact", "mc", "empirical")

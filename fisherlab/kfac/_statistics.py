@@ -65,7 +65,8 @@ def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, redu
         keys = jax.random.split(key, N)
     y = jnp.zeros((N,), jnp.float64) if y is None else y  # unused placeholder (exact / mc)
     return jax.vmap(lambda xn, yn, kn: per_example(model, params, likelihood, fisher_type,
-                                                   num_samples, xn, yn, kn, reduced, tokens))(x, y, keys)
+                                                   num_samples, xn, yn, kn, reduced, tokens)
+                    )(x, y, keys)
 
 
 def _gram(a):

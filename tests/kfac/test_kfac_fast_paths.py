@@ -65,8 +65,8 @@ def test_reduced_and_full_categorical_factors_agree(approx, bias):
     lik = fl.Categorical()
     out = {}
     for reduced in (False, True):
-        facs, flags = _factors._compute(model, params, lik, "exact", approx, bias, 1, reduced, "sum",
-                                        x, None, None)
+        facs, flags = _factors._compute(model, params, lik, "exact", approx, bias, 1, reduced,
+                                        "sum", x, None, None)
         assert bool(jnp.all(flags))
         out[reduced] = facs
     for full, red in zip(out[False], out[True]):

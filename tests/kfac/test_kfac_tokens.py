@@ -109,8 +109,9 @@ M_HIDDEN = 4
 
 
 def _transformer(causal=True):
-    blocks = [nn.Residual(nn.Sequential([nn.LayerNorm(D + 1), nn.MultiHeadAttention(D + 1, 2,
-                                                                                   causal=causal)])),
+    d = D + 1
+    blocks = [nn.Residual(nn.Sequential([nn.LayerNorm(d), nn.MultiHeadAttention(d, 2,
+                                                                               causal=causal)])),
               nn.Residual(nn.Sequential([nn.RMSNorm(D + 1), nn.Dense(D + 1, M_HIDDEN), nn.GELU(),
                                          nn.Dense(M_HIDDEN, D + 1)]))]
     return nn.Sequential([nn.Embedding(V, D + 1), *blocks, nn.Dense(D + 1, C + 1)])
