@@ -2,7 +2,9 @@
 
 :func:`factors` computes one :class:`KFACFactors` ``(A, G)`` per ``Dense``/``Conv2d`` layer of a
 :class:`fisherlab.nn.Sequential` (Martens & Grosse, 2015; convolutions as in Grosse & Martens,
-2016; weight sharing as in Eschenhagen et al., 2023); :func:`matrix` assembles the dense
+2016; weight sharing as in Eschenhagen et al., 2023) -- in token models also per attention
+projection and embedding, with an :class:`ExactBlock` per ``LayerNorm``/``RMSNorm``, at any
+depth of ``Residual`` nesting; :func:`matrix` assembles the dense
 block-diagonal approximation in parameter order; :func:`solve` applies its damped inverse
 exactly or with pi-damping; :func:`ekfac` re-fits the diagonal in the Kronecker eigenbasis
 (George et al., 2018); :func:`ema` averages factor lists. Conventions: ``docs/CONVENTIONS.md``,
@@ -14,10 +16,11 @@ from fisherlab.kfac._ema import ema
 from fisherlab.kfac._factors import factors
 from fisherlab.kfac._matrix import matrix, permutation
 from fisherlab.kfac._solve import solve
-from fisherlab.kfac._types import EKFACFactors, KFACFactors
+from fisherlab.kfac._types import EKFACFactors, ExactBlock, KFACFactors
 
 __all__ = [
     "EKFACFactors",
+    "ExactBlock",
     "KFACFactors",
     "ekfac",
     "ema",

@@ -64,10 +64,12 @@ def first_bad(a):
 
 
 def check_params_finite(params, name: str = "params") -> None:
-    """Every ``params[k][i]`` is finite (concrete values only)."""
-    for k, p in enumerate(params):
-        for i, t in enumerate(p):
-            check_finite(t, f"{name}[{k}][{i}]")
+    """Every entry of ``params`` (nested lists and tuples) is finite (concrete values only)."""
+    if isinstance(params, (list, tuple)):
+        for k, p in enumerate(params):
+            check_params_finite(p, f"{name}[{k}]")
+    else:
+        check_finite(params, name)
 
 
 def tolerances(dtype, d: int):

@@ -55,7 +55,8 @@ def output_factor(likelihood, out, *, reduced: bool = False):
     return M[:, :-1] - jnp.outer(M[:, -1], s[:-1]) / (1.0 + s[-1])
 
 
-def output_cotangents(likelihood, fisher_type, num_samples, out, y, key, *, reduced=False):
+def output_cotangents(likelihood, fisher_type, num_samples, out, y, key, *, reduced=False,
+                      per_position=False):
     """The cotangents ``u_{n,k}`` of one example, ``(K, Q, C)`` (``out`` is ``(..., C)``).
 
     ``"exact"``: the columns of ``M_q`` one output position ``q`` at a time (zero at the other
@@ -63,7 +64,8 @@ def output_cotangents(likelihood, fisher_type, num_samples, out, y, key, *, redu
     ``S`` labels drawn with this example's ``key``. With one output position the labels are
     ``likelihood._sample(key, f, S)``, exactly the draw of :func:`fisherlab.fisher_mc` for
     this example's key; with ``Q > 1`` positions the key is split once more,
-    ``jax.random.split(key, Q)[q]`` for position ``q``.
+    ``jax.random.split(key, Q)[q]`` for position ``q`` -- unless ``per_position``: then
+    ``key`` holds ``Q`` keys, one per position.
     """
     C = out.shape[-1]
     flat = out.reshape((-1, C))  # (Q, C)
@@ -78,7 +80,10 @@ def output_cotangents(likelihood, fisher_type, num_samples, out, y, key, *, redu
     if fisher_type == "empirical":
         yq = jnp.reshape(y, (Q,) + event)
         return jax.vmap(likelihood._output_grad)(flat, yq)[None]  # (1, Q, C)
-    keys = key[None] if Q == 1 else jax.random.split(key, Q)
+    if per_position:  # one key per position (tokens="flatten")
+        keys = key
+    else:
+        keys = key[None] if Q == 1 else jax.random.split(key, Q)
     ys = sample_each(likelihood, keys, flat, num_samples)  # (Q, S, ...)
     return jnp.moveaxis(output_grads(likelihood, flat, ys), 1, 0)  # (S, Q, C)
 

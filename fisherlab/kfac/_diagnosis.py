@@ -16,6 +16,7 @@ from fisherlab.kfac._checks import first_bad, is_concrete
 from fisherlab.kfac._cotangents import output_cotangents
 from fisherlab.kfac._layers import forward_with_offsets
 from fisherlab.kfac._statistics import batched
+from fisherlab.kfac._types import ExactBlock
 
 __all__ = ["check_ekfac_finite", "check_factors_finite"]
 
@@ -60,7 +61,7 @@ def _explain_gradient(problem, k):
     _, vs, _ = batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced)
     v = np.asarray(vs[k])  # (N, K, P, out)
     if not np.all(np.isfinite(v)):
-        n = int(np.argwhere(~np.all(np.isfinite(v), axis=(1, 2, 3)))[0][0])
+        n = int(np.argwhere(~np.all(np.isfinite(v), axis=tuple(range(1, v.ndim))))[0][0])
         return (f"the back-propagated pre-activation gradients of layer {k} overflowed "
                 f"(example {n})")
     return (f"the pre-activation gradients of layer {k} are finite (largest magnitude "
@@ -93,6 +94,13 @@ def check_factors_finite(facs, problem) -> None:
     if not is_concrete(facs):
         return
     for k, f in enumerate(facs):
+        if isinstance(f, ExactBlock):
+            a = np.asarray(f.B)
+            if not np.all(np.isfinite(a)):
+                v, idx = first_bad(a)
+                raise ValueError(f"the exact block B of block {k} is not finite (got {v} at index "
+                                 f"{idx}): {_explain_gradient(problem, k)}")
+            continue
         for nm, M in (("A", f.A), ("G", f.G)):
             a = np.asarray(M)
             if np.all(np.isfinite(a)):

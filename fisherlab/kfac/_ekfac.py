@@ -57,7 +57,7 @@ def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, 
 
 
 def _given_factors(factor_list, model, bias):
-    layers = check_factor_list(factor_list, model)
+    layers = check_factor_list(factor_list, model, kinds=("dense",), what="fl.kfac.ekfac")
     checked = []
     for k, (f, layer) in enumerate(zip(factor_list, layers)):
         if not isinstance(f, (list, tuple)) or len(f) != 2:
@@ -126,7 +126,7 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     >>> e[0].S.shape  # one corrected eigenvalue per entry of [W b]
     (4, 4)
     """
-    check_model(model)
+    check_model(model, kinds=("dense",), what="fl.kfac.ekfac")
     check_options(fisher_type, approx, bias)
     problem = prepare(model, params, x, y, likelihood, fisher_type, key, num_samples)
     given = None if factors is None else _given_factors(factors, model, bias)

@@ -8,55 +8,76 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab._core.precision import reference
+from fisherlab._core.validation import check_choice
 from fisherlab.kfac._checks import bounded_diagonal
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_factors_finite
-from fisherlab.kfac._inputs import (check_model, check_options, check_values, finite_flags,
-                                    prepare)
+from fisherlab.kfac._inputs import (TOKENS, check_model, check_options, check_values,
+                                    finite_flags, prepare)
+from fisherlab.kfac._layers import blocks
 from fisherlab.kfac._statistics import batched, second_moment
-from fisherlab.kfac._types import KFACFactors
+from fisherlab.kfac._types import ExactBlock, KFACFactors
 
 __all__ = ["factors", "factors_from_statistics"]
 
 
-def factors_from_statistics(inputs, vs, weight, approx, bias):
-    """``(A, G)`` per layer from the inputs ``(N, P, in')`` and gradients ``(N, K, P, out)``,
-    and whether every factor is finite (read from the diagonals, see
-    :func:`~fisherlab.kfac._checks.bounded_diagonal`)."""
+def factors_from_statistics(inputs, vs, weight, approx, bias, kinds=None, scale=1.0):
+    """``(A, G)`` per Kronecker block from the inputs ``(N, P, in')`` and gradients
+    ``(N, K, P, out)`` (an :class:`ExactBlock` from the parameter gradients ``(N, K, p)`` of an
+    exact block), and whether every factor is finite (read from the diagonals, see
+    :func:`~fisherlab.kfac._checks.bounded_diagonal`). ``kinds``: the blocks' kinds
+    (:class:`~fisherlab.kfac._layers.Block`; all ``"dense"`` when ``None``); ``scale``
+    multiplies ``G`` and the exact blocks (``1/R`` for ``tokens="flatten"``)."""
     out, diagonals = [], []
-    for amat, v in zip(inputs, vs):
-        N, P = amat.shape[:2]
+    kinds = kinds or ("dense",) * len(vs)
+    for amat, v, kind in zip(inputs, vs, kinds):
+        N = v.shape[0]
+        if kind == "exact":
+            B, dB = second_moment(v.reshape((-1, v.shape[-1])), N / (weight * scale))
+            out.append(ExactBlock(B))
+            diagonals.append(dB)
+            continue
+        P = amat.shape[1]
         if approx == "expand":  # every position is an example for A; G sums over positions
             a, count = amat.reshape((N * P, amat.shape[-1])), N * P
             g = v.reshape((-1, v.shape[-1]))
         else:  # positions averaged (inputs) and summed (gradients) first
             a, count = jnp.mean(amat, axis=1), N
             g = jnp.sum(v, axis=2).reshape((-1, v.shape[-1]))
-        A, dA = second_moment(a, count, augment=bias == "augmented")
-        G, dG = second_moment(g, N / weight)
+        A, dA = second_moment(a, count, augment=bias == "augmented" and kind == "dense")
+        G, dG = second_moment(g, N / (weight * scale))
         out.append(KFACFactors(A, G))
         diagonals += [dA, dG]
     return out, bounded_diagonal(*diagonals)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7))
-def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, reduced, x, y,
-             key):
+def token_scale(outputs, tokens) -> float:
+    """``1/Q`` for ``tokens="flatten"`` (``Q`` output positions per example), else 1."""
+    Q = 1
+    for n in outputs.shape[1:-1]:
+        Q *= n
+    return 1.0 / Q if tokens == "flatten" else 1.0
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7, 8))
+def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
+             x, y, key):
     """The factors and their :func:`~fisherlab.kfac._inputs.finite_flags`, compiled once per
     model, likelihood, options and shapes."""
     inputs, vs, outputs = batched(model, params, likelihood, fisher_type, num_samples, x, y, key,
-                                  reduced)
+                                  reduced, tokens)
+    kinds = tuple(b.kind for b in blocks(model))
     facs, finite = factors_from_statistics(inputs, vs, cotangent_weight(fisher_type, num_samples),
-                                           approx, bias)
+                                           approx, bias, kinds, token_scale(outputs, tokens))
     return facs, finite_flags(params, x, outputs, finite)
 
 
-def compute_checked(problem, approx, bias):
+def compute_checked(problem, approx, bias, tokens="sum"):
     """The factors of a prepared problem; non-finite inputs, model outputs or factors raise
     the named error (one host sync when everything is finite)."""
     model, params, x, y, likelihood, fisher_type, num_samples, key, reduced = problem
     facs, flags = _compute(model, params, likelihood, fisher_type, approx, bias, num_samples,
-                           reduced, x, y, key)
+                           reduced, tokens, x, y, key)
     (factors_ok,) = check_values(flags, problem)
     if not factors_ok:  # raises the reason unless the bound was only a false alarm
         check_factors_finite(facs, problem)
@@ -66,7 +87,7 @@ def compute_checked(problem, approx, bias):
 @reference
 def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
             approx: str = "expand", bias: str = "augmented", key=None,
-            num_samples: int = 1) -> list[KFACFactors]:
+            num_samples: int = 1, tokens: str = "sum") -> list[KFACFactors | ExactBlock]:
     r"""K-FAC Kronecker factors of every Dense/Conv2d layer of a sequential network.
 
     For layer ``k`` with inputs ``a``, pre-activations ``s = W a + b`` and per-example loss
@@ -108,11 +129,25 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     then ``A`` and ``G`` of ``reduce`` as in the plain case. Both equal plain K-FAC for
     ``P = 1``; ``expand`` is exact for deep linear networks when every position has its own
     loss term, ``reduce`` when positions are pooled before the output. Model outputs may carry
-    positions too (``(..., C)`` per example): the loss is then summed over them.
+    positions too (``(R, C)`` per example, targets ``(R, ...)``): with ``tokens="sum"`` the
+    example's loss is the sum of its token losses; with ``tokens="flatten"`` the loss is the
+    mean over all ``N R`` tokens, so ``G`` and the exact blocks are divided by ``R`` (and
+    ``"mc"`` draws token ``r`` of example ``n`` with ``jax.random.split(key, N R)[n R + r]``).
+
+    Token models (``docs/CONVENTIONS.md`` § K-FAC): the blocks are found at any depth of
+    ``Sequential`` and ``Residual`` nesting, in parameter order -- one Kronecker block per
+    ``Dense``/``Conv2d``; two per ``MultiHeadAttention`` (``[in_proj_weight in_proj_bias]`` on
+    the sequence, ``[out_proj_weight out_proj_bias]`` on the heads' outputs, both shared over
+    the tokens); one per ``Embedding`` (a dense layer without bias on the one-hot token rows:
+    ``A`` is ``(num, num)``, for ``expand`` the diagonal of token frequencies; the block in
+    the parameter order of ``E (num, d)`` is ``A (x) G``); and for ``LayerNorm``/``RMSNorm``
+    with affine parameters an :class:`ExactBlock`, the layer's exact block
+    ``(1/N) sum_n E[g_n g_n^T]`` over the gradients of its ``weight``/``bias`` (the same
+    cotangents as ``G``). Any other layer with parameters is refused, named.
 
     Args:
-      model: a :class:`fisherlab.nn.Sequential` with at least one ``Dense`` or ``Conv2d`` layer.
-      params: ``[(W, b), ...]`` as returned by ``model.init``.
+      model: a :class:`fisherlab.nn.Sequential` with at least one layer with parameters.
+      params: as returned by ``model.init`` (``[(W, b), ...]`` for an MLP).
       x: inputs ``(N, *input_shape)``.
       y: targets ``(N, ...)`` (see the likelihood); required for ``"empirical"``, may be
         ``None`` otherwise.
@@ -123,11 +158,13 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
         ``"separate"`` (``A`` on ``a``, bias block ``G``, no cross terms).
       key: a ``jax.random`` key, required for ``"mc"``.
       num_samples: labels drawn per example for ``"mc"``.
+      tokens: ``"sum"`` | ``"flatten"`` (per-token outputs, see above).
 
     Returns:
-      A list with one :class:`KFACFactors` ``(A, G)`` per Dense/Conv2d layer, float64 and
-      symmetric to rounding: ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')`` with a separate
-      bias), ``G`` of shape ``(out, out)``.
+      A list with one entry per K-FAC block, float64 and symmetric to rounding: a
+      :class:`KFACFactors` ``(A, G)`` with ``A`` of shape ``(in'+1, in'+1)`` (``(in', in')``
+      with a separate bias or for an embedding), ``G`` of shape ``(out, out)``; an
+      :class:`ExactBlock` for a norm.
 
     Raises:
       ValueError: for non-finite ``params`` or ``x`` (the entry named), and for a non-finite
@@ -152,5 +189,6 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     """
     check_model(model)
     check_options(fisher_type, approx, bias)
+    check_choice(tokens, "tokens", TOKENS)
     problem = prepare(model, params, x, y, likelihood, fisher_type, key, num_samples)
-    return compute_checked(problem, approx, bias)
+    return compute_checked(problem, approx, bias, tokens)

@@ -21,15 +21,18 @@ from fisherlab import nn
 from fisherlab._core.validation import as_float_array, check_choice, check_int, check_key
 from fisherlab.kfac._checks import all_finite, check_params_finite, is_concrete
 from fisherlab.kfac._cotangents import uses_reduced_factor
-from fisherlab.kfac._layers import layer_dims
+from fisherlab.kfac._layers import blocks
+from fisherlab.kfac._types import ExactBlock
 from fisherlab.likelihoods import Likelihood
 
-__all__ = ["APPROXES", "BIASES", "FISHER_TYPES", "Problem", "check_factor_list", "check_model",
+__all__ = ["APPROXES", "BIASES", "FISHER_TYPES", "TOKENS", "Problem", "check_factor_list",
+           "check_model",
            "check_options", "check_values", "finite_flags", "infer_bias", "prepare"]
 
 FISHER_TYPES = ("exact", "mc", "empirical")
 APPROXES = ("expand", "reduce")
 BIASES = ("augmented", "separate")
+TOKENS = ("sum", "flatten")
 
 
 class Problem(NamedTuple):
@@ -46,18 +49,26 @@ class Problem(NamedTuple):
     reduced: bool
 
 
-def check_model(model, name: str = "model"):
-    """The parametric layers of ``model``, a :class:`fisherlab.nn.Sequential` with at least one."""
+def check_model(model, name: str = "model", *, kinds=("dense", "embedding", "exact"),
+                what: str = "K-FAC"):
+    """The K-FAC blocks (:class:`~fisherlab.kfac._layers.Block`) of ``model``, a
+    :class:`fisherlab.nn.Sequential` with at least one layer with parameters, each of a kind in
+    ``kinds`` (else an error naming the layer)."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(
             f"{name} must be a fisherlab.nn.Sequential (K-FAC needs the layer structure), "
             f"got {type(model).__name__}")
-    layers = [l for l in model.layers if l.has_params]
-    if not layers:
+    found = blocks(model)
+    if not found:
         raise ValueError(
-            f"{name} has no Dense or Conv2d layer, so K-FAC has no factors to compute: "
+            f"{name} has no layer with parameters, so K-FAC has no factors to compute: "
             f"got {model!r}")
-    return layers
+    for b in found:
+        if b.kind not in kinds:
+            raise TypeError(
+                f"{what} does not support {name}.{b.where} = {b.layer!r} (a K-FAC block of "
+                f"kind {b.kind!r}); it supports Dense, Conv2d and MultiHeadAttention layers")
+    return found
 
 
 def check_options(fisher_type, approx, bias) -> None:
@@ -99,10 +110,10 @@ def _float64(t):
 
 
 @functools.lru_cache(maxsize=256)
-def _output_shape(model, param_shapes, example_shape):
+def _output_shape(model, treedef, param_shapes, example_shape, dtype):
     """Shape of one example's model output (traced once per model and input shape)."""
-    params = [tuple(jax.ShapeDtypeStruct(s, jnp.float64) for s in p) for p in param_shapes]
-    xn = jax.ShapeDtypeStruct(example_shape, jnp.float64)
+    params = treedef.unflatten([jax.ShapeDtypeStruct(s, jnp.float64) for s in param_shapes])
+    xn = jax.ShapeDtypeStruct(example_shape, dtype)
     return tuple(jax.eval_shape(model, params, xn).shape)
 
 
@@ -118,10 +129,16 @@ def prepare(model, params, x, y, likelihood, fisher_type, key, num_samples) -> P
     model.check_params(params)
     _check_likelihood(likelihood)
     num_samples = check_int(num_samples, "num_samples", minimum=1)
-    x = _float64(_check_x(x))
-    params = [tuple(_float64(t) for t in p) for p in params]
+    spec = model.input_spec()
+    if spec is not None and spec[0] == "tokens":  # integer token ids stay integers
+        x = model.check_inputs(x) if is_concrete(x) else x
+    else:
+        x = _float64(_check_x(x))
+    params = jax.tree_util.tree_map(_float64, params)
     N = int(x.shape[0])
-    out = _output_shape(model, tuple(tuple(t.shape for t in p) for p in params), x.shape[1:])
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    out = _output_shape(model, treedef, tuple(t.shape for t in leaves), x.shape[1:],
+                        jnp.dtype(x.dtype))
     if len(out) < 1:
         raise ValueError(f"the model outputs must have shape (N, ..., C), got {(N,) + out}")
     C = out[-1]
@@ -176,18 +193,25 @@ def check_values(flags, problem: Problem) -> tuple[bool, ...]:
     return tuple(results_ok)
 
 
-def infer_bias(entry, layer, k: int, name: str, bias=None) -> str:
-    """``"augmented"`` or ``"separate"`` from the shape of ``A`` (checked against ``bias``)."""
-    out, inp = layer_dims(layer)
+def infer_bias(entry, block, k: int, name: str, bias=None) -> str:
+    """``"augmented"`` or ``"separate"`` from the shape of ``A`` (checked against ``bias``);
+    ``"none"`` for an embedding block (no bias)."""
+    out, inp, layer = block.out, block.inp, block.layer
     A_dim = entry[0].shape[0]
     if tuple(entry[1].shape[:1]) != (out,):
         raise ValueError(
-            f"{name}[{k}] does not match layer {layer}: expected G (or its eigenbasis) with "
-            f"{out} rows, got shape {tuple(entry[1].shape)}")
+            f"{name}[{k}] does not match {block.where} = {layer}: expected G (or its eigenbasis) "
+            f"with {out} rows, got shape {tuple(entry[1].shape)}")
+    if block.kind == "embedding":
+        if A_dim != inp:
+            raise ValueError(
+                f"{name}[{k}] does not match {block.where} = {layer}: expected A of size {inp} "
+                f"(num_embeddings), got shape {tuple(entry[0].shape)}")
+        return "none"
     found = {inp + 1: "augmented", inp: "separate"}.get(A_dim)
     if found is None:
         raise ValueError(
-            f"{name}[{k}] does not match layer {layer}: expected A of size {inp + 1} "
+            f"{name}[{k}] does not match {block.where} = {layer}: expected A of size {inp + 1} "
             f"(bias='augmented') or {inp} (bias='separate'), got shape {tuple(entry[0].shape)}")
     if bias is not None and bias != found:
         raise ValueError(
@@ -196,12 +220,23 @@ def infer_bias(entry, layer, k: int, name: str, bias=None) -> str:
     return found
 
 
-def check_factor_list(factor_list, model, name: str = "factors"):
-    """``factor_list`` has one entry per parametric layer of ``model``; returns the layers."""
-    layers = check_model(model)
-    if not isinstance(factor_list, (list, tuple)) or len(factor_list) != len(layers):
+def check_factor_list(factor_list, model, name: str = "factors", **kwargs):
+    """``factor_list`` has one entry per K-FAC block of ``model``; returns the blocks, each
+    entry checked to be a :class:`~fisherlab.kfac.ExactBlock` exactly for an exact block."""
+    found = check_model(model, **kwargs)
+    if not isinstance(factor_list, (list, tuple)) or len(factor_list) != len(found):
         raise ValueError(
-            f"{name} must be a list with one entry per Dense/Conv2d layer ({len(layers)}), "
+            f"{name} must be a list with one entry per K-FAC block ({len(found)}: one per "
+            f"Dense/Conv2d/Embedding/LayerNorm/RMSNorm layer, two per MultiHeadAttention), "
             f"got {type(factor_list).__name__} of length "
             f"{len(factor_list) if hasattr(factor_list, '__len__') else '?'}")
-    return layers
+    for k, (entry, b) in enumerate(zip(factor_list, found)):
+        exact = isinstance(entry, ExactBlock)
+        if exact != (b.kind == "exact"):
+            want = "an ExactBlock" if b.kind == "exact" else "a KFACFactors (A, G) pair"
+            raise ValueError(f"{name}[{k}] must be {want} for {b.where} = {b.layer!r}, got "
+                             f"{type(entry).__name__}")
+        if exact and tuple(np.shape(entry.B)) != (b.out, b.out):
+            raise ValueError(f"{name}[{k}].B must have shape {(b.out, b.out)} for {b.where} = "
+                             f"{b.layer!r}, got {tuple(np.shape(entry.B))}")
+    return found

@@ -11,8 +11,7 @@ import numpy as np
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_choice
 from fisherlab.kfac._inputs import BIASES, check_factor_list, infer_bias
-from fisherlab.kfac._layers import layer_dims
-from fisherlab.kfac._types import EKFACFactors
+from fisherlab.kfac._types import EKFACFactors, ExactBlock
 
 __all__ = ["matrix", "permutation"]
 
@@ -83,22 +82,29 @@ def matrix(factors, model, *, bias: str | None = None) -> jax.Array:
     """
     if bias is not None:
         check_choice(bias, "bias", BIASES)
-    layers = check_factor_list(factors, model)
+    found = check_factor_list(factors, model)
     layouts, entries = [], []
-    for k, (entry, layer) in enumerate(zip(factors, layers)):
-        layouts.append(infer_bias(entry, layer, k, "factors", bias))
+    for k, (entry, block) in enumerate(zip(factors, found)):
+        if isinstance(entry, ExactBlock):
+            layouts.append("exact")
+            entries.append((jnp.asarray(entry.B, jnp.float64),))
+            continue
+        layouts.append(infer_bias(entry, block, k, "factors", bias))
         if isinstance(entry, EKFACFactors):
             entries.append(EKFACFactors(*(jnp.asarray(t, jnp.float64) if t is not None else None
                                           for t in entry)))
         else:
             entries.append(tuple(jnp.asarray(t, jnp.float64) for t in entry[:2]))
-    return _matrix(tuple(layer_dims(l) for l in layers), tuple(layouts), entries)
+    return _matrix(tuple((b.out, b.inp) for b in found), tuple(layouts), entries)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _matrix(dims, layouts, entries):
     blocks = []
     for (out, inp), layout, entry in zip(dims, layouts, entries):
+        if layout == "exact":
+            blocks.append(entry[0])
+            continue
         if isinstance(entry, EKFACFactors):
             UA, UG, S, Sb = entry
             U = jnp.kron(UG, UA)
@@ -108,7 +114,9 @@ def _matrix(dims, layouts, entries):
             A, G = entry
             W_block = jnp.kron(G, A)
             b_block = G if layout == "separate" else None
-        if layout == "augmented":
+        if layout == "none":  # embedding: E = W_mat^T, so parameter order is A (x) G
+            blocks.append(jnp.kron(A, G))
+        elif layout == "augmented":
             perm = permutation(out, inp)
             blocks.append(W_block[perm][:, perm])
         else:

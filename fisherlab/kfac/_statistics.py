@@ -16,40 +16,75 @@ import jax
 import jax.numpy as jnp
 
 from fisherlab.kfac._cotangents import output_cotangents
-from fisherlab.kfac._layers import forward_with_offsets
+from fisherlab.kfac._layers import forward_with_offsets, offset_shapes
 
 __all__ = ["batched", "per_example", "second_moment"]
 
 #: below this many columns a second-moment matrix is one product; from it on, two column blocks
 _SPLIT_MIN = 128
+#: contract the last axes of a materialised transpose (faster on XLA:CPU from JAX 0.10 on)
+_TRANSPOSED_OPERANDS = tuple(int(p) for p in jax.__version__.split(".")[:2]) >= (0, 10)
 
 
-def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced):
+def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced,
+                tokens="sum"):
     """One example: ``([a_mat_k (P_k, in'_k)], [v_k (K, P_k, out_k)], out)``.
 
     ``out`` has shape ``(..., C)``; its leading axes (if any) are output positions whose
-    losses are summed, ``l_n = sum_q l(f_{n,q}, y_{n,q})``.
+    losses are summed, ``l_n = sum_q l(f_{n,q}, y_{n,q})``. For an exact block ``a_mat_k`` is
+    ``None`` and ``v_k`` is ``(K, p_k)``, the gradients with respect to its parameters.
+    ``key`` is the example's key, or ``(Q,)`` keys, one per output position.
     """
-    shapes = jax.eval_shape(lambda: forward_with_offsets(model, params, x, None)[1])
-    offsets = [jnp.zeros((a.shape[0], W.shape[0]), a.dtype) for a, (W, _) in zip(shapes, params)]
+    offsets = [jnp.zeros(s.shape, s.dtype) for s in offset_shapes(model, params, x)]
     out, vjp_fn, inputs = jax.vjp(lambda o: forward_with_offsets(model, params, x, o),
                                   offsets, has_aux=True)
-    cots = output_cotangents(likelihood, fisher_type, num_samples, out, y, key, reduced=reduced)
+    cots = output_cotangents(likelihood, fisher_type, num_samples, out, y, key, reduced=reduced,
+                             per_position=tokens == "flatten")
     (vs,) = jax.vmap(vjp_fn)(cots.reshape((cots.shape[0],) + out.shape))  # [(K, P, out)]
     return inputs, vs, out
 
 
-def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False):
+def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False,
+            tokens="sum"):
     """:func:`per_example` over the batch: ``([(N, P, in')], [(N, K, P, out)], (N, ..., C))``.
 
     For ``"mc"`` example ``n`` draws with ``jax.random.split(key, N)[n]`` (the key of
-    :func:`fisherlab.fisher_mc` for that example).
+    :func:`fisherlab.fisher_mc` for that example); with ``tokens="flatten"`` output position
+    ``q`` of example ``n`` draws with ``jax.random.split(key, N Q)[n Q + q]``.
     """
     N = x.shape[0]
-    keys = jax.random.split(key, N) if fisher_type == "mc" else jnp.zeros((N,), x.dtype)
-    y = jnp.zeros((N,), x.dtype) if y is None else y  # unused placeholder (exact / mc)
+    if fisher_type != "mc":
+        keys = jnp.zeros((N,), jnp.float64)
+    elif tokens == "flatten":
+        shape = jax.eval_shape(lambda: model(params, x[0])).shape
+        Q = 1
+        for s in shape[:-1]:
+            Q *= s
+        keys = jax.random.split(key, N * Q).reshape((N, Q))
+    else:
+        keys = jax.random.split(key, N)
+    y = jnp.zeros((N,), jnp.float64) if y is None else y  # unused placeholder (exact / mc)
     return jax.vmap(lambda xn, yn, kn: per_example(model, params, likelihood, fisher_type,
-                                                   num_samples, xn, yn, kn, reduced))(x, y, keys)
+                                                   num_samples, xn, yn, kn, reduced, tokens)
+                    )(x, y, keys)
+
+
+def _gram(a):
+    """``(a^T a, diag(a^T a))`` for ``a`` ``(M, d)``, from 128 columns on with 3/4 of the
+    multiplications (:func:`second_moment`)."""
+    if _TRANSPOSED_OPERANDS:  # T = a^T materialised: T T^T contracts the last axes
+        t = jax.lax.optimization_barrier(jnp.transpose(a))
+        prod = lambda i, j, k: t[i:j] @ t[k:].T  # noqa: E731 - rows i..j of a^T a, from column k
+    else:
+        prod = lambda i, j, k: a[:, i:j].T @ a[:, k:]  # noqa: E731
+    d = a.shape[1]
+    if d < _SPLIT_MIN:
+        S = prod(0, d, 0)
+        return S, jnp.diagonal(S)
+    h = d // 2
+    top, corner = prod(0, h, 0), prod(h, d, h)  # (h, d) and (d - h, d - h)
+    S = jnp.concatenate([top, jnp.concatenate([top[:, h:].T, corner], axis=1)], axis=0)
+    return S, jnp.concatenate([jnp.diagonal(top), jnp.diagonal(corner)])
 
 
 def second_moment(a, count, *, augment: bool = False):
@@ -57,24 +92,26 @@ def second_moment(a, count, *, augment: bool = False):
     diagonal of ``sum_m abar_m abar_m^T`` (before the division, for the finiteness bound of
     :func:`fisherlab.kfac._checks.bounded_diagonal`).
 
-    ``abar = [a; 1]`` with ``augment`` (the ones column is appended once), else ``abar = a``.
-    From 128 columns on, ``abar = [b_1 b_2]`` is split in two column blocks and only the block
-    row and the corner are multiplied,
+    ``abar = [a; 1]`` with ``augment``, else ``abar = a``. The augmented matrix is assembled
+    from ``a^T a``, the column sums ``a^T 1`` and ``M``, so the product keeps the layer's own
+    width (512 rather than 513: aligned blocks). From 128 columns on, ``a = [b_1 b_2]`` is
+    split in two column blocks and only the block row and the corner are multiplied,
 
-    .. math::  \bar a^\top \bar a = \begin{pmatrix} b_1^\top b_1 & b_1^\top b_2 \\
+    .. math::  a^\top a = \begin{pmatrix} b_1^\top b_1 & b_1^\top b_2 \\
                (b_1^\top b_2)^\top & b_2^\top b_2 \end{pmatrix},
 
     3/4 of the multiplications of one product; the lower-left block is the transpose of the
-    upper-right one, and the diagonal blocks are symmetric to rounding.
+    upper-right one, and the diagonal blocks are symmetric to rounding. On XLA's CPU backend
+    from JAX 0.10 on, a product contracting the *first* axis of both operands runs at half the
+    speed of one contracting the last axes, so there ``a^T`` is materialised first (the
+    optimisation barrier keeps the compiler from folding the transpose back into the product);
+    earlier versions run both at one speed and skip the copy.
     """
+    S, diag = _gram(a)
     if augment:
-        a = jnp.concatenate([a, jnp.ones((a.shape[0], 1), a.dtype)], axis=1)
-    d = a.shape[1]
-    if d < _SPLIT_MIN:
-        S = a.T @ a
-        return S / count, jnp.diagonal(S)
-    h = d // 2
-    top = a[:, :h].T @ a  # (h, d)
-    corner = a[:, h:].T @ a[:, h:]
-    S = jnp.concatenate([top, jnp.concatenate([top[:, h:].T, corner], axis=1)], axis=0) / count
-    return S, jnp.concatenate([jnp.diagonal(top), jnp.diagonal(corner)])
+        M = jnp.full((1,), a.shape[0], a.dtype)
+        s = jnp.sum(a, axis=0)
+        S = jnp.concatenate([jnp.concatenate([S, s[:, None]], axis=1),
+                             jnp.concatenate([s, M])[None]], axis=0)
+        diag = jnp.concatenate([diag, M])
+    return S / count, diag

@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional
 
 import jax
 
-__all__ = ["EKFACFactors", "KFACFactors"]
+__all__ = ["EKFACFactors", "ExactBlock", "KFACFactors"]
 
 
 class KFACFactors(NamedTuple):
@@ -66,3 +66,23 @@ class EKFACFactors(NamedTuple):
     UG: jax.Array
     S: jax.Array
     S_bias: Optional[jax.Array] = None
+
+
+class ExactBlock(NamedTuple):
+    """The exact curvature block of a layer that K-FAC does not factorise (``LayerNorm``,
+    ``RMSNorm``).
+
+    ``B = (1/N) sum_n E[g_n g_n^T]`` with ``g_n`` the gradient of example ``n``'s loss with
+    respect to the layer's parameters (``weight`` then ``bias``, PyTorch's order) and the
+    expectation of :func:`fisherlab.kfac.factors`' ``fisher_type``; with ``"exact"`` it is
+    the layer's diagonal block of the GGN / Fisher.
+
+    Attributes:
+      B: ``(p, p)``, ``p`` the layer's number of parameters, in parameter order.
+
+    >>> import jax.numpy as jnp, fisherlab as fl
+    >>> fl.kfac.ExactBlock(B=jnp.eye(4)).B.shape
+    (4, 4)
+    """
+
+    B: jax.Array

@@ -77,8 +77,8 @@ def test_ekfac_accepts_precomputed_factors_and_checks_them():
     f = fl.kfac.factors(model, params, x, y, lik)
     a = fl.kfac.ekfac(model, params, x, y, lik)
     b = fl.kfac.ekfac(model, params, x, y, lik, factors=f)
-    for u, v in zip(a, b):
-        np.testing.assert_allclose(u.S, v.S, rtol=1e-12)
+    for u, v in zip(a, b):  # eigenvalues at the rounding level of the largest one are noise
+        np.testing.assert_allclose(u.S, v.S, rtol=1e-12, atol=1e-12 * float(np.max(u.S)))
     with pytest.raises(ValueError, match="factors"):
         fl.kfac.ekfac(model, params, x, y, lik, factors=f[:1])
     with pytest.raises(ValueError, match="bias"):

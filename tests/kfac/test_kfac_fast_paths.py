@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fisherlab as fl
-from fisherlab.kfac import _cotangents, _factors, _inputs
+from fisherlab.kfac import _cotangents, _factors, _inputs, _statistics
 from fisherlab.kfac._statistics import second_moment
 
 F64 = jnp.float64
@@ -66,7 +66,7 @@ def test_reduced_and_full_categorical_factors_agree(approx, bias):
     out = {}
     for reduced in (False, True):
         facs, flags = _factors._compute(model, params, lik, "exact", approx, bias, 1, reduced,
-                                        x, None, None)
+                                        "sum", x, None, None)
         assert bool(jnp.all(flags))
         out[reduced] = facs
     for full, red in zip(out[False], out[True]):
@@ -102,7 +102,10 @@ def test_factors_takes_the_reduced_path_exactly_for_categorical_exact(
 
 @pytest.mark.parametrize("shape", [(7, 5), (9, 127), (6, 128), (11, 257)])
 @pytest.mark.parametrize("augment", [False, True])
-def test_second_moment_equals_the_numpy_product(shape, augment):
+@pytest.mark.parametrize("transposed", [False, True])
+def test_second_moment_equals_the_numpy_product(shape, augment, transposed, monkeypatch):
+    """Both operand layouts (the one used depends on the JAX version)."""
+    monkeypatch.setattr(_statistics, "_TRANSPOSED_OPERANDS", transposed)
     a = np.random.default_rng(shape[1]).normal(size=shape)
     abar = np.concatenate([a, np.ones((shape[0], 1))], axis=1) if augment else a
     S, diagonal = second_moment(jnp.asarray(a), 3.0, augment=augment)

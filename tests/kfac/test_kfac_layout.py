@@ -18,7 +18,8 @@ def _modules():
 
 def test_namespace_is_exactly_all():
     assert dir(fl.kfac) == sorted(fl.kfac.__all__)
-    assert set(fl.kfac.__all__) == {"EKFACFactors", "KFACFactors", "ekfac", "ema", "factors",
+    assert set(fl.kfac.__all__) == {"EKFACFactors", "ExactBlock", "KFACFactors", "ekfac", "ema",
+                                    "factors",
                                     "matrix", "permutation", "solve"}
 
 
