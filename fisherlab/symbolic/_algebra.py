@@ -97,6 +97,13 @@ class Normaliser:
             if len(mats) > 2 or any(isinstance(a, sp.MatMul) for a in e.args):
                 self.used.add("associativity")
             mats = self._cancel(mats)
+            for i, m in enumerate(mats):
+                # a sum holding a compound inverse is distributed first, so that each term's
+                # ``M M^{-1}`` is adjacent, and cancelled, before ``M`` itself is distributed
+                if isinstance(m, sp.MatAdd) and any(_compound_inverse(t) for t in m.args):
+                    self.used.add("distributivity")
+                    return sp.MatAdd(*[self.prep(sp.MatMul(*(scal + mats[:i] + [t] + mats[i + 1:])))
+                                       for t in m.args])
             kept = [m for m in mats if not isinstance(m, sp.Identity)]
             if len(kept) < len(mats):
                 self.used.add("identity")
@@ -426,7 +433,11 @@ class Normaliser:
         """``f`` is ``Scalar(u^T u)`` for a real matrix expression ``u`` (a sum of squares)."""
         if not isinstance(f, Scalar):
             return False
-        form = self.nf(f.args[0])
+        u = f.args[0]
+        if isinstance(u, sp.MatMul) and len(u.args) == 2 and isinstance(u.args[0], sp.Transpose) \
+                and u.args[0].args[0] == u.args[1]:
+            return True   # (X)^T (X) as written, X any real matrix expression (e.g. a sum)
+        form = self.nf(u)
         if len(form) != 1:
             return False
         (atoms, c), = form.items()
@@ -435,6 +446,12 @@ class Normaliser:
             return False
         left, right = atoms[:k // 2], atoms[k // 2:]
         return left == tuple(self._t(a) for a in reversed(right))
+
+
+def _compound_inverse(e) -> bool:
+    """Whether ``e`` holds the inverse of a compound (non-atomic) matrix."""
+    return any(isinstance(x, sp.Inverse) and not isinstance(x.args[0], sp.MatrixSymbol)
+               for x in sp.preorder_traversal(e))
 
 
 def _maximal_matrices(e):

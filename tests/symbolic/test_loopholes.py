@@ -434,3 +434,29 @@ def test_the_transpose_of_an_inverse_cancels_against_the_transpose_only():
     assert link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A * A.T), A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.I.T, A), I, hypotheses=[sp.Q.invertible(A)]))
     assert not link_passes(one_link(sp.MatMul(A.T, sp.Inverse(A.T * A), A), I, hypotheses=[sp.Q.invertible(A)]))
+
+
+def test_a_compound_inverse_cancels_inside_a_distributed_sum_and_nowhere_else():
+    """(u + M^{-1} v)^T M (u + M^{-1} v) with M = A + c I a sum: the sum holding M^{-1} is
+    distributed first so that M M^{-1} cancels; a product that is not adjacent does not."""
+    c = sp.Symbol("c", positive=True)
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    M = A + c * sp.Identity(n)
+    e = u + M.I * v
+    lhs = Scalar(sp.MatMul(sp.Transpose(e), M, e))
+    good = Scalar(u.T * M * u) + 2 * Scalar(u.T * v) + Scalar(v.T * M.I * v)
+    hyp = [sp.Q.symmetric(A)]
+    assert link_passes(one_link(lhs, good, hypotheses=hyp))
+    assert not link_passes(one_link(lhs, good + Scalar(u.T * v), hypotheses=hyp))
+    # M^{-1} A is not the identity: only the whole sum cancels
+    assert not link_passes(one_link(Scalar(sp.MatMul(u.T, M.I, A, v)), Scalar(u.T * v), hypotheses=hyp))
+
+
+def test_a_gram_form_is_accepted_as_written_only():
+    """Scalar(X^T X) >= 0 for a compound X as written; X^T Y, -X^T X and X^T A X are refused."""
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    X = u - A * v
+    assert link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), X)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), u + A * v)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(-Scalar(sp.MatMul(sp.Transpose(X), X)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), A, X)), sp.Integer(0), rel=">="))
