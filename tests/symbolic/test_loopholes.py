@@ -460,3 +460,15 @@ def test_a_gram_form_is_accepted_as_written_only():
     assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), u + A * v)), sp.Integer(0), rel=">="))
     assert not link_passes(one_link(-Scalar(sp.MatMul(sp.Transpose(X), X)), sp.Integer(0), rel=">="))
     assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), A, X)), sp.Integer(0), rel=">="))
+
+
+def test_a_limit_is_taken_only_of_explicit_scalars():
+    """SymPy's limit is used for scalar functions of the variable (matrix scalars free of it
+    are constants); a variable inside a matrix expression is refused, a wrong limit fails."""
+    t = sp.Symbol("t", positive=True)
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    assert link_passes(one_link(sp.Limit(t * Scalar(u.T * v) / (1 + t), t, sp.oo), Scalar(u.T * v)))
+    assert link_passes(one_link(sp.Limit(Scalar(u.T * v) / (1 + t), t, 0), Scalar(u.T * v)))
+    assert not link_passes(one_link(sp.Limit(t / (1 + t), t, 0), sp.Integer(1)))
+    opaque = sp.Limit(Scalar(u.T * (A + t * sp.Identity(n)).I * v), t, 0)
+    assert not link_passes(one_link(opaque, Scalar(u.T * A.I * v), hypotheses=[sp.Q.invertible(A)]))
