@@ -472,3 +472,12 @@ def test_a_limit_is_taken_only_of_explicit_scalars():
     assert not link_passes(one_link(sp.Limit(t / (1 + t), t, 0), sp.Integer(1)))
     opaque = sp.Limit(Scalar(u.T * (A + t * sp.Identity(n)).I * v), t, 0)
     assert not link_passes(one_link(opaque, Scalar(u.T * A.I * v), hypotheses=[sp.Q.invertible(A)]))
+
+
+def test_a_witness_gives_a_stand_in_to_a_function_inside_an_integral():
+    """SymPy's subs of a function class fails inside an Integral; the stand-in is put in by
+    replace there, and the integral evaluated exactly (a zero integral is no witness)."""
+    t = sp.Symbol("t", real=True)
+    f = sp.Function("f")
+    assert find_witness([sp.Integral(t * f(t), (t, 0, 1))], {f: sp.Lambda(t, 1)}).value == sp.Rational(1, 2)
+    assert find_witness([sp.Integral(t * f(t), (t, -1, 1))], {f: sp.Lambda(t, 1)}) is None
