@@ -163,7 +163,32 @@ class Normaliser:
                     self._record(sp.Determinant(pair[1]))
                     continue
             out.append(m)
-        return out
+        return self._cancel_runs(out)
+
+    def _cancel_runs(self, mats: list) -> list:
+        """``X_1 ... X_k (X_1 ... X_k)^{-1} = I`` (and the inverse first) for a product of
+        non-square factors such as ``B^T C B``, which the flattened product holds as a run."""
+        changed = True
+        while changed:
+            changed = False
+            for i, m in enumerate(mats):
+                if not (isinstance(m, sp.Inverse) and isinstance(m.args[0], sp.MatMul)):
+                    continue
+                run = [a for a in m.args[0].args if isinstance(a, MatrixExpr)]
+                if len(run) != len(m.args[0].args):
+                    continue
+                k = len(run)
+                for lo, hi in ((i - k, i), (i + 1, i + 1 + k)):
+                    if lo >= 0 and hi <= len(mats) and \
+                            self._canon(sp.MatMul(*mats[lo:hi])) == self._canon(m.args[0]):
+                        self.used.add("inverse")
+                        self._record(sp.Determinant(m.args[0]))
+                        mats = mats[:min(lo, i)] + mats[max(hi, i + 1):]
+                        changed = True
+                        break
+                if changed:
+                    break
+        return mats
 
     def _add(self, out, atoms, coeff):
         out[atoms] = out.get(atoms, sp.Integer(0)) + coeff

@@ -481,3 +481,13 @@ def test_a_witness_gives_a_stand_in_to_a_function_inside_an_integral():
     f = sp.Function("f")
     assert find_witness([sp.Integral(t * f(t), (t, 0, 1))], {f: sp.Lambda(t, 1)}).value == sp.Rational(1, 2)
     assert find_witness([sp.Integral(t * f(t), (t, -1, 1))], {f: sp.Lambda(t, 1)}) is None
+
+
+def test_the_inverse_of_a_product_of_non_square_factors_cancels_only_against_the_whole_run():
+    """(B^T C B)^{-1} with B of shape (n, m): cancelled against the run B^T C B on either side;
+    B (B^T C B)^{-1} B^T C, a projection, is not the identity."""
+    Bn = sp.MatrixSymbol("B", n, m)
+    M = sp.MatMul(Bn.T, C, Bn)
+    assert link_passes(one_link(sp.MatMul(Bn.T, C, Bn, sp.Inverse(M)), sp.Identity(m)))
+    assert link_passes(one_link(sp.MatMul(sp.Inverse(M), Bn.T, C, Bn), sp.Identity(m)))
+    assert not link_passes(one_link(sp.MatMul(Bn, sp.Inverse(M), Bn.T, C), sp.Identity(n)))
