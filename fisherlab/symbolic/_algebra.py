@@ -108,6 +108,13 @@ class Normaliser:
             if len(mats) > 2 or any(isinstance(a, sp.MatMul) for a in e.args):
                 self.used.add("associativity")
             mats = self._cancel(mats)
+            for i, m in enumerate(mats):
+                # a sum holding a compound inverse is distributed first, so that each term's
+                # ``M M^{-1}`` is adjacent, and cancelled, before ``M`` itself is distributed
+                if isinstance(m, sp.MatAdd) and any(_compound_inverse(t) for t in m.args):
+                    self.used.add("distributivity")
+                    return sp.MatAdd(*[self.prep(sp.MatMul(*(scal + mats[:i] + [t] + mats[i + 1:])))
+                                       for t in m.args])
             kept = [m for m in mats if not isinstance(m, sp.Identity)]
             if len(kept) < len(mats):
                 self.used.add("identity")
@@ -167,7 +174,32 @@ class Normaliser:
                     self._record(sp.Determinant(pair[1]))
                     continue
             out.append(m)
-        return out
+        return self._cancel_runs(out)
+
+    def _cancel_runs(self, mats: list) -> list:
+        """``X_1 ... X_k (X_1 ... X_k)^{-1} = I`` (and the inverse first) for a product of
+        non-square factors such as ``B^T C B``, which the flattened product holds as a run."""
+        changed = True
+        while changed:
+            changed = False
+            for i, m in enumerate(mats):
+                if not (isinstance(m, sp.Inverse) and isinstance(m.args[0], sp.MatMul)):
+                    continue
+                run = [a for a in m.args[0].args if isinstance(a, MatrixExpr)]
+                if len(run) != len(m.args[0].args):
+                    continue
+                k = len(run)
+                for lo, hi in ((i - k, i), (i + 1, i + 1 + k)):
+                    if lo >= 0 and hi <= len(mats) and \
+                            self._canon(sp.MatMul(*mats[lo:hi])) == self._canon(m.args[0]):
+                        self.used.add("inverse")
+                        self._record(sp.Determinant(m.args[0]))
+                        mats = mats[:min(lo, i)] + mats[max(hi, i + 1):]
+                        changed = True
+                        break
+                if changed:
+                    break
+        return mats
 
     def _add(self, out, atoms, coeff):
         out[atoms] = out.get(atoms, sp.Integer(0)) + coeff
@@ -460,6 +492,12 @@ class Normaliser:
             return False
         left, right = atoms[:k // 2], atoms[k // 2:]
         return left == tuple(self._t(a) for a in reversed(right))
+
+
+def _compound_inverse(e) -> bool:
+    """Whether ``e`` holds the inverse of a compound (non-atomic) matrix."""
+    return any(isinstance(x, sp.Inverse) and not isinstance(x.args[0], sp.MatrixSymbol)
+               for x in sp.preorder_traversal(e))
 
 
 def _maximal_matrices(e):

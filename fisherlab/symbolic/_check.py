@@ -97,10 +97,29 @@ def difference(lhs: Any, rhs: Any, where: str) -> list:
 
 
 def doit(e: sp.Expr) -> sp.Expr:
-    """Evaluate derivatives, substitutions and concrete sums/products (exact evaluation)."""
+    """Evaluate derivatives, substitutions, concrete sums/products and limits (exact
+    evaluation). A limit is evaluated (SymPy's ``limit``) only where its variable occurs in
+    explicit scalars: a variable inside a matrix expression (``(F + beta I)^{-1}``) is
+    refused, since the limit of an opaque matrix function is not SymPy's to take."""
+    if isinstance(e, sp.Basic) and e.has(sp.Limit):
+        e = e.replace(lambda x: isinstance(x, sp.Limit), _limit)
     if isinstance(e, sp.Basic) and e.has(sp.Derivative, sp.Subs, sp.Sum, sp.Product, sp.Integral):
         return e.doit()
     return e
+
+
+def _limit(lim: sp.Limit) -> sp.Expr:
+    expr, z, z0, direction = lim.args
+    atoms = _matrix_atoms(expr)
+    for a in atoms:
+        if z in a.free_symbols:
+            raise CheckError(f"the limit in {z} of {expr}: {z} occurs inside the matrix "
+                             f"expression {a}; reduce it to explicit scalars first")
+    # the matrix scalars are constants in z: opaque symbols while SymPy takes the limit
+    out = sp.Limit(expr.xreplace(atoms), z, z0, str(direction)).doit()
+    if out.has(sp.Limit) or out.has(sp.AccumBounds):
+        raise CheckError(f"SymPy could not evaluate {lim}")
+    return out.xreplace({v: k for k, v in atoms.items()})
 
 
 def _numerator_of_together(e):

@@ -87,8 +87,17 @@ def _stand_in(expr, functions: Mapping):
     if not functions:
         return expr
     # ``subs`` (not ``replace``) also rewrites derivatives taken *with respect to* an abstract
-    # function's value (``d A(g(x)) / d g(x)``) correctly
-    return doit(expr.subs(functions))
+    # function's value (``d A(g(x)) / d g(x)``) correctly; SymPy's ``subs`` of a function
+    # class fails inside an ``Integral``, which is rewritten by ``replace`` first
+    if expr.has(sp.Integral):
+        rest = {}
+        for f, lam in functions.items():
+            if isinstance(f, sp.core.function.UndefinedFunction):
+                expr = expr.replace(f, lam)
+            else:
+                rest[f] = lam
+        functions = rest
+    return doit(expr.subs(functions) if functions else expr)
 
 
 def _number(val):

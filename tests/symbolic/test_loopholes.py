@@ -500,3 +500,60 @@ def test_a_hypothesis_may_rewrite_either_end_of_a_link_and_a_false_link_still_fa
     # 1/sqrt(x) is Pow(x, -1/2): only the backward reading (t -> sqrt(x) in the new end) sees it
     assert link_passes(d(t + 1 / t))
     assert not link_passes(d(t + 1 / (2 * t)))
+
+
+def test_a_compound_inverse_cancels_inside_a_distributed_sum_and_nowhere_else():
+    """(u + M^{-1} v)^T M (u + M^{-1} v) with M = A + c I a sum: the sum holding M^{-1} is
+    distributed first so that M M^{-1} cancels; a product that is not adjacent does not."""
+    c = sp.Symbol("c", positive=True)
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    M = A + c * sp.Identity(n)
+    e = u + M.I * v
+    lhs = Scalar(sp.MatMul(sp.Transpose(e), M, e))
+    good = Scalar(u.T * M * u) + 2 * Scalar(u.T * v) + Scalar(v.T * M.I * v)
+    hyp = [sp.Q.symmetric(A)]
+    assert link_passes(one_link(lhs, good, hypotheses=hyp))
+    assert not link_passes(one_link(lhs, good + Scalar(u.T * v), hypotheses=hyp))
+    # M^{-1} A is not the identity: only the whole sum cancels
+    assert not link_passes(one_link(Scalar(sp.MatMul(u.T, M.I, A, v)), Scalar(u.T * v), hypotheses=hyp))
+
+
+def test_a_gram_form_is_accepted_as_written_only():
+    """Scalar(X^T X) >= 0 for a compound X as written; X^T Y, -X^T X and X^T A X are refused."""
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    X = u - A * v
+    assert link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), X)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), u + A * v)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(-Scalar(sp.MatMul(sp.Transpose(X), X)), sp.Integer(0), rel=">="))
+    assert not link_passes(one_link(Scalar(sp.MatMul(sp.Transpose(X), A, X)), sp.Integer(0), rel=">="))
+
+
+def test_a_limit_is_taken_only_of_explicit_scalars():
+    """SymPy's limit is used for scalar functions of the variable (matrix scalars free of it
+    are constants); a variable inside a matrix expression is refused, a wrong limit fails."""
+    t = sp.Symbol("t", positive=True)
+    u, v = sp.MatrixSymbol("u", n, 1), sp.MatrixSymbol("v", n, 1)
+    assert link_passes(one_link(sp.Limit(t * Scalar(u.T * v) / (1 + t), t, sp.oo), Scalar(u.T * v)))
+    assert link_passes(one_link(sp.Limit(Scalar(u.T * v) / (1 + t), t, 0), Scalar(u.T * v)))
+    assert not link_passes(one_link(sp.Limit(t / (1 + t), t, 0), sp.Integer(1)))
+    opaque = sp.Limit(Scalar(u.T * (A + t * sp.Identity(n)).I * v), t, 0)
+    assert not link_passes(one_link(opaque, Scalar(u.T * A.I * v), hypotheses=[sp.Q.invertible(A)]))
+
+
+def test_a_witness_gives_a_stand_in_to_a_function_inside_an_integral():
+    """SymPy's subs of a function class fails inside an Integral; the stand-in is put in by
+    replace there, and the integral evaluated exactly (a zero integral is no witness)."""
+    t = sp.Symbol("t", real=True)
+    f = sp.Function("f")
+    assert find_witness([sp.Integral(t * f(t), (t, 0, 1))], {f: sp.Lambda(t, 1)}).value == sp.Rational(1, 2)
+    assert find_witness([sp.Integral(t * f(t), (t, -1, 1))], {f: sp.Lambda(t, 1)}) is None
+
+
+def test_the_inverse_of_a_product_of_non_square_factors_cancels_only_against_the_whole_run():
+    """(B^T C B)^{-1} with B of shape (n, m): cancelled against the run B^T C B on either side;
+    B (B^T C B)^{-1} B^T C, a projection, is not the identity."""
+    Bn = sp.MatrixSymbol("B", n, m)
+    M = sp.MatMul(Bn.T, C, Bn)
+    assert link_passes(one_link(sp.MatMul(Bn.T, C, Bn, sp.Inverse(M)), sp.Identity(m)))
+    assert link_passes(one_link(sp.MatMul(sp.Inverse(M), Bn.T, C, Bn), sp.Identity(m)))
+    assert not link_passes(one_link(sp.MatMul(Bn, sp.Inverse(M), Bn.T, C), sp.Identity(n)))
