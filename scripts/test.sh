@@ -13,4 +13,5 @@ echo "torch==2.13.0" > "$constraints"
 pip_install torch==2.13.0
 pip_install --constraint "$constraints" -e ".[test,peers,flax,equinox]"
 python3 -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} installed, expected 2.13.0')"
-python3 -m pytest -n 2 "$@"
+# progress as a count of tests done ([ 123/1924]) and the 20 slowest tests and set-ups at the end
+python3 -m pytest -n 2 -o console_output_style=count --durations=20 "$@"

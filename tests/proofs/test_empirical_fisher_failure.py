@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fisherlab as fl
-from fisherlab import proofs
+
+from _verified import verified
 
 
 def test_derivation_verifies():
-    report = proofs.get("empirical_fisher_failure.linear_regression").verify()
+    report = verified("empirical_fisher_failure.linear_regression")
     report.raise_if_failed()
     assert report.controls_rejected == 3
 

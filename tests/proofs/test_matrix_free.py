@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 import fisherlab as fl
-from fisherlab import proofs
+
+from _verified import verified
 from fisherlab.symbolic import curvature
 
 
 def test_derivation_verifies():
-    report = proofs.get("matrix_free.fisher_vector_product").verify()
+    report = verified("matrix_free.fisher_vector_product")
     report.raise_if_failed()
     assert report.controls_rejected == 3
 

@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import fisherlab as fl
-from fisherlab import proofs
+
+from _verified import verified
 
 
 def test_derivation_verifies():
-    report = proofs.get("pullback_sampling.pseudo_gradient_covariance").verify()
+    report = verified("pullback_sampling.pseudo_gradient_covariance")
     report.raise_if_failed()
     assert report.controls_rejected == 3
 
