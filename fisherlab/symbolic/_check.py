@@ -182,6 +182,14 @@ def _real(f: sp.Expr) -> bool:
     return f.is_extended_real is True
 
 
+def _ordered(limit) -> bool:
+    """``(i, a, b)`` with ``b >= a - 1`` known: SymPy's ``Sum`` over reversed bounds is minus a
+    sum (``Sum(1, (i, 3, 1)) = -1``), so only ordered bounds keep a sum of nonnegative terms
+    nonnegative."""
+    _, a, b = limit
+    return (b - a + 1).is_nonnegative is True
+
+
 def manifestly_nonnegative(expr: sp.Expr, extra: Callable[[sp.Expr], bool] | None = None) -> bool:
     """``expr`` is, as written, a sum of terms each a product of real nonnegative factors.
 
@@ -206,7 +214,7 @@ def manifestly_nonnegative(expr: sp.Expr, extra: Callable[[sp.Expr], bool] | Non
                 continue
             if f.is_Pow and f.exp.is_Integer and f.exp.is_even and _real(f.base):
                 continue
-            if isinstance(f, sp.Sum) and all(len(lim) == 3 for lim in f.limits) and \
+            if isinstance(f, sp.Sum) and all(len(lim) == 3 and _ordered(lim) for lim in f.limits) and \
                     manifestly_nonnegative(f.function, extra):
                 continue
             return False

@@ -500,3 +500,16 @@ def test_a_hypothesis_may_rewrite_either_end_of_a_link_and_a_false_link_still_fa
     # 1/sqrt(x) is Pow(x, -1/2): only the backward reading (t -> sqrt(x) in the new end) sees it
     assert link_passes(d(t + 1 / t))
     assert not link_passes(d(t + 1 / (2 * t)))
+
+
+def test_a_sum_counts_as_nonnegative_only_over_ordered_bounds():
+    # SymPy's Sum over reversed bounds is minus a sum: Sum(1, (i, n, 1)) is -1 at n = 3, so
+    # "a sum of nonnegative terms" certifies nothing unless b >= a - 1 is known
+    i = sp.Symbol("i", integer=True)
+    reversed_ = sp.Sum(1, (i, n, 1))
+    assert sp.Sum(1, (i, 3, 1)).doit() == -1
+    assert not link_passes(one_link(reversed_, sp.S(0), rel=">="))
+    assert not link_passes(one_link(sp.Sum(x ** 2, (i, n, 1)), sp.S(0), rel=">="))
+    # ordered bounds, symbolic or shifted, still count
+    assert link_passes(one_link(sp.Sum(x ** 2, (i, 1, n)), sp.S(0), rel=">="))
+    assert link_passes(one_link(sp.Sum(1, (i, 0, n - 1)), sp.S(0), rel=">="))
