@@ -20,7 +20,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 __all__ = ["CheckError", "validate", "entries", "shape_of", "same_shape", "difference", "is_zero",
            "zero_method", "manifestly_nonnegative", "denominators", "undefined_functions", "doit",
-           "FORBIDDEN", "LADDER_NAMES"]
+           "FORBIDDEN", "LADDER_NAMES", "captured"]
 
 
 class CheckError(ValueError):
@@ -249,4 +249,19 @@ def undefined_functions(expr: Any) -> set:
         items = list(e) if isinstance(e, sp.MatrixBase) else [e]
         for it in items:
             out |= {f.func for f in it.atoms(AppliedUndef)}
+    return out
+
+
+def captured(e: Any, target: Any, symbols: set) -> set:
+    """The ``symbols`` a binder of ``e`` (a ``Sum``, ``Product``, ``Integral``, ``Lambda``,
+    ``Subs``) around an occurrence of ``target`` binds: replacing ``target`` there by an
+    expression in them (or reading a ``target`` that mentions them) would confuse a free symbol
+    with a bound one -- ``x -> j`` in ``Sum(x, (j, 1, n))`` is not ``Sum(j, (j, 1, n))``."""
+    out: set = set()
+    if not isinstance(e, sp.Basic) or not symbols:
+        return out
+    for node in sp.preorder_traversal(e):
+        bound = set(getattr(node, "bound_symbols", ()) or ())
+        if bound & symbols and node.has(target):
+            out |= bound & symbols
     return out

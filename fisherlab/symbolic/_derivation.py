@@ -36,7 +36,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from ._algebra import Normaliser
 from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes,
                       check_tier_text, tier_rank, validate_relation)
-from ._check import (LADDER_NAMES, CheckError, denominators, difference, is_zero, manifestly_nonnegative,
+from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
 from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
 from ._report import ControlResult, LinkResult, Report
@@ -819,6 +819,14 @@ def _instance(rel, subs, where, what, definitions=None):
             wanted = ", ".join(a for a in ASSUMPTIONS if getattr(k, f"is_{a}"))
             raise CheckError(f"{where}: {what} is stated for {k} ({wanted}); the replacement {v} is "
                              "not known to be")
+    for k, v in subs.items():
+        grabbed = set()
+        for side in (lhs, rhs):
+            grabbed |= captured(sp.sympify(side), k, set(getattr(v, "free_symbols", ())))
+        if grabbed:
+            raise CheckError(f"{where}: the replacement {v} of {k} names "
+                             f"{', '.join(sorted(map(str, grabbed)))}, which {what} binds (a sum's "
+                             "or a function's own variable): the substitution would capture it")
     mats = {}
     for k, v in subs.items():
         if isinstance(k, sp.MatrixSymbol):

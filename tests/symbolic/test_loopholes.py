@@ -513,3 +513,22 @@ def test_a_sum_counts_as_nonnegative_only_over_ordered_bounds():
     # ordered bounds, symbolic or shifted, still count
     assert link_passes(one_link(sp.Sum(x ** 2, (i, 1, n)), sp.S(0), rel=">="))
     assert link_passes(one_link(sp.Sum(1, (i, 0, n - 1)), sp.S(0), rel=">="))
+
+
+def test_a_lemma_or_a_hypothesis_never_captures_a_bound_summation_index():
+    i, j = sp.symbols("i j", integer=True)
+    # the lemma sum_{i=1}^n x = n x, instantiated x -> i, would read sum_{i=1}^n i = n i
+    lem = one_link(sp.Sum(x, (i, 1, n)), n * x, name="t.constant_sum")
+    assert lem.verify().ok
+    captured = one_link(sp.Sum(i, (i, 1, n)), n * i, by=Lemma(lem, {x: i}), name="t.captured")
+    assert not link_passes(captured)
+    assert "capture" in captured.verify().links[0].error
+    fine = one_link(sp.Sum(y, (i, 1, n)), n * y, by=Lemma(lem, {x: y}), name="t.renamed")
+    assert link_passes(fine)
+    # rewriting x -> j (a hypothesis) inside sum_{j=1}^n x would read sum_{j=1}^n j
+    h = sp.Eq(x, j)
+    bad = one_link(sp.Sum(x, (j, 1, n)), sp.Sum(j, (j, 1, n)), by=Given(h), hypotheses=[h])
+    assert not link_passes(bad)
+    h2 = sp.Eq(x, y)
+    good = one_link(sp.Sum(x, (j, 1, n)), sp.Sum(y, (j, 1, n)), by=Given(h2), hypotheses=[h2])
+    assert link_passes(good)
