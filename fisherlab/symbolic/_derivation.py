@@ -582,7 +582,13 @@ class _Context:
         inst = _instance(rel, subs, where, L.name, L.definitions)
         self._discharge(where, L, subs)
         lemma_conds = [_substituted(c, subs) for c in rep.conditions]
-        return self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+        ok, what, extra = self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+        if _best(L.tier) != "A":
+            # a lemma checked at stated sizes (tier B or A-model) holds at those sizes only: the
+            # citing link carries them (in the lemma's own symbols), so the citation cannot
+            # present a fact checked at d = 1 as one at general n
+            extra["sizes"] = _cited_sizes(rep, by.part)
+        return ok, what, extra
 
     def _own_chains(self, part):
         """The chains proving conclusion ``part`` and their link results, if every one of them
@@ -858,6 +864,12 @@ def _mutate(e, old, new):
             return x
         out = e.replace(lambda x: isinstance(x, sp.MatMul), repl)
     return out
+
+
+def _cited_sizes(rep, part) -> str:
+    chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
+    texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
+    return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
 
 
 def _unique(xs):

@@ -108,6 +108,8 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
             text = f"lemma [`{by.derivation.name}`]({by.derivation.name}.md){part}"
         if subs:
             text += f" with ${subs}$"
+        if res.sizes:
+            text += f", which holds at the sizes it was checked at ({res.sizes})"
     elif isinstance(by, Entrywise):
         text = "entry-wise at general dimension (finite sums, symbolic bounds)"
         if by.describe:

@@ -532,3 +532,27 @@ def test_a_lemma_or_a_hypothesis_never_captures_a_bound_summation_index():
     h2 = sp.Eq(x, y)
     good = one_link(sp.Sum(x, (j, 1, n)), sp.Sum(y, (j, 1, n)), by=Given(h2), hypotheses=[h2])
     assert link_passes(good)
+
+
+def test_a_lemma_checked_at_stated_sizes_carries_them_into_the_citation():
+    # AB = BA holds at d = 1 (a generic model) but not at general n: a citation at n must say
+    # that it holds at the lemma's sizes only (tier laundering through a citation)
+    from fisherlab.symbolic import Model, to_markdown
+    d_, t = sp.Symbol("d", integer=True, positive=True), sp.Symbol("t", real=True)
+    f, g = sp.Function("f"), sp.Function("g")
+    P, R = sp.MatrixSymbol("P", d_, d_), sp.MatrixSymbol("R", d_, d_)
+    model = Model(Sizes.of([{d_: 1}]), values=lambda s: {P: sp.Matrix([[f(t)]]), R: sp.Matrix([[g(t)]])},
+                  describe="1 x 1 generic entries")
+    lem = one_link(P * R, R * P, by=model, tier="A-model", name="t.commute_at_1", controls=[
+        Control("c", target="conclusion", replace=(R * P, 2 * R * P), why="w",
+                witness={f: sp.Lambda(t, t), g: sp.Lambda(t, 1)})])
+    assert lem.verify().ok
+    cited = one_link(A * C, C * A, by=Lemma(lem, {d_: n, P: A, R: C}), tier="A-model", name="t.cited")
+    rep = cited.verify()
+    assert rep.achieved == "A-model" and rep.links[0].sizes == "t.commute_at_1's sizes: d = 1"
+    assert "checked at (t.commute_at_1's sizes: d = 1)" in to_markdown(cited, rep)
+    # a tier-A lemma carries no sizes
+    general = one_link(A * (C + A), A * C + A * A, name="t.general")
+    assert general.verify().ok
+    cite_a = one_link(C * (A + C), C * A + C * C, by=Lemma(general, {A: C, C: A}), name="t.cite_a")
+    assert cite_a.verify().links[0].sizes == ""
