@@ -495,8 +495,7 @@ class _Context:
             ops = self._per_size(ops, sizes, dict)
         change, domain = {}, ()
         if getattr(by, "coordinates", None) is not None:
-            change, domain = self._per_size(by.coordinates, sizes,
-                                            lambda cd: (dict(cd[0]), tuple(cd[1])))
+            change, domain = self._per_size(by.coordinates, sizes, _change_of_variables)
         props = self.props if not extra_props else {**self.props, **extra_props}
         ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
                            domain=domain)
@@ -864,6 +863,28 @@ def _mutate(e, old, new):
             return x
         out = e.replace(lambda x: isinstance(x, sp.MatMul), repl)
     return out
+
+
+def _change_of_variables(cd) -> tuple:
+    """``(change, domain)`` of :attr:`Explicit.coordinates`, checked to be a change of variables:
+    as many new variables as old ones and a Jacobian determinant that is not identically zero
+    (so the old variables' values at the new ones fill an open set, where an identity that holds
+    holds everywhere). ``x -> 0``, ``x -> z**2 - z**2`` or two old variables sent to one new
+    one would make any identity in them true."""
+    change, domain = dict(cd[0]), tuple(cd[1])
+    old = [sp.sympify(k) for k in change]
+    if any(not isinstance(k, sp.Symbol) for k in old):
+        raise CheckError(f"coordinates: a change of variables maps symbols, got {old}")
+    new = sorted(set().union(*[sp.sympify(v).free_symbols for v in change.values()]) if change else set(),
+                 key=str)
+    if len(new) != len(old):
+        raise CheckError(f"coordinates: {len(old)} variable(s) {old} expressed in {len(new)} new "
+                         f"one(s) {new}: not a change of variables")
+    jac = sp.Matrix([[sp.diff(sp.sympify(change[k]), z) for z in new] for k in old])
+    if is_zero(jac.det(method="berkowitz"))[0]:
+        raise CheckError(f"coordinates: the Jacobian of {change} vanishes identically: not a "
+                         "change of variables")
+    return change, domain
 
 
 def _cited_sizes(rep, part) -> str:

@@ -556,3 +556,26 @@ def test_a_lemma_checked_at_stated_sizes_carries_them_into_the_citation():
     assert general.verify().ok
     cite_a = one_link(C * (A + C), C * A + C * C, by=Lemma(general, {A: C, C: A}), name="t.cite_a")
     assert cite_a.verify().links[0].sizes == ""
+
+
+@pytest.mark.parametrize("change, lhs, rhs", [
+    ({x: sp.Integer(0)}, x * A + C, C),                          # not a change: x fixed
+    ({x: sp.sin(y) ** 2 + sp.cos(y) ** 2}, x * A, A),             # a constant in disguise
+    ({x: y}, x * A + y * C, y * (A + C)),                        # y is already a variable
+], ids=["constant", "zero_jacobian", "identifies_two_variables"])
+def test_coordinates_must_be_a_change_of_variables(change, lhs, rhs):
+    # each false claim "holds" once x is replaced by a constant or by another variable
+    by = Explicit(Sizes({n: (1, 2)}), describe="coordinates", coordinates=lambda s: (change, ()))
+    bad = one_link(lhs, rhs, tier="B", by=by)
+    assert not link_passes(bad)
+    assert "change of variables" in bad.verify().links[0].error
+
+
+def test_a_true_change_of_variables_still_checks():
+    z = sp.Symbol("z", positive=True)
+    # x A + x C = x (A + C), compared in x = log z (a bijection of R onto z > 0)
+    good = one_link(x * A + x * C, x * (A + C), tier="B",
+                    by=Explicit(Sizes({n: (1, 2)}), describe="x = log z",
+                                coordinates=lambda s: ({x: sp.log(z)}, [sp.Gt(z, 0)])))
+    assert link_passes(good)
+
