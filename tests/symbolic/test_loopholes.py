@@ -579,3 +579,14 @@ def test_a_true_change_of_variables_still_checks():
                                 coordinates=lambda s: ({x: sp.log(z)}, [sp.Gt(z, 0)])))
     assert link_passes(good)
 
+
+def test_an_axiom_applied_by_a_link_is_shown_on_the_page_as_checked():
+    # an Axiom link named "transpose rule" whose relation is the false PR = RP proved AC = CA
+    # at tier A with only the name on the page: the relation itself must be rendered
+    from fisherlab.symbolic import Axiom, to_markdown
+    P, R = sp.MatrixSymbol("P", n, n), sp.MatrixSymbol("R", n, n)
+    smuggled = Axiom("transpose rule", sp.Eq(P * R, R * P, evaluate=False), {P: A, R: C})
+    d = one_link(A * C, C * A, by=smuggled, name="t.smuggled")
+    page = to_markdown(d, d.verify())
+    assert r"- **transpose rule**: $P R = R P$" in page
+    assert r"the axiom **transpose rule** $P R = R P$ (supplied by hand) with $P \mapsto A, R \mapsto C$" in page
