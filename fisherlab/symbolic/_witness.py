@@ -221,7 +221,9 @@ def find_witness(diff: Any, given: Mapping | None = None, *, hypotheses: Sequenc
             if val is None:
                 continue
             if negative:
-                if val.is_real and val < 0:
+                # an exact negative number, or a 50-digit value clearly below zero: a value that
+                # is exactly 0 evaluates to a rounding residue such as -1e-159, which is no witness
+                if val.is_real and val < 0 and (val.is_Rational or abs(val) > 1e-30):
                     return Witness({**point, **functions}, val, k)
             elif val != 0 and abs(complex(val)) > 1e-30:
                 return Witness({**point, **functions}, val, k)

@@ -590,3 +590,14 @@ def test_an_axiom_applied_by_a_link_is_shown_on_the_page_as_checked():
     page = to_markdown(d, d.verify())
     assert r"- **transpose rule**: $P R = R P$" in page
     assert r"the axiom **transpose rule** $P R = R P$ (supplied by hand) with $P \mapsto A, R \mapsto C$" in page
+
+
+def test_a_rounding_residue_is_no_witness_against_an_inequality():
+    # log(6 x^2) - log(2 x^2) - log 3 is exactly 0 (x > 0), but evaluates to -1.1e-159 at 50
+    # digits: the true claim "it is >= 0" must not count as refuted
+    true_zero = sp.log(6 * xp ** 2) - sp.log(2 * xp ** 2) - sp.log(3)
+    assert find_witness(true_zero, negative=True) is None
+    assert find_witness(true_zero - sp.Rational(1, 10 ** 20), negative=True) is not None
+    d = one_link(xp ** 2, sp.S(0), rel=">=", controls=[
+        Control("true_claim", target="conclusion", replace=(xp ** 2, true_zero), why="w")])
+    assert not d.verify().controls[0].rejected
