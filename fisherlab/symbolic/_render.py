@@ -79,7 +79,19 @@ def _symbol_notes(exprs) -> list[str]:
             else:
                 continue
             groups.setdefault(kind, []).append(s)
-    return [f"${', '.join(_latex(s) for s in syms)}$: {kind}" for kind, syms in groups.items()]
+    out = [f"${', '.join(_latex(s) for s in syms)}$: {kind}" for kind, syms in groups.items()]
+    # the shape of every matrix of the statement: "A B = B A" at tier A means little when A and
+    # B are 1 x 1, and a numeric shape is a fixed size however the link was checked
+    shapes: dict = {}
+    for e in exprs:
+        if isinstance(e, sp.Basic):
+            for X in sorted(e.atoms(sp.MatrixSymbol), key=lambda X: X.name):
+                if X.name.startswith("_") or any(X in v for v in shapes.values()):
+                    continue
+                shapes.setdefault(tuple(X.shape), []).append(X)
+    out += [f"${', '.join(_latex(X) for X in Xs)}$: ${_latex(r)} \\times {_latex(c)}$"
+            for (r, c), Xs in shapes.items()]
+    return out
 
 
 def _instantiations(chains) -> dict:

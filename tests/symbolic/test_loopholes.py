@@ -601,3 +601,16 @@ def test_a_rounding_residue_is_no_witness_against_an_inequality():
     d = one_link(xp ** 2, sp.S(0), rel=">=", controls=[
         Control("true_claim", target="conclusion", replace=(xp ** 2, true_zero), why="w")])
     assert not d.verify().controls[0].rejected
+
+
+def test_the_statement_shows_the_shape_of_every_matrix():
+    # AB = BA verifies entry-wise for 1 x 1 matrices; a page that says only "A B = B A, tier A"
+    # states a false theorem, so the shapes are part of the statement
+    from fisherlab.symbolic import to_markdown
+    P, R = sp.MatrixSymbol("P", 1, 1), sp.MatrixSymbol("R", 1, 1)
+    d = one_link(P * R, R * P, by=Entrywise(), name="t.one_by_one")
+    rep = d.verify()
+    assert rep.ok
+    assert r"$P, R$: $1 \times 1$" in to_markdown(d, rep)
+    general = one_link(A * (C + A), A * C + A * A, name="t.general_shapes")
+    assert r"$A, C$: $n \times n$" in to_markdown(general, general.verify())
