@@ -137,7 +137,10 @@ def point_allowed(point: Mapping, hypotheses: Sequence, conditions: Sequence,
 def _sides(hypotheses):
     eqs, others = {}, []
     for h in hypotheses:
-        if isinstance(h, sp.Eq) and isinstance(h.lhs, sp.Symbol) and not h.rhs.has(h.lhs):
+        # a symbol defined by one side equation is computed from it; a second equation for the
+        # same symbol (or one whose right side uses a computed symbol) is checked, not dropped
+        if isinstance(h, sp.Eq) and isinstance(h.lhs, sp.Symbol) and not h.rhs.has(h.lhs) \
+                and h.lhs not in eqs:
             eqs[h.lhs] = h.rhs
         else:
             others.append(h)

@@ -614,3 +614,16 @@ def test_the_statement_shows_the_shape_of_every_matrix():
     assert r"$P, R$: $1 \times 1$" in to_markdown(d, rep)
     general = one_link(A * (C + A), A * C + A * A, name="t.general_shapes")
     assert r"$A, C$: $n \times n$" in to_markdown(general, general.verify())
+
+
+def test_a_second_side_equation_for_a_symbol_is_checked_not_dropped():
+    # hypotheses x = 1 and x = 2 (inconsistent) "proved" y = 2y; the control's witness x = 2
+    # violated x = 1, which the witness search dropped
+    h1, h2 = sp.Eq(x, 1), sp.Eq(x, 2)
+    d = Derivation(name="t.two_sides", title="t", conclusion=sp.Eq(y, 2 * y, evaluate=False),
+                   hypotheses=[h1, h2], tier="A", scope="t",
+                   proof=lambda: Chain(y, [Link(x * y, Given(h1)), Link(2 * y, Given(h2))]),
+                   controls=[Control("c", target="conclusion", replace=(2 * y, 3 * y), why="w")])
+    assert not d.verify().ok and not d.verify().controls[0].rejected
+    assert find_witness(y - 2 * y, hypotheses=[h1, h2]) is None
+    assert find_witness(y - 2 * y, hypotheses=[h1, sp.Eq(x, 2 - x)]) is not None   # consistent
