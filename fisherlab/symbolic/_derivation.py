@@ -245,9 +245,15 @@ class Derivation:
         return _parts(self.conclusion)
 
     def chains(self) -> list:
-        """The proof's chains, built now (a single chain is returned as a one-item list)."""
-        chains = self.proof()
-        return [chains] if isinstance(chains, Chain) else list(chains)
+        """The proof's chains, built on first use and kept: the page renders the very chains
+        that were checked (a proof callable that returned other chains on a later call would
+        otherwise show unchecked links beside the marks of the checked ones)."""
+        built = self.__dict__.get("_chains")
+        if built is None:
+            chains = self.proof()
+            built = (chains,) if isinstance(chains, Chain) else tuple(chains)
+            object.__setattr__(self, "_chains", built)
+        return list(built)
 
     def verify(self) -> Report:
         return verify(self)

@@ -627,3 +627,23 @@ def test_a_second_side_equation_for_a_symbol_is_checked_not_dropped():
     assert not d.verify().ok and not d.verify().controls[0].rejected
     assert find_witness(y - 2 * y, hypotheses=[h1, h2]) is None
     assert find_witness(y - 2 * y, hypotheses=[h1, sp.Eq(x, 2 - x)]) is not None   # consistent
+
+
+def test_the_page_shows_the_chains_that_were_checked():
+    # a proof callable that builds a true chain for the checker and a false one afterwards
+    # showed the false link A^2 + AC = A^2 + CA with the mark of the checked one
+    from fisherlab.symbolic import to_markdown
+    calls = []
+
+    def proof():
+        calls.append(1)
+        mid = A * (C + A) if len(calls) == 1 else C * A + A * A
+        return Chain(A * C + A * A, [Link(mid, Algebra()), Link(A * (A + C), Algebra())])
+
+    d = Derivation(name="t.stateful", title="t", conclusion=sp.Eq(A * C + A * A, A * (A + C), evaluate=False),
+                   proof=proof, tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(A * (A + C), 2 * A * (A + C)), why="w")])
+    rep = d.verify()
+    assert rep.ok
+    page = to_markdown(d, rep)
+    assert "C A" not in page and len(calls) == 1
