@@ -535,6 +535,7 @@ class _Context:
         for sizes in by.sizes.assignments:
             ev = self.evaluator(by, sizes)
             lhs, rhs = ev(prev), ev(ln.expr)
+            _no_clash(ev, (prev, ln.expr), self.d.definitions, where)
             if isinstance(by, Model):
                 vals = [v for v in ev.values.values() if not lazy(v)]
                 if not undefined_functions(vals):
@@ -869,6 +870,23 @@ def _mutate(e, old, new):
             return x
         out = e.replace(lambda x: isinstance(x, sp.MatMul), repl)
     return out
+
+
+def _no_clash(ev, exprs, definitions, where):
+    """The generic instances' entries (``x_1``, ``A_12``) must not be symbols the expressions
+    use themselves: ``x^T x = x_1^2 + x_2^2`` for a vector ``x`` and independent scalars
+    ``x_1, x_2`` would otherwise check at ``n = 2``."""
+    own = set()
+    for e in exprs:
+        e = unfold(sp.sympify(e), definitions)
+        own |= {s for s in e.free_symbols if isinstance(s, sp.Symbol)}
+    gen = set()
+    for v in ev.generated.values():
+        gen |= v.free_symbols
+    clash = own & gen
+    if clash:
+        raise CheckError(f"{where}: the symbol(s) {sorted(map(str, clash))} of the expression are "
+                         "also entries of a generic instance; rename them")
 
 
 def _change_of_variables(cd) -> tuple:

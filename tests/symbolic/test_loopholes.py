@@ -647,3 +647,17 @@ def test_the_page_shows_the_chains_that_were_checked():
     assert rep.ok
     page = to_markdown(d, rep)
     assert "C A" not in page and len(calls) == 1
+
+
+def test_generic_instance_entries_never_coincide_with_the_statements_own_symbols():
+    # x^T x = x_1^2 + x_2^2 for a vector x and independent scalars x_1, x_2 is false, but the
+    # generic instance of x at n = 2 has entries named x_1, x_2
+    from fisherlab.symbolic.toolkit import Scalar
+    u = sp.MatrixSymbol("x", n, 1)
+    x1, x2 = sp.symbols("x_1 x_2", real=True)
+    bad = one_link(Scalar(u.T * u), x1 ** 2 + x2 ** 2, by=Explicit(Sizes({n: (2,)})), tier="B")
+    assert not link_passes(bad)
+    a1, a2 = sp.symbols("a_1 a_2", real=True)
+    fine = one_link(Scalar(u.T * u) * (a1 + a2), Scalar(u.T * u) * a1 + Scalar(u.T * u) * a2,
+                    by=Explicit(Sizes({n: (2,)})), tier="B")
+    assert link_passes(fine)
