@@ -223,7 +223,13 @@ class Derivation:
                 raise TypeError(f"{who}: hypothesis {h!r} is neither sympy.Q.<property>(X) nor a relation")
             if isinstance(h, sp.logic.boolalg.BooleanAtom):
                 raise ValueError(f"{who}: hypothesis evaluated to {h}")
-        matrix_properties(self.hypotheses)
+        props = matrix_properties(self.hypotheses)
+        defined = [X for X in props if X in dict(self.definitions)]
+        if defined:
+            # the instances shape only free symbols: a property of an abbreviation would be
+            # assumed by the algebra but ignored by every instance and witness
+            raise ValueError(f"{who}: hypotheses about {defined}, which the definitions define; "
+                             "state the property of the symbols of the definition instead")
         for s, v in dict(self.definitions).items():
             if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
                 raise TypeError(f"{who}: definitions define symbols, got {s!r}")

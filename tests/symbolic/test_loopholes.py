@@ -661,3 +661,18 @@ def test_generic_instance_entries_never_coincide_with_the_statements_own_symbols
     fine = one_link(Scalar(u.T * u) * (a1 + a2), Scalar(u.T * u) * a1 + Scalar(u.T * u) * a2,
                     by=Explicit(Sizes({n: (2,)})), tier="B")
     assert link_passes(fine)
+
+
+def test_a_matrix_hypothesis_about_an_abbreviation_is_refused():
+    # F := A + B with "F symmetric": no instance or witness makes A + B symmetric, so the true
+    # control claim F^T + 2A = F + 2A counted as refuted at a witness violating the hypothesis
+    F = sp.MatrixSymbol("F", n, n)
+    with pytest.raises(ValueError, match="definitions define"):
+        Derivation(name="t.defined_symmetric", title="t", conclusion=sp.Eq(F.T + A, F + A, evaluate=False),
+                   hypotheses=[sp.Q.symmetric(F)], definitions={F: A + C}, tier="A", scope="t",
+                   proof=lambda: Chain(F.T + A, [Link(F + A, Algebra(), label="l")]),
+                   controls=[Control("c", target="l", replace=(A, 2 * A), why="w")])
+    # the property stated of a free symbol is fine
+    S = sp.MatrixSymbol("S", n, n)
+    d = one_link(S.T + A, S + A, hypotheses=[sp.Q.symmetric(S)])
+    assert link_passes(d)
