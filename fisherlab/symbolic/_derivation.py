@@ -483,6 +483,9 @@ class _Context:
         else:
             pl, pr = ent.scalar(lhs), ent.scalar(rhs)
         if ln.rel == ">=":
+            if isinstance(lhs, MatrixExpr) and tuple(lhs.shape) != (1, 1):
+                raise CheckError(f"{where}: '>=' between matrices (entry-wise or positive "
+                                 "semidefinite?); compare scalars")
             q = (pl - pr) if pr.terms else pl
             expr = q.to_sympy(ent.ranges)
             ok = manifestly_nonnegative(expr)

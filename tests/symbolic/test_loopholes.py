@@ -676,3 +676,13 @@ def test_a_matrix_hypothesis_about_an_abbreviation_is_refused():
     S = sp.MatrixSymbol("S", n, n)
     d = one_link(S.T + A, S + A, hypotheses=[sp.Q.symmetric(S)])
     assert link_passes(d)
+
+
+def test_an_inequality_between_matrices_is_refused_as_ambiguous():
+    # entry-wise order and the positive semidefinite order differ; Algebra already compared
+    # only scalars, an entry-wise '>=' or a conclusion M >= 0 could read either way
+    from fisherlab.symbolic.toolkit import Diag
+    u = sp.MatrixSymbol("u", n, 1)
+    with pytest.raises(ValueError, match="between matrices"):
+        one_link(Diag(u) * Diag(u), sp.ZeroMatrix(n, n), by=Entrywise(), rel=">=", controls=[
+            Control("c", target="link", replace=(u, 2 * u), why="w")])
