@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from ._check import CheckError
+from ._check import CheckError, captured
 from ._instantiate import unfold
 from ._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
 
@@ -434,7 +434,11 @@ class Normaliser:
         # opaque atom of ``e`` (an expectation, a gradient), where only a subtree match finds it
         L, R = unfold(sp.sympify(L), self.definitions), unfold(sp.sympify(R), self.definitions)
         out = []
+        free = _free(L) | _free(R)
         if e.has(L):
+            if captured(e, L, free):
+                raise CheckError(f"rewriting {L} by {R} inside {e} would capture the bound "
+                                 f"symbol(s) {sorted(map(str, captured(e, L, free)))}")
             out.append(e.xreplace({L: R}))
         if not isinstance(L, MatrixExpr):
             return out
@@ -448,6 +452,9 @@ class Normaliser:
         for M in _maximal_matrices(e):
             cand = self._run_replace(M, latoms, rep)
             if cand is not None:
+                if captured(e, M, free):
+                    raise CheckError(f"rewriting {L} by {R} inside {e} would capture the bound "
+                                     f"symbol(s) {sorted(map(str, captured(e, M, free)))}")
                 out.append(e.xreplace({M: cand}))
         return out
 
@@ -498,6 +505,10 @@ def _compound_inverse(e) -> bool:
     """Whether ``e`` holds the inverse of a compound (non-atomic) matrix."""
     return any(isinstance(x, sp.Inverse) and not isinstance(x.args[0], sp.MatrixSymbol)
                for x in sp.preorder_traversal(e))
+
+
+def _free(e) -> set:
+    return set(e.free_symbols) if isinstance(e, sp.Basic) else set()
 
 
 def _maximal_matrices(e):

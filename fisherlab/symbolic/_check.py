@@ -20,7 +20,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 __all__ = ["CheckError", "validate", "entries", "shape_of", "same_shape", "difference", "is_zero",
            "zero_method", "manifestly_nonnegative", "denominators", "undefined_functions", "doit",
-           "FORBIDDEN", "LADDER_NAMES"]
+           "FORBIDDEN", "LADDER_NAMES", "captured"]
 
 
 class CheckError(ValueError):
@@ -201,6 +201,14 @@ def _real(f: sp.Expr) -> bool:
     return f.is_extended_real is True
 
 
+def _ordered(limit) -> bool:
+    """``(i, a, b)`` with ``b >= a - 1`` known: SymPy's ``Sum`` over reversed bounds is minus a
+    sum (``Sum(1, (i, 3, 1)) = -1``), so only ordered bounds keep a sum of nonnegative terms
+    nonnegative."""
+    _, a, b = limit
+    return (b - a + 1).is_nonnegative is True
+
+
 def manifestly_nonnegative(expr: sp.Expr, extra: Callable[[sp.Expr], bool] | None = None) -> bool:
     """``expr`` is, as written, a sum of terms each a product of real nonnegative factors.
 
@@ -225,7 +233,7 @@ def manifestly_nonnegative(expr: sp.Expr, extra: Callable[[sp.Expr], bool] | Non
                 continue
             if f.is_Pow and f.exp.is_Integer and f.exp.is_even and _real(f.base):
                 continue
-            if isinstance(f, sp.Sum) and all(len(lim) == 3 for lim in f.limits) and \
+            if isinstance(f, sp.Sum) and all(len(lim) == 3 and _ordered(lim) for lim in f.limits) and \
                     manifestly_nonnegative(f.function, extra):
                 continue
             return False
@@ -260,4 +268,19 @@ def undefined_functions(expr: Any) -> set:
         items = list(e) if isinstance(e, sp.MatrixBase) else [e]
         for it in items:
             out |= {f.func for f in it.atoms(AppliedUndef)}
+    return out
+
+
+def captured(e: Any, target: Any, symbols: set) -> set:
+    """The ``symbols`` a binder of ``e`` (a ``Sum``, ``Product``, ``Integral``, ``Lambda``,
+    ``Subs``) around an occurrence of ``target`` binds: replacing ``target`` there by an
+    expression in them (or reading a ``target`` that mentions them) would confuse a free symbol
+    with a bound one -- ``x -> j`` in ``Sum(x, (j, 1, n))`` is not ``Sum(j, (j, 1, n))``."""
+    out: set = set()
+    if not isinstance(e, sp.Basic) or not symbols:
+        return out
+    for node in sp.preorder_traversal(e):
+        bound = set(getattr(node, "bound_symbols", ()) or ())
+        if bound & symbols and node.has(target):
+            out |= bound & symbols
     return out

@@ -236,6 +236,10 @@ def validate_relation(rel, who):
     if rel.lhs == rel.rhs:
         raise ValueError(f"{who}: both sides are the same expression ({rel.lhs}); a conclusion "
                          "that is trivially true proves nothing")
+    if isinstance(rel, sp.GreaterThan) and any(
+            getattr(x, "shape", (1, 1)) != (1, 1) for x in (rel.lhs, rel.rhs)):
+        raise ValueError(f"{who}: '>=' between matrices is ambiguous (entry-wise or positive "
+                         "semidefinite order); compare scalars, e.g. u^T (X - Y) u >= 0")
     if not same_shape(rel.lhs, rel.rhs):
         raise ValueError(f"{who}: the two sides have different shapes: "
                          f"{getattr(rel.lhs, 'shape', 'scalar')} vs {getattr(rel.rhs, 'shape', 'scalar')}")

@@ -36,7 +36,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from ._algebra import Normaliser
 from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes,
                       check_tier_text, tier_rank, validate_relation)
-from ._check import (LADDER_NAMES, CheckError, denominators, difference, is_zero, manifestly_nonnegative,
+from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
 from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
 from ._report import ControlResult, LinkResult, Report
@@ -221,7 +221,13 @@ class Derivation:
                 raise TypeError(f"{who}: hypothesis {h!r} is neither sympy.Q.<property>(X) nor a relation")
             if isinstance(h, sp.logic.boolalg.BooleanAtom):
                 raise ValueError(f"{who}: hypothesis evaluated to {h}")
-        matrix_properties(self.hypotheses)
+        props = matrix_properties(self.hypotheses)
+        defined = [X for X in props if X in dict(self.definitions)]
+        if defined:
+            # the instances shape only free symbols: a property of an abbreviation would be
+            # assumed by the algebra but ignored by every instance and witness
+            raise ValueError(f"{who}: hypotheses about {defined}, which the definitions define; "
+                             "state the property of the symbols of the definition instead")
         for s, v in dict(self.definitions).items():
             if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
                 raise TypeError(f"{who}: definitions define symbols, got {s!r}")
@@ -243,9 +249,15 @@ class Derivation:
         return _parts(self.conclusion)
 
     def chains(self) -> list:
-        """The proof's chains, built now (a single chain is returned as a one-item list)."""
-        chains = self.proof()
-        return [chains] if isinstance(chains, Chain) else list(chains)
+        """The proof's chains, built on first use and kept: the page renders the very chains
+        that were checked (a proof callable that returned other chains on a later call would
+        otherwise show unchecked links beside the marks of the checked ones)."""
+        built = self.__dict__.get("_chains")
+        if built is None:
+            chains = self.proof()
+            built = (chains,) if isinstance(chains, Chain) else tuple(chains)
+            object.__setattr__(self, "_chains", built)
+        return list(built)
 
     def verify(self) -> Report:
         return verify(self)
@@ -469,6 +481,9 @@ class _Context:
         else:
             pl, pr = ent.scalar(lhs), ent.scalar(rhs)
         if ln.rel == ">=":
+            if isinstance(lhs, MatrixExpr) and tuple(lhs.shape) != (1, 1):
+                raise CheckError(f"{where}: '>=' between matrices (entry-wise or positive "
+                                 "semidefinite?); compare scalars")
             q = (pl - pr) if pr.terms else pl
             expr = q.to_sympy(ent.ranges)
             ok = manifestly_nonnegative(expr)
@@ -493,8 +508,7 @@ class _Context:
             ops = self._per_size(ops, sizes, dict)
         change, domain = {}, ()
         if getattr(by, "coordinates", None) is not None:
-            change, domain = self._per_size(by.coordinates, sizes,
-                                            lambda cd: (dict(cd[0]), tuple(cd[1])))
+            change, domain = self._per_size(by.coordinates, sizes, _change_of_variables)
         props = self.props if not extra_props else {**self.props, **extra_props}
         ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
                            domain=domain)
@@ -528,6 +542,7 @@ class _Context:
         for sizes in by.sizes.assignments:
             ev = self.evaluator(by, sizes)
             lhs, rhs = ev(prev), ev(ln.expr)
+            _no_clash(ev, (prev, ln.expr), self.d.definitions, where)
             if isinstance(by, Model):
                 vals = [v for v in ev.values.values() if not lazy(v)]
                 if not undefined_functions(vals):
@@ -580,7 +595,13 @@ class _Context:
         inst = _instance(rel, subs, where, L.name, L.definitions)
         self._discharge(where, L, subs)
         lemma_conds = [_substituted(c, subs) for c in rep.conditions]
-        return self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+        ok, what, extra = self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+        if _best(L.tier) != "A":
+            # a lemma checked at stated sizes (tier B or A-model) holds at those sizes only: the
+            # citing link carries them (in the lemma's own symbols), so the citation cannot
+            # present a fact checked at d = 1 as one at general n
+            extra["sizes"] = _cited_sizes(rep, by.part)
+        return ok, what, extra
 
     def _own_chains(self, part):
         """The chains proving conclusion ``part`` and their link results, if every one of them
@@ -817,6 +838,14 @@ def _instance(rel, subs, where, what, definitions=None):
             wanted = ", ".join(a for a in ASSUMPTIONS if getattr(k, f"is_{a}"))
             raise CheckError(f"{where}: {what} is stated for {k} ({wanted}); the replacement {v} is "
                              "not known to be")
+    for k, v in subs.items():
+        grabbed = set()
+        for side in (lhs, rhs):
+            grabbed |= captured(sp.sympify(side), k, set(getattr(v, "free_symbols", ())))
+        if grabbed:
+            raise CheckError(f"{where}: the replacement {v} of {k} names "
+                             f"{', '.join(sorted(map(str, grabbed)))}, which {what} binds (a sum's "
+                             "or a function's own variable): the substitution would capture it")
     mats = {}
     for k, v in subs.items():
         if isinstance(k, sp.MatrixSymbol):
@@ -848,6 +877,51 @@ def _mutate(e, old, new):
             return x
         out = e.replace(lambda x: isinstance(x, sp.MatMul), repl)
     return out
+
+
+def _no_clash(ev, exprs, definitions, where):
+    """The generic instances' entries (``x_1``, ``A_12``) must not be symbols the expressions
+    use themselves: ``x^T x = x_1^2 + x_2^2`` for a vector ``x`` and independent scalars
+    ``x_1, x_2`` would otherwise check at ``n = 2``."""
+    own = set()
+    for e in exprs:
+        e = unfold(sp.sympify(e), definitions)
+        own |= {s for s in e.free_symbols if isinstance(s, sp.Symbol)}
+    gen = set()
+    for v in ev.generated.values():
+        gen |= v.free_symbols
+    clash = own & gen
+    if clash:
+        raise CheckError(f"{where}: the symbol(s) {sorted(map(str, clash))} of the expression are "
+                         "also entries of a generic instance; rename them")
+
+
+def _change_of_variables(cd) -> tuple:
+    """``(change, domain)`` of :attr:`Explicit.coordinates`, checked to be a change of variables:
+    as many new variables as old ones and a Jacobian determinant that is not identically zero
+    (so the old variables' values at the new ones fill an open set, where an identity that holds
+    holds everywhere). ``x -> 0``, ``x -> z**2 - z**2`` or two old variables sent to one new
+    one would make any identity in them true."""
+    change, domain = dict(cd[0]), tuple(cd[1])
+    old = [sp.sympify(k) for k in change]
+    if any(not isinstance(k, sp.Symbol) for k in old):
+        raise CheckError(f"coordinates: a change of variables maps symbols, got {old}")
+    new = sorted(set().union(*[sp.sympify(v).free_symbols for v in change.values()]) if change else set(),
+                 key=str)
+    if len(new) != len(old):
+        raise CheckError(f"coordinates: {len(old)} variable(s) {old} expressed in {len(new)} new "
+                         f"one(s) {new}: not a change of variables")
+    jac = sp.Matrix([[sp.diff(sp.sympify(change[k]), z) for z in new] for k in old])
+    if is_zero(jac.det(method="berkowitz"))[0]:
+        raise CheckError(f"coordinates: the Jacobian of {change} vanishes identically: not a "
+                         "change of variables")
+    return change, domain
+
+
+def _cited_sizes(rep, part) -> str:
+    chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
+    texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
+    return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
 
 
 def _unique(xs):

@@ -105,6 +105,8 @@ class Explicit:
         self.properties = dict(properties or {})
         self.operators = dict(operators or {})
         self.change = dict(change or {})
+        self._new = set().union(*[sp.sympify(v).free_symbols for v in self.change.values()]) \
+            if self.change else set()
         self.domain = tuple(domain)
         self.conditions: list = []   # structural expressions that must not vanish
         self.generated: dict = {}    # MatrixSymbol -> explicit generic instance
@@ -159,6 +161,11 @@ class Explicit:
     def __call__(self, expr):
         out = self.ev(unfold(sp.sympify(expr), self.definitions))
         if self.change and isinstance(out, sp.Basic):
+            clash = (out.free_symbols & self._new) - set(self.change)
+            if clash:
+                raise CheckError(f"the change of variables {self.change} introduces "
+                                 f"{sorted(map(str, clash))}, which the expression already uses "
+                                 "(two variables would become one)")
             out = out.xreplace(self.change)
         return out
 

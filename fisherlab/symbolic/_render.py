@@ -15,7 +15,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ._algebra import AXIOMS as MATRIX_AXIOMS
 from ._algebra import Normaliser
-from ._checks import Entrywise, Explicit, Model
+from ._checks import Axiom, Entrywise, Explicit, Model
 from ._derivation import Chain, Derivation, Lemma
 from ._instantiate import unfold
 from ._report import Report
@@ -77,7 +77,19 @@ def _symbol_notes(exprs) -> list[str]:
             else:
                 continue
             groups.setdefault(kind, []).append(s)
-    return [f"${', '.join(_latex(s) for s in syms)}$: {kind}" for kind, syms in groups.items()]
+    out = [f"${', '.join(_latex(s) for s in syms)}$: {kind}" for kind, syms in groups.items()]
+    # the shape of every matrix of the statement: "A B = B A" at tier A means little when A and
+    # B are 1 x 1, and a numeric shape is a fixed size however the link was checked
+    shapes: dict = {}
+    for e in exprs:
+        if isinstance(e, sp.Basic):
+            for X in sorted(e.atoms(sp.MatrixSymbol), key=lambda X: X.name):
+                if X.name.startswith("_") or any(X in v for v in shapes.values()):
+                    continue
+                shapes.setdefault(tuple(X.shape), []).append(X)
+    out += [f"${', '.join(_latex(X) for X in Xs)}$: ${_latex(r)} \\times {_latex(c)}$"
+            for (r, c), Xs in shapes.items()]
+    return out
 
 
 def _instantiations(chains) -> dict:
@@ -106,6 +118,8 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
             text = f"lemma [`{by.derivation.name}`]({by.derivation.name}.md){part}"
         if subs:
             text += f" with ${subs}$"
+        if res.sizes:
+            text += f", which holds at the sizes it was checked at ({res.sizes})"
     elif isinstance(by, Entrywise):
         text = "entry-wise at general dimension (finite sums, symbolic bounds)"
         if by.describe:
@@ -118,6 +132,12 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
         text = f"explicit matrices of symbols at {by.sizes.text()}"
         if by.describe:
             text += f" ({by.describe})"
+    elif isinstance(by, Axiom):
+        # the relation itself, as checked: a name alone would let a false fact pass unseen
+        text = f"the axiom **{by.name}** ${_rel_latex(by.relation)}$ (supplied by hand)"
+        subs = ", ".join(f"{_latex(k)} \\mapsto {_latex(v)}" for k, v in by.subs.items())
+        if subs:
+            text += f" with ${subs}$"
     else:
         text = res.method or "algebra"
     if res.axioms and not isinstance(by, (Entrywise,)):
@@ -227,11 +247,18 @@ def _chain_markdown(d: Derivation, r: Report) -> str:
         out += ["## Assumptions", ""] + [f"- {a}" for a in d.assumptions] + [""]
     used = sorted({a for res in r.links for a in res.axioms if a in MATRIX_AXIOMS})
     entrywise = any(a == "index bijection" for res in r.links for a in res.axioms)
-    if d.axioms or used or entrywise:
+    applied = []   # the Axiom links' relations, rendered from the checked objects
+    for ch in chains:
+        for ln in ch.links:
+            if isinstance(ln.by, Axiom):
+                item = f"- **{ln.by.name}**: ${_rel_latex(ln.by.relation)}$"
+                if item not in applied:
+                    applied.append(item)
+    if d.axioms or used or entrywise or applied:
         out += ["## Axioms", ""]
-        if d.axioms:
+        if d.axioms or applied:
             out += ["Supplied by hand (not derived by the checker):", ""]
-            out += [f"- **{k}**: {v}" for k, v in d.axioms.items()] + [""]
+            out += [f"- **{k}**: {v}" for k, v in d.axioms.items()] + applied + [""]
         if used:
             out += ["Matrix algebra (the only rules the general-dimension normal form uses):", ""]
             out += [f"- **{a}**: {MATRIX_AXIOMS[a]}" for a in used] + [""]

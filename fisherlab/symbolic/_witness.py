@@ -146,7 +146,10 @@ def point_allowed(point: Mapping, hypotheses: Sequence, conditions: Sequence,
 def _sides(hypotheses):
     eqs, others = {}, []
     for h in hypotheses:
-        if isinstance(h, sp.Eq) and isinstance(h.lhs, sp.Symbol) and not h.rhs.has(h.lhs):
+        # a symbol defined by one side equation is computed from it; a second equation for the
+        # same symbol (or one whose right side uses a computed symbol) is checked, not dropped
+        if isinstance(h, sp.Eq) and isinstance(h.lhs, sp.Symbol) and not h.rhs.has(h.lhs) \
+                and h.lhs not in eqs:
             eqs[h.lhs] = h.rhs
         else:
             others.append(h)
@@ -230,7 +233,9 @@ def find_witness(diff: Any, given: Mapping | None = None, *, hypotheses: Sequenc
             if val is None:
                 continue
             if negative:
-                if val.is_real and val < 0:
+                # an exact negative number, or a 50-digit value clearly below zero: a value that
+                # is exactly 0 evaluates to a rounding residue such as -1e-159, which is no witness
+                if val.is_real and val < 0 and (val.is_Rational or abs(val) > 1e-30):
                     return Witness({**point, **functions}, val, k)
             elif val != 0 and abs(complex(val)) > 1e-30:
                 return Witness({**point, **functions}, val, k)

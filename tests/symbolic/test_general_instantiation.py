@@ -118,7 +118,9 @@ def test_coordinates_decide_softmax_identities_and_witnesses_respect_their_domai
     # false claim (s - z)^2 = (s - z)*(s - z) + (s > z) must respect s > z
     by = Explicit(Sizes({K: (2,)}), coordinates=lambda sizes: ({a: sp.log(z)}, [sp.Gt(s, z)]),
                   describe="a = log z, and s > z")
-    assert passes(one_link(sp.exp(a) * s, z * s, by, tier="B"))
+    assert passes(one_link((sp.exp(a) + s) ** 2, sp.exp(2 * a) + 2 * sp.exp(a) * s + s ** 2, by, tier="B"))
+    # z is the new coordinate: a claim that names it (e^a s = z s) would identify it with e^a
+    assert not passes(one_link(sp.exp(a) * s, z * s, by, tier="B"))
     d = one_link(sp.exp(a), s - sp.exp(a), by, tier="B",
                  controls=[Control("c", target="link", replace=(s - sp.exp(a), s), why="w")])
     assert not passes(d)

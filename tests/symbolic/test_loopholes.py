@@ -557,3 +557,189 @@ def test_the_inverse_of_a_product_of_non_square_factors_cancels_only_against_the
     assert link_passes(one_link(sp.MatMul(Bn.T, C, Bn, sp.Inverse(M)), sp.Identity(m)))
     assert link_passes(one_link(sp.MatMul(sp.Inverse(M), Bn.T, C, Bn), sp.Identity(m)))
     assert not link_passes(one_link(sp.MatMul(Bn, sp.Inverse(M), Bn.T, C), sp.Identity(n)))
+
+
+def test_a_sum_counts_as_nonnegative_only_over_ordered_bounds():
+    # SymPy's Sum over reversed bounds is minus a sum: Sum(1, (i, n, 1)) is -1 at n = 3, so
+    # "a sum of nonnegative terms" certifies nothing unless b >= a - 1 is known
+    i = sp.Symbol("i", integer=True)
+    reversed_ = sp.Sum(1, (i, n, 1))
+    assert sp.Sum(1, (i, 3, 1)).doit() == -1
+    assert not link_passes(one_link(reversed_, sp.S(0), rel=">="))
+    assert not link_passes(one_link(sp.Sum(x ** 2, (i, n, 1)), sp.S(0), rel=">="))
+    # ordered bounds, symbolic or shifted, still count
+    assert link_passes(one_link(sp.Sum(x ** 2, (i, 1, n)), sp.S(0), rel=">="))
+    assert link_passes(one_link(sp.Sum(1, (i, 0, n - 1)), sp.S(0), rel=">="))
+
+
+def test_a_lemma_or_a_hypothesis_never_captures_a_bound_summation_index():
+    i, j = sp.symbols("i j", integer=True)
+    # the lemma sum_{i=1}^n x = n x, instantiated x -> i, would read sum_{i=1}^n i = n i
+    lem = one_link(sp.Sum(x, (i, 1, n)), n * x, name="t.constant_sum")
+    assert lem.verify().ok
+    captured = one_link(sp.Sum(i, (i, 1, n)), n * i, by=Lemma(lem, {x: i}), name="t.captured")
+    assert not link_passes(captured)
+    assert "capture" in captured.verify().links[0].error
+    fine = one_link(sp.Sum(y, (i, 1, n)), n * y, by=Lemma(lem, {x: y}), name="t.renamed")
+    assert link_passes(fine)
+    # rewriting x -> j (a hypothesis) inside sum_{j=1}^n x would read sum_{j=1}^n j
+    h = sp.Eq(x, j)
+    bad = one_link(sp.Sum(x, (j, 1, n)), sp.Sum(j, (j, 1, n)), by=Given(h), hypotheses=[h])
+    assert not link_passes(bad)
+    h2 = sp.Eq(x, y)
+    good = one_link(sp.Sum(x, (j, 1, n)), sp.Sum(y, (j, 1, n)), by=Given(h2), hypotheses=[h2])
+    assert link_passes(good)
+
+
+def test_a_lemma_checked_at_stated_sizes_carries_them_into_the_citation():
+    # AB = BA holds at d = 1 (a generic model) but not at general n: a citation at n must say
+    # that it holds at the lemma's sizes only (tier laundering through a citation)
+    from fisherlab.symbolic import Model, to_markdown
+    d_, t = sp.Symbol("d", integer=True, positive=True), sp.Symbol("t", real=True)
+    f, g = sp.Function("f"), sp.Function("g")
+    P, R = sp.MatrixSymbol("P", d_, d_), sp.MatrixSymbol("R", d_, d_)
+    model = Model(Sizes.of([{d_: 1}]), values=lambda s: {P: sp.Matrix([[f(t)]]), R: sp.Matrix([[g(t)]])},
+                  describe="1 x 1 generic entries")
+    lem = one_link(P * R, R * P, by=model, tier="A-model", name="t.commute_at_1", controls=[
+        Control("c", target="conclusion", replace=(R * P, 2 * R * P), why="w",
+                witness={f: sp.Lambda(t, t), g: sp.Lambda(t, 1)})])
+    assert lem.verify().ok
+    cited = one_link(A * C, C * A, by=Lemma(lem, {d_: n, P: A, R: C}), tier="A-model", name="t.cited")
+    rep = cited.verify()
+    assert rep.achieved == "A-model" and rep.links[0].sizes == "t.commute_at_1's sizes: d = 1"
+    assert "checked at (t.commute_at_1's sizes: d = 1)" in to_markdown(cited, rep)
+    # a tier-A lemma carries no sizes
+    general = one_link(A * (C + A), A * C + A * A, name="t.general")
+    assert general.verify().ok
+    cite_a = one_link(C * (A + C), C * A + C * C, by=Lemma(general, {A: C, C: A}), name="t.cite_a")
+    assert cite_a.verify().links[0].sizes == ""
+
+
+@pytest.mark.parametrize("change, lhs, rhs", [
+    ({x: sp.Integer(0)}, x * A + C, C),                          # not a change: x fixed
+    ({x: sp.sin(y) ** 2 + sp.cos(y) ** 2}, x * A, A),             # a constant in disguise
+    ({x: y}, x * A + y * C, y * (A + C)),                        # y is already a variable
+], ids=["constant", "zero_jacobian", "identifies_two_variables"])
+def test_coordinates_must_be_a_change_of_variables(change, lhs, rhs):
+    # each false claim "holds" once x is replaced by a constant or by another variable
+    by = Explicit(Sizes({n: (1, 2)}), describe="coordinates", coordinates=lambda s: (change, ()))
+    bad = one_link(lhs, rhs, tier="B", by=by)
+    assert not link_passes(bad)
+    assert "change of variables" in bad.verify().links[0].error
+
+
+def test_a_true_change_of_variables_still_checks():
+    z = sp.Symbol("z", positive=True)
+    # x A + x C = x (A + C), compared in x = log z (a bijection of R onto z > 0)
+    good = one_link(x * A + x * C, x * (A + C), tier="B",
+                    by=Explicit(Sizes({n: (1, 2)}), describe="x = log z",
+                                coordinates=lambda s: ({x: sp.log(z)}, [sp.Gt(z, 0)])))
+    assert link_passes(good)
+
+
+def test_an_axiom_applied_by_a_link_is_shown_on_the_page_as_checked():
+    # an Axiom link named "transpose rule" whose relation is the false PR = RP proved AC = CA
+    # at tier A with only the name on the page: the relation itself must be rendered
+    from fisherlab.symbolic import Axiom, to_markdown
+    P, R = sp.MatrixSymbol("P", n, n), sp.MatrixSymbol("R", n, n)
+    smuggled = Axiom("transpose rule", sp.Eq(P * R, R * P, evaluate=False), {P: A, R: C})
+    d = one_link(A * C, C * A, by=smuggled, name="t.smuggled")
+    page = to_markdown(d, d.verify())
+    assert r"- **transpose rule**: $P R = R P$" in page
+    assert r"the axiom **transpose rule** $P R = R P$ (supplied by hand) with $P \mapsto A, R \mapsto C$" in page
+
+
+def test_a_rounding_residue_is_no_witness_against_an_inequality():
+    # log(6 x^2) - log(2 x^2) - log 3 is exactly 0 (x > 0), but evaluates to -1.1e-159 at 50
+    # digits: the true claim "it is >= 0" must not count as refuted
+    true_zero = sp.log(6 * xp ** 2) - sp.log(2 * xp ** 2) - sp.log(3)
+    assert find_witness(true_zero, negative=True) is None
+    assert find_witness(true_zero - sp.Rational(1, 10 ** 20), negative=True) is not None
+    d = one_link(xp ** 2, sp.S(0), rel=">=", controls=[
+        Control("true_claim", target="conclusion", replace=(xp ** 2, true_zero), why="w")])
+    assert not d.verify().controls[0].rejected
+
+
+def test_the_statement_shows_the_shape_of_every_matrix():
+    # AB = BA verifies entry-wise for 1 x 1 matrices; a page that says only "A B = B A, tier A"
+    # states a false theorem, so the shapes are part of the statement
+    from fisherlab.symbolic import to_markdown
+    P, R = sp.MatrixSymbol("P", 1, 1), sp.MatrixSymbol("R", 1, 1)
+    d = one_link(P * R, R * P, by=Entrywise(), name="t.one_by_one")
+    rep = d.verify()
+    assert rep.ok
+    assert r"$P, R$: $1 \times 1$" in to_markdown(d, rep)
+    general = one_link(A * (C + A), A * C + A * A, name="t.general_shapes")
+    assert r"$A, C$: $n \times n$" in to_markdown(general, general.verify())
+
+
+def test_a_second_side_equation_for_a_symbol_is_checked_not_dropped():
+    # hypotheses x = 1 and x = 2 (inconsistent) "proved" y = 2y; the control's witness x = 2
+    # violated x = 1, which the witness search dropped
+    h1, h2 = sp.Eq(x, 1), sp.Eq(x, 2)
+    d = Derivation(name="t.two_sides", title="t", conclusion=sp.Eq(y, 2 * y, evaluate=False),
+                   hypotheses=[h1, h2], tier="A", scope="t",
+                   proof=lambda: Chain(y, [Link(x * y, Given(h1)), Link(2 * y, Given(h2))]),
+                   controls=[Control("c", target="conclusion", replace=(2 * y, 3 * y), why="w")])
+    assert not d.verify().ok and not d.verify().controls[0].rejected
+    assert find_witness(y - 2 * y, hypotheses=[h1, h2]) is None
+    assert find_witness(y - 2 * y, hypotheses=[h1, sp.Eq(x, 2 - x)]) is not None   # consistent
+
+
+def test_the_page_shows_the_chains_that_were_checked():
+    # a proof callable that builds a true chain for the checker and a false one afterwards
+    # showed the false link A^2 + AC = A^2 + CA with the mark of the checked one
+    from fisherlab.symbolic import to_markdown
+    calls = []
+
+    def proof():
+        calls.append(1)
+        mid = A * (C + A) if len(calls) == 1 else C * A + A * A
+        return Chain(A * C + A * A, [Link(mid, Algebra()), Link(A * (A + C), Algebra())])
+
+    d = Derivation(name="t.stateful", title="t", conclusion=sp.Eq(A * C + A * A, A * (A + C), evaluate=False),
+                   proof=proof, tier="A", scope="t",
+                   controls=[Control("c", target="conclusion", replace=(A * (A + C), 2 * A * (A + C)), why="w")])
+    rep = d.verify()
+    assert rep.ok
+    page = to_markdown(d, rep)
+    assert "C A" not in page and len(calls) == 1
+
+
+def test_generic_instance_entries_never_coincide_with_the_statements_own_symbols():
+    # x^T x = x_1^2 + x_2^2 for a vector x and independent scalars x_1, x_2 is false, but the
+    # generic instance of x at n = 2 has entries named x_1, x_2
+    from fisherlab.symbolic.toolkit import Scalar
+    u = sp.MatrixSymbol("x", n, 1)
+    x1, x2 = sp.symbols("x_1 x_2", real=True)
+    bad = one_link(Scalar(u.T * u), x1 ** 2 + x2 ** 2, by=Explicit(Sizes({n: (2,)})), tier="B")
+    assert not link_passes(bad)
+    a1, a2 = sp.symbols("a_1 a_2", real=True)
+    fine = one_link(Scalar(u.T * u) * (a1 + a2), Scalar(u.T * u) * a1 + Scalar(u.T * u) * a2,
+                    by=Explicit(Sizes({n: (2,)})), tier="B")
+    assert link_passes(fine)
+
+
+def test_a_matrix_hypothesis_about_an_abbreviation_is_refused():
+    # F := A + B with "F symmetric": no instance or witness makes A + B symmetric, so the true
+    # control claim F^T + 2A = F + 2A counted as refuted at a witness violating the hypothesis
+    F = sp.MatrixSymbol("F", n, n)
+    with pytest.raises(ValueError, match="definitions define"):
+        Derivation(name="t.defined_symmetric", title="t", conclusion=sp.Eq(F.T + A, F + A, evaluate=False),
+                   hypotheses=[sp.Q.symmetric(F)], definitions={F: A + C}, tier="A", scope="t",
+                   proof=lambda: Chain(F.T + A, [Link(F + A, Algebra(), label="l")]),
+                   controls=[Control("c", target="l", replace=(A, 2 * A), why="w")])
+    # the property stated of a free symbol is fine
+    S = sp.MatrixSymbol("S", n, n)
+    d = one_link(S.T + A, S + A, hypotheses=[sp.Q.symmetric(S)])
+    assert link_passes(d)
+
+
+def test_an_inequality_between_matrices_is_refused_as_ambiguous():
+    # entry-wise order and the positive semidefinite order differ; Algebra already compared
+    # only scalars, an entry-wise '>=' or a conclusion M >= 0 could read either way
+    from fisherlab.symbolic.toolkit import Diag
+    u = sp.MatrixSymbol("u", n, 1)
+    with pytest.raises(ValueError, match="between matrices"):
+        one_link(Diag(u) * Diag(u), sp.ZeroMatrix(n, n), by=Entrywise(), rel=">=", controls=[
+            Control("c", target="link", replace=(u, 2 * u), why="w")])
