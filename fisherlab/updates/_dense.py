@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_choice
+from fisherlab.curvature._memory import check_memory_budget
+from fisherlab.curvature._problem import check_num_samples
 from fisherlab.updates._linalg import dense_solve
 from fisherlab.updates._problem import check_damping, check_lr, curvature_matrix, prepare_step
 
@@ -20,10 +22,14 @@ _NAMES = {"fisher": "Fisher", "fisher_mc": "Fisher", "empirical_fisher": "empiri
           "hessian": "Hessian", "ggn": "GGN"}
 
 
-def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, *, key=None,
-                num_samples=1):
+def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, memory_budget,
+                name, *, key=None, num_samples=1):
     lr, damping = check_lr(lr), check_damping(damping)
-    step = prepare_step(f, params, x, y, likelihood, reduction)
+    memory_budget = check_memory_budget(memory_budget)
+    if kind == "fisher_mc":
+        num_samples = check_num_samples(num_samples)
+    step = prepare_step(f, params, x, y, likelihood, reduction, dense=kind,
+                        num_samples=num_samples, memory_budget=memory_budget, name=name)
     M = curvature_matrix(step, kind, key=key, num_samples=num_samples)
     p = dense_solve(M, step.gradient, damping, psd=psd, name=f"the {_NAMES[kind]}")
     return step.unravel(-lr * p)
@@ -32,7 +38,7 @@ def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, 
 @reference
 def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
                      reduction: str = "mean", fisher_type: str = "exact", key=None,
-                     num_samples: int = 1):
+                     num_samples: int = 1, memory_budget=None):
     r"""Natural-gradient step.
 
     .. math:: \delta = -\alpha\,(F + \lambda I)^{-1}\nabla L,\qquad
@@ -55,6 +61,10 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
       reduction: ``"mean"`` (default) or ``"sum"``, applied to both ``L`` and ``F``.
       fisher_type: ``"exact"`` (default) or ``"mc"``.
       key, num_samples: for ``fisher_type="mc"``.
+      memory_budget: bytes the dense matrix and its solve may use (as in ``fl.ggn``; default:
+        ``FISHERLAB_MEMORY_BUDGET``, else 90% of the free memory). Over it, a
+        ``CurvatureMemoryError`` is raised before any work, naming the matrix-free
+        alternatives (:func:`hessian_free`, :func:`kfac_update`).
 
     Returns:
       ``delta``, a pytree like ``params`` (float64): ``theta_new = theta + delta``.
@@ -76,12 +86,13 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
     check_choice(fisher_type, "fisher_type", ("exact", "mc"))
     kind = "fisher_mc" if fisher_type == "mc" else "fisher"
     return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True,
-                       key=key, num_samples=num_samples)
+                       memory_budget, "fl.updates.natural_gradient", key=key,
+                       num_samples=num_samples)
 
 
 @reference
 def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, damping,
-                            reduction: str = "mean"):
+                            reduction: str = "mean", memory_budget=None):
     r"""Empirical-Fisher step.
 
     .. math:: \delta = -\alpha\,(E + \lambda I)^{-1}\nabla L,\qquad
@@ -91,7 +102,8 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     (proof ``empirical_fisher_update.constrained_problem``). ``E`` is *not* the Fisher.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -111,11 +123,12 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     [(2, 3), (2,)]
     """
     return _dense_step("empirical_fisher", f, params, x, y, likelihood, lr, damping, reduction,
-                       True)
+                       True, memory_budget, "fl.updates.empirical_fisher_update")
 
 
 @reference
-def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean"):
+def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean",
+           memory_budget=None):
     r"""Damped Newton step.
 
     .. math:: \delta = -\alpha\,(H + \lambda I)^{-1}\nabla L,\qquad H = \nabla^2 L
@@ -125,7 +138,8 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     the quadratic model in one step (proof ``damping_preconditioning.newton_quadratic``).
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -143,12 +157,13 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
     """
-    return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False)
+    return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False,
+                       memory_budget, "fl.updates.newton")
 
 
 @reference
 def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
-                 reduction: str = "mean"):
+                 reduction: str = "mean", memory_budget=None):
     r"""Generalized Gauss--Newton step.
 
     .. math:: \delta = -\alpha\,(G + \lambda I)^{-1}\nabla L,\qquad
@@ -157,7 +172,8 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     For a likelihood in natural parameters ``G = F`` and this equals :func:`natural_gradient`.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+        :func:`natural_gradient`.
 
     Returns:
       ``delta``, a pytree like ``params`` (float64).
@@ -176,4 +192,5 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
     """
-    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True)
+    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True,
+                       memory_budget, "fl.updates.gauss_newton")
