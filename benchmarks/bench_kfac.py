@@ -18,8 +18,9 @@ and cannot be formed here; their cost is *extrapolated* from the last-layer bloc
 count of the contraction ``J^T F J`` (proportional to ``d_layer^2 N C``), i.e. multiplied by
 ``(262,656 / 5,130)^2 ~ 2,621``. The extrapolation is stated as such in the output.
 
-Usage: ``python benchmarks/bench_kfac.py [--n 512] [--repeats 3]``. Note ``uptime`` (the
-machine may be shared).
+Usage: ``python benchmarks/bench_kfac.py [--n 512] [--repeats 5]``. The load average is
+printed before and after (the machine may be shared). For the comparison with kfac-jax see
+``benchmarks/kfac_jax_compare.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
 
@@ -65,12 +65,8 @@ def main():
     params = model.init(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (N, w), jnp.float64)
     y = jax.random.randint(jax.random.key(2), (N,), 0, C)
-    try:
-        load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        load = "?"
     print(f"model: {model}\nN = {N}, d = {model.num_params}, cpus = {os.cpu_count()}, "
-          f"devices = {jax.devices()}\nuptime: {load}")
+          f"devices = {jax.devices()}\nload average (1, 5, 15 min) before: {os.getloadavg()}")
 
     times = {}
     for ft in ("exact", "mc", "empirical"):
@@ -107,6 +103,7 @@ def main():
     print(f"speed-up of exact K-FAC factors over the (extrapolated) exact blocks: "
           f"~{t_extrap / times['exact']:,.0f}x; over the last-layer block alone: "
           f"{t_last / times['exact']:.1f}x")
+    print(f"load average (1, 5, 15 min) after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

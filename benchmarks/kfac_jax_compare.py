@@ -4,7 +4,8 @@ Runs ONLY inside the separate venv made by ``scripts/kfac_jax_env.sh`` (kfac-jax
 JAX 0.9.1; fisherlab's main environment has a newer JAX)::
 
     bash scripts/kfac_jax_env.sh                       # -> /tmp/fisherlab-kfacjax
-    /tmp/fisherlab-kfacjax/bin/python benchmarks/kfac_jax_compare.py [--repeats 3] [--no-timing]
+    /tmp/fisherlab-kfacjax/bin/python benchmarks/kfac_jax_compare.py [--repeats 11]
+        [--no-timing | --only-timing]
 
 What it does (docs/peers/kfac_jax.md states every convention mapping and the measured table):
 
@@ -25,8 +26,13 @@ What it does (docs/peers/kfac_jax.md states every convention mapping and the mea
   ``factors[1]`` (pre-activation gradients) of each ``DenseTwoKroneckerFactored`` block and
   prints ``rel = ||mapped(kfac-jax) - fisherlab||_F / ||fisherlab||_F`` per layer / likelihood /
   mode / factor;
-* times factor estimation for both on the MLP 512-512-512-10, N = 512, float64, categorical
-  (one warm-up call incl. compile, then best of ``--repeats``), and prints the ratio.
+* times factor estimation for both on the MLP 512-512-512-10, N = 512, float64, categorical:
+  fisherlab's public ``fl.kfac.factors`` (validation and finiteness checks included) against
+  kfac-jax's jitted ``update_curvature_matrix_estimate``, for ``exact``/``fisher_exact``,
+  ``mc``/``fisher_gradients`` (one sample) and ``empirical``/``fisher_empirical``; two untimed
+  calls each (compilation), then ``--repeats`` interleaved rounds (fisherlab, kfac-jax, ...),
+  the number of compilations during the rounds (0), wall-clock and CPU-time medians, their
+  ratios, the load average before and after, and the agreement of the two results.
 
 Everything runs in float64 (``jax_enable_x64``) for both libraries.
 """
@@ -276,7 +282,26 @@ def _fmt_scale(scale, N):
     return f"{scale:g}"
 
 
+def _median(ts):
+    return float(np.median(ts))
+
+
+def _max_rel(pairs):
+    return max(rel(a, b) for a, b in pairs)
+
+
 def timing(repeats):
+    """Interleaved timing of both libraries on the MLP 512-512-512-10, N = 512 (categorical).
+
+    For each fisherlab type and its kfac-jax mode: one warm-up call of each (compiles), one
+    more untimed call of each, then ``repeats`` rounds of (fisherlab, kfac-jax), each call
+    timed by wall clock and by this process's CPU time and synchronised with
+    ``block_until_ready``. The number of XLA compilations during the timed rounds is counted
+    (it must be 0 for both). fisherlab is timed through its public ``fl.kfac.factors`` (input
+    validation and finiteness checks included); kfac-jax through its jitted
+    ``update_curvature_matrix_estimate`` from a fresh state. Returns one row per type with the
+    medians and the agreement of the two results after the convention map.
+    """
     widths, act, N = [512, 512, 512, 10], "tanh", 512
     model = make_models(widths, act)
     params = model.init(jax.random.key(0))
@@ -284,76 +309,117 @@ def timing(repeats):
     x = jax.random.normal(jax.random.key(1), (N, widths[0]), F64)
     y = jax.random.randint(jax.random.key(2), (N,), 0, widths[-1])
     lik = fl.Categorical()
-    out = []
+    key = jax.random.key(7)
+    compiles = [0]
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, _secs, **_kw: compiles.__setitem__(0, compiles[0] + 1)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
 
-    def best(fn):
-        jax.block_until_ready(fn())  # warm-up incl. compile
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn())
-            ts.append(time.perf_counter() - t0)
-        return min(ts)
+    def timed(fn):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = jax.block_until_ready(fn())
+        return out, time.perf_counter() - t0, time.process_time() - c0
 
-    pairs = [("exact", "fisher_exact"), ("exact", "ggn_exact"),
-             ("mc", "fisher_gradients"), ("mc", "ggn_curvature_prop"),
-             ("empirical", "fisher_empirical")]
-    for ft, mode in pairs:
-        key = jax.random.key(7)
-        t_fl = best(lambda: [tuple(f) for f in fl.kfac.factors(
-            model, params, x, y, lik, fisher_type=ft, key=key if ft == "mc" else None)])
-        est = kj_estimator(loss_categorical, act, mode, num_samples=1)
-        run = kj_factors_fn(est, pkj, (x, y), mode, key)
-        t_kj = best(lambda: run(pkj, (x, y), key))
-        out.append((ft, mode, t_fl, t_kj))
-    return out
+    rows = []
+    for ft, mode, g_scale in (("exact", "fisher_exact", 1.0), ("mc", "fisher_gradients", None),
+                              ("empirical", "fisher_empirical", 1.0 / N)):
+        def fl_call(ft=ft):
+            return fl.kfac.factors(model, params, x, y, lik, fisher_type=ft,
+                                   key=key if ft == "mc" else None)
+
+        run = kj_factors_fn(kj_estimator(loss_categorical, act, mode, num_samples=1), pkj,
+                            (x, y), mode, key)
+
+        def kj_call(run=run):
+            return run(pkj, (x, y), key)
+
+        for _ in range(2):  # compile, then one more call with everything warm
+            fl_out, kj_out = timed(fl_call)[0], timed(kj_call)[0]
+        before = compiles[0]
+        t_fl, t_kj, c_fl, c_kj = [], [], [], []
+        for _ in range(repeats):  # interleaved: fisherlab, kfac-jax, fisherlab, ...
+            _, w, c = timed(fl_call)
+            t_fl.append(w)
+            c_fl.append(c)
+            _, w, c = timed(kj_call)
+            t_kj.append(w)
+            c_kj.append(c)
+        recompiles = compiles[0] - before
+        err_A = _max_rel((A, f.A) for (A, _), f in zip(kj_out, fl_out))
+        err_G = (None if g_scale is None else
+                 _max_rel((np.asarray(G) / g_scale, f.G) for (_, G), f in zip(kj_out, fl_out)))
+        rows.append(dict(ft=ft, mode=mode, wall_fl=_median(t_fl), wall_kj=_median(t_kj),
+                         cpu_fl=_median(c_fl), cpu_kj=_median(c_kj), err_A=err_A, err_G=err_G,
+                         scale="1" if g_scale == 1.0 else ("1/N" if g_scale else "-"),
+                         recompiles=recompiles))
+    return rows
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=11,
+                    help="interleaved timing rounds (default 11)")
     ap.add_argument("--mc-samples", type=int, default=256)
-    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--no-timing", action="store_true", help="only the agreement tables")
+    ap.add_argument("--only-timing", action="store_true",
+                    help="only the timing table (skip the small-model agreement tables)")
     args = ap.parse_args()
 
     print(f"jax {jax.__version__} | kfac_jax {kfac_jax.__version__} | fisherlab "
           f"{fl.__version__} | backend {jax.default_backend()} | x64 "
           f"{jax.config.read('jax_enable_x64')}")
-    print("rel = ||G_kfacjax/scale - G_fisherlab||_F / ||G_fisherlab||_F (A: scale 1); "
-          "fisherlab: bias='augmented'\n")
-    rows = []
-    compare_small(rows, args.mc_samples)
-    hdr = f"{'model':17s} {'likelihood':28s} {'kfac-jax mode':30s} {'fisherlab':15s} " \
-          f"{'layer':>5s} {'fac':>3s} {'scale':>5s} {'rel err':>10s}"
-    print(hdr)
-    print("-" * len(hdr))
-    for cname, lname, mode, ft, k, fac, err, scale in rows:
-        print(f"{cname:17s} {lname:28s} {mode:30s} {ft:15s} {k:5d} {fac:>3s} {scale:>5s} "
-              f"{err:10.2e}")
-    det = [r for r in rows if "S=" not in r[2]]
-    print(f"\nmax rel err over the {len(det)} deterministic comparisons (A, G, dense block): "
-          f"{max(r[6] for r in det):.2e}")
-    print(f"Monte-Carlo G (S = {args.mc_samples} per example; error ~ 1/sqrt(S N), so it "
-          "halves when S is multiplied by 4):")
-    for mode in sorted({r[2] for r in rows if "S=" in r[2]}):
-        for ref in ("exact", "mc (fisherlab)"):
-            errs = [r[6] for r in rows if r[2] == mode and r[3] == ref and r[5] == "G"]
-            if errs:
-                print(f"  {mode:32s} vs {ref:15s} median {np.median(errs):.2e}  "
-                      f"max {max(errs):.2e}  ({len(errs)} layers)")
+    if not args.only_timing:
+        print("rel = ||G_kfacjax/scale - G_fisherlab||_F / ||G_fisherlab||_F (A: scale 1); "
+              "fisherlab: bias='augmented'\n")
+        rows = []
+        compare_small(rows, args.mc_samples)
+        hdr = f"{'model':17s} {'likelihood':28s} {'kfac-jax mode':30s} {'fisherlab':15s} " \
+              f"{'layer':>5s} {'fac':>3s} {'scale':>5s} {'rel err':>10s}"
+        print(hdr)
+        print("-" * len(hdr))
+        for cname, lname, mode, ft, k, fac, err, scale in rows:
+            print(f"{cname:17s} {lname:28s} {mode:30s} {ft:15s} {k:5d} {fac:>3s} {scale:>5s} "
+                  f"{err:10.2e}")
+        det = [r for r in rows if "S=" not in r[2]]
+        print(f"\nmax rel err over the {len(det)} deterministic comparisons (A, G, dense block): "
+              f"{max(r[6] for r in det):.2e}")
+        print(f"Monte-Carlo G (S = {args.mc_samples} per example; error ~ 1/sqrt(S N), so it "
+              "halves when S is multiplied by 4):")
+        for mode in sorted({r[2] for r in rows if "S=" in r[2]}):
+            for ref in ("exact", "mc (fisherlab)"):
+                errs = [r[6] for r in rows if r[2] == mode and r[3] == ref and r[5] == "G"]
+                if errs:
+                    print(f"  {mode:32s} vs {ref:15s} median {np.median(errs):.2e}  "
+                          f"max {max(errs):.2e}  ({len(errs)} layers)")
 
     if not args.no_timing:
-        try:
-            load = os.getloadavg()
-        except OSError:  # pragma: no cover
-            load = None
+        load0 = os.getloadavg()
+        rows = timing(args.repeats)
+        load1 = os.getloadavg()
         print(f"\nTiming: MLP 512-512-512-10 tanh, N = 512, categorical, float64, backend "
-              f"{jax.default_backend()}, {os.cpu_count()} cpus, loadavg {load}; warm-up + "
-              f"best of {args.repeats}")
-        print(f"{'fisherlab':10s} {'kfac-jax mode':20s} {'fisherlab s':>12s} "
-              f"{'kfac-jax s':>12s} {'kfac-jax/fisherlab':>19s}")
-        for ft, mode, t_fl, t_kj in timing(args.repeats):
-            print(f"{ft:10s} {mode:20s} {t_fl:12.4f} {t_kj:12.4f} {t_kj / t_fl:19.2f}")
+              f"{jax.default_backend()}, {os.cpu_count()} cpus; {args.repeats} interleaved "
+              f"rounds (fisherlab, kfac-jax) after two untimed calls each; medians.")
+        print(f"load average (1, 5, 15 min): before {_fmt_load(load0)}, after "
+              f"{_fmt_load(load1)}")
+        hdr = (f"{'fisherlab':10s} {'kfac-jax mode':17s} {'fisherlab s':>11s} {'kfac-jax s':>11s} "
+               f"{'ratio':>6s} {'cpu fl s':>9s} {'cpu kj s':>9s} {'ratio':>6s} "
+               f"{'max rel A':>10s} {'max rel G':>10s} {'G scale':>7s} {'recompiles':>10s}")
+        print(hdr)
+        print("-" * len(hdr))
+        for r in rows:
+            g = "indep." if r["err_G"] is None else f"{r['err_G']:.2e}"
+            print(f"{r['ft']:10s} {r['mode']:17s} {r['wall_fl']:11.4f} {r['wall_kj']:11.4f} "
+                  f"{r['wall_kj'] / r['wall_fl']:6.2f} {r['cpu_fl']:9.4f} {r['cpu_kj']:9.4f} "
+                  f"{r['cpu_kj'] / r['cpu_fl']:6.2f} {r['err_A']:10.2e} {g:>10s} "
+                  f"{r['scale']:>7s} {r['recompiles']:10d}")
+        print("ratio = kfac-jax time / fisherlab time (wall clock, then this process's CPU "
+              "time); > 1 means fisherlab is faster.")
+        print("max rel = max over layers of ||mapped kfac-jax - fisherlab||_F / ||fisherlab||_F; "
+              "mc: A is deterministic, G of S = 1 draw is compared statistically above.")
+
+
+def _fmt_load(load):
+    return "(" + ", ".join(f"{v:.2f}" for v in load) + ")"
 
 
 if __name__ == "__main__":

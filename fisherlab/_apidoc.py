@@ -30,11 +30,13 @@ NAMESPACES = (
     ("fl.testing", "fisherlab.testing"),
     ("fl.testing.strategies", "fisherlab.testing.strategies"),
     ("fl.testing.torch", "fisherlab.testing.torch"),
+    ("fl.testing.flax", "fisherlab.testing.flax"),
+    ("fl.testing.equinox", "fisherlab.testing.equinox"),
     ("fl.testing.references.naive", "fisherlab.testing.references.naive"),
     ("fl.testing.references.kfac", "fisherlab.testing.references.kfac"),
     ("fl.testing.references.symbolic", "fisherlab.testing.references.symbolic"),
 )
-_SOURCE_ONLY = {"fisherlab.testing.torch"}
+_SOURCE_ONLY = {"fisherlab.testing.torch", "fisherlab.testing.flax", "fisherlab.testing.equinox"}
 
 
 def _first_paragraph(doc: str | None) -> str:
@@ -68,13 +70,19 @@ def _entries_from_module(module_name: str):
     return _first_paragraph(module.__doc__), out
 
 
-def _entries_from_source(module_name: str):
+def _source_docs(module_name: str):
+    """``(module docstring, __all__, {name: (signature, doc)}, {name: source module})`` read
+    from the module's source with ``ast`` (nothing imported)."""
     path = Path(importlib.util.find_spec("fisherlab").origin).parent.joinpath(
         *module_name.split(".")[1:]).with_suffix(".py")
     tree = ast.parse(path.read_text())
     names: list[str] = []
     docs: dict[str, tuple[str, str]] = {}
+    imported: dict[str, str] = {}
     for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fisherlab."):
+            for alias in node.names:
+                imported[alias.asname or alias.name] = node.module
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             names = list(ast.literal_eval(node.value))
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -87,8 +95,17 @@ def _entries_from_source(module_name: str):
             if isinstance(node, ast.FunctionDef):
                 sig = "(" + ast.unparse(node.args) + ")"
             docs[node.name] = (sig, _first_paragraph(ast.get_docstring(node)))
-    return (_first_paragraph(ast.get_docstring(tree)),
-            [(n, *docs.get(n, ("", ""))) for n in names])
+    return _first_paragraph(ast.get_docstring(tree)), names, docs, imported
+
+
+def _entries_from_source(module_name: str):
+    summary, names, docs, imported = _source_docs(module_name)
+    entries = []
+    for n in names:
+        if n not in docs and n in imported:  # re-exported from another fisherlab module
+            docs[n] = _source_docs(imported[n])[2].get(n, ("", ""))
+        entries.append((n, *docs.get(n, ("", ""))))
+    return summary, entries
 
 
 def _collect():

@@ -37,9 +37,12 @@ def _verify_all(derivations, stream):
 
 
 def _table(results) -> str:
-    rows = [("derivation", "tier", "steps", "controls rejected", "time", "status")]
+    from fisherlab.symbolic import tier_text
+
+    rows = [("derivation", "form", "tier", "links/steps", "controls rejected", "time", "status")]
     for d, r in results:
-        rows.append((d.name, d.tier.value, f"{sum(s.passed for s in r.steps)}/{len(r.steps)}",
+        rows.append((d.name, "legacy" if d.legacy else "chain", tier_text(d),
+                     f"{r.passed_count}/{r.total_count}",
                      f"{r.controls_rejected}/{len(r.controls)}", f"{r.seconds:.2f}s",
                      "verified" if r.ok else "FAILED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -48,8 +51,10 @@ def _table(results) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results, out_dir: Path) -> list[Path]:
-    """Write one page per derivation plus ``index.md``; returns the paths written."""
+def write_docs(results, out_dir: Path, *, index: bool = True) -> list[Path]:
+    """Write one page per derivation plus (``index``) ``index.md``; returns the paths written.
+
+    Pages carry no wall-clock times, so regenerating them leaves the tree unchanged."""
     from fisherlab.symbolic import index_markdown, to_markdown
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +63,10 @@ def write_docs(results, out_dir: Path) -> list[Path]:
         p = out_dir / f"{d.name}.md"
         p.write_text(to_markdown(d, r))
         written.append(p)
-    idx = out_dir / "index.md"
-    idx.write_text(index_markdown(results))
-    written.append(idx)
+    if index:
+        idx = out_dir / "index.md"
+        idx.write_text(index_markdown(results))
+        written.append(idx)
     return written
 
 
@@ -69,33 +75,76 @@ def _cmd_prove(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
     print(_table(results))
     failed = [d.name for d, r in results if not r.ok]
-    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified, "
+    legacy = sum(d.legacy for d, _ in results)
+    print(f"\n{len(results) - len(failed)}/{len(results)} derivations verified "
+          f"({len(results) - legacy} in chain form, {legacy} legacy), "
           f"{sum(r.controls_rejected for _, r in results)}/"
           f"{sum(len(r.controls) for _, r in results)} negative controls rejected "
           f"in {time.perf_counter() - t0:.1f}s")
     for d, r in results:
         if not r.ok:
-            try:
-                r.raise_if_failed()
-            except AssertionError as exc:
-                print(exc, file=sys.stderr)
+            print("\n".join([r.summary()] + r.failures()), file=sys.stderr)
     if args.docs:
-        paths = write_docs(results, Path(args.docs))
+        paths = write_docs(results, Path(args.docs), index=not args.names)
         print(f"wrote {len(paths)} pages to {args.docs}")
     return 1 if failed else 0
 
 
 def _cmd_docs(args) -> int:
     results = _verify_all(_select(args.names), sys.stderr)
-    paths = write_docs(results, Path(args.out_dir))
+    # the index lists every derivation: a selection rewrites its own pages only
+    paths = write_docs(results, Path(args.out_dir), index=not args.names)
     print(f"wrote {len(paths)} pages to {args.out_dir}")
     return 1 if any(not r.ok for _, r in results) else 0
 
 
+def _compilation_cache() -> None:
+    """Keep compiled references on disk between ``fisherlab check`` runs (JAX's persistent
+    compilation cache): ``$FISHERLAB_JAX_CACHE``, default ``~/.cache/fisherlab/jax``; ``off``
+    disables it. A check of a problem with shapes seen before then compiles nothing."""
+    import os
+
+    import jax
+
+    where = os.environ.get("FISHERLAB_JAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "fisherlab", "jax")
+    if where.lower() == "off" or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def _cmd_check(args) -> int:
+    if args.schema:
+        from fisherlab.testing._check import SCHEMA
+
+        print(SCHEMA, end="")
+        return 0
+    if args.candidate is None or args.problem is None:
+        args.parser.error("CANDIDATE and PROBLEM are required (or --schema)")
+    _compilation_cache()
     from fisherlab.testing._check import run_check
 
     return run_check(args.candidate, args.problem, stream=sys.stdout)
+
+
+_CHECK_HELP = """\
+Compare a candidate curvature matrix (CANDIDATE, .npy/.npz) with fisherlab's float64
+reference on the problem described by PROBLEM (.json/.toml); on a mismatch print the
+diagnosis (fl.testing.diagnose): the convention or bug that reproduces the candidate.
+"""
+
+
+class _CheckHelp(argparse.Action):
+    """``-h``: the help with the problem-file schema (imported only when asked for)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from fisherlab.testing._check import SCHEMA
+
+        parser.epilog = SCHEMA
+        parser.print_help()
+        parser.exit()
 
 
 def _cmd_api_docs(args) -> int:
@@ -115,10 +164,18 @@ def main(argv=None) -> int:
     d.add_argument("out_dir")
     d.add_argument("names", nargs="*")
     d.set_defaults(func=_cmd_docs)
-    c = sub.add_parser("check", help="compare a candidate matrix with fisherlab's reference")
-    c.add_argument("candidate", help=".npy or .npz file holding the candidate matrix")
-    c.add_argument("problem", help="problem description (.json or .toml)")
-    c.set_defaults(func=_cmd_check)
+    c = sub.add_parser("check", help="compare a candidate matrix with fisherlab's reference",
+                       description=_CHECK_HELP, add_help=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("-h", "--help", action=_CheckHelp, nargs=0,
+                   help="show this help, with the problem-file schema, and exit")
+    c.add_argument("candidate", nargs="?", metavar="CANDIDATE",
+                   help=".npy file, or .npz with one array, holding the candidate matrix")
+    c.add_argument("problem", nargs="?", metavar="PROBLEM",
+                   help="problem file (.json or .toml); schema below and with --schema")
+    c.add_argument("--schema", action="store_true",
+                   help="print the problem-file schema with an example and exit")
+    c.set_defaults(func=_cmd_check, parser=c)
     a = sub.add_parser("api-docs", help="write the API reference generated from the docstrings")
     a.add_argument("path", nargs="?", default="docs/api.md")
     a.set_defaults(func=_cmd_api_docs)

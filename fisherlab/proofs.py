@@ -5,6 +5,10 @@ module per theorem family, each declaring a module-level ``DERIVATIONS`` list.
 In an installed wheel the same folder is the package ``fisherlab._theorems``
 (see ``pyproject.toml``); from a source checkout it is loaded from ``proofs/``
 beside the ``fisherlab`` package. Both paths give the same derivations.
+
+A derivation is in chain form (:class:`fisherlab.symbolic.Derivation`) or, until its family
+moves over, in the legacy form (:class:`fisherlab.symbolic.LegacyDerivation`, ``.legacy`` is
+true).
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from fisherlab.symbolic import Derivation
+from fisherlab.symbolic import Derivation, LegacyDerivation
 
 __all__ = ["all", "get", "names", "modules"]
 
-_CACHE: dict[str, Derivation] | None = None
+_CACHE: dict[str, Derivation | LegacyDerivation] | None = None
 
 
 def _theorem_package():
@@ -47,15 +51,16 @@ def modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
-def _load() -> dict[str, Derivation]:
+def _load() -> dict[str, Derivation | LegacyDerivation]:
     global _CACHE
     if _CACHE is None:
         found: dict[str, Derivation] = {}
         for mod_name in modules():
             mod = importlib.import_module(f"fisherlab._theorems.{mod_name}")
             for d in getattr(mod, "DERIVATIONS", ()):
-                if not isinstance(d, Derivation):
-                    raise TypeError(f"proofs/{mod_name}.py: DERIVATIONS holds {d!r}, not a Derivation")
+                if not isinstance(d, (Derivation, LegacyDerivation)):
+                    raise TypeError(f"proofs/{mod_name}.py: DERIVATIONS holds {type(d).__name__} "
+                                    f"{getattr(d, 'name', d)!r}, not a Derivation")
                 if d.name in found:
                     raise ValueError(f"duplicate derivation name {d.name!r} in proofs/{mod_name}.py")
                 found[d.name] = d
@@ -63,7 +68,7 @@ def _load() -> dict[str, Derivation]:
     return _CACHE
 
 
-def all() -> list[Derivation]:  # noqa: A001 - the public API name is fl.proofs.all()
+def all() -> list[Derivation | LegacyDerivation]:  # noqa: A001 - the public API name is fl.proofs.all()
     """Every registered derivation, in module then declaration order."""
     return list(_load().values())
 
@@ -73,7 +78,7 @@ def names() -> list[str]:
     return list(_load())
 
 
-def get(name: str) -> Derivation:
+def get(name: str) -> Derivation | LegacyDerivation:
     """The derivation called ``name`` (``KeyError`` listing the known names otherwise)."""
     table = _load()
     if name not in table:

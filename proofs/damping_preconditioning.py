@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab._updates_symbolic import (
+from fisherlab.symbolic.toolkit import (
+    cayley_parts,
     lower_cholesky,
     lower_inverse,
     matrix,
@@ -29,9 +30,8 @@ from fisherlab._updates_symbolic import (
     symmetric,
     vector,
 )
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import cayley_parts  # Q = N / den orthogonal (Cayley transform)
 
 _DIMS = (2, 3)
 _eta = sp.Symbol("eta", positive=True)
@@ -42,7 +42,7 @@ _alpha = sp.Symbol("alpha", positive=True)
 def _spectrum_steps():
     steps = []
     for d in _DIMS:
-        N, den = cayley_parts(d, "k")[:2]        # Q = N / den orthogonal
+        N, den = cayley_parts("k", d)[:2]        # Q = N / den orthogonal
         nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
         D = sp.diag(*nu)
         steps.append(Step.equal(
@@ -71,7 +71,7 @@ def _spectrum_steps():
 
 def _control_spectrum():
     d = 2
-    N, den = cayley_parts(d, "k")[:2]
+    N, den = cayley_parts("k", d)[:2]
     nu = sp.symbols(f"nu_1:{d + 1}", nonnegative=True)
     lhs = (N * sp.diag(*nu) * N.T + _eta * den ** 2 * sp.eye(d)) * N
     # claims (H + eta I)^{-1} has eigenvalues 1/nu_j + 1/eta, i.e. H + eta I has
@@ -222,7 +222,7 @@ _REFS = ["seed 004_bb4f7e8c8840a6b5.txt (R. Grosse, CSC2541 Lecture 4, 2022: 'Mi
          "quadratic approximations', 'Damping', 'Preconditioning')"]
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="damping_preconditioning.damped_spectrum",
         title="The damped inverse (H + eta I)^{-1} has eigenvalues (nu_j + eta)^{-1}",
         statement=r"H = Q\,\mathrm{diag}(\nu)\,Q^\top \Rightarrow (H + \eta I)^{-1} = "
@@ -236,7 +236,7 @@ DERIVATIONS = [
                                            "eigenvalues 1/nu_j + 1/eta", _control_spectrum)],
         references=_REFS, numeric=["fisherlab.updates.precondition"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="damping_preconditioning.descent_direction",
         title="A positive definite preconditioner gives a descent direction",
         statement=r"P = LL^\top \succ 0 \Rightarrow \nabla J^\top(-P\nabla J) = "
@@ -251,7 +251,7 @@ DERIVATIONS = [
         references=_REFS + ["seed 003_377ac27c40267f84.txt §5"],
         numeric=["fisherlab.updates.natural_gradient", "fisherlab.updates.gauss_newton"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="damping_preconditioning.reparameterization",
         title="Preconditioning by C^{-1} is gradient descent after reparameterising with "
               "R R^T = C^{-1}",
@@ -265,7 +265,7 @@ DERIVATIONS = [
                                            _control_reparam)],
         references=_REFS, numeric=["fisherlab.updates.precondition"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="damping_preconditioning.newton_quadratic",
         title="Newton's method minimises the quadratic model in one step; damping adds a "
               "proximity term",

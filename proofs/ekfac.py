@@ -25,10 +25,17 @@ import itertools
 
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import (REF_MG2015, REF_SEED_004, cayley_orthogonal, cayley_parts, kron, sym_matrix,
-                        sym_symmetric)
+from fisherlab.symbolic.toolkit import (
+    REF_GROSSE_2022,
+    REF_MARTENS_GROSSE_2015,
+    cayley_orthogonal,
+    cayley_parts,
+    kron,
+    matrix,
+    symmetric,
+)
 
 __all__ = ["DERIVATIONS"]
 
@@ -47,8 +54,8 @@ def _frob2(X: sp.Matrix) -> sp.Expr:
 def _steps():
     steps = []
     # 1. The K-FAC eigenbasis Q = Q_A (x) Q_G is orthogonal (2x2 (x) 2x2 Cayley factors).
-    NA, dA, _ = cayley_parts(2, "s")
-    NG, dG, _ = cayley_parts(2, "t")
+    NA, dA, _ = cayley_parts("s", 2)
+    NG, dG, _ = cayley_parts("t", 2)
     N, d = kron(NA, NG), dA * dG
     steps.append(Step.equal(
         "The K-FAC eigenbasis Q = Q_A⊗Q_G with Cayley 2x2 factors (Q = N/d, N = N_A⊗N_G, d = d_A d_G > 0) "
@@ -59,7 +66,7 @@ def _steps():
     # 2. Orthogonal invariance of the Frobenius norm, for a generic Q (then Q^T Q = I).
     ll, lr = [], []
     for dim in (2, 3, 4):
-        Q, Y = sym_matrix("q", dim, dim), sym_matrix("y", dim, dim)
+        Q, Y = matrix("q", dim, dim), matrix("y", dim, dim)
         P = Q.T * Q
         ll += [_frob2(Q * Y), _frob2(Y * Q.T)]
         lr += [(Y.T * P * Y).trace(), (Y * P * Y.T).trace()]
@@ -69,8 +76,8 @@ def _steps():
         "(F = QMQᵀ as QQᵀ = I)", ll, lr, justification="entry-wise, expanded",
         display=r"\|F-QDQ^\top\|_F^2=\|Q(M-D)Q^\top\|_F^2=\|M-D\|_F^2,\qquad M=Q^\top FQ"))
     # 3. The same directly, with an explicit symmetric F and a Cayley Q, d = 2.
-    Q2, _ = cayley_orthogonal(2, "s")
-    F2 = sym_symmetric("f", 2)
+    Q2, _ = cayley_orthogonal("s", 2)
+    F2 = symmetric("f", 2)
     D2 = sp.diag(*sp.symbols("delta_1:3", real=True))
     steps.append(Step.equal(
         "Directly for d = 2 with an explicit symmetric F and a Cayley Q: ‖F − QDQᵀ‖_F² = ‖QᵀFQ − D‖_F²",
@@ -80,7 +87,7 @@ def _steps():
     # 4-6. The separable objective in the rotated frame.
     ol, orr, gl, hl, hr, sl, sc = ([] for _ in range(7))
     for dim in DIMS:
-        M = sym_symmetric("m", dim)
+        M = symmetric("m", dim)
         dl = sp.symbols(f"delta_1:{dim + 1}", real=True)
         D = sp.diag(*dl)
         phi = _frob2(M - D)
@@ -109,10 +116,10 @@ def _steps():
                          display=r"\varphi(D)-\varphi(D^*)=\sum_i(\delta_i-M_{ii})^2\ge0"),
     ]
     # 7. D*_ii = E[(Q^T grad)_i^2] when F = E[grad grad^T] (three-point distribution, generic Q).
-    Q4 = sym_matrix("q", 4, 4)
+    Q4 = matrix("q", 4, 4)
     p1, p2 = sp.symbols("p_1 p_2", real=True)
     probs = (p1, p2, 1 - p1 - p2)
-    grads = [sym_matrix(f"n{k}", 4, 1) for k in (1, 2, 3)]
+    grads = [matrix(f"n{k}", 4, 1) for k in (1, 2, 3)]
     F = sum((pr * gk * gk.T for pr, gk in zip(probs, grads)), sp.zeros(4, 4))
     MF = Q4.T * F * Q4
     steps.append(Step.equal(
@@ -125,7 +132,7 @@ def _steps():
     # 8. Trace preservation.
     tl, tr = [], []
     for dim in (2, 3, 4):
-        Qg, Fg = sym_matrix("q", dim, dim), sym_symmetric("f", dim)
+        Qg, Fg = matrix("q", dim, dim), symmetric("f", dim)
         Dg = sp.diag(*sp.symbols(f"delta_1:{dim + 1}", real=True))
         tl += [(Qg * Dg * Qg.T).trace(), (Qg.T * Fg * Qg).trace()]
         tr += [(Dg * (Qg.T * Qg)).trace(), (Fg * (Qg * Qg.T)).trace()]
@@ -136,7 +143,7 @@ def _steps():
         display=r"\operatorname{tr}(QD^*Q^\top)=\operatorname{tr}D^*=\operatorname{tr}(Q^\top FQ)"
                 r"=\operatorname{tr}F"))
     # 9. EKFAC is at least as close to F as K-FAC.
-    M = sym_symmetric("m", 4)
+    M = symmetric("m", 4)
     dl = sp.symbols("delta_1:5", real=True)
     a, g = sp.symbols("a_1:3", real=True), sp.symbols("g_1:3", real=True)
     kfac_diag = [ai * gj for ai, gj in itertools.product(a, g)]
@@ -153,8 +160,8 @@ def _steps():
 
 
 def _diag_original_basis():
-    Q, _ = cayley_orthogonal(2, "s")
-    F = sym_symmetric("f", 2)
+    Q, _ = cayley_orthogonal("s", 2)
+    F = symmetric("f", 2)
     M = Q.T * F * Q
     return Step.equal("the optimal diagonal is diag(F) in the original basis: (QᵀFQ)_ii = F_ii",
                       [M[0, 0], M[1, 1]], [F[0, 0], F[1, 1]], justification="false variant")
@@ -173,7 +180,7 @@ def _kfac_trace():
 
 
 def _ekfac_worse():
-    M = sym_symmetric("m", 4)
+    M = symmetric("m", 4)
     dl = sp.symbols("delta_1:5", real=True)
     a, g = sp.symbols("a_1:3", real=True), sp.symbols("g_1:3", real=True)
     kfac_diag = [ai * gj for ai, gj in itertools.product(a, g)]
@@ -183,7 +190,7 @@ def _ekfac_worse():
                             justification="false variant")
 
 
-OPTIMAL_DIAGONAL = Derivation(
+OPTIMAL_DIAGONAL = LegacyDerivation(
     name="ekfac.optimal_diagonal",
     title="EKFAC: the Frobenius-optimal diagonal in the Kronecker-factored eigenbasis",
     statement=r"\operatorname*{arg\,min}_{D\ \mathrm{diagonal}}\|F-QDQ^\top\|_F=\operatorname{diag}"
@@ -207,7 +214,7 @@ OPTIMAL_DIAGONAL = Derivation(
     assumptions=[r"$F$ symmetric (e.g. $F=\mathbb E[\nabla\nabla^\top]$ or the exact layer block)",
                  r"$Q = Q_A\otimes Q_G$ orthogonal (the eigenvectors of the K-FAC factors)",
                  r"K-FAC $= Q\operatorname{diag}(a_ig_j)Q^\top$ with $a_i, g_j$ the factors' eigenvalues"],
-    references=[REF_GEORGE, REF_MG2015, REF_SEED_004 + " ('If Q₁ and Q₂ are orthogonal, then so is "
+    references=[REF_GEORGE, REF_MARTENS_GROSSE_2015, REF_GROSSE_2022 + " ('If Q₁ and Q₂ are orthogonal, then so is "
                 "Q₁⊗Q₂'; spectral decomposition of A⊗B)"],
     numeric=["fisherlab.kfac.ekfac"],
     notes="The proof never inverts or eigendecomposes a symbolic matrix: the eigenbasis is "

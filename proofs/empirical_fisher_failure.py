@@ -24,7 +24,7 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 SIZES = [(N, D) for N in (1, 2, 3) for D in (1, 2)]
 SIGMA2 = sp.Symbol("sigma2", positive=True)
@@ -143,7 +143,7 @@ def _control_ef_vanishes_fisher_too():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="empirical_fisher_failure.linear_regression",
         title="The empirical Fisher vanishes at interpolation while F = H does not "
               "(linear least squares)",

@@ -1,204 +1,245 @@
-"""The empirical-Fisher update as a constrained problem (seed 002).
+r"""The empirical-Fisher update as the solution of a loss-change-constrained problem.
 
-Seed 002 (002_7cc303c8b37b8e83.txt): the update
-``theta <- theta - eta (C + eps I)^{-1} g`` with ``C = E[nabla l nabla l^T]``
-(uncentered, the data labels) and ``g = E[nabla l]`` solves, to second order,
-``min_Delta L(theta + Delta)  s.t.  E[(Delta l)^2] = c``
-with ``Delta l(x) = l(x, theta + Delta) - l(x, theta)``.
+T. George, "What is the empirical Fisher?" (2018): the step
+``Delta = -eta C^{-1} g`` with the *uncentered* ``C = E[\nabla\ell \nabla\ell^T]`` (data labels)
+and ``g = E[\nabla\ell]`` solves, to second order,
 
-The derivation, with the expectation an average over ``N`` symbolic examples:
+.. math:: \min_\Delta L(\theta + \Delta) \quad\text{s.t.}\quad \mathbb E[(\Delta\ell)^2] = c,
+          \qquad \Delta\ell(x) = \ell(x, \theta + \Delta) - \ell(x, \theta).
 
-1. first-order Taylor step: ``Delta l_n = eps' g_n^T Delta + O(eps'^2)`` along
-   ``theta + eps' Delta`` (generic, undefined per-example losses ``l_n``);
-2. ``E[(Delta l)^2] = eps'^2 Delta^T C Delta + O(eps'^3)``: the value and first
-   derivative in ``eps'`` vanish and half the second derivative is ``Delta^T C Delta``
-   with ``C = (1/N) sum_n g_n g_n^T`` -- *uncentered*;
-3. Lagrange: the stationarity condition of ``g^T Delta + mu (Delta^T C Delta - c)``
-   (plus the Tikhonov proximity term ``mu eps ||Delta||^2`` that adds the damping)
-   holds at ``Delta = -(C + eps I)^{-1} g / (2 mu)``: the damped empirical-Fisher step with
-   learning rate ``eta = 1/(2 mu)``; the constraint fixes ``mu``:
-   ``4 mu^2 Delta^T C Delta = g^T C^{-1} g`` at ``eps = 0``.
+Three derivations:
 
-``(C + eps I)^{-1}`` is written ``adj(M) / det(M)`` (exact, no solving).
-
-Tier: steps 1-2 hold for generic (undefined) per-example losses at
-``(N, d) = (2, 2), (3, 2), (3, 3)``; step 3 with every gradient entry symbolic at the
-same sizes (tier B).
+* ``constraint_expansion`` (tier A-model): along ``theta + eps Delta``, ``E[(Delta l)^2]`` and
+  its first ``eps``-derivative vanish at ``eps = 0`` and half its second derivative is
+  ``Delta^T C Delta`` -- generic per-example losses (undefined functions) at stated ``(N, d)``;
+* ``constrained_problem`` (tier A): the Lagrangian ``g^T Delta + mu (Delta^T C Delta - c)`` of
+  the linearised problem has gradient ``g + 2 mu C Delta``, which vanishes at
+  ``Delta* = -C^{-1} g / (2 mu)``; the constraint fixes ``mu = (1/2) sqrt(g^T C^{-1} g / c)``,
+  so ``Delta* = -sqrt(c / g^T C^{-1} g) C^{-1} g``: the undamped step, learning rate fixed by ``c``;
+* ``damped_step`` (tier A): the damped step ``-(C + lambda I)^{-1} g / (2 mu)`` is the solution
+  of a *different* problem, ``min g^T Delta`` s.t. ``E[(Delta l)^2] + lambda ||Delta||^2 = c``
+  (a loss-change budget plus a Euclidean trust region); it does not solve the undamped one
+  (the control ``damped_step_for_undamped_problem``).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import (Algebra, Chain, Control, Derivation, Entrywise, Given, Link,
+                                Model, Sizes)
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import Grad, Scalar
 
-_SIZES = ((2, 2), (3, 2), (3, 3))
-_eps = sp.Symbol("epsilon", real=True)       # the Taylor parameter along Delta
-_damp = sp.Symbol("lambda", nonnegative=True)  # Tikhonov damping (seed 002's epsilon)
-_mu = sp.Symbol("mu", positive=True)
+__all__ = ["DERIVATIONS"]
 
+d, N = sp.symbols("d N", integer=True, positive=True)
+C = sp.MatrixSymbol("C", d, d)
+g = sp.MatrixSymbol("g", d, 1)
+Delta = sp.MatrixSymbol("Delta", d, 1)
+I = sp.Identity(d)
+mu = sp.Symbol("mu", positive=True)
+c = sp.Symbol("c", positive=True)
+lam = sp.Symbol("lambda", nonnegative=True)
 
-def _losses(N, d):
-    th = sp.symbols(f"theta_1:{d + 1}", real=True)
-    D = sp.Matrix(sp.symbols(f"Delta_1:{d + 1}", real=True))
-    ls = [sp.Function(f"ell_{n + 1}") for n in range(N)]
-    pt = [t + _eps * dd for t, dd in zip(th, D)]
-    dl = [l(*pt) - l(*th) for l in ls]
-    grads = [sp.Matrix([sp.diff(l(*th), t) for t in th]) for l in ls]
-    C = sp.zeros(d, d)
-    for gn in grads:
-        C += gn * gn.T
-    return th, D, ls, dl, grads, C / N
-
-
-def _at0(e):
-    return sp.diff(e, _eps, 0).subs(_eps, 0).doit() if not isinstance(e, sp.MatrixBase) \
-        else e.subs(_eps, 0).doit()
+REFERENCES = [tk.REF_GEORGE_2018 + " (the empirical-Fisher update as a constrained problem)",
+              tk.REF_KUNSTNER_2019]
+NUMERIC = ["fisherlab.updates.empirical_fisher_update", "fisherlab.optax.empirical_fisher"]
+TESTED_BY = ["tests/updates/test_dense_updates.py::test_empirical_fisher_update_closed_form"]
 
 
-def _taylor_steps(N, d):
-    th, D, ls, dl, grads, C = _losses(N, d)
-    steps = []
-    steps.append(Step.equal(
-        f"N = {N}, d = {d}: first-order Taylor step, d/d eps' Delta l_n at eps' = 0 equals "
-        "g_n^T Delta for every example n (and Delta l_n vanishes at eps' = 0)",
-        sp.Matrix([sp.diff(x, _eps).subs(_eps, 0).doit() for x in dl]
-                  + [x.subs(_eps, 0) for x in dl]),
-        sp.Matrix([(gn.T * D)[0, 0] for gn in grads] + [0] * N),
-        justification="chain rule for a generic differentiable per-example loss l_n",
-        display=r"\Delta\ell_n = \ell_n(\theta+\epsilon'\Delta) - \ell_n(\theta) = "
-                r"\epsilon'\, g_n^\top\Delta + O(\epsilon'^2)"))
-    Esq = sp.Add(*[x ** 2 for x in dl]) / N
-    steps.append(Step.equal(
-        f"N = {N}, d = {d}: E[(Delta l)^2] (average over the N examples) and its first "
-        "eps'-derivative vanish at eps' = 0 ...",
-        sp.Matrix([Esq.subs(_eps, 0), sp.diff(Esq, _eps).subs(_eps, 0).doit()]),
-        sp.zeros(2, 1), justification="Delta l_n(0) = 0",
-        display=r"\mathbb{E}[(\Delta\ell)^2]\big|_0 = \partial_{\epsilon'}"
-                r"\mathbb{E}[(\Delta\ell)^2]\big|_0 = 0"))
-    steps.append(Step.equal(
-        f"N = {N}, d = {d}: ... and half its second eps'-derivative is Delta^T C Delta with "
-        "the *uncentered* C = (1/N) sum_n g_n g_n^T, so E[(Delta l)^2] = eps'^2 Delta^T C "
-        "Delta + O(eps'^3)",
-        sp.diff(Esq, _eps, 2).subs(_eps, 0).doit() / 2, (D.T * C * D)[0, 0],
-        justification="seed 002: cross terms are of higher order; E[(g^T Delta)^2] = "
-                      "Delta^T E[g g^T] Delta",
-        display=r"\tfrac12\partial^2_{\epsilon'}\,\mathbb{E}[(\Delta\ell)^2]\big|_0 = "
-                r"\Delta^\top \underbrace{\tfrac1N\textstyle\sum_n g_n g_n^\top}_{C}\,\Delta"))
-    return steps
+# --------------------------------------------------------------------------- constraint expansion
+
+G = sp.MatrixSymbol("G", N, d)          # rows: the per-example gradients g_n^T
+gbar = sp.MatrixSymbol(r"\bar g", d, 1)
+Cemp = sp.MatrixSymbol("C", d, d)
+phi0, phi1, phi2 = sp.symbols(r"\Phi(0) \Phi'(0) \tfrac{1}{2}\Phi''(0)", real=True)
+_EXPANSION_SIZES = Sizes.of([{N: 2, d: 2}, {N: 3, d: 2}, {N: 3, d: 3}])
+_eps = sp.Symbol("epsilon", real=True)
 
 
-def _explicit(N, d):
-    a = [sp.Matrix(sp.symbols(f"a_{n + 1}_1:{d + 1}", real=True)) for n in range(N)]
-    C = sp.zeros(d, d)
-    for an in a:
-        C += an * an.T
-    C = C / N
-    g = sp.zeros(d, 1)
-    for an in a:
-        g += an
-    return a, C, g / N
+def _losses(sizes):
+    n_, d_ = sizes[N], sizes[d]
+    th = sp.symbols(f"theta_1:{d_ + 1}", real=True)
+    De = sp.Matrix(sp.symbols(f"Delta_1:{d_ + 1}", real=True))
+    ls = [sp.Function(f"ell_{k + 1}") for k in range(n_)]
+    pt = [a + _eps * b for a, b in zip(th, De)]
+    Phi = sp.Add(*[(f(*pt) - f(*th)) ** 2 for f in ls]) / n_
+    grads = sp.Matrix(n_, d_, lambda k, i: sp.diff(ls[k](*th), th[i]))
+    return {   # the Taylor coefficients are computed when a link needs them
+        Delta: De, G: grads,
+        phi0: lambda: Phi.subs(_eps, 0),
+        phi1: lambda: sp.diff(Phi, _eps).subs(_eps, 0).doit(),
+        phi2: lambda: (sp.diff(Phi, _eps, 2).subs(_eps, 0) / 2).doit(),
+    }
 
 
-def _lagrange_steps(N, d):
-    a, C, g = _explicit(N, d)
-    M = C + _damp * sp.eye(d)
-    adj, det = M.adjugate(), M.det()
-    steps = [Step.equal(
-        f"N = {N}, d = {d}: (C + lambda I) adj(C + lambda I) = det(C + lambda I) I, so "
-        "(C + lambda I)^{-1} = adj / det wherever det != 0",
-        M * adj, det * sp.eye(d), justification="Laplace expansion (exact polynomial identity)",
-        display=r"M\,\mathrm{adj}(M) = \det(M)\, I,\quad M = C + \lambda I")]
-    # Delta* = -adj(M) g / (2 mu det M); checked multiplied by det M != 0 (no division).
-    Dt = -adj * g / (2 * _mu)          # = det(M) * Delta*
-    steps.append(Step.equal(
-        f"N = {N}, d = {d}: Delta* = -(C + lambda I)^{{-1}} g / (2 mu) makes the Lagrangian "
-        "g^T Delta + mu (Delta^T C Delta - c) + mu lambda ||Delta||^2 stationary: "
-        "det(M) (g + 2 mu (C + lambda I) Delta*) = 0 (the damped EF step, eta = 1/(2 mu))",
-        det * g + 2 * _mu * M * Dt, sp.zeros(d, 1),
-        justification="substitution of the candidate (no solving), multiplied by det M != 0; "
-                      "g = (1/N) sum_n g_n",
-        display=r"\det(M)\,\big(g + 2\mu(C+\lambda I)\Delta^*\big) = 0,\quad "
-                r"\Delta^* = -\tfrac{1}{2\mu}(C + \lambda I)^{-1} g"))
-    if d == 2:
-        adj0, det0 = C.adjugate(), C.det()
-        D0t = -adj0 * g / (2 * _mu)      # = det(C) * Delta* at lambda = 0
-        steps.append(Step.equal(
-            f"N = {N}, d = {d}: at lambda = 0 the constraint fixes mu: "
-            "4 mu^2 Delta*^T C Delta* = g^T C^{-1} g (= 4 mu^2 c), checked times det(C)^2",
-            4 * _mu ** 2 * (D0t.T * C * D0t)[0, 0], det0 * (g.T * adj0 * g)[0, 0],
-            justification="substitution, multiplied by det(C)^2 != 0",
-            display=r"4\mu^2\,\Delta^{*\top} C\Delta^* = g^\top C^{-1} g"))
-    return steps
+_LOSS_MODEL = Model(
+    _EXPANSION_SIZES, _losses,
+    describe=r"per-example losses $\ell_n$ undefined functions of $\theta$; "
+             r"$\Phi(\epsilon) = \frac1N\sum_n \big(\ell_n(\theta + \epsilon\Delta) - "
+             r"\ell_n(\theta)\big)^2$; $G$ has rows $\nabla\ell_n(\theta)^\top$")
+
+_T1, _T2 = sp.Symbol("t1"), sp.Symbol("t2")
+_LOSS_WITNESS = {sp.Function("ell_1"): sp.Lambda((_T1, _T2), _T1 ** 2 + 3 * _T2),
+                 sp.Function("ell_2"): sp.Lambda((_T1, _T2), _T1 * _T2 - _T2 ** 3)}
+
+_QUAD = Scalar(Delta.T * Cemp * Delta)
+
+CONSTRAINT_EXPANSION = Derivation(
+    name="empirical_fisher_update.constraint_expansion",
+    title="The loss-change constraint to second order is the uncentered gradient second moment",
+    conclusion=(sp.Eq(phi0, 0, evaluate=False), sp.Eq(phi1, 0, evaluate=False),
+                sp.Eq(phi2, _QUAD, evaluate=False)),
+    definitions={Cemp: G.T * G / N, gbar: G.T * sp.OneMatrix(N, 1) / N},
+    proof=lambda: [
+        Chain(phi0, [Link(sp.Integer(0), _LOSS_MODEL, why="Δℓ_n vanishes at ε = 0")]),
+        Chain(phi1, [Link(sp.Integer(0), _LOSS_MODEL,
+                          why="each term is 2 Δℓ_n ∂_ε Δℓ_n, and Δℓ_n(0) = 0")], part=1),
+        Chain(phi2, [Link(_QUAD, _LOSS_MODEL, label="second_order",
+                          why="½∂²_ε(Δℓ_n)² at 0 is (∂_ε Δℓ_n)² = (g_nᵀΔ)²; the average over n "
+                              "is Δᵀ(GᵀG/N)Δ")], part=2),
+    ],
+    tier="A-model",
+    scope="generic per-example losses (undefined functions) at (N, d) = (2, 2), (3, 2), (3, 3)",
+    controls=[Control("centered_covariance", target="second_order",
+                      replace=(_QUAD, Scalar(Delta.T * (Cemp - gbar * gbar.T) * Delta)),
+                      witness=_LOSS_WITNESS,
+                      why="the centered gradient covariance C − ḡḡᵀ as the second-order term: "
+                          "E[(Δℓ)²] is a raw second moment, not a variance")],
+    assumptions=["the expectation is the average over the N training examples (data labels)"],
+    references=REFERENCES,
+    numeric=NUMERIC,
+    tested_by=TESTED_BY,
+)
 
 
-def _steps():
-    steps = []
-    for N, d in _SIZES:
-        steps += _taylor_steps(N, d)
-    for N, d in _SIZES:
-        steps += _lagrange_steps(N, d)
-    return steps
+# --------------------------------------------------------------------------- undamped problem
+
+Lag = sp.Symbol(r"\mathcal{L}")
+q = Scalar(g.T * C.I * g)
+Dstar = sp.MatrixSymbol(r"\Delta^{*}", d, 1)
+_STEP = -C.I * g / (2 * mu)
+_MU = sp.Eq(mu, sp.sqrt(q / c) / 2, evaluate=False)
+_ETA_STEP = sp.MatMul(-1 / sp.sqrt(q / c), C.I, g)
+_GRAD = g + 2 * mu * C * Delta
+_STATIONARY = sp.MatAdd(g, sp.MatMul(2, mu, C, Dstar))   # constructors: `*` would simplify eagerly
 
 
-def _control_centered():
-    th, D, ls, dl, grads, C = _losses(2, 2)
-    gbar = (grads[0] + grads[1]) / 2
-    Cc = C - gbar * gbar.T
-    Esq = sp.Add(*[x ** 2 for x in dl]) / 2
-    return Step.equal("second-order term = Delta^T (C - g g^T) Delta",
-                      sp.diff(Esq, _eps, 2).subs(_eps, 0).doit() / 2, (D.T * Cc * D)[0, 0],
-                      justification="false: E[(Delta l)^2] is a raw second moment, not a "
-                                    "variance")
+def _undamped_proof():
+    return [
+        Chain(Grad(Lag, Delta), [Link(_GRAD, Entrywise(), label="gradient",
+                                      why="∂/∂Δ_k of Σ g_iΔ_i + μ(Σ Δ_i C_ij Δ_j − c), C symmetric")]),
+        Chain(_STATIONARY, [
+            Link(sp.MatAdd(g, sp.MatMul(2, mu, C, _STEP)), Algebra(), why="the definition of Δ*"),
+            Link(sp.ZeroMatrix(d, 1), Algebra(), label="stationary", why="C C⁻¹ = I"),
+        ], part=1),
+        Chain(Scalar(Dstar.T * C * Dstar), [
+            Link(q / (4 * mu ** 2), Algebra(), label="quadratic",
+                 why="Δ*ᵀCΔ* = gᵀC⁻ᵀ C C⁻¹ g / (4μ²) and C⁻ᵀ = C⁻¹ (C symmetric)"),
+            Link(c, Given(_MU), why="the multiplier fixed by the constraint"),
+        ], part=2),
+        Chain(Dstar, [
+            Link(_STEP, Algebra(), why="the definition of Δ*"),
+            Link(_ETA_STEP, Given(_MU), why="2μ = √(gᵀC⁻¹g / c)"),
+        ], part=3),
+    ]
 
 
-def _control_wrong_sign():
-    a, C, g = _explicit(2, 2)
-    M = C + _damp * sp.eye(2)
-    Dt = M.adjugate() * g / (2 * _mu)
-    return Step.equal("det(M) (g + 2 mu (C + lambda I) (+(C + lambda I)^{-1} g/(2 mu))) = 0",
-                      M.det() * g + 2 * _mu * M * Dt, sp.zeros(2, 1),
-                      justification="false: the + sign is a stationary point of the "
-                                    "maximisation")
+CONSTRAINED = Derivation(
+    name="empirical_fisher_update.constrained_problem",
+    title="The undamped empirical-Fisher step solves the loss-change-constrained problem",
+    conclusion=(sp.Eq(Grad(Lag, Delta), _GRAD, evaluate=False),
+                sp.Eq(_STATIONARY, sp.ZeroMatrix(d, 1), evaluate=False),
+                sp.Eq(Scalar(Dstar.T * C * Dstar), c, evaluate=False),
+                sp.Eq(Dstar, _ETA_STEP, evaluate=False)),
+    definitions={Lag: Scalar(g.T * Delta) + mu * (Scalar(Delta.T * C * Delta) - c), Dstar: _STEP},
+    hypotheses=[sp.Q.positive_definite(C), _MU],
+    proof=_undamped_proof,
+    tier="A",
+    scope="general dimension d: the Lagrangian's gradient entry-wise, stationarity and the "
+          "multiplier by matrix algebra",
+    controls=[
+        Control("wrong_sign", target="conclusion:2", replace=(Dstar, C.I * g / (2 * mu)),
+                why="Δ = +C⁻¹g/(2μ): the stationary point of the maximisation"),
+        Control("damped_step_for_undamped_problem", target="conclusion:2",
+                replace=(Dstar, -(C + lam * I).I * g / (2 * mu)),
+                why="the damped step −(C + λI)⁻¹g/(2μ) claimed to solve the undamped problem"),
+        Control("multiplier_unsquared", target="quadratic", replace=(q / (4 * mu ** 2), q / (2 * mu)),
+                why="the constraint solved as if Δ* were linear in 1/μ: gᵀC⁻¹g/(2μ)"),
+    ],
+    assumptions=["the loss is linearised, L(θ + Δ) ≈ L(θ) + gᵀΔ, and the constraint taken to "
+                 "second order, E[(Δℓ)²] ≈ ΔᵀCΔ (`empirical_fisher_update.constraint_expansion`)",
+                 r"$C = \mathbb E[\nabla\ell\nabla\ell^\top]$ positive definite, $c > 0$; "
+                 r"$\mu > 0$ selects the minimum (the other root, $\mu < 0$, the maximum)"],
+    references=REFERENCES,
+    numeric=NUMERIC,
+    tested_by=TESTED_BY,
+)
 
 
-def _witness_functions():
-    t1, t2 = sp.symbols("t1 t2")
-    ell_1, ell_2 = sp.Function("ell_1"), sp.Function("ell_2")
-    return {ell_1: sp.Lambda((t1, t2), t1 ** 2 + 3 * t2),
-            ell_2: sp.Lambda((t1, t2), t1 * t2 - t2 ** 3)}
+# --------------------------------------------------------------------------- damped problem
+
+LagD = sp.Symbol(r"\mathcal{L}_{\lambda}")
+M_ = C + lam * I
+qd = Scalar(g.T * M_.I * g)
+DstarD = sp.MatrixSymbol(r"\Delta^{*}_{\lambda}", d, 1)
+_STEP_D = -M_.I * g / (2 * mu)
+_MU_D = sp.Eq(mu, sp.sqrt(qd / c) / 2, evaluate=False)
+_GRAD_D = g + 2 * mu * M_ * Delta
+_STATIONARY_D = sp.MatAdd(g, sp.MatMul(2, mu, M_, DstarD))
 
 
-DERIVATIONS = [
-    Derivation(
-        name="empirical_fisher_update.constrained_problem",
-        title="The empirical-Fisher update solves a loss-change-constrained problem",
-        statement=r"\min_\Delta L(\theta+\Delta)\ \text{s.t.}\ \mathbb{E}[(\Delta\ell)^2] = c"
-                  r"\ \overset{2\text{nd order}}{\Longrightarrow}\ "
-                  r"\Delta^* = -\eta\,(C + \lambda I)^{-1} g,\quad "
-                  r"C = \mathbb{E}[\nabla\ell\nabla\ell^\top],\ g = \mathbb{E}[\nabla\ell]",
-        assumptions=["the expectation is the average over N examples (N symbolic "
-                     "per-example losses)",
-                     "the loss is linearised (first-order Taylor) and the constraint kept to "
-                     "second order, as in seed 002",
-                     r"$C + \lambda I$ invertible ($\det \neq 0$)"],
-        tier=Tier.B,
-        scope="(N, d) = (2, 2), (3, 2), (3, 3); generic per-example losses for the Taylor "
-              "steps, every gradient entry symbolic for the Lagrange steps",
-        build=_steps,
-        negative_controls=[
-            NegativeControl("centered_covariance",
-                            "the centered gradient covariance C - g g^T as the second-order "
-                            "term (N = d = 2)", _control_centered,
-                            witness=_witness_functions),
-            NegativeControl("wrong_sign", "Delta = +(C + lambda I)^{-1} g / (2 mu)",
-                            _control_wrong_sign),
-        ],
-        references=["seed 002_7cc303c8b37b8e83.txt (the empirical-Fisher update as a "
-                    "constrained problem)",
-                    "F. Kunstner, L. Balles, P. Hennig, Limitations of the empirical Fisher "
-                    "approximation for natural gradient descent, NeurIPS 2019"],
-        numeric=["fisherlab.updates.empirical_fisher_update",
-                 "fisherlab.optax.empirical_fisher"],
-    ),
-]
+def _damped_proof():
+    return [
+        Chain(Grad(LagD, Delta), [Link(_GRAD_D, Entrywise(), label="gradient",
+                                       why="the ridge term λΔᵀΔ contributes 2λΔ")]),
+        Chain(_STATIONARY_D, [
+            Link(sp.MatAdd(g, sp.MatMul(2, mu, M_, _STEP_D)), Algebra(), why="the definition of Δ*_λ"),
+            Link(sp.ZeroMatrix(d, 1), Algebra(), label="stationary",
+                 why="(C + λI)(C + λI)⁻¹ = I"),
+        ], part=1),
+        Chain(Scalar(DstarD.T * M_ * DstarD), [
+            Link(qd / (4 * mu ** 2), Algebra(), why="(C + λI) symmetric"),
+            Link(c, Given(_MU_D), why="the multiplier fixed by the damped constraint"),
+        ], part=2),
+    ]
+
+
+DAMPED = Derivation(
+    name="empirical_fisher_update.damped_step",
+    title="The damped empirical-Fisher step solves a trust-region problem (not the undamped one)",
+    conclusion=(sp.Eq(Grad(LagD, Delta), _GRAD_D, evaluate=False),
+                sp.Eq(_STATIONARY_D, sp.ZeroMatrix(d, 1), evaluate=False),
+                sp.Eq(Scalar(DstarD.T * M_ * DstarD), c, evaluate=False)),
+    definitions={LagD: Scalar(g.T * Delta)
+                 + mu * (Scalar(Delta.T * C * Delta) + lam * Scalar(Delta.T * Delta) - c),
+                 DstarD: _STEP_D},
+    hypotheses=[sp.Q.positive_definite(C), _MU_D],
+    proof=_damped_proof,
+    tier="A",
+    scope="general dimension d: the Lagrangian's gradient entry-wise, stationarity and the "
+          "multiplier by matrix algebra",
+    controls=[
+        Control("undamped_stationarity", target="stationary",
+                replace=(sp.MatMul(2, mu, M_, _STEP_D), sp.MatMul(2, mu, C, _STEP_D)),
+                why="the damped step checked against the undamped stationarity condition "
+                    "g + 2μCΔ = 0"),
+        Control("ridge_gradient_halved", target="gradient", replace=(M_, C + lam / 2 * I),
+                why="the gradient of λ‖Δ‖² taken as λΔ instead of 2λΔ"),
+    ],
+    assumptions=[r"the problem $\min_\Delta g^\top\Delta$ s.t. "
+                 r"$\mathbb E[(\Delta\ell)^2] + \lambda\|\Delta\|^2 = c$, the constraint to second "
+                 r"order ($\Delta^\top C\Delta + \lambda\Delta^\top\Delta = c$)",
+                 r"$C$ positive definite (for $\lambda > 0$ positive semidefinite suffices), "
+                 r"$\lambda \ge 0$, $c > 0$, $\mu > 0$"],
+    references=REFERENCES,
+    numeric=NUMERIC,
+    tested_by=TESTED_BY,
+    notes="The library's `fl.updates.empirical_fisher_update(..., lr, damping)` computes "
+          "$-\\mathrm{lr}\\,(C + \\mathrm{damping}\\,I)^{-1} g$: with damping it is this step "
+          "(learning rate $1/(2\\mu)$), without damping the step of "
+          "`empirical_fisher_update.constrained_problem`.",
+)
+
+DERIVATIONS = [CONSTRAINT_EXPANSION, CONSTRAINED, DAMPED]

@@ -25,9 +25,8 @@ the map ``eta -> (z_1..z_{K-1}, s)`` is a bijection of ``R^K`` onto the open set
 ``s`` and ``expand`` decides it (the same identities written in ``e^{eta_k}`` need
 ``cancel`` on expanded ``(sum e^{eta})^3`` denominators: 10x slower at ``K = 5``).
 
-The helpers :func:`moment_expectation`, :func:`softmax_coordinates`,
-:func:`gaussian_variance_symbol` and the reference strings are shared with
-``proofs/output_fisher.py`` and ``proofs/kl_expansion.py``.
+The helpers (:func:`~fisherlab.symbolic.toolkit.moment_expectation`,
+:func:`~fisherlab.symbolic.toolkit.softmax_coordinates`, ...) live in the proof toolkit.
 """
 
 from __future__ import annotations
@@ -36,102 +35,41 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import (
+    BERNOULLI_SIZES,
+    CATEGORICAL_SIZES,
+    EXPFAM_AXIOMS,
+    EXPFAM_SIZES,
+    GAUSSIAN_SIZES,
+    GENERAL_K_AXIOMS,
+    GMV_SIZES,
+    POISSON_SIZES,
+    coordinate_witness,
+    expfam_expectation,
+    family_axioms,
+    gaussian_variance_symbol,
+    general_categorical,
+    moment_expectation,
+    softmax_coordinates,
+)
 
-__all__ = ["DERIVATIONS", "moment_expectation", "softmax_coordinates",
-           "gaussian_variance_symbol", "general_categorical", "expfam_moment",
-           "expfam_expectation", "family_axioms", "coordinate_witness",
-           "CATEGORICAL_SIZES", "GAUSSIAN_SIZES", "BERNOULLI_SIZES", "POISSON_SIZES",
-           "GMV_SIZES", "EXPFAM_SIZES"]
+__all__ = ["DERIVATIONS"]
 
-#: Sizes each tier-B chain checks exhaustively (every size in the range).
-CATEGORICAL_SIZES = (2, 3, 4, 5)
-GAUSSIAN_SIZES = (1, 2, 3, 4)
-BERNOULLI_SIZES = (1, 2, 3, 4)
-POISSON_SIZES = (1, 2, 3, 4)
-GMV_SIZES = (1, 2, 3)
-#: Dimensions of the natural parameter for the abstract exponential family (tier A: A generic).
-EXPFAM_SIZES = (1, 2, 3, 4)
 
-REF_SEED_003_S3 = ("seed 003_377ac27c40267f84.txt (M. Johnson, 'Natural gradients and K-FAC', "
-                   "2017) §3, eqs. (10)-(13): the Fisher as the Hessian of the KL divergence")
-REF_SEED_003_S7 = ("seed 003_377ac27c40267f84.txt §7, eqs. (19)-(22): zero-mean score and "
-                   "E[score score^T] = -E[Hessian of log p]")
-REF_SEED_003_A = ("seed 003_377ac27c40267f84.txt App. A: the Fisher and the generalized "
-                  "Gauss-Newton matrices (output-space Fisher of exponential families)")
-REF_AMARI = "S. Amari, 'Natural gradient works efficiently in learning', Neural Computation 10, 1998"
-REF_MARTENS = ("J. Martens, 'New insights and perspectives on the natural gradient method', "
-               "JMLR 21(146), 2020, §9 (the output-space Fisher and the GGN)")
-REF_KUNSTNER = ("F. Kunstner, L. Balles, P. Hennig, 'Limitations of the empirical Fisher "
-                "approximation for natural gradient descent', NeurIPS 2019")
+REF_SEED_003_S7 = tk.REF_JOHNSON_2017 + (" §7, eqs. (19)-(22): zero-mean score and "
+                                      "E[score score^T] = -E[Hessian of log p]")
+REF_SEED_003_A = tk.REF_JOHNSON_2017 + (" App. A: the Fisher and the generalized Gauss-Newton "
+                                     "matrices (output-space Fisher of exponential families)")
+REF_AMARI = tk.REF_AMARI_1998
+REF_KUNSTNER = tk.REF_KUNSTNER_2019
+REF_MARTENS = tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)"
 
 _SYMBOLIC_SOURCE = "fisherlab.likelihoods._symbolic"
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def moment_expectation(likelihood: lik.SymbolicLikelihood, normalise=None):
-    """``h -> E_y[h]`` for ``h`` polynomial in the targets, by linearity over monomials.
-
-    Each moment ``E[y^alpha]`` is computed once (cached) with the family's own exact
-    ``expectation`` operator; ``h = sum_alpha c_alpha(eta) y^alpha`` then gives
-    ``E[h] = sum_alpha c_alpha(eta) E[y^alpha]``. For the Poisson family this turns one
-    slow series summation per entry into one per moment. ``normalise`` (e.g.
-    ``sympy.factor``, an exact rewriting) is applied to each moment once: the Bernoulli
-    moments are sums over ``2^C`` outcomes that factor into ``prod sigma(eta_c)``.
-    """
-    targets = tuple(likelihood.targets)
-    cache: dict = {}
-
-    def expectation(h):
-        h = sp.expand(sp.sympify(h))
-        if not h.has(*targets):
-            return h
-        total = sp.Integer(0)
-        for monom, coeff in sp.Poly(h, *targets).terms():
-            if monom not in cache:
-                moment = likelihood.expectation(sp.Mul(*[y ** k for y, k in zip(targets, monom)]))
-                cache[monom] = normalise(moment) if normalise is not None else moment
-            total += coeff * cache[monom]
-        return total
-
-    return expectation
-
-
-def softmax_coordinates(num_classes: int):
-    """Exact coordinates for categorical identities: ``(z, s, substitution, probs)``.
-
-    ``z_k = e^{eta_k}`` for ``k < K`` and ``s = sum_j e^{eta_j}`` (so
-    ``e^{eta_K} = s - z_1 - ... - z_{K-1}``); ``substitution`` maps each ``eta_k`` of
-    :func:`fisherlab.likelihoods._symbolic.categorical` to ``log`` of its coordinate and
-    ``probs`` is the softmax ``p = (z_1, ..., z_{K-1}, s - sum z) / s``.
-    """
-    K = num_classes
-    eta = lik.categorical(K).outputs
-    z = sp.symbols(f"z_1:{K}", positive=True)
-    s = sp.Symbol("s", positive=True)
-    last = s - sp.Add(*z)
-    subs = {e: sp.log(v) for e, v in zip(eta, tuple(z) + (last,))}
-    probs = sp.Matrix(list(z) + [last]) / s
-    return z, s, subs, probs
-
-
-def coordinate_witness(num_classes: int) -> dict:
-    """A point of the coordinate domain ``{z > 0, s > sum z}``: ``z_k = k``, ``s = K(K-1)/2 + 2``."""
-    z, s, _, _ = softmax_coordinates(num_classes)
-    return {**{v: sp.Integer(i + 1) for i, v in enumerate(z)},
-            s: sp.Integer(num_classes * (num_classes - 1) // 2 + 2)}
-
-
-def gaussian_variance_symbol() -> sp.Symbol:
-    """The fixed Gaussian variance ``sigma^2``, a positive symbol."""
-    return sp.Symbol("sigma^2", positive=True)
-
-
-def family_axioms(likelihood: lik.SymbolicLikelihood) -> dict:
-    """The family's own axioms (its exact expectation operator), as inline math."""
-    return {name: (text if "$" in text else f"${text}$") for name, text in likelihood.axioms.items()}
 
 
 def _fisher(likelihood, E, score=None):
@@ -143,65 +81,6 @@ def _fisher(likelihood, E, score=None):
 # --------------------------------------------------------------------------- categorical, general K
 
 
-def general_categorical():
-    """The categorical in general ``K`` (tier A), with ``IndexedBase`` logits.
-
-    Returns a namespace dict with the symbols, ``p(i)``, the log-pmf ``logp`` of class ``c``,
-    the expectation ``E(h)`` over ``c ~ p`` and the post-processing ``finish`` that applies
-    the recorded axioms (index range, canonical dummy index).
-    """
-    K = sp.Symbol("K", integer=True, positive=True)
-    eta = sp.IndexedBase("eta", real=True)
-    j, c, k, l = sp.symbols("j c k l", integer=True, positive=True)
-    Z = sp.Sum(sp.exp(eta[j]), (j, 1, K))
-
-    def p(i):
-        return sp.exp(eta[i]) / Z
-
-    logp = eta[c] - sp.log(Z)
-
-    def in_range(expr):
-        # Axiom "index range": 1 <= k, l <= K, so Piecewise((x, k <= K), (0, True)) -> x.
-        def first_branch(pw):
-            (val, cond), (other, always) = pw.args
-            if not (other == 0 and always == sp.true and isinstance(cond, sp.GreaterThan)
-                    and cond.lhs == K and cond.rhs in (k, l)):
-                raise ValueError(f"unexpected Piecewise (not an index-range condition): {pw}")
-            return val
-        return expr.replace(lambda x: isinstance(x, sp.Piecewise), first_branch)
-
-    def canonical(expr):
-        # Axiom "canonical dummy index": rename every bound summation index to j.
-        return expr.replace(lambda x: isinstance(x, sp.Sum) and x.limits[0][0] != j,
-                            lambda x: x.xreplace({x.limits[0][0]: j}))
-
-    def finish(expr):
-        return canonical(in_range(sp.expand(expr.doit())))
-
-    def E(h):
-        # E_{c ~ p}[h(c)] = sum_c p_c h(c); factors free of c are pulled out of the sum.
-        total = sp.Integer(0)
-        for term in sp.Add.make_args(sp.expand(p(c) * h)):
-            const, dep = term.as_independent(c, as_Add=False)
-            total += const * sp.Sum(dep, (c, 1, K)).doit()
-        return canonical(in_range(total))
-
-    return dict(K=K, eta=eta, j=j, c=c, k=k, l=l, Z=Z, p=p, logp=logp, E=E, finish=finish)
-
-
-GENERAL_K_AXIOMS = {
-    "index range": r"the free indices satisfy $1 \le k, l \le K$, so SymPy's "
-                   r"$\sum_{j=1}^K \delta_{jk} x_j = \mathrm{Piecewise}((x_k, k \le K), (0, \text{True}))$ "
-                   r"takes its first branch",
-    "canonical dummy index": r"a bound summation index may be renamed: "
-                             r"$\sum_{c=1}^K e^{\eta_c} = \sum_{j=1}^K e^{\eta_j} = Z$",
-    "linearity of the finite sum": r"factors not depending on the summation index are pulled "
-                                   r"out: $\sum_c a\, x_c = a \sum_c x_c$",
-    "categorical pmf in general K": r"$\log p(c\mid\eta) = \eta_c - \log\sum_{j=1}^K e^{\eta_j}$, "
-                                    r"$\mathbb E_c[h(c)] = \sum_{c=1}^K p_c h(c)$, "
-                                    r"$p_c = e^{\eta_c}/Z$ (re-typed from "
-                                    r"`categorical(K)` for symbolic $K$)",
-}
 
 
 def _categorical_general_steps():
@@ -331,43 +210,6 @@ def _expfam(d):
     return eta, t, A, logp
 
 
-def expfam_moment(A, eta, alpha):
-    """The axiom ``E[t^alpha] = e^{-A(eta)} d^alpha e^{A(eta)}`` (multi-index ``alpha``)."""
-    expA = sp.exp(A(*eta))
-    args = [e for e, a in zip(eta, alpha) for _ in range(a)]
-    return sp.expand(sp.exp(-A(*eta)) * (sp.diff(expA, *args) if args else expA))
-
-
-def expfam_expectation(A, eta, t, at=None):
-    """``E(h)``: the expectation of a polynomial ``h`` in the sufficient statistic ``t`` under
-    ``exp(<eta, t> - A(eta))``, monomial by monomial through the moment axiom (linearity of
-    expectation); each moment is evaluated at the substitution ``at`` when given (e.g.
-    ``eta = g(theta)``)."""
-    cache: dict = {}
-
-    def E(h):
-        h = sp.expand(h)
-        if not h.has(*t):
-            return h
-        total = sp.Integer(0)
-        for monom, coeff in sp.Poly(h, *t).terms():
-            if monom not in cache:
-                m = expfam_moment(A, eta, monom)
-                cache[monom] = m if at is None else m.subs(at)
-            total += coeff * cache[monom]
-        return total
-
-    return E
-
-
-EXPFAM_AXIOMS = {
-    "moments of the sufficient statistic":
-        r"$\mathbb E_y[t(y)^\alpha] = e^{-A(\eta)}\,\partial^\alpha_\eta e^{A(\eta)}$ for every "
-        r"multi-index $\alpha$: differentiate $\int h(y) e^{\langle\eta, t(y)\rangle}\,dy = "
-        r"e^{A(\eta)}$ under the integral sign ($\eta$ in the interior of the natural parameter space)",
-    "linearity of expectation": r"$\mathbb E[\sum_\alpha c_\alpha(\eta) t^\alpha] = "
-                                r"\sum_\alpha c_\alpha(\eta)\,\mathbb E[t^\alpha]$",
-}
 
 
 def _expfam_steps():
@@ -585,7 +427,7 @@ def _numeric(cls):
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="information_equality.categorical",
         title="Information equality: categorical (softmax logits)",
         statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(p) - pp^\top,\ "
@@ -605,7 +447,7 @@ DERIVATIONS = [
               "the tier-B steps start from `fisherlab.likelihoods._symbolic.categorical(K)` "
               "for each K = 2..5.",
     ),
-    Derivation(
+    LegacyDerivation(
         name="information_equality.gaussian",
         title="Information equality: Gaussian mean, fixed variance",
         statement=_STATEMENT + r",\qquad \text{both} = I/\sigma^2",
@@ -619,7 +461,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=_numeric("Gaussian"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="information_equality.bernoulli",
         title="Information equality: Bernoulli (logits)",
         statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(\sigma(\eta)(1-\sigma(\eta)))",
@@ -633,7 +475,7 @@ DERIVATIONS = [
         references=_REFS + (REF_KUNSTNER,),
         numeric=_numeric("Bernoulli"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="information_equality.poisson",
         title="Information equality: Poisson (log-rate)",
         statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(e^{\eta})",
@@ -647,7 +489,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=_numeric("Poisson"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="information_equality.gaussian_mean_variance",
         title="Information equality: Gaussian (mean, log-variance)",
         statement=_STATEMENT + r",\qquad \text{both} = \mathrm{diag}(e^{-s}, \tfrac12)",
@@ -664,7 +506,7 @@ DERIVATIONS = [
               "on the target here (see `output_fisher.gaussian_mean_variance`), so the "
               "pointwise Hessian is not the Fisher -- the second negative control.",
     ),
-    Derivation(
+    LegacyDerivation(
         name="information_equality.exponential_family",
         title="Information equality: general exponential family (abstract log-partition)",
         statement=r"p(y\mid\eta) = h(y)\,e^{\langle\eta, t(y)\rangle - A(\eta)}:\quad "

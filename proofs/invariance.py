@@ -34,10 +34,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab._updates_symbolic import matrix, symmetric, vector
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic.toolkit import cayley_parts, matrix, symmetric, vector
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import cayley_parts  # Q = N / den orthogonal (Cayley transform)
 
 _DIMS = (2, 3)
 _alpha = sp.Symbol("alpha", positive=True)
@@ -127,7 +126,7 @@ def _control_damped():
 def _orthogonal_steps():
     steps = []
     for d in _DIMS:
-        N, den = cayley_parts(d, "k")[:2]
+        N, den = cayley_parts("k", d)[:2]
         steps.append(Step.equal(
             f"d = {d}: the Cayley transform Q = (I - K)(I + K)^{{-1}} = N / det(I + K) of a skew "
             "K is orthogonal: N^T N = det(I + K)^2 I",
@@ -296,7 +295,7 @@ _REFS = ["seed 003_377ac27c40267f84.txt App. B, eqs. (49)-(52)",
          "gradient are affine invariant; only the undamped algorithms)"]
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="invariance.natural_gradient",
         title="The natural-gradient step is invariant to affine reparameterisation",
         statement=r"\theta = A\theta' + b:\ \ \nabla\ell' = A^\top\nabla\ell,\ F' = A^\top F A,"
@@ -319,7 +318,7 @@ DERIVATIONS = [
         references=_REFS + ["Amari (1998); Martens (2020) §12"],
         numeric=["fisherlab.updates.natural_gradient"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="invariance.damped_orthogonal",
         title="Damped natural gradient is invariant to orthogonal reparameterisations only",
         statement=r"\theta = Q\theta' + b,\ Q^\top Q = I:\ \ Q\big(-\alpha(F' + \lambda I)^{-1}"
@@ -334,7 +333,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=["fisherlab.updates.natural_gradient"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="invariance.newton",
         title="Newton and Gauss-Newton steps are invariant to affine reparameterisation",
         statement=r"H' = A^\top H A,\ G' = A^\top G A\ \Rightarrow\ "
@@ -349,7 +348,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=["fisherlab.updates.newton", "fisherlab.updates.gauss_newton"],
     ),
-    Derivation(
+    LegacyDerivation(
         name="invariance.kfac_layer",
         title="K-FAC is invariant to affine maps of each layer's activations",
         statement=r"W = \Psi W'\Phi:\ A' = \Phi A\Phi^\top,\ G' = \Psi^\top G\Psi,\ "

@@ -22,9 +22,17 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import REF_MG2015, REF_SEED_004, SIZES, cayley_parts, kron, lower_triangular, sym_matrix
+from fisherlab.symbolic.toolkit import (
+    KRON_SIZES,
+    REF_GROSSE_2022,
+    REF_MARTENS_GROSSE_2015,
+    cayley_parts,
+    kron,
+    lower_triangular,
+    matrix,
+)
 
 __all__ = ["DERIVATIONS"]
 
@@ -41,8 +49,8 @@ REF_TF_KFAC = ("tensorflow/kfac, fisher_blocks.py `_compute_pi_tracenorm`: "
 def _residual_steps():
     cl, cr, rl, rr = [], [], [], []
     r = sp.sqrt(lam)
-    for n, m in SIZES:
-        A, G = sym_matrix("a", n, n), sym_matrix("g", m, m)
+    for n, m in KRON_SIZES:
+        A, G = matrix("a", n, n), matrix("g", m, m)
         In, Im = sp.eye(n), sp.eye(m)
         cl.append(kron(A + pi_ * r * In, G + r / pi_ * Im) - (kron(A, G) + lam * sp.eye(n * m)))
         cr.append(r * (kron(A, Im) / pi_ + pi_ * kron(In, G)))
@@ -65,20 +73,20 @@ def _residual_steps():
 
 
 def _damping_each_factor():
-    A, G = sym_matrix("a", 2, 2), sym_matrix("g", 2, 2)
+    A, G = matrix("a", 2, 2), matrix("g", 2, 2)
     return Step.equal("(A + λI)⊗(G + λI) = A⊗G + λI", kron(A + lam * sp.eye(2), G + lam * sp.eye(2)),
                       kron(A, G) + lam * sp.eye(4), justification="false variant")
 
 
 def _sqrt_each_factor():
-    A, G = sym_matrix("a", 2, 2), sym_matrix("g", 2, 2)
+    A, G = matrix("a", 2, 2), matrix("g", 2, 2)
     r = sp.sqrt(lam)
     return Step.equal("(A + √λI)⊗(G + √λI) = A⊗G + λI (cross terms forgotten)",
                       kron(A + r * sp.eye(2), G + r * sp.eye(2)), kron(A, G) + lam * sp.eye(4),
                       justification="false variant")
 
 
-RESIDUAL = Derivation(
+RESIDUAL = LegacyDerivation(
     name="kfac_damping.factored_residual",
     title="Factored (π) Tikhonov damping: the exact residual",
     statement=r"(A+\pi\sqrt\lambda I)\otimes(G+\tfrac{\sqrt\lambda}{\pi}I)=A\otimes G+\lambda I"
@@ -94,7 +102,7 @@ RESIDUAL = Derivation(
                         "(the cross terms √λ(A⊗I + I⊗G) forgotten)", _sqrt_each_factor),
     ],
     assumptions=[r"$\lambda > 0$, $\pi > 0$"],
-    references=[REF_MG2015 + " §6.3 ('factored Tikhonov regularization')", REF_SEED_004 +
+    references=[REF_MARTENS_GROSSE_2015 + " §6.3 ('factored Tikhonov regularization')", REF_GROSSE_2022 +
                 " ('this update rule needs to be modified to approximate the damped update')"],
     numeric=["fisherlab.kfac.solve"],
 )
@@ -107,12 +115,12 @@ def _pi_steps():
     steps = []
     r = sp.sqrt(lam)
     ql, qc, tl, tr = [], [], [], []
-    for n, m in SIZES:
+    for n, m in KRON_SIZES:
         L, M = lower_triangular("l", n), lower_triangular("m", m)
         A, G = L * L.T, M * M.T
         In, Im = sp.eye(n), sp.eye(m)
         R = r * (kron(A, Im) / pi_ + pi_ * kron(In, G))
-        x = sym_matrix("x", n * m, 1)
+        x = matrix("x", n * m, 1)
         y1, y2 = kron(L, Im).T * x, kron(In, M).T * x
         ql.append((x.T * R * x)[0, 0])
         qc.append(sp.Add(*[r / pi_ * sp.expand(e) ** 2 for e in y1])
@@ -177,7 +185,7 @@ def _pi_unnormalised():
                       sp.diff(f, pi_).subs(pi_, sp.sqrt(tA / tG)), 0, justification="false variant")
 
 
-PI_CHOICE = Derivation(
+PI_CHOICE = LegacyDerivation(
     name="kfac_damping.pi_trace_norm",
     title="The π of factored damping minimises the trace-norm bound of the residual",
     statement=r"\pi^*=\operatorname*{arg\,min}_{\pi>0}\sqrt\lambda"
@@ -199,7 +207,7 @@ PI_CHOICE = Derivation(
                  r"$\lambda>0$, $\pi>0$"],
     axioms={"trace norm of a PSD matrix": r"$\|R\|_{\mathrm{tr}} = \sum_i|\sigma_i(R)| = \operatorname{tr}R$ "
                                           r"for $R\succeq0$"},
-    references=[REF_MG2015 + " §6.3", REF_SEED_004 + " ('K-FAC: Efficient Computation': the damped "
+    references=[REF_MARTENS_GROSSE_2015 + " §6.3", REF_GROSSE_2022 + " ('K-FAC: Efficient Computation': the damped "
                 "update needs modification)", REF_TF_KFAC],
     numeric=["fisherlab.kfac.solve"],
     notes="Martens & Grosse bound the residual's norm by the triangle inequality and minimise "
@@ -213,7 +221,7 @@ PI_CHOICE = Derivation(
 
 # ------------------------------------------------------------------ exact damping
 
-EXACT_SIZES = tuple((n, m) for n, m in SIZES if n * m <= 6)
+EXACT_SIZES = tuple((n, m) for n, m in KRON_SIZES if n * m <= 6)
 
 
 def _exact_steps():
@@ -235,7 +243,7 @@ def _exact_steps():
     # Tier B.
     ol, orr = [], []
     for n in (1, 2, 3):
-        N, d, _ = cayley_parts(n, "s")
+        N, d, _ = cayley_parts("s", n)
         ol += [N.T * N, N * N.T]
         orr += [d ** 2 * sp.eye(n), d ** 2 * sp.eye(n)]
     steps.append(Step.equal("n ∈ {1, 2, 3}: the Cayley factors U = (I−S)(I+S)⁻¹ = N/d (S skew, "
@@ -245,7 +253,7 @@ def _exact_steps():
                             display=r"N^\top N=NN^\top=d^2I\iff U^\top U=UU^\top=I"))
     vl, vr, sl, sr = [], [], [], []
     for n, m in EXACT_SIZES:
-        UA, UG = sym_matrix("u", n, n), sym_matrix("w", m, m)
+        UA, UG = matrix("u", n, n), matrix("w", m, m)
         V = kron(UA, UG)
         vl += [V.T * V, V * V.T]
         vr += [kron(UA.T * UA, UG.T * UG), kron(UA * UA.T, UG * UG.T)]
@@ -265,7 +273,7 @@ def _exact_steps():
                    display=r"A\otimes G+\lambda I=V(D_A\otimes D_G+\lambda I)V^\top"),
     ]
     dl, dr = [], []
-    for n, m in SIZES:
+    for n, m in KRON_SIZES:
         al, gl = sp.symbols(f"alpha_1:{n + 1}", real=True), sp.symbols(f"gamma_1:{m + 1}", real=True)
         D = kron(sp.diag(*al), sp.diag(*gl)) + lam * sp.eye(n * m)
         Dinv = sp.diag(*[1 / (x * y + lam) for x in al for y in gl])
@@ -299,7 +307,7 @@ def _eigen_sum():
                       D * Dinv, sp.eye(4), justification="false variant")
 
 
-EXACT = Derivation(
+EXACT = LegacyDerivation(
     name="kfac_damping.exact_eigendecomposition",
     title="Exact damping of a Kronecker product through the factors' eigendecompositions",
     statement=r"A=U_AD_AU_A^\top,\ G=U_GD_GU_G^\top\ \Longrightarrow\ (A\otimes G+\lambda I)^{-1}"
@@ -321,8 +329,8 @@ EXACT = Derivation(
                  r"$\alpha_i\gamma_j+\lambda\ne0$"],
     axioms={"index bijection": r"$(i,k)\leftrightarrow ip+k$ as in kronecker.mixed_product",
             "distributivity": r"$(\sum_p x_p)(\sum_q y_q) = \sum_{p,q}x_py_q$"},
-    references=[REF_MG2015 + " §6.3 and App. (exact inversion via eigendecompositions)",
-                REF_SEED_004 + " ('Spectral decomposition … eigenvalues λ_iν_j')",
+    references=[REF_MARTENS_GROSSE_2015 + " §6.3 and App. (exact inversion via eigendecompositions)",
+                REF_GROSSE_2022 + " ('Spectral decomposition … eigenvalues λ_iν_j')",
                 "T. George et al., 'Fast approximate natural gradient descent in a Kronecker-factored "
                 "eigenbasis', NeurIPS 2018"],
     numeric=["fisherlab.kfac.solve"],

@@ -24,9 +24,17 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods._symbolic import bernoulli, categorical, gaussian
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import REF_MG2015, REF_SEED_003, REF_SEED_004, kron, rvec, sym_matrix, sym_symmetric
+from fisherlab.symbolic.toolkit import (
+    REF_GROSSE_2022,
+    REF_JOHNSON_2017,
+    REF_MARTENS_GROSSE_2015,
+    kron,
+    matrix,
+    rvec,
+    symmetric,
+)
 
 __all__ = ["DERIVATIONS", "two_layer_network"]
 
@@ -55,7 +63,7 @@ def two_layer_network(n0: int, n1: int, C: int, x: sp.Matrix, activation=None):
     evaluating at ``s1``.
     """
     act = activation or (lambda e: e)
-    W1, W2 = sym_matrix("v", n1, n0 + 1), sym_matrix("w", C, n1 + 1)
+    W1, W2 = matrix("v", n1, n0 + 1), matrix("w", C, n1 + 1)
     abar0 = _bar(x)
     s1 = W1 * abar0
     abar1 = _bar(s1.applyfunc(act))
@@ -130,23 +138,23 @@ SINGLE_SIZES = ((1, 1, 1), (2, 1, 2), (1, 2, 2), (2, 2, 1), (2, 2, 2), (3, 2, 2)
 def _single_steps():
     jl, jr, b1l, b1r, b2l, b2r, el, er = ([] for _ in range(8))
     for n0, n1, C in SINGLE_SIZES:
-        x = sym_matrix("x", n0, 1)
+        x = matrix("x", n0, 1)
         W1, W2, abar0, s1, abar1, f, J_s = two_layer_network(n0, n1, C, x, phi)
-        Lam = sym_symmetric("h", C)
+        Lam = symmetric("h", C)
         J1 = f.jacobian(rvec(W1))
         J2 = f.jacobian(rvec(W2))
         jl.append(J1)
         jr.append(J_s * kron(sp.eye(n1), abar0.T))
         # Once J1 = J_s (I (x) abar0^T) is established, the block identity holds for ANY J_s:
         # check it with a matrix of plain symbols (faster, and it covers any downstream network).
-        Jg = sym_matrix("j", C, n1)
+        Jg = matrix("j", C, n1)
         J1g = Jg * kron(sp.eye(n1), abar0.T)
         b1l.append(J1g.T * Lam * J1g)
         b1r.append(kron(Jg.T * Lam * Jg, abar0 * abar0.T))
         b2l.append(J2.T * Lam * J2)
         b2r.append(kron(Lam, abar1 * abar1.T))
         # empirical variant: the per-example gradient g = J_s^T r (r = grad_f l for the label)
-        r = sym_matrix("r", C, 1)
+        r = matrix("r", C, 1)
         g1 = Jg.T * r
         grad1 = J1g.T * r
         el.append(grad1 * grad1.T)
@@ -194,9 +202,9 @@ def _phi_witness():
 
 def _full_ggn_claim():
     n0, n1, C = 1, 1, 1
-    x = sym_matrix("x", n0, 1)
+    x = matrix("x", n0, 1)
     W1, W2, abar0, s1, abar1, f, J_s = two_layer_network(n0, n1, C, x, phi)
-    Lam = sym_symmetric("h", C)
+    Lam = symmetric("h", C)
     J = f.jacobian(rvec(W1).col_join(rvec(W2)))
     G1 = J_s.T * Lam * J_s
     kfac = sp.diag(kron(G1, abar0 * abar0.T), kron(Lam, abar1 * abar1.T))
@@ -204,7 +212,7 @@ def _full_ggn_claim():
                       "ignored)", J.T * Lam * J, kfac, justification="false variant")
 
 
-SINGLE = Derivation(
+SINGLE = LegacyDerivation(
     name="kfac_exactness.single_example",
     title="K-FAC is exact for a single example (any activation)",
     statement=r"N=1:\quad J_{\theta_k}^\top\Lambda J_{\theta_k} = G_k\otimes A_{k-1},\quad "
@@ -228,7 +236,7 @@ SINGLE = Derivation(
     assumptions=["one example (N = 1); layer blocks in [W b] row-major order",
                  r"$\Lambda = \nabla_f^2\ell$ the output Hessian; for the exact-type G a natural-"
                  r"parameter likelihood, where $\mathbb E_y[\nabla_f\ell\nabla_f\ell^\top] = \Lambda$"],
-    references=[REF_MG2015 + " §3", REF_SEED_003, REF_SEED_004, REF_EXACT],
+    references=[REF_MARTENS_GROSSE_2015 + " §3", REF_JOHNSON_2017, REF_GROSSE_2022, REF_EXACT],
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],
     notes="Only the diagonal (layer) blocks are exact: the negative control shows that the "
           "cross-layer block of the GGN is not zero, so the block-diagonal K-FAC matrix differs "
@@ -242,7 +250,7 @@ LINEAR_CASES = ((2, 2, 2, 2), (1, 2, 1, 3), (2, 1, 2, 3))  # (n0, n1, C, N)
 
 
 def _linear_network(n0, n1, C, N):
-    xs = [sym_matrix(f"x{n}", n0, 1) for n in range(1, N + 1)]
+    xs = [matrix(f"x{n}", n0, 1) for n in range(1, N + 1)]
     nets = [two_layer_network(n0, n1, C, x) for x in xs]
     return xs, nets
 
@@ -338,7 +346,7 @@ def _empirical_counterexample():
 
 def _nonlinear_claim():
     n0, n1, C, N = 1, 1, 1, 2
-    xs = [sym_matrix(f"x{n}", n0, 1) for n in range(1, N + 1)]
+    xs = [matrix(f"x{n}", n0, 1) for n in range(1, N + 1)]
     nets = [two_layer_network(n0, n1, C, x, phi) for x in xs]
     W1 = nets[0][0]
     Lam = sp.Matrix([[1]])
@@ -350,7 +358,7 @@ def _nonlinear_claim():
                       "GGN block equals G₁ ⊗ A₀", ggn1, kron(G1, A0), justification="false variant")
 
 
-DEEP_LINEAR = Derivation(
+DEEP_LINEAR = LegacyDerivation(
     name="kfac_exactness.deep_linear",
     title="K-FAC is exact for deep linear networks with a Gaussian likelihood (any N)",
     statement=r"f_n = W_2(W_1x_n+b_1)+b_2,\ \ell_n=\tfrac{1}{2\varsigma^2}\|y_n-f_n\|^2:\quad "
@@ -375,7 +383,7 @@ DEEP_LINEAR = Derivation(
                  "mean reduction, factors scaled as in CONVENTIONS.md § K-FAC"],
     axioms={"standard normal moments": "$" + gaussian(1).axioms["standard normal moments"] + "$",
             "index ranges": r"$0\le p\le n_1-1$ (selects the Piecewise branch SymPy returns)"},
-    references=[REF_MG2015 + " §3", REF_BERNACCHIA, REF_EXACT, REF_SEED_003],
+    references=[REF_MARTENS_GROSSE_2015 + " §3", REF_BERNACCHIA, REF_EXACT, REF_JOHNSON_2017],
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],
     notes="The exactness rests on $G_{k,n}$ being the same for every example. For the *empirical* "
           "K-FAC, $G_n = g_ng_n^\\top$ with $g_n = W_2^\\top(f_n-y_n)/\\varsigma^2$ depends on the "

@@ -21,9 +21,17 @@ import itertools
 
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
-from .kronecker import REF_MG2015, REF_SEED_003, REF_SEED_004, kron, rvec, sym_matrix, vec
+from fisherlab.symbolic.toolkit import (
+    REF_GROSSE_2022,
+    REF_JOHNSON_2017,
+    REF_MARTENS_GROSSE_2015,
+    kron,
+    matrix,
+    rvec,
+    vec,
+)
 
 __all__ = ["DERIVATIONS", "dense_layer"]
 
@@ -41,7 +49,7 @@ def dense_layer(n_in: int, n_out: int):
     ``s = Wbar abar``, ``loss = L(s_1, ..., s_out)`` with ``L`` undefined, and
     ``g = grad_s L`` evaluated at ``s`` (``Subs`` of the partial derivatives).
     """
-    W = sym_matrix("w", n_out, n_in + 1)
+    W = matrix("w", n_out, n_in + 1)
     abar = sp.Matrix([sp.Symbol(f"a_{j + 1}") for j in range(n_in)] + [1])
     s = W * abar
     u = sp.symbols(f"u_1:{n_out + 1}")
@@ -67,7 +75,7 @@ def _structure_steps():
         cr.append(kron(abar, g))
         # For the outer products g is an arbitrary vector (plain symbols; the previous steps
         # identify it with grad_s L): this keeps the check fast.
-        gv = sym_matrix("g", n_out, 1)
+        gv = matrix("g", n_out, 1)
         rg, cg = kron(gv, abar), kron(abar, gv)
         ol.append(rg * rg.T)
         orr.append(kron(gv * gv.T, abar * abar.T))
@@ -151,7 +159,7 @@ def _independence_steps():
     steps_l, steps_r = [], []
     for n_in, n_out in LAYER_SIZES:
         abars = [sp.Matrix([sp.Symbol(f"a{k}_{j + 1}") for j in range(n_in)] + [1]) for k in (1, 2)]
-        gs = [sym_matrix(f"g{k}", n_out, 1) for k in (1, 2)]
+        gs = [matrix(f"g{k}", n_out, 1) for k in (1, 2)]
         pa, pg = (p, 1 - p), (q, 1 - q)
         joint = sp.zeros(n_out * (n_in + 1), n_out * (n_in + 1))
         for (ka, a_), (kg, g_) in itertools.product(enumerate(abars), enumerate(gs)):
@@ -205,7 +213,7 @@ def _steps():
     nl, nr = [], []
     for n_in, n_out in LAYER_SIZES:
         abar = sp.Matrix([sp.Symbol(f"a_{j + 1}") for j in range(n_in)] + [1])
-        gy = [sym_matrix(f"g{y}", n_out, 1) for y in (1, 2, 3)]
+        gy = [matrix(f"g{y}", n_out, 1) for y in (1, 2, 3)]
         exact_block = sum((pr * kron(g_ * g_.T, abar * abar.T) for pr, g_ in zip(probs, gy)),
                           sp.zeros(n_out * (n_in + 1), n_out * (n_in + 1)))
         G = sum((pr * g_ * g_.T for pr, g_ in zip(probs, gy)), sp.zeros(n_out, n_out))
@@ -246,7 +254,7 @@ def _swapped_order():
 def _dependent_factorisation():
     p = sp.Symbol("p")
     abars = [sp.Matrix([sp.Symbol(f"a{k}_1"), 1]) for k in (1, 2)]
-    gs = [sym_matrix(f"g{k}", 1, 1) for k in (1, 2)]
+    gs = [matrix(f"g{k}", 1, 1) for k in (1, 2)]
     pr = (p, 1 - p)
     joint = sum((pr[k] * kron(gs[k] * gs[k].T, abars[k] * abars[k].T) for k in range(2)), sp.zeros(2, 2))
     A = sum((pr[k] * abars[k] * abars[k].T for k in range(2)), sp.zeros(2, 2))
@@ -255,7 +263,7 @@ def _dependent_factorisation():
                       "(g⁽ᵏ⁾ always occurs with ā⁽ᵏ⁾)", joint, kron(G, A), justification="false variant")
 
 
-STRUCTURE = Derivation(
+STRUCTURE = LegacyDerivation(
     name="kfac_structure.dense_layer",
     title="Kronecker structure of a dense layer's gradient and curvature block",
     statement=r"\nabla_{\bar W}\ell=g\,\bar a^\top,\quad "
@@ -286,8 +294,8 @@ STRUCTURE = Derivation(
             "chain rule": r"$\partial L(s_0,\dots,s_{m-1})/\partial\bar W_{il} = \sum_k g_k\,"
                           r"\partial s_k/\partial\bar W_{il}$ with $g_k = \partial L/\partial s_k$ "
                           r"(general $m$; at fixed sizes SymPy applies it itself, tier B)"},
-    references=[REF_SEED_003 + " and eqs. (28), (34)-(37)",
-                REF_SEED_004 + "; slides 'K-FAC: Modeling the Pseudo-Gradients'", REF_MG2015 + " §3"],
+    references=[REF_JOHNSON_2017 + " and eqs. (28), (34)-(37)",
+                REF_GROSSE_2022 + "; slides 'K-FAC: Modeling the Pseudo-Gradients'", REF_MARTENS_GROSSE_2015 + " §3"],
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],
     notes="Seed 003 eq. (28) writes the gradient as $\\bar a_k g_k^\\top$ (the transpose of "
           "$\\nabla_{\\bar W}\\ell$ for $s = \\bar W\\bar a$); its eq. (29) "

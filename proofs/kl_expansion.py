@@ -27,15 +27,11 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
-
-from .information_equality import (
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import (
     EXPFAM_AXIOMS,
     GENERAL_K_AXIOMS,
-    REF_AMARI,
-    REF_MARTENS,
-    REF_SEED_003_A,
-    REF_SEED_003_S3,
     coordinate_witness,
     expfam_moment,
     family_axioms,
@@ -47,6 +43,12 @@ from .information_equality import (
 
 __all__ = ["DERIVATIONS", "kl_along", "KL_CATEGORICAL_SIZES", "KL_GAUSSIAN_SIZES",
            "KL_GMV_SIZES", "KL_EXPFAM_SIZES"]
+
+REF_AMARI = tk.REF_AMARI_1998
+REF_MARTENS = tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)"
+REF_SEED_003_A = tk.REF_JOHNSON_2017 + (" App. A: the Fisher and the generalized Gauss-Newton "
+                                     "matrices (output-space Fisher of exponential families)")
+REF_SEED_003_S3 = tk.REF_JOHNSON_2017 + " §3, eqs. (10)-(13): the Fisher as the Hessian of the KL divergence"
 
 KL_CATEGORICAL_SIZES = (2, 3, 4, 5)
 KL_GAUSSIAN_SIZES = (1, 2, 3, 4)
@@ -411,7 +413,7 @@ _REFS = (REF_SEED_003_S3, REF_SEED_003_A, REF_AMARI, REF_MARTENS)
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="kl_expansion.categorical",
         title="KL expansion: categorical logits, second-order term diag(p) - p p^T",
         statement=_STATEMENT + r",\qquad F_{\mathrm{out}} = \mathrm{diag}(p) - pp^\top",
@@ -429,7 +431,7 @@ DERIVATIONS = [
               "log-pmf re-typed for symbolic K); the tier-B steps start from "
               "`fisherlab.likelihoods._symbolic.categorical(K)` for each K = 2..5.",
     ),
-    Derivation(
+    LegacyDerivation(
         name="kl_expansion.gaussian",
         title="KL expansion: Gaussian mean, exactly quadratic",
         statement=r"\mathrm{KL}(\mathcal N(\mu,\sigma^2 I)\,\|\,\mathcal N(\mu+\delta,\sigma^2 I)) = "
@@ -443,7 +445,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=("fisherlab.likelihoods.Gaussian.output_fisher",),
     ),
-    Derivation(
+    LegacyDerivation(
         name="kl_expansion.gaussian_mean_variance",
         title="KL expansion: Gaussian (mean, log-variance), second-order term diag(e^-s, 1/2)",
         statement=_STATEMENT + r",\qquad F_{\mathrm{out}} = \mathrm{diag}(e^{-s}, \tfrac12)",
@@ -456,7 +458,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=("fisherlab.likelihoods.GaussianMeanVariance.output_fisher",),
     ),
-    Derivation(
+    LegacyDerivation(
         name="kl_expansion.exponential_family",
         title="KL expansion: general exponential family (Bregman divergence of A)",
         statement=r"\mathrm{KL}(\eta,\eta') = A(\eta') - A(\eta) - (\eta'-\eta)^\top\nabla A(\eta),"

@@ -1,646 +1,408 @@
-r"""Kronecker-product algebra used by K-FAC, proved entry by entry.
+r"""Kronecker-product algebra used by K-FAC, proved at general dimension and checked
+exhaustively at explicit sizes.
 
-Every Kronecker product here is built **entry-wise** from explicit symbolic
-entries with the definition (seed 003_377ac27c40267f84.txt eq. (30); Van Loan 2000)
+``A \otimes B`` is the block matrix with blocks ``A_{ij} B``: row ``i p + k`` of
+``A \otimes B`` (``A`` with ``m`` rows, ``B`` with ``p`` rows) is indexed by the pair
+``(i, k)``. The structural node :class:`~fisherlab.symbolic.toolkit.Kron` is inert -- SymPy's
+own ``KroneckerProduct`` would rewrite by the very rules proved here -- and its meaning is given
+once, by the checker's two evaluators: entry-wise at general dimension (tier A, finite sums with
+symbolic bounds, the index bijection ``r = i p + k`` as the one axiom) and explicitly at every
+size up to a bound (tier B, every entry a free symbol). The inverse, eigenpair and PSD rules are
+proved from the mixed-product and transpose rules by citing them.
 
-.. math:: (A \otimes B)_{i p + k,\ j q + l} = A_{ij} B_{kl}
-          \qquad (A \in \mathbb R^{m\times n},\ B \in \mathbb R^{p \times q}),
-
-never by SymPy's ``KroneckerProduct``/``MatrixSymbol`` rewrite rules (those
-restate the identities instead of proving them). Tier B chains check every
-size pair up to the stated bound with fully symbolic entries; the tier A
-chains work on one generic entry in general dimension with ``IndexedBase``
-and record the index bookkeeping (the bijection ``r = i p + k``, exchanging
-finite sums) as axioms.
-
-Vectorisations: ``vec`` stacks columns (column-major, the seeds' convention);
-``rvec`` stacks rows (row-major, what ``jax.flatten_util.ravel_pytree`` and
-``jnp.reshape`` do, hence the convention of fisherlab's parameter order).
-
-The helpers (``kron``, ``vec``, ``rvec``, ``sym_matrix``, ``cayley_orthogonal``,
-...) are shared by the other K-FAC proof modules.
+Vectorisations: ``vec`` stacks columns (column-major), ``rvec`` stacks rows (row-major, what
+``jax.flatten_util.ravel_pytree`` and ``jnp.reshape`` do, hence fisherlab's parameter order).
 """
 
 from __future__ import annotations
 
-import itertools
-
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import (Algebra, Axiom, Chain, Control, Derivation, Entrywise, Explicit,
+                                Given, Lemma, Link, Sizes)
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import Kron, RVec, Scalar, Vec
 
-__all__ = ["DERIVATIONS", "kron", "vec", "rvec", "sym_matrix", "sym_symmetric",
-           "lower_triangular", "cayley_orthogonal", "cayley_parts", "SIZES"]
+__all__ = ["DERIVATIONS"]
 
-#: Square factor sizes checked exhaustively by the tier-B chains: every pair (n, m), n, m <= 3.
-SIZES = tuple(itertools.product((1, 2, 3), repeat=2))
+m, n, p, q, k, l = sp.symbols("m n p q k l", integer=True, positive=True)
+lam, mu = sp.symbols("lambda mu")
 
-REF_SEED_003 = ("seed 003_377ac27c40267f84.txt (M. Johnson, 'Natural gradients and K-FAC', 2017) "
-                "§8, eqs. (29)-(38)")
-REF_SEED_004 = ("seed 004_bb4f7e8c8840a6b5.txt (R. Grosse, CSC2541 Lecture 4, 2022), "
-                "slides 'K-FAC: Kronecker Product'")
-REF_VAN_LOAN = ("C. F. Van Loan, 'The ubiquitous Kronecker product', J. Comput. Appl. Math. "
-                "123 (2000) 85-100")
-REF_MG2015 = ("J. Martens and R. Grosse, 'Optimizing neural networks with Kronecker-factored "
-              "approximate curvature', ICML 2015")
+_UP_TO_2 = (1, 2)
+_UP_TO_3 = (1, 2, 3)
 
-
-# --------------------------------------------------------------------------- shared helpers
+_TESTS_KFAC = ["tests/kfac/test_kfac_solve.py::test_exact_solve_matches_dense_solve",
+               "tests/kfac/test_kfac_factors.py::test_matrix_parameter_order_against_entrywise_construction"]
+_TEST_HELPERS = "tests/symbolic/test_toolkit.py::test_kron_vec_rvec_match_numpy"
 
 
-def sym_matrix(name: str, rows: int, cols: int) -> sp.Matrix:
-    """A ``rows x cols`` matrix of independent symbols ``name_ij`` (1-based)."""
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True))
-
-
-def sym_symmetric(name: str, n: int) -> sp.Matrix:
-    """A symmetric ``n x n`` matrix with independent symbols on and above the diagonal."""
-    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{min(i, j) + 1}{max(i, j) + 1}", real=True))
-
-
-def lower_triangular(name: str, n: int) -> sp.Matrix:
-    """A lower-triangular ``n x n`` matrix of independent symbols (a Cholesky factor)."""
-    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True) if j <= i else 0)
-
-
-def kron(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
-    r"""``A (x) B`` built entry by entry: ``(A (x) B)[i p + k, j q + l] = A[i, j] B[k, l]``."""
-    p, q = B.shape
-    return sp.Matrix(A.rows * p, A.cols * q, lambda r, c: A[r // p, c // q] * B[r % p, c % q])
-
-
-def vec(X: sp.Matrix) -> sp.Matrix:
-    """Column-major vectorisation (stack the columns): ``vec(X)[j rows + i] = X[i, j]``."""
-    return sp.Matrix(X.rows * X.cols, 1, lambda r, _: X[r % X.rows, r // X.rows])
-
-
-def rvec(X: sp.Matrix) -> sp.Matrix:
-    """Row-major vectorisation (stack the rows): ``rvec(X)[i cols + j] = X[i, j]``."""
-    return sp.Matrix(X.rows * X.cols, 1, lambda r, _: X[r // X.cols, r % X.cols])
-
-
-def cayley_parts(n: int, name: str = "t") -> tuple[sp.Matrix, sp.Expr, tuple[sp.Symbol, ...]]:
-    r"""Numerator and denominator of the Cayley transform ``Q = N / d``.
-
-    ``S`` is skew-symmetric with free entries ``name_1, ...`` above the diagonal,
-    ``N = (I - S) adj(I + S)`` (polynomial entries) and ``d = det(I + S)``
-    (``1 + sum t^2`` for ``n <= 3``, positive). ``Q^T Q = I`` is the polynomial
-    identity ``N^T N = d^2 I``. Returns ``(N, d, parameters)``.
-    """
-    params = []
-    S = sp.zeros(n, n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            t = sp.Symbol(f"{name}_{len(params) + 1}", real=True)
-            params.append(t)
-            S[i, j], S[j, i] = t, -t
-    I = sp.eye(n)
-    N = ((I - S) * (I + S).adjugate()).applyfunc(sp.expand)
-    return N, sp.expand((I + S).det()), tuple(params)
-
-
-def cayley_orthogonal(n: int, name: str = "t") -> tuple[sp.Matrix, tuple[sp.Symbol, ...]]:
-    r"""An orthogonal ``n x n`` matrix with rational entries, by the Cayley transform.
-
-    ``Q = (I - S)(I + S)^{-1}`` for the skew-symmetric ``S`` with free entries
-    ``name_1, ...`` above the diagonal; ``Q`` has rational entries (no square
-    roots) and ``Q^T Q = I`` holds identically (checked where it is used, via
-    :func:`cayley_parts`). It parametrises every orthogonal matrix without
-    eigenvalue -1. Returns ``(Q, parameters)``.
-    """
-    N, d, params = cayley_parts(n, name)
-    return N / d, params
-
-
-def _sizes_text(sizes=SIZES) -> str:
-    return ", ".join(f"{n}x{n} (x) {m}x{m}" for n, m in sizes)
+def _ms(name, rows, cols):
+    return sp.MatrixSymbol(name, rows, cols)
 
 
 # --------------------------------------------------------------------------- mixed product
 
-
-def _mixed_product_steps():
-    steps = []
-    # Tier A: one generic entry, general dimension.
-    A, B, C, D = (sp.IndexedBase(s) for s in "ABCD")
-    i, j, k, l, s, t = sp.symbols("i j k l s t", integer=True, nonnegative=True)
-    n, q = sp.symbols("n q", integer=True, positive=True)
-    # Entry ((i,k),(j,l)) of (A(x)B)(C(x)D): sum over the middle index r = s q + t of
-    # (A(x)B)[(i,k),(s,t)] (C(x)D)[(s,t),(j,l)], each factor by the entry definition.
-    summand_lhs = (A[i, s] * B[k, t]) * (C[s, j] * D[t, l])
-    summand_rhs = (A[i, s] * C[s, j]) * (B[k, t] * D[t, l])
-    steps.append(Step.equal(
-        "General dimension, one generic entry: the summand of ((A⊗B)(C⊗D))[(i,k),(j,l)] over the "
-        "middle index r = s q + t equals the summand of (AC)[i,j] (BD)[k,l] over (s, t)",
-        summand_lhs, summand_rhs,
-        justification="entry definition (A⊗B)[(i,k),(s,t)] = A[i,s] B[k,t]; the sum over r = s q + t "
-                      "is the double sum over (s, t) (axiom 'index bijection'), and a product of "
-                      "two finite sums is the double sum of products (axiom 'distributivity')",
-        display=r"\sum_{r=0}^{nq-1}(A\otimes B)_{(i,k),r}(C\otimes D)_{r,(j,l)}"
-                r"=\sum_{s=0}^{n-1}\sum_{t=0}^{q-1}A_{is}B_{kt}C_{sj}D_{tl}"
-                r"=\Big(\sum_s A_{is}C_{sj}\Big)\Big(\sum_t B_{kt}D_{tl}\Big)"
-                r"=(AC)_{ij}(BD)_{kl}=(AC\otimes BD)_{(i,k),(j,l)}"))
-    # Tier B: every square size pair up to 3x3 (x) 3x3 with fully symbolic entries.
-    for nn, mm in SIZES:
-        A_, C_ = sym_matrix("a", nn, nn), sym_matrix("c", nn, nn)
-        B_, D_ = sym_matrix("b", mm, mm), sym_matrix("d", mm, mm)
-        steps.append(Step.equal(
-            f"{nn}x{nn} ⊗ {mm}x{mm}, every entry symbolic: (A⊗B)(C⊗D) = (AC)⊗(BD)",
-            kron(A_, B_) * kron(C_, D_), kron(A_ * C_, B_ * D_),
-            justification="entry-wise Kronecker products of explicit matrices, expanded",
-            display=rf"(A\otimes B)(C\otimes D)=(AC)\otimes(BD),\quad A,C\in\mathbb R^{{{nn}\times{nn}}},"
-                    rf"\ B,D\in\mathbb R^{{{mm}\times{mm}}}"))
-    return steps
+A, B = _ms("A", m, n), _ms("B", p, q)
+C, D = _ms("C", n, k), _ms("D", q, l)
+_MP_L, _MP_R = Kron(A, B) * Kron(C, D), Kron(A * C, B * D)
+_ID_L, _ID_R = Kron(sp.Identity(n), sp.Identity(m)), sp.Identity(n * m)
 
 
-def _mixed_product_swapped():
-    A, C = sym_matrix("a", 2, 2), sym_matrix("c", 2, 2)
-    B, D = sym_matrix("b", 2, 2), sym_matrix("d", 2, 2)
-    return Step.equal("(A⊗B)(C⊗D) = (CA)⊗(DB) (products taken in the wrong order)",
-                      kron(A, B) * kron(C, D), kron(C * A, D * B),
-                      justification="false variant")
+def _mixed_product_proof():
+    six = Sizes({m: _UP_TO_2, n: _UP_TO_2, k: _UP_TO_2, p: _UP_TO_2, q: _UP_TO_2, l: _UP_TO_2})
+    return [
+        Chain(_MP_L, [Link(_MP_R, Entrywise(), label="entries",
+                           why="entry ((i, k), (j, l)) of the left side is the sum over the middle "
+                               "pair (s, t) of A_is B_kt C_sj D_tl, which factors into "
+                               "(sum_s A_is C_sj)(sum_t B_kt D_tl)")],
+              title="general dimension"),
+        Chain(_MP_L, [Link(_MP_R, Explicit(six), why="every entry a free symbol")],
+              title="every shape with all six dimensions in {1, 2}"),
+        Chain(_ID_L, [Link(_ID_R, Entrywise(), why="δ_ij δ_kl is the Kronecker delta of the pairs")],
+              part=1, title="general dimension"),
+        Chain(_ID_L, [Link(_ID_R, Explicit(Sizes({n: _UP_TO_3, m: _UP_TO_3})))], part=1,
+              title="n, m up to 3"),
+    ]
 
 
 MIXED_PRODUCT = Derivation(
     name="kronecker.mixed_product",
-    title="Kronecker mixed-product rule",
-    statement=r"(A\otimes B)(C\otimes D) = (AC)\otimes(BD)",
-    tier=Tier.AB,
-    scope="A: one generic entry in general dimension (IndexedBase, index axioms); "
-          "B: every square size pair n, m ∈ {1, 2, 3} (A, C n×n; B, D m×m), all entries symbolic",
-    build=_mixed_product_steps,
-    negative_controls=[NegativeControl(
-        "order_swapped", "the products inside the factors taken in the wrong order: (CA)⊗(DB)",
-        _mixed_product_swapped)],
-    assumptions=[r"$A, C \in \mathbb R^{n\times n}$, $B, D \in \mathbb R^{m\times m}$ "
-                 r"(tier A: $A\in\mathbb R^{m\times n}$, $C\in\mathbb R^{n\times k}$, "
-                 r"$B\in\mathbb R^{p\times q}$, $D\in\mathbb R^{q\times l}$)"],
-    axioms={"index bijection": r"$r \leftrightarrow (s, t)$ with $r = s q + t$, $0\le s<n$, $0\le t<q$, "
-                               r"is a bijection onto $0 \le r < nq$, so $\sum_{r=0}^{nq-1} h(r) "
-                               r"= \sum_{s=0}^{n-1}\sum_{t=0}^{q-1} h(sq+t)$",
-            "distributivity": r"$(\sum_s x_s)(\sum_t y_t) = \sum_s\sum_t x_s y_t$ for finite sums"},
-    references=[REF_SEED_004 + " ('Matrix multiplication')", REF_SEED_003, REF_VAN_LOAN],
+    title="Kronecker mixed-product rule (and the identity)",
+    conclusion=(sp.Eq(_MP_L, _MP_R, evaluate=False), sp.Eq(_ID_L, _ID_R, evaluate=False)),
+    proof=_mixed_product_proof,
+    tier="A+B",
+    scope="A: general m, n, k, p, q, l (entry-wise, finite sums); B: every shape with all six "
+          "dimensions in {1, 2} (64 shapes), and I_n ⊗ I_m for n, m ≤ 3",
+    controls=[
+        Control("order_swapped", target="conclusion",
+                replace=(Kron(A * C, B * D), Kron(C * A, D * B)),
+                specialise={n: m, k: m, q: p, l: p},
+                why="the products inside the factors taken in the wrong order: (CA)⊗(DB) (square "
+                    "factors, so that it is defined)"),
+        Control("factors_crossed", target="conclusion",
+                replace=(Kron(A * C, B * D), Kron(A * D, B * C)),
+                specialise={n: m, k: m, q: p, l: p},
+                why="pairing the factors across the product: (AD)⊗(BC)"),
+    ],
+    assumptions=[r"$A\in\mathbb R^{m\times n}$, $B\in\mathbb R^{p\times q}$, "
+                 r"$C\in\mathbb R^{n\times k}$, $D\in\mathbb R^{q\times l}$"],
+    references=[tk.REF_GROSSE_2022 + " (Kronecker product: matrix multiplication)",
+                tk.REF_JOHNSON_2017 + " §8", tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.solve", "fisherlab.kfac.matrix"],
+    tested_by=_TESTS_KFAC + [_TEST_HELPERS],
 )
 
 
 # --------------------------------------------------------------------------- transpose
 
-
-def _transpose_steps():
-    lhs, rhs = [], []
-    for m, n, p, q in itertools.product((1, 2, 3), repeat=4):
-        A, B = sym_matrix("a", m, n), sym_matrix("b", p, q)
-        lhs.append(kron(A, B).T)
-        rhs.append(kron(A.T, B.T))
-    return [
-        Step.equal("Every shape A m×n, B p×q with m, n, p, q ∈ {1, 2, 3} (81 shape pairs), all entries "
-                   "symbolic: (A⊗B)ᵀ = Aᵀ⊗Bᵀ", lhs, rhs,
-                   justification="entry-wise Kronecker products, compared entry by entry",
-                   display=r"(A\otimes B)^\top = A^\top\otimes B^\top"),
-    ]
-
-
-def _transpose_swapped():
-    A, B = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2)
-    return Step.equal("(A⊗B)ᵀ = Bᵀ⊗Aᵀ (the ordinary-product rule)", kron(A, B).T, kron(B.T, A.T),
-                      justification="false variant")
+_T_L, _T_R = Kron(A, B).T, Kron(A.T, B.T)
 
 
 TRANSPOSE = Derivation(
     name="kronecker.transpose",
     title="Transpose of a Kronecker product",
-    statement=r"(A\otimes B)^\top = A^\top \otimes B^\top",
-    tier=Tier.B,
-    scope="every shape A m×n, B p×q with m, n, p, q ∈ {1, 2, 3} (81 shape pairs), all entries symbolic",
-    build=_transpose_steps,
-    negative_controls=[NegativeControl(
-        "order_reversed", "order reversed as for ordinary products: (A⊗B)ᵀ = Bᵀ⊗Aᵀ", _transpose_swapped)],
+    conclusion=sp.Eq(_T_L, _T_R, evaluate=False),
+    proof=lambda: [
+        Chain(_T_L, [Link(_T_R, Entrywise(), label="entries",
+                          why="entry ((j, l), (i, k)) of both sides is A_ij B_kl")],
+              title="general dimension"),
+        Chain(_T_L, [Link(_T_R, Explicit(Sizes({m: _UP_TO_3, n: _UP_TO_3, p: _UP_TO_3, q: _UP_TO_3})))],
+              title="every shape with m, n, p, q ≤ 3"),
+    ],
+    tier="A+B",
+    scope="A: general m, n, p, q (entry-wise); B: every shape with m, n, p, q ∈ {1, 2, 3} (81 shapes)",
+    controls=[Control("product_rule", target="conclusion", replace=(_T_R, Kron(B.T, A.T)),
+                      why="the ordinary-product rule (XY)ᵀ = YᵀXᵀ applied to ⊗: Bᵀ⊗Aᵀ")],
     assumptions=[r"$A\in\mathbb R^{m\times n}$, $B\in\mathbb R^{p\times q}$"],
-    references=[REF_SEED_004 + " ('Matrix transpose')", REF_VAN_LOAN],
+    references=[tk.REF_GROSSE_2022, tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.matrix"],
+    tested_by=_TESTS_KFAC,
 )
 
 
 # --------------------------------------------------------------------------- inverse
 
-
-def _inverse_steps():
-    steps = []
-    for n in (1, 2, 3):
-        A = sym_matrix("a", n, n)
-        steps.append(Step.equal(
-            f"{n}x{n}: A · (adj A / det A) = I, so A⁻¹ := adj(A)/det(A) is the inverse (det A ≠ 0)",
-            A * (A.adjugate() / A.det()), sp.eye(n),
-            justification="cofactor expansion (explicit adjugate), rational entries cancelled",
-            display=r"A\,\frac{\operatorname{adj}A}{\det A}=I_{%d}" % n))
-    for n, m in SIZES:
-        A, B = sym_matrix("a", n, n), sym_matrix("b", m, m)
-        dA, dB = A.det(), B.det()
-        if n * m <= 6:
-            steps.append(Step.equal(
-                f"{n}x{n} ⊗ {m}x{m}: (A⊗B)(adj A ⊗ adj B) = det(A) det(B) I (a polynomial identity; "
-                "no inverse is formed)",
-                kron(A, B) * kron(A.adjugate(), B.adjugate()), dA * dB * sp.eye(n * m),
-                justification="entry-wise Kronecker products of explicit matrices, expanded",
-                display=r"(A\otimes B)(\operatorname{adj}A\otimes\operatorname{adj}B)"
-                        r"=\det A\,\det B\;I_{%d}" % (n * m)))
-        else:  # 3x3 (x) 3x3: the 9x9 product expanded directly takes 1.5-3 s; use the mixed product
-            steps.append(Step.equal(
-                f"{n}x{n} ⊗ {m}x{m}: (A⊗B)(adj A ⊗ adj B) = (A adj A)⊗(B adj B) (mixed-product rule, "
-                "kronecker.mixed_product, verified at 3x3⊗3x3 for general C, D) = det(A) det(B) I",
-                kron(A * A.adjugate(), B * B.adjugate()), dA * dB * sp.eye(n * m),
-                justification="kronecker.mixed_product with C = adj A, D = adj B; then the "
-                              "Kronecker product of A adj A and B adj B, entry-wise, expanded",
-                display=r"(A\otimes B)(\operatorname{adj}A\otimes\operatorname{adj}B)"
-                        r"=(A\operatorname{adj}A)\otimes(B\operatorname{adj}B)"
-                        r"=\det A\,\det B\;I_{%d}" % (n * m)))
-        steps.append(Step.equal(
-            f"{n}x{n} ⊗ {m}x{m}: A⁻¹⊗B⁻¹ = (adj A ⊗ adj B)/(det A det B), hence "
-            "(A⊗B)(A⁻¹⊗B⁻¹) = I and, the matrices being square, (A⊗B)⁻¹ = A⁻¹⊗B⁻¹",
-            kron(A.adjugate() / dA, B.adjugate() / dB), kron(A.adjugate(), B.adjugate()) / (dA * dB),
-            justification="entry-wise: (adj A/det A)[i,j] (adj B/det B)[k,l] = "
-                          "adj A[i,j] adj B[k,l]/(det A det B); "
-                          "with the previous step the product is det A det B I/(det A det B) = I",
-            display=r"A^{-1}\otimes B^{-1}=\frac{\operatorname{adj}A"
-                    r"\otimes\operatorname{adj}B}{\det A\,\det B}"
-                    r"\ \Rightarrow\ (A\otimes B)(A^{-1}\otimes B^{-1})=I"))
-    # The rational form checked directly (cancel) at the smaller sizes.
-    for n, m in ((2, 2),):
-        A, B = sym_matrix("a", n, n), sym_matrix("b", m, m)
-        steps.append(Step.equal(
-            f"{n}x{n} ⊗ {m}x{m}, directly with rational entries: (A⊗B)(A⁻¹⊗B⁻¹) = I",
-            kron(A, B) * kron(A.adjugate() / A.det(), B.adjugate() / B.det()), sp.eye(n * m),
-            justification="entry-wise product, each entry cancelled to exactly 0 or 1",
-            display=r"(A\otimes B)(A^{-1}\otimes B^{-1}) = I_{%d}" % (n * m)))
-    return steps
+As, Bs = _ms("A", n, n), _ms("B", m, m)
+_INV_L, _INV_R = sp.Inverse(Kron(As, Bs)), Kron(As.I, Bs.I)
 
 
-def _inverse_swapped():
-    A, B = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2)
-    return Step.equal("(A⊗B)(B⁻¹⊗A⁻¹) = I (factors of the inverse swapped)",
-                      kron(A, B) * kron(B.adjugate() / B.det(), A.adjugate() / A.det()), sp.eye(4),
-                      justification="false variant")
+def _inverse_proof():
+    K = Kron(As, Bs)
+    return Chain(_INV_L, [
+        Link(sp.MatMul(_INV_L, sp.Identity(n * m)), Algebra(), why="X = X I"),
+        Link(sp.MatMul(_INV_L, _ID_L), Lemma(MIXED_PRODUCT, {}, part=1), why="I_{nm} = I_n ⊗ I_m"),
+        Link(sp.MatMul(_INV_L, Kron(sp.MatMul(As, As.I), sp.MatMul(Bs, Bs.I))), Algebra(),
+             why="I = A A⁻¹ and I = B B⁻¹ inside the factors"),
+        Link(sp.MatMul(_INV_L, K, Kron(As.I, Bs.I)),
+             Lemma(MIXED_PRODUCT, {m: n, n: n, k: n, p: m, q: m, l: m, A: As, C: As.I, B: Bs, D: Bs.I}),
+             label="mixed", why="the mixed-product rule with C = A⁻¹, D = B⁻¹, read right to left"),
+        Link(_INV_R, Algebra(), why="(A⊗B)⁻¹(A⊗B) = I"),
+    ])
 
 
 INVERSE = Derivation(
     name="kronecker.inverse",
     title="Inverse of a Kronecker product",
-    statement=r"(A\otimes B)^{-1} = A^{-1}\otimes B^{-1}\qquad(\det A\neq0,\ \det B\neq0)",
-    tier=Tier.B,
-    scope="every square size pair n, m ∈ {1, 2, 3}, all entries symbolic (inverse checked as a "
-          "product equal to I, never by an inverse rewrite rule; 3x3⊗3x3 through "
-          "kronecker.mixed_product)",
-    build=_inverse_steps,
-    negative_controls=[NegativeControl(
-        "factors_swapped", "the inverse's factors swapped: (A⊗B)⁻¹ = B⁻¹⊗A⁻¹", _inverse_swapped)],
+    conclusion=sp.Eq(_INV_L, _INV_R, evaluate=False),
+    hypotheses=[sp.Q.invertible(As), sp.Q.invertible(Bs)],
+    proof=_inverse_proof,
+    tier="A",
+    scope="general n, m: matrix algebra and the mixed-product rule (never an inverse rewrite rule)",
+    controls=[Control("factors_swapped", target="conclusion", replace=(_INV_R, Kron(Bs.I, As.I)),
+                      why="the ordinary-product rule (XY)⁻¹ = Y⁻¹X⁻¹ applied to ⊗: B⁻¹⊗A⁻¹"),
+              Control("inverse_of_first_factor_only", target="mixed",
+                      replace=(Kron(As.I, Bs.I), Kron(As.I, Bs)),
+                      why="inverting one factor only: A⁻¹⊗B")],
     assumptions=[r"$A\in\mathbb R^{n\times n}$, $B\in\mathbb R^{m\times m}$ invertible"],
-    references=[REF_SEED_003 + " eq. (38)", REF_SEED_004 + " ('Matrix inversion')", REF_VAN_LOAN],
+    references=[tk.REF_GROSSE_2022 + " (Kronecker product: matrix inversion)",
+                tk.REF_JOHNSON_2017 + " §8", tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.solve"],
-    notes="The identity is checked without forming any inverse of the Kronecker product: the "
-          "polynomial identity $(A\\otimes B)(\\operatorname{adj}A\\otimes\\operatorname{adj}B) = "
-          "\\det A\\det B\\,I$ is expanded to zero at every size pair (at 3x3⊗3x3 through the "
-          "mixed-product rule, proved in kronecker.mixed_product), and the rational form "
-          "$(A\\otimes B)(A^{-1}\\otimes B^{-1}) = I$ is additionally cancelled to $I$ directly at "
-          "2x2⊗2x2 (directly cancelling 3x3⊗3x3 takes ~9 s, the polynomial "
-          "form 1.5-3 s on 2 shared cores).",
+    tested_by=_TESTS_KFAC,
 )
 
 
-# --------------------------------------------------------------------------- vec identities
+# --------------------------------------------------------------------------- vec
+
+Xc, Xr = _ms("X", q, n), _ms("X", n, q)
+_VC_L, _VC_R = Kron(A, B) * Vec(Xc), Vec(B * Xc * A.T)
+_VR_L, _VR_R = Kron(A, B) * RVec(Xr), RVec(A * Xr * B.T)
+u, v = _ms("u", m, 1), _ms("v", p, 1)
+_OC_L, _OC_R = Vec(u * v.T), Kron(v, u)
+_OR_L, _OR_R = RVec(u * v.T), Kron(u, v)
 
 
-def _vec_steps():
-    steps = []
-    A, B, X = sp.IndexedBase("A"), sp.IndexedBase("B"), sp.IndexedBase("X")
-    i, j, k, l = sp.symbols("i j k l", integer=True, nonnegative=True)
-    # Tier A, column-major: row r = i p + k of (A⊗B) vec(X), column index c = j q + l,
-    # vec(X)[j q + l] = X[l, j]; vec(B X A^T)[i p + k] = (B X A^T)[k, i] = sum_l sum_j B[k,l] X[l,j] A[i,j].
-    steps.append(Step.equal(
-        "General dimension, column-major (A m×n, B p×q, X q×n): the summand over c = j q + l of "
-        "((A⊗B) vec X)[i p + k] equals the summand over (l, j) of (B X Aᵀ)[k, i] = vec(B X Aᵀ)[i p + k]",
-        (A[i, j] * B[k, l]) * X[l, j], B[k, l] * (X[l, j] * A[i, j]),
-        justification="entry definitions (A⊗B)[(i,k),(j,l)] = A[i,j] B[k,l], vec(X)[j q + l] = X[l, j], "
-                      "(B X Aᵀ)[k,i] = Σ_l B[k,l] Σ_j X[l,j] A[i,j]; axioms 'index bijection' and "
-                      "'finite sums commute'",
-        display=r"\big((A\otimes B)\operatorname{vec}X\big)_{ip+k}=\sum_{j,l}A_{ij}B_{kl}X_{lj}"
-                r"=\sum_l B_{kl}\sum_j X_{lj}A_{ij}=(BXA^\top)_{ki}=\operatorname{vec}(BXA^\top)_{ip+k}"))
-    steps.append(Step.equal(
-        "General dimension, row-major (A m×n, B p×q, X n×q): the summand over c = j q + l of "
-        "((A⊗B) rvec X)[i p + k] equals the summand over (j, l) of (A X Bᵀ)[i, k] = rvec(A X Bᵀ)[i p + k]",
-        (A[i, j] * B[k, l]) * X[j, l], A[i, j] * (X[j, l] * B[k, l]),
-        justification="entry definitions, rvec(X)[j q + l] = X[j, l]; axioms 'index bijection' and "
-                      "'finite sums commute'",
-        display=r"\big((A\otimes B)\operatorname{rvec}X\big)_{ip+k}=\sum_{j,l}A_{ij}B_{kl}X_{jl}"
-                r"=\sum_j A_{ij}\sum_l X_{jl}B_{kl}=(AXB^\top)_{ik}=\operatorname{rvec}(AXB^\top)_{ip+k}"))
-    lc, rc, lr, rr = [], [], [], []
-    for m, n, p, q in itertools.product((1, 2, 3), repeat=4):
-        A_, B_ = sym_matrix("a", m, n), sym_matrix("b", p, q)
-        Xc, Xr = sym_matrix("x", q, n), sym_matrix("x", n, q)
-        lc.append(kron(A_, B_) * vec(Xc))
-        rc.append(vec(B_ * Xc * A_.T))
-        lr.append(kron(A_, B_) * rvec(Xr))
-        rr.append(rvec(A_ * Xr * B_.T))
-    steps.append(Step.equal(
-        "Column-major, every shape with m, n, p, q ∈ {1, 2, 3} (81 shapes), all entries symbolic: "
-        "(A⊗B) vec(X) = vec(B X Aᵀ)", lc, rc,
-        justification="entry-wise Kronecker product and column-stacking, expanded",
-        display=r"(A\otimes B)\operatorname{vec}(X)=\operatorname{vec}(BXA^\top)"))
-    steps.append(Step.equal(
-        "Row-major, every shape with m, n, p, q ∈ {1, 2, 3} (81 shapes), all entries symbolic: "
-        "(A⊗B) rvec(X) = rvec(A X Bᵀ)", lr, rr,
-        justification="entry-wise Kronecker product and row-stacking, expanded",
-        display=r"(A\otimes B)\operatorname{rvec}(X)=\operatorname{rvec}(AXB^\top)"))
-    # The form used by the seeds for an outer product: vec(u v^T) = v (x) u, rvec(u v^T) = u (x) v.
-    lo, ro = [], []
-    for a, b in itertools.product((1, 2, 3), repeat=2):
-        u, v = sym_matrix("u", a, 1), sym_matrix("v", b, 1)
-        lo += [vec(u * v.T), rvec(u * v.T)]
-        ro += [kron(v, u), kron(u, v)]
-    steps.append(Step.equal(
-        "Outer products, lengths 1..3: vec(u vᵀ) = v⊗u and rvec(u vᵀ) = u⊗v", lo, ro,
-        justification="entry-wise",
-        display=r"\operatorname{vec}(uv^\top)=v\otimes u,\qquad\operatorname{rvec}(uv^\top)=u\otimes v"))
-    return steps
-
-
-def _vec_classic_swap():
-    A, B, X = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2), sym_matrix("x", 2, 2)
-    return Step.equal("(A⊗B) vec(X) = vec(A X Bᵀ) with column-major vec (the classic swap)",
-                      kron(A, B) * vec(X), vec(A * X * B.T), justification="false variant")
-
-
-def _rvec_swap():
-    A, B, X = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2), sym_matrix("x", 2, 2)
-    return Step.equal("(A⊗B) rvec(X) = rvec(B X Aᵀ) with row-major vec",
-                      kron(A, B) * rvec(X), rvec(B * X * A.T), justification="false variant")
+def _vec_proof():
+    four = Sizes({m: _UP_TO_3, n: _UP_TO_3, p: _UP_TO_3, q: _UP_TO_3})
+    two = Sizes({m: _UP_TO_3, p: _UP_TO_3})
+    chains = []
+    for part, (lhs, rhs, label, sizes) in enumerate([(_VC_L, _VC_R, "vec", four),
+                                                    (_VR_L, _VR_R, "rvec", four),
+                                                    (_OC_L, _OC_R, "outer_vec", two),
+                                                    (_OR_L, _OR_R, "outer_rvec", two)]):
+        chains.append(Chain(lhs, [Link(rhs, Entrywise(), label=label,
+                                       why="entry by entry: vec(X)[(j, i)] = X_ij, "
+                                           "rvec(X)[(i, j)] = X_ij")],
+                            part=part, title="general dimension"))
+        chains.append(Chain(lhs, [Link(rhs, Explicit(sizes))], part=part,
+                            title="every shape up to 3"))
+    return chains
 
 
 VEC = Derivation(
     name="kronecker.vec",
     title="Kronecker products acting on vectorised matrices (column- and row-major)",
-    statement=r"(A\otimes B)\operatorname{vec}(X)=\operatorname{vec}(BXA^\top),\qquad "
-              r"(A\otimes B)\operatorname{rvec}(X)=\operatorname{rvec}(AXB^\top)",
-    tier=Tier.AB,
-    scope="A: one generic entry in general dimension (IndexedBase, index axioms); "
-          "B: every shape with m, n, p, q ∈ {1, 2, 3} (81 shapes), all entries symbolic, both orders",
-    build=_vec_steps,
-    negative_controls=[
-        NegativeControl("cvec_classic_swap",
-                        "column-major vec with the row-major formula: (A⊗B) vec X = vec(A X Bᵀ)",
-                        _vec_classic_swap),
-        NegativeControl("rvec_swap", "row-major vec with the column-major formula: "
-                        "(A⊗B) rvec X = rvec(B X Aᵀ)", _rvec_swap),
+    conclusion=(sp.Eq(_VC_L, _VC_R, evaluate=False), sp.Eq(_VR_L, _VR_R, evaluate=False),
+                sp.Eq(_OC_L, _OC_R, evaluate=False), sp.Eq(_OR_L, _OR_R, evaluate=False)),
+    proof=_vec_proof,
+    tier="A+B",
+    scope="A: general m, n, p, q (entry-wise); B: every shape with m, n, p, q ∈ {1, 2, 3} "
+          "(81 shapes), both orders, and outer products of lengths up to 3",
+    controls=[
+        Control("cvec_classic_swap", target="vec", replace=(B * Xc * A.T, A * Xc * B.T),
+                specialise={q: n, p: m},
+                why="column-major vec with the row-major formula: vec(A X Bᵀ)"),
+        Control("rvec_swap", target="rvec", replace=(A * Xr * B.T, B * Xr * A.T),
+                specialise={q: n, p: m},
+                why="row-major vec with the column-major formula: rvec(B X Aᵀ)"),
+        Control("outer_order", target="outer_vec", replace=(Kron(v, u), Kron(u, v)),
+                why="vec(u vᵀ) = u⊗v (the row-major rule under column-major vec)"),
     ],
-    assumptions=[r"$A\in\mathbb R^{m\times n}$, $B\in\mathbb R^{p\times q}$; $X\in\mathbb R^{q\times n}$ "
-                 r"for vec, $X\in\mathbb R^{n\times q}$ for rvec",
+    assumptions=[r"$A\in\mathbb R^{m\times n}$, $B\in\mathbb R^{p\times q}$; "
+                 r"$X\in\mathbb R^{q\times n}$ for vec, $X\in\mathbb R^{n\times q}$ for rvec",
                  r"$\operatorname{vec}$ stacks columns, $\operatorname{rvec}$ stacks rows "
-                 r"($\operatorname{rvec}(X) = \operatorname{vec}(X^\top)$, the order of "
-                 r"`ravel_pytree`)"],
-    axioms={"index bijection": r"$c \leftrightarrow (j, l)$, $c = jq + l$, $0\le j<n$, $0\le l<q$, is a "
-                               r"bijection onto $0\le c<nq$ (likewise $r = ip + k$)",
-            "finite sums commute": r"$\sum_j\sum_l h_{jl} = \sum_l\sum_j h_{jl}$ and constants move "
-                                   r"into finite sums"},
-    references=[REF_SEED_003 + " eq. (38) (written there for the row-major convention)",
-                REF_SEED_004 + " ('vec(AXB) = (Bᵀ⊗A) vec(X)', 'vec(u vᵀ) = v⊗u')", REF_VAN_LOAN],
+                 r"($\operatorname{rvec}(X) = \operatorname{vec}(X^\top)$, the order of `ravel_pytree`)"],
+    references=[tk.REF_JOHNSON_2017 + " eq. (38) (written there for the row-major convention)",
+                tk.REF_GROSSE_2022 + " ('vec(AXB) = (Bᵀ⊗A) vec(X)', 'vec(u vᵀ) = v⊗u')",
+                tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.solve"],
-    notes="Seed 003 eq. (38) states $(A\\otimes B)\\operatorname{vec}(C)=\\operatorname{vec}(ACB^\\top)$: "
-          "that is the **row-major** identity; with column-stacking vec it is the classic swap that "
-          "the control `cvec_classic_swap` rejects. fisherlab flattens parameters row-major, so a "
-          "K-FAC block $G\\otimes A$ acts on $\\operatorname{rvec}(V)$ as $\\operatorname{rvec}(G V A)$ "
-          "(symmetric factors).",
+    tested_by=_TESTS_KFAC + [_TEST_HELPERS],
+    notes="Johnson (2017) eq. (38) states $(A\\otimes B)\\operatorname{vec}(C)="
+          "\\operatorname{vec}(ACB^\\top)$: that is the **row-major** identity; with column-stacking "
+          "vec it is the classic swap that the control `cvec_classic_swap` rejects. fisherlab "
+          "flattens parameters row-major, so a K-FAC block $G\\otimes A$ acts on "
+          "$\\operatorname{rvec}(V)$ as $\\operatorname{rvec}(G V A)$ (symmetric factors).",
 )
 
 
 # --------------------------------------------------------------------------- eigenpairs
 
-
-def _eigen_matrix(name: str, n: int, u: sp.Matrix, lam: sp.Symbol) -> sp.Matrix:
-    """A general n x n matrix with ``M u = lam u``: its first column solved from the hypothesis.
-
-    Requires ``u[0] != 0`` (any eigenvector has a nonzero entry; permute it first).
-    """
-    M = sym_matrix(name, n, n)
-    rest = sum((M[:, j] * u[j] for j in range(1, n)), sp.zeros(n, 1))
-    col0 = (lam * u - rest) / u[0]
-    return sp.Matrix.hstack(col0, M[:, 1:])
+ue, ve = _ms("u", n, 1), _ms("v", m, 1)
+_EIG_A, _EIG_B = sp.Eq(As * ue, lam * ue, evaluate=False), sp.Eq(Bs * ve, mu * ve, evaluate=False)
+_EIG_L, _EIG_R = Kron(As, Bs) * Kron(ue, ve), lam * mu * Kron(ue, ve)
 
 
-def _eigen_steps():
-    lam, mu = sp.symbols("lambda mu")
-    hyp_l, hyp_r, kl, kr = [], [], [], []
-    for n, m in SIZES:
-        u, v = sym_matrix("u", n, 1), sym_matrix("v", m, 1)
-        A, B = _eigen_matrix("a", n, u, lam), _eigen_matrix("b", m, v, mu)
-        hyp_l += [A * u, B * v]
-        hyp_r += [lam * u, mu * v]
-        kl.append(kron(A, B) * kron(u, v))
-        kr.append(lam * mu * kron(u, v))
+def _eigen_matrix(name: str, size: int, vec_: sp.Matrix, value) -> sp.Matrix:
+    """The general ``size x size`` matrix with ``M vec_ = value vec_``: its first column solved from
+    the hypothesis (``vec_[0] != 0``, a recorded condition); every other entry a free symbol."""
+    M = tk.matrix(name, size, size)
+    rest = sum((M[:, j] * vec_[j] for j in range(1, size)), sp.zeros(size, 1))
+    return sp.Matrix.hstack((value * vec_ - rest) / vec_[0], M[:, 1:])
+
+
+def _eigen_values(sizes):
+    uu, vv = tk.vector("u", sizes[n]), tk.vector("v", sizes[m])
+    return {ue: uu, ve: vv, As: _eigen_matrix("A", sizes[n], uu, lam),
+            Bs: _eigen_matrix("B", sizes[m], vv, mu)}
+
+
+_EIG_SIZES = Explicit(Sizes({n: _UP_TO_3, m: _UP_TO_3}), values=_eigen_values,
+                      describe="A, B the general matrices with the eigenpairs (λ, u), (μ, v): the "
+                               "first column solved from the hypothesis, every other entry and "
+                               "u, v free symbols")
+
+
+def _eigen_proof():
     return [
-        Step.equal("Hypotheses hold for the parametrised factors: A u = λ u and B v = μ v "
-                   "(every n, m ∈ {1, 2, 3})", hyp_l, hyp_r,
-                   justification="the first column of A is solved from A u = λ u (u₁ ≠ 0); all other "
-                                 "entries stay free symbols, so A is the general matrix with eigenpair "
-                                 "(λ, u); likewise B",
-                   display=r"A u=\lambda u,\qquad Bv=\mu v"),
-        Step.equal("Every square size pair n, m ∈ {1, 2, 3}: (A⊗B)(u⊗v) = λμ (u⊗v)", kl, kr,
-                   justification="entry-wise Kronecker products, rational entries cancelled",
-                   display=r"(A\otimes B)(u\otimes v)=(Au)\otimes(Bv)=\lambda\mu\,(u\otimes v)"),
+        Chain(_EIG_L, [
+            Link(Kron(As * ue, Bs * ve), Lemma(MIXED_PRODUCT, {m: n, k: 1, p: m, q: m, l: 1, A: As,
+                                                               C: ue, B: Bs, D: ve}),
+                 why="mixed-product rule with C = u, D = v"),
+            Link(Kron(lam * ue, Bs * ve), Given(_EIG_A), why="A u = λ u"),
+            Link(Kron(lam * ue, mu * ve), Given(_EIG_B), why="B v = μ v"),
+            Link(_EIG_R, Entrywise(), label="scalars_out",
+                 why="(λu)⊗(μv) has entries λ u_i μ v_k"),
+        ], title="general dimension"),
+        Chain(_EIG_L, [Link(_EIG_R, _EIG_SIZES,
+                            why="A and B the general matrices with the eigenpairs (first column "
+                                "solved from the hypothesis)")], title="n, m up to 3"),
     ]
-
-
-def _eigen_sum():
-    lam, mu = sp.symbols("lambda mu")
-    u, v = sym_matrix("u", 2, 1), sym_matrix("v", 2, 1)
-    A, B = _eigen_matrix("a", 2, u, lam), _eigen_matrix("b", 2, v, mu)
-    return Step.equal("(A⊗B)(u⊗v) = (λ + μ)(u⊗v) (the Kronecker-sum eigenvalue)",
-                      kron(A, B) * kron(u, v), (lam + mu) * kron(u, v), justification="false variant")
 
 
 EIGEN = Derivation(
     name="kronecker.eigenpairs",
     title="Eigenpairs of a Kronecker product",
-    statement=r"Au=\lambda u,\ Bv=\mu v\ \Longrightarrow\ (A\otimes B)(u\otimes v)=\lambda\mu\,(u\otimes v)",
-    tier=Tier.B,
-    scope="every square size pair n, m ∈ {1, 2, 3}; A, B general matrices with the given eigenpair "
-          "(all entries but one column free symbols), u, v, λ, μ symbolic",
-    build=_eigen_steps,
-    negative_controls=[NegativeControl(
-        "kronecker_sum_eigenvalue", "eigenvalue λ + μ (that of the Kronecker sum A⊗I + I⊗B)", _eigen_sum)],
-    assumptions=[r"$Au = \lambda u$ and $Bv = \mu v$ with $u_1 \ne 0$, $v_1\ne0$ (reorder coordinates "
-                 r"otherwise)"],
-    references=[REF_SEED_004 + " (eigenvalues λᵢνⱼ, eigenvectors rᵢ⊗sⱼ)", REF_VAN_LOAN],
+    conclusion=sp.Eq(_EIG_L, _EIG_R, evaluate=False),
+    hypotheses=[_EIG_A, _EIG_B],
+    proof=_eigen_proof,
+    tier="A+B",
+    scope="A: general n, m (mixed-product rule, the hypotheses, entry-wise scalars); B: every "
+          "n, m ∈ {1, 2, 3}, A and B the general matrices with the given eigenpair",
+    controls=[Control("kronecker_sum_eigenvalue", target="conclusion",
+                      replace=(_EIG_R, (lam + mu) * Kron(ue, ve)), at=_EIG_SIZES,
+                      why="eigenvalue λ + μ (that of the Kronecker sum A⊗I + I⊗B)")],
+    assumptions=[r"$A u = \lambda u$, $B v = \mu v$ ($A\in\mathbb R^{n\times n}$, "
+                 r"$B\in\mathbb R^{m\times m}$)"],
+    references=[tk.REF_GROSSE_2022 + " (eigenvalues λᵢνⱼ, eigenvectors rᵢ⊗sⱼ)", tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.solve", "fisherlab.kfac.ekfac"],
+    tested_by=_TESTS_KFAC,
 )
 
 
 # --------------------------------------------------------------------------- trace, det, Frobenius
 
+_TR_L, _TR_R = sp.Trace(Kron(As, Bs)), sp.Trace(As) * sp.Trace(Bs)
+_FR_L = sp.Trace(Kron(As, Bs).T * Kron(As, Bs))
+_FR_R = sp.Trace(As.T * As) * sp.Trace(Bs.T * Bs)
+_DET_L, _DET_R = sp.Determinant(Kron(As, Bs)), sp.Determinant(As) ** m * sp.Determinant(Bs) ** n
+Xa, Ya = _ms("X", k, k), _ms("Y", k, k)
+_DET_MULT = Axiom("determinant is multiplicative",
+                  sp.Eq(sp.Determinant(Xa * Ya), sp.Determinant(Xa) * sp.Determinant(Ya), evaluate=False),
+                  {k: n * m, Xa: Kron(As, sp.Identity(m)), Ya: Kron(sp.Identity(n), Bs)})
 
-def _ddet(M: sp.Matrix) -> sp.Expr:
-    """Exact determinant by fraction-free elimination over the polynomial ring."""
-    from sympy.polys.matrices import DomainMatrix
 
-    dm = DomainMatrix.from_Matrix(M)
-    return dm.domain.to_sympy(dm.det())
-
-
-def _tdf_steps():
-    tl, tr, fl, fr = [], [], [], []
-    for n, m in SIZES:
-        A, B = sym_matrix("a", n, n), sym_matrix("b", m, m)
-        K = kron(A, B)
-        tl.append(K.trace())
-        tr.append(A.trace() * B.trace())
-        fl.append(sum(e ** 2 for e in K))
-        fr.append(sum(e ** 2 for e in A) * sum(e ** 2 for e in B))
-    steps = [
-        Step.equal("Every n, m ∈ {1, 2, 3}: tr(A⊗B) = tr(A) tr(B)", tl, tr,
-                   justification="entry-wise diagonal of the explicit Kronecker product",
-                   display=r"\operatorname{tr}(A\otimes B)=\operatorname{tr}A\,\operatorname{tr}B"),
-        Step.equal("Every n, m ∈ {1, 2, 3}: ‖A⊗B‖_F² = ‖A‖_F² ‖B‖_F²", fl, fr,
-                   justification="sum of squared entries, expanded",
-                   display=r"\|A\otimes B\|_F^2=\|A\|_F^2\,\|B\|_F^2"),
+def _tdf_proof():
+    nm3 = Sizes({n: _UP_TO_3, m: _UP_TO_3})
+    split = sp.Determinant(Kron(As, sp.Identity(m)) * Kron(sp.Identity(n), Bs))
+    return [
+        Chain(_TR_L, [Link(_TR_R, Entrywise(), label="trace",
+                           why="the diagonal of A⊗B is A_ii B_kk; the double sum factors")],
+              title="general dimension"),
+        Chain(_TR_L, [Link(_TR_R, Explicit(nm3))], title="n, m up to 3"),
+        Chain(_FR_L, [Link(_FR_R, Entrywise(), label="frobenius",
+                           why="the sum of (A_ij B_kl)² over all four indices factors")],
+              part=1, title="general dimension"),
+        Chain(_FR_L, [Link(_FR_R, Explicit(nm3))], part=1, title="n, m up to 3"),
+        Chain(_DET_L, [
+            Link(split, Lemma(MIXED_PRODUCT, {m: n, k: n, p: m, q: m, l: m, A: As, B: sp.Identity(m),
+                                              C: sp.Identity(n), D: Bs}),
+                 why="A⊗B = (A⊗I)(I⊗B) by the mixed-product rule"),
+            Link(sp.Determinant(Kron(As, sp.Identity(m))) * sp.Determinant(Kron(sp.Identity(n), Bs)),
+                 _DET_MULT, why="det(XY) = det X det Y"),
+            Link(_DET_R, Explicit(nm3), label="det_factors",
+                 why="det(A⊗I_m) = det(A)^m and det(I_n⊗B) = det(B)^n, exact fraction-free "
+                     "determinants of the explicit nm×nm matrices"),
+        ], part=2, title="n, m up to 3"),
     ]
-    fac_l, fac_r, dl, dr = [], [], [], []
-    for n, m in SIZES:
-        A, B = sym_matrix("a", n, n), sym_matrix("b", m, m)
-        fac_l.append(kron(A, B))
-        fac_r.append(kron(A, sp.eye(m)) * kron(sp.eye(n), B))
-        dl += [_ddet(kron(A, sp.eye(m))), _ddet(kron(sp.eye(n), B))]
-        dr += [A.det() ** m, B.det() ** n]
-    steps += [
-        Step.equal("Every n, m ∈ {1, 2, 3}: A⊗B = (A⊗I_m)(I_n⊗B)", fac_l, fac_r,
-                   justification="entry-wise product of explicit matrices",
-                   display=r"A\otimes B=(A\otimes I_m)(I_n\otimes B)"),
-        Step.equal("Every n, m ∈ {1, 2, 3}: det(A⊗I_m) = det(A)^m and det(I_n⊗B) = det(B)^n; with "
-                   "det(XY) = det X det Y (axiom) this gives det(A⊗B) = det(A)^m det(B)^n", dl, dr,
-                   justification="exact fraction-free determinants of the explicit nm×nm matrices "
-                                 "(polynomial ring), expanded; then the axiom 'determinant is "
-                                 "multiplicative' applied to the previous step",
-                   display=r"\det(A\otimes B)=\det(A\otimes I_m)\det(I_n\otimes B)=(\det A)^m(\det B)^n"),
-    ]
-    # Directly, without the multiplicativity axiom, where the nm x nm determinant is cheap.
-    direct = [(n, m) for n, m in SIZES if n * m <= 6]
-    dl2, dr2 = [], []
-    for n, m in direct:
-        A, B = sym_matrix("a", n, n), sym_matrix("b", m, m)
-        dl2.append(_ddet(kron(A, B)))
-        dr2.append(A.det() ** m * B.det() ** n)
-    steps.append(Step.equal(
-        "Directly, every pair with n m ≤ 6 (all but 3x3⊗3x3): det(A⊗B) = det(A)^m det(B)^n",
-        dl2, dr2, justification="exact fraction-free determinant of the explicit Kronecker product "
-                                "(no axiom used); 3x3⊗3x3 directly takes ~40 s, so it rests on the "
-                                "factorised form above",
-        display=r"\det(A\otimes B)=(\det A)^m(\det B)^n"))
-    return steps
-
-
-def _det_naive():
-    A, B = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2)
-    return Step.equal("det(A⊗B) = det(A) det(B)", _ddet(kron(A, B)), A.det() * B.det(),
-                      justification="false variant")
-
-
-def _det_exponents_swapped():
-    A, B = sym_matrix("a", 2, 2), sym_matrix("b", 3, 3)
-    return Step.equal("det(A⊗B) = det(A)^n det(B)^m for A n×n, B m×m (exponents swapped)",
-                      _ddet(kron(A, B)), A.det() ** 2 * B.det() ** 3, justification="false variant")
-
-
-def _trace_sum():
-    A, B = sym_matrix("a", 2, 2), sym_matrix("b", 2, 2)
-    return Step.equal("tr(A⊗B) = tr(A) + tr(B)", kron(A, B).trace(), A.trace() + B.trace(),
-                      justification="false variant")
 
 
 TRACE_DET_FROBENIUS = Derivation(
     name="kronecker.trace_det_frobenius",
     title="Trace, determinant and Frobenius norm of a Kronecker product",
-    statement=r"\operatorname{tr}(A\otimes B)=\operatorname{tr}A\operatorname{tr}B,\quad "
-              r"\det(A\otimes B)=(\det A)^m(\det B)^n,\quad \|A\otimes B\|_F=\|A\|_F\|B\|_F",
-    tier=Tier.B,
-    scope="every square size pair n, m ∈ {1, 2, 3}, all entries symbolic (det directly for nm ≤ 6; "
-          "3x3⊗3x3 through A⊗B = (A⊗I)(I⊗B) and the multiplicativity axiom)",
-    build=_tdf_steps,
-    negative_controls=[
-        NegativeControl("det_without_powers", "det(A⊗B) = det A det B (powers forgotten)", _det_naive),
-        NegativeControl("det_exponents_swapped", "det(A⊗B) = det(A)^n det(B)^m with A n×n (2x2), "
-                        "B m×m (3x3)", _det_exponents_swapped),
-        NegativeControl("trace_additive", "tr(A⊗B) = tr A + tr B", _trace_sum),
+    conclusion=(sp.Eq(_TR_L, _TR_R, evaluate=False), sp.Eq(_FR_L, _FR_R, evaluate=False),
+                sp.Eq(_DET_L, _DET_R, evaluate=False)),
+    proof=_tdf_proof,
+    tier="B",
+    scope="trace and Frobenius norm: A (general n, m) and B (n, m ≤ 3); determinant: B, every "
+          "n, m ∈ {1, 2, 3} (through A⊗B = (A⊗I)(I⊗B) and det multiplicative)",
+    controls=[
+        Control("det_without_powers", target="conclusion:3", replace=(_DET_R, sp.Determinant(As) * sp.Determinant(Bs)),
+                why="det(A⊗B) = det A det B (the powers forgotten)"),
+        Control("det_exponents_swapped", target="det_factors",
+                replace=(_DET_R, sp.Determinant(As) ** n * sp.Determinant(Bs) ** m),
+                why="det(A)^n det(B)^m for A n×n, B m×m (exponents swapped)",
+                at=Explicit(Sizes.of([{n: 2, m: 3}]))),
+        Control("trace_additive", target="trace", replace=(_TR_R, sp.Trace(As) + sp.Trace(Bs)),
+                why="tr(A⊗B) = tr A + tr B (the Kronecker-sum trace)"),
     ],
     assumptions=[r"$A\in\mathbb R^{n\times n}$, $B\in\mathbb R^{m\times m}$"],
-    axioms={"determinant is multiplicative": r"$\det(XY)=\det X\det Y$ (used only for 3x3⊗3x3; "
-                                              r"the smaller pairs are also checked directly)"},
-    references=[REF_SEED_004 + " (eigenvalues of A⊗B are the products λᵢνⱼ, whose sum and product "
-                "give the trace and determinant)", REF_VAN_LOAN,
-                REF_MG2015 + " §6.3 (traces of the factors in the π-damping rule)"],
+    references=[tk.REF_GROSSE_2022 + " (eigenvalues of A⊗B are the products λᵢνⱼ)",
+                tk.REF_VAN_LOAN_2000,
+                tk.REF_MARTENS_GROSSE_2015 + " §6.3 (traces of the factors in the π-damping rule)"],
     numeric=["fisherlab.kfac.solve"],
+    tested_by=_TESTS_KFAC,
 )
 
 
 # --------------------------------------------------------------------------- PSD
 
-
-def _psd_steps():
-    fl, fr, ql, qr = [], [], [], []
-    for n, m in SIZES:
-        L, M = lower_triangular("l", n), lower_triangular("m", m)
-        A, B = L * L.T, M * M.T
-        K = kron(L, M)
-        fl.append(kron(A, B))
-        fr.append(K * K.T)
-    steps = [Step.equal(
-        "Every n, m ∈ {1, 2, 3}: with A = L Lᵀ and B = M Mᵀ, A⊗B = (L⊗M)(L⊗M)ᵀ", fl, fr,
-        justification="entry-wise (mixed-product and transpose rules, here checked directly)",
-        display=r"LL^\top\otimes MM^\top=(L\otimes M)(L\otimes M)^\top")]
-    for n, m in SIZES:
-        L, M = lower_triangular("l", n), lower_triangular("m", m)
-        x = sym_matrix("x", n * m, 1)
-        K = kron(L, M)
-        y = K.T * x
-        quad = (x.T * kron(L * L.T, M * M.T) * x)[0, 0]
-        cert = sum((sp.expand(e)) ** 2 for e in y)
-        steps.append(Step.nonnegative(
-            f"{n}x{n} ⊗ {m}x{m}: xᵀ(A⊗B)x = ‖(L⊗M)ᵀx‖² ≥ 0 for every x", quad, cert,
-            justification="sum-of-squares certificate: the squared entries of (L⊗M)ᵀx",
-            display=r"x^\top(A\otimes B)x=\|(L\otimes M)^\top x\|^2\ \ge\ 0"))
-    return steps
+L, M = _ms("L", n, n), _ms("M", m, m)
+x = _ms("x", n * m, 1)
+S = _ms("S", n, n)
+_PSD_Q = Scalar(x.T * Kron(L * L.T, M * M.T) * x)
+_PSD_Y = Kron(L, M).T * x
 
 
-def _psd_symmetric_only():
-    A, B = sym_symmetric("a", 2), sym_symmetric("b", 2)
-    x = sym_matrix("x", 4, 1)
-    quad = (x.T * kron(A, B) * x)[0, 0]
-    return Step.nonnegative("xᵀ(A⊗B)x ≥ 0 for merely symmetric A, B", quad, quad,
-                            justification="false variant")
-
-
-def _psd_one_factor():
-    L = lower_triangular("l", 2)
-    B = sym_symmetric("b", 2)
-    x = sym_matrix("x", 4, 1)
-    quad = (x.T * kron(L * L.T, B) * x)[0, 0]
-    return Step.nonnegative("xᵀ(A⊗B)x ≥ 0 when only A = L Lᵀ is PSD (B symmetric)", quad, quad,
-                            justification="false variant")
+def _psd_proof():
+    gram = Scalar(sp.MatMul(sp.Transpose(_PSD_Y), _PSD_Y))
+    nm3 = Explicit(Sizes({n: _UP_TO_3, m: _UP_TO_3}))
+    return [
+        Chain(_PSD_Q, [
+            Link(Scalar(x.T * Kron(L, M) * Kron(L.T, M.T) * x),
+                 Lemma(MIXED_PRODUCT, {m: n, k: n, p: m, q: m, l: m, A: L, C: L.T, B: M, D: M.T}),
+                 why="mixed-product rule, read right to left"),
+            Link(Scalar(x.T * Kron(L, M) * Kron(L, M).T * x),
+                 Lemma(TRANSPOSE, {m: n, p: m, q: m, A: L, B: M}), why="Lᵀ⊗Mᵀ = (L⊗M)ᵀ"),
+            Link(gram, Algebra(), label="gram_form", why="xᵀ Y Yᵀ x = (Yᵀx)ᵀ(Yᵀx)"),
+            Link(sp.Integer(0), Algebra(), rel=">=",
+                 why="a sum of squares of the real entries of (L⊗M)ᵀx"),
+        ], title="general dimension"),
+        Chain(_PSD_Q, [Link(gram, nm3),
+                       Link(sp.Integer(0), Algebra(), rel=">=", why="a sum of squares")],
+              title="n, m up to 3"),
+    ]
 
 
 PSD = Derivation(
     name="kronecker.psd",
     title="Kronecker products of PSD matrices are PSD",
-    statement=r"A=LL^\top,\ B=MM^\top\ \Longrightarrow\ A\otimes B=(L\otimes M)(L\otimes M)^\top\succeq 0",
-    tier=Tier.B,
-    scope="every square size pair n, m ∈ {1, 2, 3}; L, M lower-triangular (Cholesky) with symbolic "
-          "entries, x symbolic",
-    build=_psd_steps,
-    negative_controls=[
-        NegativeControl("symmetric_factors", "PSD claimed for merely symmetric factors", _psd_symmetric_only),
-        NegativeControl("one_psd_factor", "PSD claimed when only one factor is PSD", _psd_one_factor),
+    conclusion=sp.Ge(_PSD_Q, 0, evaluate=False),
+    proof=_psd_proof,
+    tier="A+B",
+    scope="A: general n, m (mixed-product and transpose rules, a sum of squares); B: every "
+          "n, m ∈ {1, 2, 3} with L, M and x fully symbolic",
+    controls=[
+        Control("symmetric_factor", target="conclusion", replace=(L * L.T, S),
+                hypotheses=[sp.Q.symmetric(S)],
+                why="PSD claimed when a factor is merely symmetric (S⊗MMᵀ)"),
+        Control("gram_of_wrong_vector", target="gram_form", replace=(_PSD_Y, Kron(L, M) * x),
+                why="the Gram form taken on the wrong side: ‖(L⊗M)x‖² instead of ‖(L⊗M)ᵀx‖²"),
     ],
-    assumptions=[r"$A = LL^\top$, $B = MM^\top$ (every PSD matrix has such a factor)"],
-    references=[REF_SEED_004 + " ('if A and B are positive (semi)definite, then so is A⊗B')",
-                REF_VAN_LOAN],
+    assumptions=[r"$A = LL^\top$, $B = MM^\top$ (every PSD matrix has such a factor), "
+                 r"$x\in\mathbb R^{nm}$"],
+    references=[tk.REF_GROSSE_2022 + " ('if A and B are positive (semi)definite, then so is A⊗B')",
+                tk.REF_VAN_LOAN_2000],
     numeric=["fisherlab.kfac.matrix"],
+    tested_by=_TESTS_KFAC,
 )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 D, M_OUT = 3, 2
 
@@ -173,7 +173,7 @@ def _control_hvp_is_ggn_vp():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="matrix_free.fisher_vector_product",
         title="Matrix-free Fisher/GGN-vector product J^T(M(Jv)) and Pearlmutter's Hv",
         statement=r"F v = J^\top\big(M(J v)\big),\ M = \nabla^2 f(g(\theta));\qquad "

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab._updates_symbolic import symmetric, vector
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic.toolkit import symmetric, vector
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 _SIZES = ((2, 2), (2, 3), (3, 2))
 
@@ -114,7 +114,7 @@ def _control_directions():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="natural_gradient_newton.residual",
         title="Natural gradient equals Newton when the Hessian's residual term vanishes",
         statement=r"H = F + \textstyle\sum_k(\partial_k A - t_k)\nabla^2 g_k;\ \ "

@@ -33,20 +33,15 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
-
-from .information_equality import (
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import toolkit as tk
+from fisherlab.symbolic.toolkit import (
     BERNOULLI_SIZES,
     CATEGORICAL_SIZES,
     GAUSSIAN_SIZES,
     GENERAL_K_AXIOMS,
     GMV_SIZES,
     POISSON_SIZES,
-    REF_AMARI,
-    REF_KUNSTNER,
-    REF_MARTENS,
-    REF_SEED_003_A,
-    REF_SEED_003_S7,
     coordinate_witness,
     family_axioms,
     gaussian_variance_symbol,
@@ -56,6 +51,15 @@ from .information_equality import (
 )
 
 __all__ = ["DERIVATIONS", "closed_form", "gmv_output_hessian"]
+
+REF_AMARI = tk.REF_AMARI_1998
+REF_KUNSTNER = tk.REF_KUNSTNER_2019
+REF_MARTENS = tk.REF_MARTENS_2020 + " §9 (the output-space Fisher and the GGN)"
+REF_SEED_003_A = tk.REF_JOHNSON_2017 + (" App. A: the Fisher and the generalized Gauss-Newton "
+                                     "matrices (output-space Fisher of exponential families)")
+REF_SEED_003_S7 = tk.REF_JOHNSON_2017 + (" §7, eqs. (19)-(22): zero-mean score and "
+                                      "E[score score^T] = -E[Hessian of log p]")
+
 
 _SOURCE = "fisherlab.likelihoods._symbolic"
 
@@ -402,7 +406,7 @@ def _numeric(cls):
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="output_fisher.categorical",
         title="Output-space Fisher: categorical logits, diag(p) - p p^T",
         statement=r"F_{\mathrm{out}}(\eta) = \mathbb E_y[\nabla_\eta\log p\,\nabla_\eta\log p^\top] "
@@ -420,7 +424,7 @@ DERIVATIONS = [
         references=_REFS + (REF_KUNSTNER,),
         numeric=_numeric("Categorical"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="output_fisher.gaussian",
         title="Output-space Fisher: Gaussian mean, I / sigma^2",
         statement=r"F_{\mathrm{out}}(\mu) = I/\sigma^2 = \nabla^2_\mu\frac{\|\mu\|^2}{2\sigma^2} = "
@@ -434,7 +438,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=_numeric("Gaussian"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="output_fisher.bernoulli",
         title="Output-space Fisher: Bernoulli logits, diag(sigma (1 - sigma))",
         statement=r"F_{\mathrm{out}}(\eta) = \mathrm{diag}\big(\sigma(\eta)(1-\sigma(\eta))\big) = "
@@ -449,7 +453,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=_numeric("Bernoulli"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="output_fisher.poisson",
         title="Output-space Fisher: Poisson log-rate, diag(e^eta)",
         statement=r"F_{\mathrm{out}}(\eta) = \mathrm{diag}(e^{\eta}) = "
@@ -464,7 +468,7 @@ DERIVATIONS = [
         references=_REFS,
         numeric=_numeric("Poisson"),
     ),
-    Derivation(
+    LegacyDerivation(
         name="output_fisher.gaussian_mean_variance",
         title="Output-space Fisher: Gaussian (mean, log-variance), diag(e^-s, 1/2); "
               "its NLL Hessian depends on the target",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sympy as sp
 
 from fisherlab.likelihoods import _symbolic as lik
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 SIZES = [(m, d) for m in (1, 2, 3) for d in (1, 2, 3)]
 
@@ -162,7 +162,7 @@ def _control_covariance_not_root():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="pullback_sampling.pseudo_gradient_covariance",
         title="Pullback sampling trick: Cov(J^T Dz) = J^T G_z J",
         statement=r"\mathbb E[\mathcal D z] = 0,\ \operatorname{Cov}(\mathcal D z) = G_z"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab._updates_symbolic import lower_cholesky, lower_inverse, vector
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic.toolkit import lower_cholesky, lower_inverse, vector
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 _DIMS = (2, 3)
 
@@ -87,7 +87,7 @@ def _control_half_whitened():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="riemannian_gradient.coordinates",
         title="The Riemannian gradient in coordinates is G^{-1} times the Euclidean gradient",
         statement=r"\langle \operatorname{grad} f, X\rangle_G = \mathrm{d}f(X)\ \ \forall X"

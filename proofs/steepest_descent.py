@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from fisherlab._updates_symbolic import lower_cholesky, lower_inverse, sum_of_squares, vector
-from fisherlab.symbolic import Derivation, NegativeControl, Step, Tier
+from fisherlab.symbolic.toolkit import lower_cholesky, lower_inverse, sum_of_squares, vector
+from fisherlab.symbolic import LegacyDerivation, NegativeControl, Step, Tier
 
 _DIMS = (2, 3)
 _s = sp.Symbol("s", positive=True)
@@ -108,7 +108,7 @@ def _control_wrong_sign():
 
 
 DERIVATIONS = [
-    Derivation(
+    LegacyDerivation(
         name="steepest_descent.fisher_kkt",
         title="Steepest descent in the Fisher metric is the natural gradient direction",
         statement=r"\arg\min_{v^\top F v \le 1} \nabla\ell^\top v = "

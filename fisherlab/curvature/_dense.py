@@ -27,7 +27,6 @@ from fisherlab.curvature._problem import (
     check_num_samples,
     check_reduction,
     prepare,
-    reduction_weights,
 )
 
 __all__ = [
@@ -46,6 +45,8 @@ __all__ = [
 ]
 
 _GAUSS_NEWTON = ("ggn", "fisher", "fisher_mc")
+#: kinds built from per-example gradient outer products (per token for ``tokens="flatten"``).
+_OUTER_PRODUCTS = ("fisher_mc", "empirical_fisher", "gradient_covariance")
 
 
 def _use_layerwise(p: Prepared, method: str, jacobian: str) -> bool:
@@ -72,15 +73,18 @@ def dense_plan(p: Prepared, kind: str, *, method: str = "auto", jacobian: str = 
     _sharding.check_divisible(p.num_examples, mesh)
     devices = 1 if mesh is None else _sharding._axis_size(*mesh)
     layerwise = kind in _GAUSS_NEWTON and _use_layerwise(p, method, jacobian)
-    return _memory.plan(kind, f=p.f, num_examples=p.num_examples // devices,
-                        num_outputs=p.num_outputs, num_params=p.num_params,
+    n, c = p.num_examples, p.num_outputs
+    if kind in _OUTER_PRODUCTS and p.tokens == "flatten" and p.num_tokens:
+        n, c = n * p.num_tokens, c // p.num_tokens  # the tokens are the examples
+    return _memory.plan(kind, f=p.f, num_examples=n // devices,
+                        num_outputs=c, num_params=p.num_params,
                         method="layerwise" if layerwise else "jacobian", chunk_size=chunk_size,
                         num_samples=num_samples, solve_copies=solve_copies,
                         memory_budget=memory_budget, name=name or f"fl.{kind}")
 
 
 def _weights(p: Prepared, reduction: str):
-    return jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
+    return jnp.full((p.num_examples,), p.example_weight(reduction), jnp.float64)
 
 
 def _run(kernel, p: Prepared, extra, reduction: str, mesh, *rest):
@@ -108,7 +112,8 @@ def gauss_newton_matrix(p: Prepared, kind: str, *, reduction: str, chunk_size=No
     plan = dense_plan(p, kind, method=method, jacobian=jacobian, chunk_size=chunk_size,
                       num_samples=num_samples, memory_budget=memory_budget, mesh=mesh,
                       solve_copies=solve_copies)
-    if kind == "fisher_mc":
+    if kind == "fisher_mc":  # sampled gradient outer products: per token for tokens="flatten"
+        p = p.outer_product_problem()
         extra = jax.random.split(key, p.num_examples)
     elif kind == "ggn":
         extra = p.y
@@ -133,6 +138,7 @@ def gradient_outer_matrix(p: Prepared, *, reduction: str, chunk_size=None,
     kind = "gradient_covariance" if centered else "empirical_fisher"
     plan = dense_plan(p, kind, chunk_size=chunk_size, memory_budget=memory_budget, mesh=mesh,
                       solve_copies=solve_copies)
+    p = p.outer_product_problem()  # per token for tokens="flatten"
     if centered:
         # Two passes (mean gradient first), so no cancellation between E[g g^T] and gbar gbar^T;
         # a non-finite mean gradient shows in the result, which is checked below.
@@ -168,14 +174,15 @@ def hessian_matrix(p: Prepared, *, reduction: str, chunk_size=None, memory_budge
 # ----------------------------------------------------------------------------- public
 
 
-def _prepare(f, params, x, y, likelihood, *, needs_targets=True):
+def _prepare(f, params, x, y, likelihood, *, needs_targets=True, tokens="sum"):
     """``(prepared problem, mesh)``: the mesh axis ``x``'s batch is sharded over, if any."""
     mesh = _sharding.batch_mesh(x)
-    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets), mesh
+    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets,
+                   tokens=tokens), mesh
 
 
 def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jacobian, method,
-                  memory_budget, key=None, num_samples=1):
+                  tokens, memory_budget, key=None, num_samples=1):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     jacobian = check_jacobian_mode(jacobian)
@@ -184,7 +191,8 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
     if kind == "fisher_mc":
         num_samples = check_num_samples(num_samples)
         key = check_key(key)
-    p, mesh = _prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"))
+    p, mesh = _prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"),
+                       tokens=tokens)
     return gauss_newton_matrix(p, kind, reduction=reduction, chunk_size=chunk_size,
                                jacobian=jacobian, method=method, key=key,
                                num_samples=num_samples, memory_budget=memory_budget, mesh=mesh)
@@ -193,7 +201,7 @@ def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jaco
 @reference
 def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
         chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto",
-        memory_budget: int | float | str | None = None) -> jax.Array:
+        tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Generalized Gauss-Newton matrix of the loss.
 
     The Hessian with the model's second derivatives dropped: with ``Lambda_n`` the Hessian of
@@ -207,10 +215,11 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     docs/CONVENTIONS.md.
 
     Args:
-      f: single-example model ``f(params, x_n) -> (C,)``.
+      f: single-example model ``f(params, x_n) -> (C,)``, or per token ``(R, C)`` (one row
+        per token; the example's loss sums its ``R`` token losses).
       params: pytree of floating-point arrays (cast to float64).
       x: inputs, leading axis ``N`` (an array or a pytree of arrays).
-      y: targets, leading axis ``N``, in ``likelihood``'s format.
+      y: targets, leading axis ``N``, in ``likelihood``'s format (per token: ``(N, R, ...)``).
       likelihood: a fisherlab likelihood, e.g. ``fl.Categorical()``.
       reduction: ``"mean"`` (default, ``w = 1/N``) or ``"sum"`` (``w = 1``).
       chunk_size: examples per chunk (default: the largest whose intermediates fit in 512 MiB
@@ -222,8 +231,13 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
         ``2 N C d^2`` flops, memory ``O(chunk_size C d + d^2)``), ``"layerwise"``
         (a ``fl.nn.Sequential`` of Dense layers and elementwise activations: the exact
         Kronecker-structured blocks, about ``2 N d^2`` flops) or ``"auto"`` (layer-wise when
-        the model qualifies). Both multiply out only the blocks on and above the diagonal
-        (about half of those flops) and mirror them.
+        the model qualifies; never for per-token outputs). Both multiply out only the blocks
+        on and above the diagonal (about half of those flops) and mirror them.
+      tokens: for per-token outputs: ``"sum"`` (default: an example is a sequence, its loss
+        the sum of its token losses) or ``"flatten"`` (the ``N R`` tokens are the examples, as
+        PyTorch's ``loss(out.flatten(0, 1), y.flatten(0, 1))``: ``reduction="mean"`` divides
+        by ``N R``, and the empirical Fisher, gradient covariance and Monte-Carlo Fisher are
+        built from per-token gradients). docs/CONVENTIONS.md, "Per-token outputs".
       memory_budget: bytes the computation may use (a number, or a string such as ``"16GB"``;
         default: the environment variable ``FISHERLAB_MEMORY_BUDGET``, else 90% of the free
         memory of the device or host). When the estimated peak is over it, a
@@ -251,13 +265,13 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     (8, 8)
     """
     return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian,
-                         method, memory_budget)
+                         method, tokens, memory_budget)
 
 
 @reference
 def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
            chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto",
-           memory_budget: int | float | str | None = None) -> jax.Array:
+           tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Fisher information (the exact, "true" Fisher) of the model's predictive distribution.
 
     The expectation over ``y ~ p(. | f_n)`` is taken in closed form through the likelihood's
@@ -268,8 +282,8 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
               \nabla_\theta \log p^\top\big] = w \sum_n J_n^\top F_{\rm out}(f_n) J_n .
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, memory_budget: as in
-        :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
+        memory_budget: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -288,14 +302,14 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     ((8, 8), dtype('float64'))
     """
     return _gauss_newton("fisher", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method, memory_budget)
+                         jacobian, method, tokens, memory_budget)
 
 
 @reference
 def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
               reduction: str = "mean", chunk_size: int | None = None,
               jacobian: str = "auto", method: str = "auto",
-              memory_budget: int | float | str | None = None) -> jax.Array:
+              tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Monte-Carlo Fisher: the expectation of :func:`fisher` replaced by ``S`` samples.
 
     .. math::
@@ -305,11 +319,13 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
 
     ``E[hat F] = F`` and each entry's variance decays as ``1/S``. The labels are exactly
     ``likelihood.sample(key, outputs, num_samples)`` (one key per example,
-    ``jax.random.split(key, N)``), so the estimate does not depend on ``chunk_size``.
+    ``jax.random.split(key, N)``), so the estimate does not depend on ``chunk_size``. Per-token
+    outputs draw each token's labels independently (keys in docs/CONVENTIONS.md, "Per-token
+    outputs").
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, memory_budget: as in
-        :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
+        memory_budget: as in :func:`ggn`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -329,22 +345,23 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     (8, 8)
     """
     return _gauss_newton("fisher_mc", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method, memory_budget, key=key, num_samples=num_samples)
+                         jacobian, method, tokens, memory_budget, key=key,
+                         num_samples=num_samples)
 
 
-def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered,
+def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered, tokens,
                     memory_budget):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     memory_budget = _memory.check_memory_budget(memory_budget)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return gradient_outer_matrix(p, reduction=reduction, chunk_size=chunk_size,
                                  centered=centered, memory_budget=memory_budget, mesh=mesh)
 
 
 @reference
 def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                     chunk_size: int | None = None,
+                     chunk_size: int | None = None, tokens: str = "sum",
                      memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Empirical Fisher: the uncentered second moment of the per-example gradients.
 
@@ -356,7 +373,8 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     (:func:`gradient_covariance`). Cost: ``N`` backward passes and ``2 N d^2`` flops.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, memory_budget: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -374,12 +392,12 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     (8, 8)
     """
     return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False,
-                           memory_budget)
+                           tokens, memory_budget)
 
 
 @reference
 def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                        chunk_size: int | None = None,
+                        chunk_size: int | None = None, tokens: str = "sum",
                         memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Centered empirical Fisher: the population covariance of the per-example gradients.
 
@@ -392,7 +410,8 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     cancellation between ``E`` and ``gbar gbar^T``.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, memory_budget: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -408,18 +427,18 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     (8, 8)
     """
     return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, True,
-                           memory_budget)
+                           tokens, memory_budget)
 
 
 @reference
 def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-             chunk_size: int | None = None) -> jax.Array:
+             chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
     r"""Gradient of the loss.
 
     .. math:: \nabla L = w \sum_n g_n
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
 
     Returns:
       ``(d,)`` float64 vector.
@@ -433,14 +452,14 @@ def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return gradient_vector(p, reduction=reduction, chunk_size=chunk_size, mesh=mesh)
 
 
 @reference
 def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
             chunk_size: int | None = None,
-            memory_budget: int | float | str | None = None) -> jax.Array:
+            tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Hessian of the loss.
 
     .. math:: H = \nabla^2 L = G + w \sum_n \sum_c \frac{\partial l_n}{\partial f_c}\,
@@ -451,7 +470,8 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     summed over chunks.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, memory_budget: as in :func:`ggn`
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`
         (the chunk budget assumes ``64 d`` float64 intermediates per example).
 
     Returns:
@@ -470,6 +490,6 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     memory_budget = _memory.check_memory_budget(memory_budget)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return hessian_matrix(p, reduction=reduction, chunk_size=chunk_size,
                           memory_budget=memory_budget, mesh=mesh)

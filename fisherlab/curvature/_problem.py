@@ -6,6 +6,12 @@ batch size ``N``, the number of outputs ``C`` and the number of parameters ``d``
 Every failure is a ``ValueError``/``TypeError`` whose message names the argument,
 what was received and what was expected (see :mod:`fisherlab._core.validation`).
 
+A model with per-token outputs ``(R, C)`` is prepared in the *sequences* view of
+:mod:`fisherlab.curvature._tokens` (``R C`` outputs, a likelihood summing the ``R`` token
+terms), so every kernel runs unchanged; with ``tokens="flatten"``,
+:meth:`Prepared.outer_product_problem` gives the *tokens as examples* view for the quantities
+built from per-example gradient outer products.
+
 Checks that need concrete values (finiteness, class-index ranges) are skipped for
 traced values, so the references stay usable under ``jax.jit``.
 """
@@ -18,14 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._core.validation import (as_float_array, check_choice, check_finite, check_int,
-                                        is_tracer)
+from fisherlab._core.validation import (as_array, as_float_array, check_choice, check_finite,
+                                        check_int, is_tracer)
+from fisherlab.curvature._tokens import PerToken, TokenExamples, TokenOutputs
 
 __all__ = ["Prepared", "check_chunk_size", "check_jacobian_mode", "check_method",
-           "check_num_samples", "check_params", "check_reduction", "check_vector", "prepare",
-           "reduction_weights"]
+           "check_num_samples", "check_params", "check_reduction", "check_tokens",
+           "check_vector", "prepare", "reduction_weights"]
 
 _REDUCTIONS = ("mean", "sum")
+_TOKENS = ("sum", "flatten")
 _JACOBIAN_MODES = ("auto", "forward", "reverse")
 _METHODS = ("auto", "jacobian", "layerwise")
 _LIKELIHOOD_KERNELS = ("_nll", "_output_grad", "_output_hessian", "_output_fisher", "_sample",
@@ -33,7 +41,13 @@ _LIKELIHOOD_KERNELS = ("_nll", "_output_grad", "_output_hessian", "_output_fishe
 
 
 class Prepared(NamedTuple):
-    """A validated curvature problem (all floating arrays float64)."""
+    """A validated curvature problem (all floating arrays float64).
+
+    For per-token outputs ``(R, C)`` this is the sequences view (:mod:`fisherlab.curvature.
+    _tokens`): ``f`` returns ``vec`` of the outputs (``C`` here is ``R`` times the classes),
+    ``likelihood`` is the :class:`~fisherlab.curvature._tokens.PerToken` sum over tokens and
+    ``y`` has shape ``(N, R, ...)``.
+    """
 
     f: Any  #: the single-example model ``f(params, x)``
     params: Any  #: the parameters, every leaf float64
@@ -44,11 +58,47 @@ class Prepared(NamedTuple):
     num_examples: int  #: N
     num_outputs: int  #: C
     num_params: int  #: d
+    num_tokens: int = 0  #: R for per-token outputs (R, C); 0 for outputs (C,)
+    tokens: str = "sum"  #: "sum" or "flatten" (docs/CONVENTIONS.md, "Per-token outputs")
+
+    def example_weight(self, reduction: str) -> float:
+        """The weight ``w`` of one example's loss: ``1/N`` (mean) or ``1`` (sum); ``1/(N R)``
+        for the mean over the ``N R`` tokens (``tokens="flatten"``)."""
+        w = reduction_weights(self.num_examples, reduction)
+        if reduction == "mean" and self.tokens == "flatten" and self.num_tokens:
+            w /= self.num_tokens
+        return w
+
+    def outer_product_problem(self) -> "Prepared":
+        """The problem whose examples are the units of per-example gradient outer products.
+
+        Itself, except for per-token outputs with ``tokens="flatten"``: then the ``N R`` pairs
+        ``(x_n, r)`` are the examples (:class:`~fisherlab.curvature._tokens.TokenExamples`,
+        the token family as likelihood, targets ``(N R, ...)``), so the empirical Fisher,
+        the gradient covariance and the Monte-Carlo Fisher are sums over tokens, as for
+        PyTorch's ``loss(out.flatten(0, 1), y.flatten(0, 1))``.
+        """
+        if self.tokens != "flatten" or not self.num_tokens:
+            return self
+        n, r = self.num_examples, self.num_tokens
+        x = jax.tree_util.tree_map(lambda a: jnp.repeat(a, r, axis=0), self.x)
+        token = jnp.tile(jnp.arange(r), n)
+        y = None if self.y is None else jnp.reshape(self.y, (n * r,) + tuple(self.y.shape[2:]))
+        c = self.num_outputs // r
+        return Prepared(f=TokenExamples(self.f.f), params=self.params, x=(x, token), y=y,
+                        likelihood=self.likelihood.base,
+                        outputs=jnp.reshape(self.outputs, (n * r, c)), num_examples=n * r,
+                        num_outputs=c, num_params=self.num_params)
 
 
 def check_reduction(reduction) -> str:
     """``reduction`` is ``"mean"`` or ``"sum"``."""
     return check_choice(reduction, "reduction", _REDUCTIONS)
+
+
+def check_tokens(tokens) -> str:
+    """``tokens`` is ``"sum"`` or ``"flatten"`` (docs/CONVENTIONS.md, "Per-token outputs")."""
+    return check_choice(tokens, "tokens", _TOKENS)
 
 
 def check_jacobian_mode(jacobian) -> str:
@@ -159,28 +209,64 @@ def _check_inputs(x, name: str = "x"):
         if n != n0:
             raise ValueError(
                 f"the leaves of {name} must share their leading (batch) size: {sizes[0][0]} has "
-                f"{n0} examples but {leaf_name} has {n} (shape {shape})")
+                f"{n0} examples but {leaf_name} has {n} (shape {shape})"
+                + _ragged_hint(x, [s_[2] for s_ in sizes], name))
     if n0 == 0:
         raise ValueError(f"{name} must contain at least one example, got shape {sizes[0][2]}")
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(x), out), int(n0)
 
 
-def _batch_size_of(y, name: str) -> int:
-    shape = np.shape(y) if not is_tracer(y) else y.shape
+def _ragged_hint(tree, shapes, name: str) -> str:
+    """A sentence for a list of sequences of different lengths passed as one batch, else ''."""
+    if not isinstance(tree, (list, tuple)) or len(shapes) != len(tree) or len(shapes) < 2:
+        return ""
+    if len({len(sh) for sh in shapes}) != 1 or len({sh[1:] for sh in shapes}) != 1:
+        return ""
+    lengths = ", ".join(str(sh[0]) for sh in shapes)
+    return (f". If {name} is a list of {len(shapes)} sequences of lengths ({lengths}): the "
+            f"sequence length must not change within a batch; pass one array of shape "
+            f"(N, R, ...) with the same R for every example (pad the sequences to one length, "
+            f"or group them by length)")
+
+
+def _as_targets(y, name: str = "y"):
+    """``y`` as one array with a leading batch axis (a list of differing shapes is refused)."""
+    if is_tracer(y):
+        shape = tuple(y.shape)
+    else:
+        if isinstance(y, (list, tuple)) and len(y) > 1:
+            try:
+                shapes = [tuple(np.shape(e)) for e in y]
+            except ValueError:
+                shapes = None
+            if shapes is None or len(set(shapes)) > 1:
+                got = "" if shapes is None else f" ({', '.join(map(str, shapes))})"
+                raise ValueError(
+                    f"{name} must be one array with a leading batch axis N, got a "
+                    f"{type(y).__name__} of {len(y)} targets of different shapes{got}: the "
+                    "sequence length must not change within a batch; per-token targets need "
+                    "the same number of tokens R for every example, shape (N, R, ...) (pad the "
+                    "sequences to one length, or group them by length)")
+        y = as_array(y, name)
+        shape = tuple(y.shape)
     if len(shape) == 0:
-        raise ValueError(f"{name} must have a leading batch axis, got shape {tuple(shape)}")
-    return int(shape[0])
+        raise ValueError(f"{name} must have a leading batch axis, got shape {shape}")
+    return y
 
 
 def _one_or_list(items):
     return items[0] if len(items) == 1 else items
 
 
-def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepared:
+def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
+            tokens: str = "sum") -> Prepared:
     """Validate ``(f, params, x, y, likelihood)`` and evaluate the outputs once.
 
     With ``needs_targets=False`` (the Fisher, which needs no labels) ``y`` is ignored.
+    Per-token outputs ``(R, C)`` give the sequences view (module docstring); ``tokens``
+    (``"sum"`` or ``"flatten"``) is recorded for the weights and the outer-product view.
     """
+    tokens = check_tokens(tokens)
     _check_model(f)
     _check_likelihood(likelihood)
     params = check_params(params)
@@ -188,11 +274,12 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepa
     if needs_targets:
         if y is None:
             raise ValueError("y must be the batch of targets (leading axis N), got None")
-        ny = _batch_size_of(y, "y")
+        y = _as_targets(y, "y")
+        ny = int(y.shape[0])
         if ny != n:
             raise ValueError(
                 f"batch sizes differ: x has {n} examples (leading axis), y has {ny} "
-                f"(shape {tuple(np.shape(y))}); they must match")
+                f"(shape {tuple(y.shape)}); they must match")
     try:
         outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
     except (TypeError, ValueError) as e:  # e.g. a feature size the model's first layer rejects
@@ -204,15 +291,27 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepa
                   f"the model and params ({type(e).__name__}: {e})") from e
     if not hasattr(outputs, "shape") or not hasattr(outputs, "dtype"):
         raise TypeError(
-            "f(params, x) must return one array of shape (C,) per example, got "
-            f"{type(outputs).__name__}")
-    if outputs.ndim != 2:
+            "f(params, x) must return one array of shape (C,) (or (R, C), one row per token) "
+            f"per example, got {type(outputs).__name__}")
+    if outputs.ndim not in (2, 3):
         raise ValueError(
-            "f(params, x) must return outputs of shape (C,) for a single example (batched: "
-            f"(N, C)), got batched shape {tuple(outputs.shape)}")
+            "f(params, x) must return outputs of shape (C,) or, per token, (R, C) for a single "
+            f"example (batched: (N, C) or (N, R, C)), got batched shape {tuple(outputs.shape)}")
     if not jnp.issubdtype(outputs.dtype, jnp.floating):
         raise TypeError(f"f(params, x) must return floating-point outputs, got {outputs.dtype}")
-    outputs = likelihood.check_outputs(outputs, "f(params, x) outputs")
+    num_tokens = 0
+    if outputs.ndim == 3:
+        num_tokens, c = int(outputs.shape[1]), int(outputs.shape[2])
+        if num_tokens == 0:
+            raise ValueError(
+                "f(params, x) returned per-token outputs with no token: batched shape "
+                f"{tuple(outputs.shape)} = (N, R, C) has R = 0; a sequence needs R >= 1 tokens")
+        rows = likelihood.check_outputs(outputs.reshape(n * num_tokens, c),
+                                        "f(params, x) outputs (one row per token)")
+        outputs = rows.reshape(n, num_tokens * c)
+        f, likelihood = TokenOutputs(f), PerToken(likelihood, num_tokens)
+    else:
+        outputs = likelihood.check_outputs(outputs, "f(params, x) outputs")
     outputs = jnp.asarray(outputs, jnp.float64)
     if needs_targets:
         y = likelihood.check_targets(y, outputs, "y")
@@ -223,7 +322,8 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True) -> Prepa
         y = None
     d = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
     return Prepared(f=f, params=params, x=x, y=y, likelihood=likelihood, outputs=outputs,
-                    num_examples=n, num_outputs=int(outputs.shape[1]), num_params=d)
+                    num_examples=n, num_outputs=int(outputs.shape[1]), num_params=d,
+                    num_tokens=num_tokens, tokens=tokens)
 
 
 def check_vector(v, num_params: int, name: str = "v"):

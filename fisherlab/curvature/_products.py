@@ -24,7 +24,6 @@ from fisherlab.curvature._problem import (
     check_reduction,
     check_vector,
     prepare,
-    reduction_weights,
 )
 
 __all__ = ["empirical_fisher_vp", "fisher_mc_vp", "fisher_vp", "ggn_vp", "hvp", "product_on"]
@@ -60,7 +59,7 @@ def _matvec(kernel, p: Prepared, batch, what: str, kind: str, *, mesh=None,
 
 
 def _weights(p: Prepared, reduction: str):
-    return jnp.full((p.num_examples,), reduction_weights(p.num_examples, reduction), jnp.float64)
+    return jnp.full((p.num_examples,), p.example_weight(reduction), jnp.float64)
 
 
 def product_on(p: Prepared, kind: str, *, reduction: str, mesh=None) -> Callable:
@@ -69,6 +68,8 @@ def product_on(p: Prepared, kind: str, *, reduction: str, mesh=None) -> Callable
     ``kind``: ``"hvp"``, ``"ggn_vp"``, ``"fisher_vp"`` or ``"empirical_fisher_vp"``;
     ``reduction`` already validated; ``mesh``: the ``(mesh, axis)`` the batch is split over.
     """
+    if kind == "empirical_fisher_vp":  # per token for tokens="flatten"
+        p = p.outer_product_problem()
     w = _weights(p, reduction)
     if kind == "hvp":
         kernel = _kernels.compiled("hvp", p.f, p.likelihood, mesh=mesh)
@@ -83,18 +84,20 @@ def product_on(p: Prepared, kind: str, *, reduction: str, mesh=None) -> Callable
     return _matvec(kernel, p, (p.x, y, w), _SYMBOL[kind], kind, mesh=mesh)
 
 
-def _prepare(f, params, x, y, likelihood, *, needs_targets=True):
+def _prepare(f, params, x, y, likelihood, *, needs_targets=True, tokens="sum"):
     """``(prepared problem, mesh)``: the mesh axis ``x``'s batch is sharded over, if any."""
     mesh = _sharding.batch_mesh(x)
-    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets), mesh
+    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets,
+                   tokens=tokens), mesh
 
 
 @reference
-def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Callable:
+def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
+        tokens: str = "sum") -> Callable:
     r"""Hessian-vector product ``v -> H v``: forward-over-reverse, the ``jvp`` of ``grad L``.
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.hessian`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.hessian`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible; a ``v`` of
@@ -112,12 +115,13 @@ def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Ca
     (8,)
     """
     reduction = check_reduction(reduction)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "hvp", reduction=reduction, mesh=mesh)
 
 
 @reference
-def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") -> Callable:
+def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
+           tokens: str = "sum") -> Callable:
     r"""GGN-vector product ``v -> G v``.
 
     .. math:: G v = w \sum_n J_n^\top \big(\Lambda_n (J_n v)\big)
@@ -126,7 +130,7 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") ->
     vector-Jacobian product (its transpose).
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.ggn`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.ggn`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -144,18 +148,19 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean") ->
     (8,)
     """
     reduction = check_reduction(reduction)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "ggn_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
-def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean") -> Callable:
+def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean",
+              tokens: str = "sum") -> Callable:
     r"""Fisher-vector product ``v -> F v`` with the exact Fisher of :func:`fisherlab.fisher`.
 
     .. math:: F v = w \sum_n J_n^\top \big(F_{\rm out}(f_n) (J_n v)\big)
 
     Args:
-      f, params, x, likelihood, reduction: as in :func:`fisherlab.fisher`.
+      f, params, x, likelihood, reduction, tokens: as in :func:`fisherlab.fisher`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -171,13 +176,13 @@ def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean") ->
     (8,)
     """
     reduction = check_reduction(reduction)
-    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False)
+    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
     return product_on(p, "fisher_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
 def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
-                        reduction: str = "mean") -> Callable:
+                        reduction: str = "mean", tokens: str = "sum") -> Callable:
     r"""Empirical-Fisher-vector product ``v -> E v``.
 
     .. math:: E v = w \sum_n g_n (g_n^\top v)
@@ -186,7 +191,7 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     losses; the sum ``sum_n g_n u_n`` is its transpose.
 
     Args:
-      f, params, x, y, likelihood, reduction: as in :func:`fisherlab.empirical_fisher`.
+      f, params, x, y, likelihood, reduction, tokens: as in :func:`fisherlab.empirical_fisher`.
 
     Returns:
       ``matvec(v)``: a flat ``(d,)`` vector to ``(d,)`` float64; jit-compatible.
@@ -199,13 +204,13 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     (8,)
     """
     reduction = check_reduction(reduction)
-    p, mesh = _prepare(f, params, x, y, likelihood)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return product_on(p, "empirical_fisher_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
 def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
-                 reduction: str = "mean") -> Callable:
+                 reduction: str = "mean", tokens: str = "sum") -> Callable:
     r"""Monte-Carlo-Fisher-vector product ``v -> hat F v``, with ``hat F`` of
     :func:`fisherlab.fisher_mc`.
 
@@ -218,7 +223,7 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
         (r_{ns}^\top J_n v)\Big),\qquad r_{ns} = \nabla_f \log p(Y_{sn} \mid f_n).
 
     Args:
-      f, params, x, likelihood, reduction: as in :func:`fisherlab.fisher`.
+      f, params, x, likelihood, reduction, tokens: as in :func:`fisherlab.fisher`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -242,9 +247,11 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
     reduction = check_reduction(reduction)
     num_samples = check_num_samples(num_samples)
     key = check_key(key)
-    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False)
-    labels = jnp.moveaxis(likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
-    return _matvec(_kernels.compiled("output_space_vp", f, likelihood, "fisher_mc", mesh=mesh),
+    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
+    p = p.outer_product_problem()  # per token for tokens="flatten"
+    labels = jnp.moveaxis(p.likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
+    return _matvec(_kernels.compiled("output_space_vp", p.f, p.likelihood, "fisher_mc",
+                                     mesh=mesh),
                    p, (p.x, labels, _weights(p, reduction)), f"F_mc (S = {num_samples})",
                    "fisher_mc_vp", mesh=mesh, explain_as="fisher_mc", key=key,
                    num_samples=num_samples)

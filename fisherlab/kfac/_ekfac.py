@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from fisherlab._precision import reference
-from fisherlab._validation import as_float_array
-from fisherlab.kfac import _core
-from fisherlab.kfac._checks import check_ekfac_finite, check_factor, check_factors_finite
-from fisherlab.kfac._factors import KFACFactors, _factors_jit
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import as_float_array
+from fisherlab.kfac._checks import all_finite, check_factor
+from fisherlab.kfac._cotangents import cotangent_weight
+from fisherlab.kfac._diagnosis import check_ekfac_finite, check_factors_finite
+from fisherlab.kfac._factors import factors_from_statistics
+from fisherlab.kfac._inputs import (check_factor_list, check_model, check_options,
+                                    check_values, finite_flags, infer_bias, prepare)
+from fisherlab.kfac._statistics import batched
+from fisherlab.kfac._types import EKFACFactors, KFACFactors
 
-__all__ = ["EKFACFactors", "ekfac"]
-
-
-class EKFACFactors(NamedTuple):
-    """One layer of EKFAC.
-
-    Attributes:
-      UA: eigenvectors of the K-FAC factor ``A`` (columns), ``(in'+1, in'+1)`` or ``(in', in')``.
-      UG: eigenvectors of ``G`` (columns), ``(out, out)``.
-      S: corrected eigenvalues ``(out, in'+1)`` (or ``(out, in')``): ``S[i, j]`` belongs to the
-        eigenvector ``u_G,i (x) u_A,j`` of ``[W b]`` (row-major), i.e. the block is
-        ``(U_G (x) U_A) diag(vec_row(S)) (U_G (x) U_A)^T``.
-      S_bias: ``None`` (augmented) or, with ``bias="separate"``, the corrected eigenvalues of
-        the bias block in the basis ``U_G``, ``(out,)``.
-
-    :func:`fisherlab.kfac.matrix` accepts a list of these and returns the dense EKFAC matrix.
-    """
-
-    UA: jax.Array
-    UG: jax.Array
-    S: jax.Array
-    S_bias: Optional[jax.Array] = None
+__all__ = ["ekfac"]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5))
-def _ekfac_jit(model, params, likelihood, fisher_type, bias, num_samples, x, y, key, facs):
-    inputs, vs = _core.batched(model, params, likelihood, fisher_type, num_samples, x, y, key)
-    w = _core.cotangent_weight(fisher_type, num_samples)
+def _corrected_eigenvalues(inputs, vs, facs, weight, bias):
     result = []
     for amat, v, f in zip(inputs, vs, facs):
         N = amat.shape[0]
@@ -52,12 +32,46 @@ def _ekfac_jit(model, params, likelihood, fisher_type, bias, num_samples, x, y, 
         pa = jnp.einsum("npi,ij->npj", amat, UA)  # (N, P, in)
         pv = jnp.einsum("nkpo,oi->nkpi", v, UG)  # (N, K, P, out)
         proj = jnp.einsum("nkpi,npj->nkij", pv, pa)  # U_G^T D_{n,k} U_A
-        S = w * jnp.sum(proj ** 2, axis=(0, 1)) / N
+        S = weight * jnp.sum(proj ** 2, axis=(0, 1)) / N
         Sb = None
         if bias == "separate":
-            Sb = w * jnp.sum(jnp.sum(pv, axis=2) ** 2, axis=(0, 1)) / N
+            Sb = weight * jnp.sum(jnp.sum(pv, axis=2) ** 2, axis=(0, 1)) / N
         result.append(EKFACFactors(UA, UG, S, Sb))
     return result
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7))
+def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, reduced, x, y,
+             key, facs):
+    """K-FAC factors (unless given) and EKFAC from one pass over the batch, with
+    the :func:`~fisherlab.kfac._inputs.finite_flags` of the factors and of the result."""
+    inputs, vs, outputs = batched(model, params, likelihood, fisher_type, num_samples, x, y, key,
+                                  reduced)
+    w = cotangent_weight(fisher_type, num_samples)
+    if facs is None:
+        facs, facs_finite = factors_from_statistics(inputs, vs, w, approx, bias)
+    else:
+        facs_finite = all_finite(facs)
+    result = _corrected_eigenvalues(inputs, vs, facs, w, bias)
+    return facs, result, finite_flags(params, x, outputs, facs_finite, all_finite(result))
+
+
+def _given_factors(factor_list, model, bias):
+    layers = check_factor_list(factor_list, model)
+    checked = []
+    for k, (f, layer) in enumerate(zip(factor_list, layers)):
+        if not isinstance(f, (list, tuple)) or len(f) != 2:
+            raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair, got "
+                             f"{type(f).__name__}")
+        pair = []
+        for nm, M in (("A", f[0]), ("G", f[1])):
+            name = f"factors[{k}].{nm}"
+            arr = as_float_array(M, name, ndim=2)
+            check_factor(arr, f"{name} (layer {k})", dtype=arr.dtype, psd=False)
+            pair.append(jnp.asarray(arr, jnp.float64))
+        checked.append(KFACFactors(*pair))
+        infer_bias(checked[-1], layer, k, "factors", bias)
+    return checked
 
 
 @reference
@@ -66,48 +80,44 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
           factors=None) -> list[EKFACFactors]:
     r"""Eigenvalue-corrected K-FAC (EKFAC) of every Dense/Conv2d layer.
 
-    Take the K-FAC factors ``(A, G)`` (from :func:`fisherlab.kfac.factors` with the same
-    options, or ``factors`` if given) and their eigenvectors ``U_A``, ``U_G``. The
-    Kronecker-factored eigenbasis of the layer is ``U = U_G (x) U_A`` (``[W b]`` row-major).
-    EKFAC keeps ``U`` and replaces K-FAC's eigenvalues ``gamma_i alpha_j`` by the second moments
-    of the per-example gradients projected onto it:
+    Take the K-FAC factors ``(A, G)`` (:func:`fisherlab.kfac.factors` with the same options,
+    or ``factors`` if given) and their eigenvectors ``U_A``, ``U_G``; the Kronecker-factored
+    eigenbasis of the layer is ``U = U_G (x) U_A`` (``[W b]`` row-major). EKFAC keeps ``U`` and
+    replaces K-FAC's eigenvalues ``gamma_i alpha_j`` by the second moments of the per-example
+    gradients projected onto it:
 
     .. math::
 
         S_{ij} = \frac1N \sum_n \mathbb E\big[ (U_G^\top D_n U_A)_{ij}^2 \big], \qquad
-        D_n = \sum_p g_{n,p} \bar a_{n,p}^\top \ (\text{the per-example gradient of } [W b]),
+        D_n = \sum_p g_{n,p} \bar a_{n,p}^\top,
 
-    with the same expectation as ``fisher_type``: ``"exact"`` -- the ``C`` "pseudo-gradients"
-    ``J_s^T M e_c`` (``M M^T = F_out``), so the re-fitted curvature is the exact GGN/Fisher
-    block; ``"mc"`` -- the same sampled labels as the factors (same ``key``), which are the labels of
-    :func:`fisherlab.fisher_mc` with that ``key`` (``likelihood.sample(key, outputs, S)``), so
-    the curvature is the block of that Monte-Carlo Fisher; ``"empirical"`` -- the data labels (empirical Fisher block).
-    ``D_n`` is always the exact per-example gradient (summed over weight-sharing positions),
-    whichever ``approx`` gave the eigenbasis.
-
-    Consequences (tested): ``diag(U^T B U) = vec S`` for the exact block ``B`` of that curvature,
-    hence ``tr(EKFAC) = tr(B)``, and EKFAC is the Frobenius-closest matrix to ``B`` among those
-    diagonal in ``U`` -- in particular at least as close as K-FAC.
+    ``D_n`` the exact per-example gradient of ``[W b]`` (summed over weight-sharing positions,
+    whichever ``approx`` gave the basis), the expectation that of ``fisher_type`` (the factor
+    columns for ``"exact"``, the labels of :func:`fisherlab.fisher_mc` with the same ``key``
+    for ``"mc"``, the data labels for ``"empirical"``). Hence ``diag(U^T B U) = vec S`` for
+    the exact block ``B`` of that curvature, ``tr(EKFAC) = tr(B)``, and EKFAC is the
+    Frobenius-closest matrix to ``B`` among those diagonal in ``U`` -- at least as close as
+    K-FAC (tested).
 
     Args:
       model, params, x, y, likelihood, fisher_type, approx, bias, key, num_samples: as in
         :func:`fisherlab.kfac.factors`.
-      factors: optional precomputed K-FAC factors to take the eigenbasis from (e.g. an EMA);
-        each ``A``/``G`` must be finite and symmetric (relative asymmetry ``<= 1e-8``; only
-        their eigenvectors are used, so PSD-ness is not required). Checked when concrete.
+      factors: optional K-FAC factors to take the eigenbasis from (e.g. an EMA); each
+        ``A``/``G`` must be finite and symmetric (relative asymmetry ``<= 1e-8``); only their
+        eigenvectors are used, so they need not be PSD.
 
     Returns:
-      A list with one :class:`EKFACFactors` per layer; the dense matrix is
-      ``fl.kfac.matrix(result, model)``.
+      A list with one :class:`EKFACFactors` per layer (``S`` of shape ``(out, in'+1)`` or
+      ``(out, in')``); the dense matrix is ``fl.kfac.matrix(result, model)``.
 
     Raises:
-      ValueError: as :func:`fisherlab.kfac.factors` (non-finite inputs; non-finite factors or
-        corrected eigenvalues ``S``, with what overflowed), and for non-symmetric ``factors``.
+      ValueError: as :func:`fisherlab.kfac.factors`, for non-finite corrected eigenvalues (with
+        what overflowed), and for non-symmetric ``factors``.
 
     References:
-      T. George, C. Laurent, X. Bouthillier, N. Ballas, P. Vincent, "Fast approximate natural
-      gradient descent in a Kronecker-factored eigenbasis", NeurIPS 2018.
-    
+      T. George, C. Laurent, X. Bouthillier, N. Ballas and P. Vincent, "Fast approximate
+      natural gradient descent in a Kronecker-factored eigenbasis", NeurIPS 2018.
+
     >>> import jax, fisherlab as fl
     >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
     >>> params = model.init(jax.random.key(0))
@@ -116,35 +126,16 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     >>> e[0].S.shape  # one corrected eigenvalue per entry of [W b]
     (4, 4)
     """
-    _core.check_model(model)
-    _core.check_options(fisher_type, approx, bias)
-    x, y, key, num_samples, _ = _core.prepare(model, params, x, y, likelihood, fisher_type,
-                                              key, num_samples)
-    params = [tuple(jnp.asarray(t, jnp.float64) for t in p) for p in params]
-    if factors is None:
-        factors = _factors_jit(model, params, likelihood, fisher_type, approx, bias,
-                               num_samples, x, y, key)
-        check_factors_finite(factors, model, params, x, y, likelihood, fisher_type,
-                             num_samples, key)
-    else:
-        from fisherlab.kfac._matrix import _check_entries, infer_bias
-
-        layers = _check_entries(factors, model)
-        checked = []
-        for k, (f, layer) in enumerate(zip(factors, layers)):
-            if not isinstance(f, (list, tuple)) or len(f) != 2:
-                raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair, got "
-                                 f"{type(f).__name__}")
-            pair = []
-            for nm, M in (("A", f[0]), ("G", f[1])):
-                name = f"factors[{k}].{nm}"
-                arr = as_float_array(M, name, ndim=2)
-                check_factor(arr, f"{name} (layer {k})", dtype=arr.dtype, psd=False)
-                pair.append(jnp.asarray(arr, jnp.float64))
-            checked.append(KFACFactors(*pair))
-            infer_bias(checked[-1], layer, k, "factors", bias)
-        factors = checked
-    result = _ekfac_jit(model, params, likelihood, fisher_type, bias, num_samples, x, y, key,
-                        factors)
-    check_ekfac_finite(result, model, params, x, y, likelihood, fisher_type, num_samples, key)
+    check_model(model)
+    check_options(fisher_type, approx, bias)
+    problem = prepare(model, params, x, y, likelihood, fisher_type, key, num_samples)
+    given = None if factors is None else _given_factors(factors, model, bias)
+    model, params, x, y, likelihood, fisher_type, num_samples, key, reduced = problem
+    facs, result, flags = _compute(model, params, likelihood, fisher_type, approx, bias,
+                                   num_samples, reduced, x, y, key, given)
+    factors_ok, result_ok = check_values(flags, problem)
+    if not factors_ok:
+        check_factors_finite(facs, problem)
+    if not result_ok:
+        check_ekfac_finite(result, problem)
     return result

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
+from fisherlab._core.precision import reference
+from fisherlab.kfac._checks import is_concrete
 
 __all__ = ["ema"]
 
@@ -37,7 +38,7 @@ def ema(old, new, decay):
     >>> float(fl.kfac.ema(old, new, 0.75)[0].G[0, 0])
     1.5
     """
-    if not isinstance(decay, jax.core.Tracer):
+    if is_concrete(decay):
         try:
             d = float(decay)
         except Exception as exc:  # noqa: BLE001

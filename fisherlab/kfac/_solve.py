@@ -1,4 +1,4 @@
-"""Damped K-FAC solves: exact Tikhonov damping via eigendecompositions, or pi-damping."""
+"""Damped K-FAC solves: exact Tikhonov damping through eigendecompositions, or pi-damping."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fisherlab._precision import reference
-from fisherlab._validation import as_float_array, check_choice
-from fisherlab.kfac._checks import check_factor
+from fisherlab._core.precision import reference
+from fisherlab._core.validation import as_float_array, check_choice
+from fisherlab.kfac._checks import check_factor, is_concrete
 
 __all__ = ["solve"]
 
@@ -21,7 +21,7 @@ _SINGULAR_RTOL = 1e-13
 
 
 def _check_damping(damping):
-    if isinstance(damping, jax.core.Tracer):
+    if not is_concrete(damping):
         return damping
     ok = isinstance(damping, numbers.Real) or (
         isinstance(damping, (np.ndarray, jax.Array)) and np.ndim(damping) == 0
@@ -39,7 +39,7 @@ def _check_damping(damping):
 
 def _check_nonsingular(denominators, k: int, what: str, damping):
     """The eigenvalues ``denominators`` of a damped PSD system are bounded away from zero."""
-    if isinstance(denominators, jax.core.Tracer) or isinstance(damping, jax.core.Tracer):
+    if not is_concrete(denominators, damping):
         return
     d = np.asarray(denominators)
     scale = max(float(np.max(np.abs(d))), np.finfo(np.float64).tiny)
@@ -54,7 +54,7 @@ def _check_nonsingular(denominators, k: int, what: str, damping):
 
 
 def _check_solution_finite(Y, k: int, part: str):
-    if isinstance(Y, jax.core.Tracer):
+    if not is_concrete(Y):
         return
     a = np.asarray(Y)
     if not np.all(np.isfinite(a)):
@@ -141,9 +141,10 @@ def solve(factors, grads, damping, *, method: str = "exact"):
         Under a caller's ``jax.jit`` (traced values) none of this can be checked.
 
     References:
-      Martens & Grosse, ICML 2015 (§6.3 factored Tikhonov damping); seed
-      003_377ac27c40267f84.txt §8 (Kronecker inverse identities).
-    
+      J. Martens and R. Grosse, "Optimizing neural networks with Kronecker-factored
+      approximate curvature", ICML 2015 (§6.3, factored Tikhonov damping). M. Johnson,
+      "Natural gradients and K-FAC" (note, 2017; the Kronecker inverse identities).
+
     >>> import jax, fisherlab as fl
     >>> model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
     >>> params = model.init(jax.random.key(0))
@@ -213,7 +214,7 @@ def _exact_kernel(A, G, X, damping):
 
 
 def _check_traces(A, G, k):
-    if isinstance(A, jax.core.Tracer) or isinstance(G, jax.core.Tracer):
+    if not is_concrete(A, G):
         return
     for M, nm in ((A, "A"), (G, "G")):
         tr = float(jnp.trace(M))

@@ -94,7 +94,8 @@ class Poisson(Likelihood):
         failure inside traced code instead of a draw from the wrong distribution.
         """
         rate = jnp.exp(out)
-        ok = rate <= MAX_SAMPLING_RATE
+        # compared in log space, as :meth:`sample` checks: exp(log(1e4)) rounds to 1e4 * (1 + 1e-15)
+        ok = out <= MAX_LOG_SAMPLING_RATE
         draws = jax.random.poisson(key, jnp.where(ok, rate, 1.0), (num_samples,) + out.shape)
         return jnp.where(ok, draws.astype(out.dtype), jnp.nan)
 

@@ -1,452 +1,847 @@
-"""Derivations: immutable, machine-checked chains of symbolic steps.
+r"""Derivations in chain form: a conclusion, a calculational chain per conclusion, controls.
 
-A :class:`Derivation` is data: a name, a statement, its assumptions, the proof
-tier it reaches, the axioms supplied by hand, references and the numeric
-function it backs, plus a ``build`` callable that constructs the SymPy objects
-of its :class:`Step`\\ s lazily (so importing the proofs is cheap).
+A :class:`Derivation` states its **conclusion** as SymPy relations over structural objects
+(``MatrixSymbol``\ s, undefined functions, the nodes of :mod:`._nodes`). Its ``proof``
+builds one or more :class:`Chain`\ s ``e_0 = e_1 = ... = e_n`` (``>=`` links allowed for an
+inequality); :func:`verify` checks that each chain starts at the conclusion's left side and
+ends at its right side, and checks every :class:`Link` by the check it names:
 
-:func:`verify` builds the steps and checks every one of them:
+* :class:`Algebra` (tier ``A``): the matrix-algebra normal form of :mod:`._algebra`, the
+  finite-sum canonical form of :mod:`._sums`, or the scalar zero ladder of :mod:`._check`;
+* :class:`Entrywise` (tier ``A``): every entry at general dimension, by :class:`._instantiate.Entries`;
+* :class:`Explicit` (tier ``B``): both sides instantiated by the checker at every size of a
+  :class:`Sizes` range, fully symbolic entries, compared exactly;
+* :class:`Model` (tier ``A-model``): instantiated with undefined functions (a generic model)
+  at stated sizes;
+* :class:`Lemma`: another verified derivation's conclusion, instantiated by an explicit
+  substitution and applied to a sub-expression; its hypotheses must be among this one's.
 
-* an *equality* step ``lhs == rhs`` passes only when ``lhs - rhs`` reduces to
-  exactly zero under a ladder of canonicalisations (``expand``, ``cancel``,
-  ``together``/``expand`` of the numerator, and only then ``simplify``);
-* a *nonnegativity* step ``expr >= 0`` passes only when ``expr - certificate``
-  reduces to zero and the certificate is a sum of products of even powers and
-  symbols SymPy itself knows to be nonnegative (a sum-of-squares certificate).
-
-Every derivation also carries at least one :class:`NegativeControl`: a plausible
-but false variant of a step. A control is *rejected* only when the checker
-finds a **witness**: a substitution of exact (rational) values under which the
-difference evaluates to a nonzero number. A control that merely "does not
-simplify" is *not* counted as rejected -- failing to prove something is not a
-disproof. A derivation whose control is not rejected fails verification, since
-a check that cannot fail is a defect.
-
-Nothing here ever passes a step it could not check: exceptions raised while
-building or checking are recorded as failures, never swallowed into a pass.
+A :class:`Control` mutates one named sub-expression of one link (or of the conclusion) and
+must be refuted by a :class:`~._witness.Witness`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import random
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sympy as sp
+from sympy.assumptions.assume import AppliedPredicate
+from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
-__all__ = [
-    "Tier",
-    "Step",
-    "NegativeControl",
-    "Derivation",
-    "StepResult",
-    "ControlResult",
-    "Report",
-    "verify",
-    "is_zero",
-    "find_witness",
-]
+from ._algebra import Normaliser
+from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, Sizes,
+                      check_tier_text, tier_rank, validate_relation)
+from ._check import (LADDER_NAMES, CheckError, denominators, difference, is_zero, manifestly_nonnegative,
+                     same_shape, undefined_functions, validate)
+from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
+from ._report import ControlResult, LinkResult, Report
+from ._sums import from_sympy, is_zero_sums
+from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
+
+__all__ = ["Lemma", "Link", "Chain", "Control", "Derivation", "verify"]
+
+@dataclasses.dataclass(frozen=True)
+class Lemma:
+    """Cite ``derivation``'s conclusion (part ``part``) instantiated by ``subs``: the link
+    replaces an occurrence of one side of the instance by the other."""
+
+    derivation: "Derivation"
+    subs: Mapping = dataclasses.field(default_factory=dict)
+    part: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.derivation, Derivation):
+            raise TypeError("Lemma: cite a Derivation in chain form (legacy derivations have "
+                            f"no checked conclusion), got {type(self.derivation).__name__}")
 
 
-class Tier(str, enum.Enum):
-    """How general a derivation's proof is (see SYMBOLIC.md).
-
-    * ``A``: general dimension or a generic model (abstract functions).
-    * ``B``: fully symbolic entries, exhaustively at every size up to a stated bound.
-    * ``AB``: both a general (tier A) chain and the exhaustive tier-B chain.
-    """
-
-    A = "A"
-    B = "B"
-    AB = "A+B"
-
-
-_EQ = "equality"
-_NONNEG = "nonnegative"
+_CHECKS = (Algebra, Entrywise, Explicit, Model, Lemma, Given, Axiom)
 
 
 @dataclasses.dataclass(frozen=True)
-class Step:
-    """One checked claim of a derivation.
+class Link:
+    """One link ``previous rel expr`` of a chain: ``by`` is how it is checked, ``why`` the
+    justification in words (shown apart from the checked math), ``label`` a name a control
+    can target."""
 
-    Use the constructors :meth:`equal` and :meth:`nonnegative`.
+    expr: Any
+    by: Any
+    why: str = ""
+    rel: str = "="
+    label: str = ""
 
-    Attributes:
-      claim: what the step asserts, in words.
-      lhs, rhs: SymPy expressions or matrices; for an equality step the check is
-        ``lhs - rhs == 0`` exactly; for a nonnegativity step ``lhs`` is the
-        quantity and ``rhs`` a sum-of-squares certificate equal to it.
-      justification: why the step holds (the rule used, an axiom's name, a seed).
-      display: LaTeX shown in the rendered page instead of the (often huge)
-        expanded expressions; it should show the *structure* of the claim.
-      kind: ``"equality"`` or ``"nonnegative"``.
-    """
-
-    claim: str
-    lhs: Any
-    rhs: Any
-    justification: str
-    display: str | None = None
-    kind: str = _EQ
-
-    @classmethod
-    def equal(cls, claim: str, lhs: Any, rhs: Any, *, justification: str,
-              display: str | None = None) -> "Step":
-        return cls(claim, lhs, rhs, justification, display, _EQ)
-
-    @classmethod
-    def nonnegative(cls, claim: str, expr: Any, certificate: Any, *,
-                    justification: str, display: str | None = None) -> "Step":
-        return cls(claim, expr, certificate, justification, display, _NONNEG)
+    def __post_init__(self):
+        if not isinstance(self.by, _CHECKS):
+            raise TypeError(f"Link: `by` must be one of {[c.__name__ for c in _CHECKS]}, "
+                            f"got {self.by!r}")
+        if self.rel not in ("=", ">="):
+            raise ValueError(f"Link: rel must be '=' or '>=', got {self.rel!r}")
 
 
 @dataclasses.dataclass(frozen=True)
-class NegativeControl:
-    """A plausible false variant that verification must reject.
+class Chain:
+    """``start rel_1 links[0].expr rel_2 ... links[-1].expr``, proving conclusion ``part``."""
 
-    ``build`` returns a :class:`Step` asserting the false claim. It is rejected
-    when a witness substitution makes ``lhs - rhs`` a nonzero number. Abstract
-    functions (``sympy.Function``) in the difference need concrete stand-ins:
-    give them in ``witness`` (e.g. ``{A: sympy.Lambda(x, x**3)}``); plain symbols
-    not given there are drawn as small random rationals (seeded).
+    start: Any
+    links: Sequence[Link]
+    part: int = 0
+    title: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "links", tuple(self.links))
+        if not self.links:
+            raise ValueError("Chain: a chain needs at least one link")
+        for k, ln in enumerate(self.links):
+            if not isinstance(ln, Link):
+                raise TypeError(f"Chain: link {k + 1} is {ln!r}, not a Link")
+
+    @property
+    def exprs(self) -> list:
+        return [self.start] + [ln.expr for ln in self.links]
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """A negative control: ``target`` (a link label, ``"conclusion"`` or ``"conclusion:k"``)
+    with the one sub-expression ``replace[0]`` replaced by ``replace[1]`` -- the mistake
+    people make (``Lambda -> diag(p)``, a dropped term, a swapped factor order). Verification
+    must refute the mutated claim with a witness.
+
+    Args:
+      witness: values chosen for the witness: stand-ins for abstract functions
+        (``{g: Lambda(u, u**2)}``) and values for some symbols (assumptions are checked).
+      at: where to look for the witness (an :class:`Explicit` or :class:`Model`); by default
+        the target link's own instantiation, or every size symbol at 2.
+      specialise: sizes set equal before the mutation, e.g. ``{k: m}`` so that a swapped product
+        ``C A`` is defined (stated on the page).
+      hypotheses: matrix hypotheses of symbols the mutation introduces (``Q.symmetric(S)`` for
+        "a merely symmetric factor"); they shape the witness instance only.
     """
 
     name: str
-    description: str
-    build: Callable[[], Step]
-    witness: Mapping[Any, Any] | Callable[[], Mapping[Any, Any]] | None = None
+    target: str
+    replace: Any
+    why: str
+    witness: Mapping = dataclasses.field(default_factory=dict)
+    at: Any = None
+    specialise: Mapping = dataclasses.field(default_factory=dict)
+    hypotheses: Sequence = ()
+
+    def __post_init__(self):
+        if not self.name or not self.why:
+            raise ValueError("Control: give it a name and say which mistake it is (why=...)")
+        if not isinstance(self.target, str) or not self.target:
+            raise ValueError(f"Control {self.name!r}: name the link (its label) or 'conclusion' it "
+                             "mutates; free-standing controls are not accepted")
+        if not callable(self.replace):
+            old, new = self.pair()
+            if old == new:
+                raise ValueError(f"Control {self.name!r}: replacing {old} by itself mutates nothing")
+        if self.at is not None and not isinstance(self.at, (Explicit, Model)):
+            raise TypeError(f"Control {self.name!r}: `at` must be Explicit or Model")
+        if any(not isinstance(h, AppliedPredicate) for h in self.hypotheses):
+            raise TypeError(f"Control {self.name!r}: hypotheses are sympy.Q.<property>(X)")
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
+
+    def pair(self):
+        rep = self.replace() if callable(self.replace) else self.replace
+        if not (isinstance(rep, tuple) and len(rep) == 2):
+            raise ValueError(f"Control {self.name!r}: replace must be one pair (old, new), got {rep!r}")
+        return sp.sympify(rep[0]), sp.sympify(rep[1])
 
 
-@dataclasses.dataclass(frozen=True)
+# ============================================================================ derivation
+
+
+def _parts(conclusion) -> tuple:
+    return tuple(conclusion) if isinstance(conclusion, (tuple, list)) else (conclusion,)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Derivation:
-    """A theorem together with its machine-checkable proof.
+    """A theorem in chain form.
 
     Attributes:
-      name: stable identifier (``family.theorem``), used by ``fisherlab prove NAME``.
-      title: human title of the page.
-      statement: the theorem, in LaTeX (rendered as display math).
-      assumptions: hypotheses, in words/LaTeX.
-      tier: :class:`Tier` reached, with ``scope`` saying the general setting or the size bound.
-      scope: e.g. ``"general K (IndexedBase/Sum)"`` or ``"K = 2..5, every entry symbolic"``.
-      build: zero-argument callable returning the ordered list of steps.
-      negative_controls: at least one :class:`NegativeControl`.
-      axioms: facts supplied by hand (name -> statement); shown on the page.
-      references: seed files and papers.
-      numeric: dotted names of the numeric functions this derivation backs.
-      notes: free Markdown shown after the proof.
+      name: ``family.theorem``; title: the page title.
+      conclusion: a relation (``sympy.Eq`` / ``sympy.Ge``, unevaluated) or a tuple of them.
+      proof: zero-argument callable returning the :class:`Chain`\\ s (built lazily).
+      tier: the tier the chains must reach, e.g. ``"A"``, ``"A-model"``, ``"B"``, ``"A+B"``.
+      scope: the general setting or the size bound, in words.
+      controls: at least one :class:`Control`.
+      hypotheses: ``sympy.Q.<property>(X)`` matrix hypotheses and relations (``x > 0``,
+        ``Eq(s, expr)``): they shape the instances, restrict the witnesses and must be
+        discharged where the derivation is cited.
+      definitions: ``{symbol: structural expression}`` abbreviations, unfolded by the checker.
+      assumptions: further hypotheses in words; axioms: facts supplied by hand (name -> LaTeX).
+      references; numeric: dotted names of the numeric counterparts; tested_by: pytest node
+      ids of the tests that check those counterparts; notes: Markdown.
     """
 
     name: str
     title: str
-    statement: str
-    tier: Tier
+    conclusion: Any
+    proof: Callable[[], Any]
+    tier: str
     scope: str
-    build: Callable[[], Sequence[Step]]
-    negative_controls: Sequence[NegativeControl]
+    controls: Sequence[Control]
+    hypotheses: Sequence = ()
+    definitions: Mapping = dataclasses.field(default_factory=dict)
     assumptions: Sequence[str] = ()
     axioms: Mapping[str, str] = dataclasses.field(default_factory=dict)
     references: Sequence[str] = ()
     numeric: Sequence[str] = ()
+    tested_by: Sequence[str] = ()
     notes: str = ""
 
+    legacy = False
+
     def __post_init__(self):
-        if not self.negative_controls:
-            raise ValueError(
-                f"derivation {self.name!r} has no negative control; every theorem "
-                "needs a plausible false variant that the checker rejects")
-        if not isinstance(self.tier, Tier):
-            raise TypeError(f"derivation {self.name!r}: tier must be a Tier, got {self.tier!r}")
-        object.__setattr__(self, "negative_controls", tuple(self.negative_controls))
+        who = f"derivation {self.name!r}"
+        if self.conclusion is None or (isinstance(self.conclusion, (tuple, list)) and not self.conclusion):
+            raise ValueError(f"{who} has no conclusion: state what it proves as a SymPy relation")
+        for k, rel in enumerate(_parts(self.conclusion)):
+            validate_relation(rel, f"{who}, conclusion part {k + 1}")
+        if not callable(self.proof):
+            raise TypeError(f"{who}: proof must be a callable returning the chains")
+        object.__setattr__(self, "tier", check_tier_text(self.tier, who))
+        if not self.controls:
+            raise ValueError(f"{who} has no negative control; every theorem needs a real mistake "
+                             "that the checker refutes")
+        for c in self.controls:
+            if not isinstance(c, Control):
+                raise TypeError(f"{who}: controls hold {c!r}, not a Control")
+        names = [c.name for c in self.controls]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{who}: duplicate control names {names}")
+        for h in self.hypotheses:
+            if not isinstance(h, (AppliedPredicate, sp.core.relational.Relational)):
+                raise TypeError(f"{who}: hypothesis {h!r} is neither sympy.Q.<property>(X) nor a relation")
+            if isinstance(h, sp.logic.boolalg.BooleanAtom):
+                raise ValueError(f"{who}: hypothesis evaluated to {h}")
+        matrix_properties(self.hypotheses)
+        for s, v in dict(self.definitions).items():
+            if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
+                raise TypeError(f"{who}: definitions define symbols, got {s!r}")
+            validate(v, f"{who}, definition of {s}")
+            if not same_shape(s, v):
+                raise ValueError(f"{who}: definition of {s} has shape {getattr(v, 'shape', 'scalar')}, "
+                                 f"the symbol {getattr(s, 'shape', 'scalar')}")
+        object.__setattr__(self, "controls", tuple(self.controls))
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
+        object.__setattr__(self, "definitions", dict(self.definitions))
         object.__setattr__(self, "assumptions", tuple(self.assumptions))
+        object.__setattr__(self, "axioms", dict(self.axioms))
         object.__setattr__(self, "references", tuple(self.references))
         object.__setattr__(self, "numeric", tuple(self.numeric))
-        object.__setattr__(self, "axioms", dict(self.axioms))
+        object.__setattr__(self, "tested_by", tuple(self.tested_by))
 
-    def verify(self) -> "Report":
+    @property
+    def parts(self) -> tuple:
+        return _parts(self.conclusion)
+
+    def chains(self) -> list:
+        """The proof's chains, built now (a single chain is returned as a one-item list)."""
+        chains = self.proof()
+        return [chains] if isinstance(chains, Chain) else list(chains)
+
+    def verify(self) -> Report:
         return verify(self)
 
-    def to_markdown(self, report: "Report | None" = None) -> str:
-        from fisherlab.symbolic._render import to_markdown
 
-        return to_markdown(self, report if report is not None else self.verify())
+# ============================================================================ verification
 
-
-# --------------------------------------------------------------------------- checking
-
-
-def _entries(expr: Any) -> list:
-    if isinstance(expr, sp.MatrixBase):
-        return list(expr)
-    if isinstance(expr, sp.MatrixExpr):
-        return list(expr.as_explicit())
-    if isinstance(expr, (list, tuple)):
-        out = []
-        for e in expr:
-            out.extend(_entries(e))
-        return out
-    return [sp.sympify(expr)]
-
-
-def _difference(lhs: Any, rhs: Any) -> list:
-    le, re_ = _entries(lhs), _entries(rhs)
-    if len(le) != len(re_):
-        raise ValueError(f"shape mismatch: lhs has {len(le)} entries, rhs has {len(re_)}")
-    return [a - b for a, b in zip(le, re_)]
-
-
-def _doit(e):
-    return e.doit() if e.has(sp.Derivative, sp.Sum, sp.Integral, sp.Subs, sp.Product) else e
-
-
-# The ladder of canonicalisations: cheap and exact first, simplify last.
-_CANONICAL: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
-    ("expand", lambda e: sp.expand(_doit(e))),
-    ("cancel", lambda e: sp.cancel(sp.expand(_doit(e)))),
-    ("together", lambda e: sp.expand(sp.numer(sp.together(sp.expand(_doit(e)))))),
-    ("expand_log_exp", lambda e: sp.expand(sp.expand_log(sp.powsimp(sp.expand(_doit(e)), force=True), force=True))),
-    ("simplify", lambda e: sp.simplify(_doit(e))),
-)
-
-
-def is_zero(expr: Any) -> tuple[bool, str]:
-    """Whether ``expr`` (scalar, matrix, list) reduces to exactly zero.
-
-    Returns ``(True, method)`` with the first canonicalisation that reached 0 for
-    every entry, or ``(False, "")``. Only a literal ``0`` counts.
-    """
-    entries = _entries(expr)
-    methods_used = []
-    for e in entries:
-        if e == 0:
-            continue
-        for name, fn in _CANONICAL:
-            if fn(e) == 0:
-                methods_used.append(name)
-                break
-        else:
-            return False, ""
-    if not methods_used:
-        return True, "literal"
-    order = [n for n, _ in _CANONICAL]
-    return True, max(methods_used, key=order.index)
-
-
-def _undefined_functions(expr: sp.Basic) -> set:
-    return {f.func for f in expr.atoms(sp.core.function.AppliedUndef)}
-
-
-def find_witness(diff: Any, witness: Mapping[Any, Any] | None = None, *,
-                 tries: int = 8, seed: int = 0) -> tuple[dict, sp.Expr] | None:
-    """Search for an exact substitution making some entry of ``diff`` nonzero.
-
-    ``witness`` fixes some symbols/functions; other free symbols are drawn as
-    small positive rationals (positive so logs, square roots and assumptions
-    such as ``positive=True`` stay valid). Returns ``(substitution, value)`` or
-    ``None`` when no witness was found (then the difference was *not* shown
-    nonzero).
-    """
-    rng = random.Random(seed)
-    witness = dict(witness or {})
-    fn_subs = {k: v for k, v in witness.items() if isinstance(k, sp.FunctionClass)}
-    sym_subs = {k: v for k, v in witness.items() if not isinstance(k, sp.FunctionClass)}
-    entries = [e for e in _entries(diff)]
-    for attempt in range(tries):
-        for e in entries:
-            if e == 0:
-                continue
-            e2 = _doit(e.subs(sym_subs)) if sym_subs else _doit(e)
-            if fn_subs:
-                e2 = e2.replace(lambda x: isinstance(x, sp.core.function.AppliedUndef)
-                                and x.func in fn_subs,
-                                lambda x: fn_subs[x.func](*x.args))
-                e2 = _doit(e2)
-            if _undefined_functions(e2):
-                continue  # cannot evaluate an abstract function; need a witness for it
-            free = sorted(e2.free_symbols, key=lambda s: s.name)
-            subs = {s: sp.Rational(rng.randint(1, 9), rng.randint(2, 7)) for s in free}
-            if attempt == 0 and free:
-                subs = {s: sp.Rational(i + 2, i + 3) for i, s in enumerate(free)}
-            try:
-                val = _doit(e2.subs(subs))
-                if isinstance(val, sp.MatrixBase):
-                    continue
-                num = sp.N(val, 50)
-            except Exception:  # noqa: BLE001 - an unevaluable point is just not a witness
-                continue
-            if num.is_number and num.is_finite is not False and abs(complex(num)) > 1e-30:
-                full = {**sym_subs, **{k: v for k, v in subs.items()}}
-                for f, lam in fn_subs.items():
-                    full[f] = lam
-                return full, sp.nsimplify(val) if val.is_Rational else num
-    return None
-
-
-# --------------------------------------------------------------------------- reports
-
-
-@dataclasses.dataclass(frozen=True)
-class StepResult:
-    index: int
-    claim: str
-    passed: bool
-    method: str
-    seconds: float
-    error: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class ControlResult:
-    name: str
-    description: str
-    rejected: bool
-    witness: str
-    seconds: float
-    error: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class Report:
-    name: str
-    tier: Tier
-    steps: tuple[StepResult, ...]
-    controls: tuple[ControlResult, ...]
-    build_seconds: float
-    seconds: float
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return (not self.error and bool(self.steps) and all(s.passed for s in self.steps)
-                and bool(self.controls) and all(c.rejected for c in self.controls))
-
-    @property
-    def controls_rejected(self) -> int:
-        return sum(c.rejected for c in self.controls)
-
-    def summary(self) -> str:
-        status = "VERIFIED" if self.ok else "FAILED"
-        return (f"{self.name}: {status} (tier {self.tier.value}, "
-                f"{sum(s.passed for s in self.steps)}/{len(self.steps)} steps, "
-                f"{self.controls_rejected}/{len(self.controls)} controls rejected, "
-                f"{self.seconds:.2f}s)")
-
-    def raise_if_failed(self) -> None:
-        if not self.ok:
-            lines = [self.summary()]
-            if self.error:
-                lines.append(f"  build error: {self.error}")
-            for s in self.steps:
-                if not s.passed:
-                    lines.append(f"  step {s.index} NOT verified: {s.claim} {s.error}")
-            for c in self.controls:
-                if not c.rejected:
-                    lines.append(f"  negative control NOT rejected: {c.name} {c.error}")
-            raise AssertionError("\n".join(lines))
-
-
-def _check_step(step: Step) -> tuple[bool, str]:
-    diff = _difference(step.lhs, step.rhs)
-    ok, method = is_zero(diff)
-    if not ok:
-        return False, ""
-    if step.kind == _NONNEG:
-        for cert in _entries(step.rhs):
-            if not _is_sos(cert):
-                return False, ""
-        return True, method + "+sos"
-    return True, method
-
-
-def _is_sos(expr: sp.Expr) -> bool:
-    """Manifest nonnegativity: a sum of terms each nonnegative by construction."""
-    expr = sp.sympify(expr)
-    terms = sp.Add.make_args(expr)
-    for t in terms:
-        if t.is_nonnegative:
-            continue
-        factors = sp.Mul.make_args(t)
-        # An even power is nonnegative only for a real base (z**2 < 0 for z = i).
-        if all(f.is_nonnegative or (f.is_Pow and f.exp.is_even and f.base.is_extended_real)
-               for f in factors):
-            continue
-        return False
-    return True
+_VERIFIED: "weakref.WeakKeyDictionary[Derivation, Report]" = weakref.WeakKeyDictionary()
 
 
 def verify(derivation: Derivation) -> Report:
-    """Build and check every step and every negative control of ``derivation``."""
+    """Check every chain, link and control of ``derivation`` (and, first, every lemma it cites)."""
+    return _verify(derivation, ())
+
+
+def _verify(d: Derivation, stack: tuple) -> Report:
     t0 = time.perf_counter()
+    if d in stack:
+        cycle = " -> ".join(x.name for x in stack + (d,))
+        return Report(d.name, d.tier, "", (), (), error=f"cycle among derivations: {cycle}")
+    ctx = _Context(d, stack)
     try:
-        steps = list(derivation.build())
+        chains = d.chains()
+        if not chains:
+            raise CheckError("the proof has no chain")
+        for k, ch in enumerate(chains, 1):
+            if not isinstance(ch, Chain):
+                raise CheckError(f"proof item {k} is {ch!r}, not a Chain")
+            if not 0 <= ch.part < len(d.parts):
+                raise CheckError(f"chain {k} proves part {ch.part + 1}, but the conclusion has "
+                                 f"{len(d.parts)} part(s)")
+        missing = [p + 1 for p in range(len(d.parts)) if not any(c.part == p for c in chains)]
+        if missing:
+            raise CheckError(f"no chain proves conclusion part(s) {missing}")
     except Exception as exc:  # noqa: BLE001 - a build failure is a failed proof, reported
-        return Report(derivation.name, derivation.tier, (), (), 0.0,
-                      time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
-    build_seconds = time.perf_counter() - t0
-    step_results = []
-    for i, step in enumerate(steps, 1):
-        ts = time.perf_counter()
+        return Report(d.name, d.tier, "", (), (), seconds=time.perf_counter() - t0,
+                      error=f"building the proof: {type(exc).__name__}: {exc}")
+    results: list[LinkResult] = []
+    chain_tiers = []
+    errors = []
+    ctx.chains = chains
+    ctx.results = results
+    for ci, ch in enumerate(chains, 1):
+        rel = d.parts[ch.part]
+        ctx.current = (ci, ch.part)
+        tiers = []
         try:
-            passed, method = _check_step(step)
-            err = "" if passed else "did not reduce to exactly zero"
-        except Exception as exc:  # noqa: BLE001
-            passed, method, err = False, "", f"{type(exc).__name__}: {exc}"
-        step_results.append(StepResult(i, step.claim, passed, method,
-                                       time.perf_counter() - ts, err))
-    control_results = [_check_control(c) for c in derivation.negative_controls]
-    return Report(derivation.name, derivation.tier, tuple(step_results),
-                  tuple(control_results), build_seconds, time.perf_counter() - t0)
+            _check_ends(d, ci, ch, rel)
+        except CheckError as exc:
+            errors.append(str(exc))
+        exprs = ch.exprs
+        for li, ln in enumerate(ch.links, 1):
+            res = ctx.check_link(ci, li, exprs[li - 1], ln, rel)
+            results.append(res)
+            tiers.append(res.tier)
+        chain_tiers.append((ch.part, max(tiers, key=tier_rank) if tiers else "B"))
+    ctx.chains = chains
+    controls = tuple(ctx.check_control(c) for c in d.controls)
+    achieved = _achieved(d, chain_tiers)
+    conditions = []
+    for r in results:
+        for c in r.conditions:
+            if c not in conditions:
+                conditions.append(c)
+    rep = Report(d.name, d.tier, achieved, tuple(results), controls, tuple(chain_tiers),
+                 tuple(conditions), time.perf_counter() - t0, "; ".join(errors))
+    _VERIFIED[d] = rep
+    return rep
 
 
-def _check_control(control: NegativeControl) -> ControlResult:
-    ts = time.perf_counter()
-    try:
-        step = control.build()
-        diff = _difference(step.lhs, step.rhs)
-        if step.kind == _NONNEG:
-            # A false nonnegativity claim is rejected by a point where it is negative.
-            found = _find_negative(_entries(step.lhs), control)
-            if found is None:
-                return ControlResult(control.name, control.description, False, "",
-                                     time.perf_counter() - ts, "no negative witness found")
-            return ControlResult(control.name, control.description, True, found,
-                                 time.perf_counter() - ts)
-        w = control.witness() if callable(control.witness) else control.witness
-        found = find_witness(diff, w)
-        if found is None:
-            accepted, _ = is_zero(diff)
-            why = ("the false claim reduced to zero: the checker accepted it" if accepted
-                   else "no witness found: not shown false")
-            return ControlResult(control.name, control.description, False, "",
-                                 time.perf_counter() - ts, why)
-        subs, value = found
-        return ControlResult(control.name, control.description, True,
-                             _format_witness(subs, value), time.perf_counter() - ts)
-    except Exception as exc:  # noqa: BLE001
-        return ControlResult(control.name, control.description, False, "",
-                             time.perf_counter() - ts, f"{type(exc).__name__}: {exc}")
+def _achieved(d, chain_tiers) -> str:
+    per_part = [{t for p, t in chain_tiers if p == k} for k in range(len(d.parts))]
+    common = [t for t in TIERS if all(t in s for s in per_part)]
+    if common:
+        return "+".join(common)
+    best = [min(s, key=tier_rank) for s in per_part]
+    return max(best, key=tier_rank)
 
 
-def _find_negative(entries, control: NegativeControl) -> str | None:
-    w = control.witness() if callable(control.witness) else control.witness
-    rng = random.Random(1)
-    for _ in range(64):
-        for e in entries:
-            e2 = e.subs(w) if w else e
-            free = sorted(e2.free_symbols, key=lambda s: s.name)
-            subs = {s: sp.Rational(rng.randint(-9, 9), rng.randint(1, 5)) for s in free}
-            try:
-                val = sp.N(_doit(e2.subs(subs)), 50)
-            except Exception:  # noqa: BLE001
+def _check_ends(d, ci, ch, rel):
+    if ch.start != rel.lhs:
+        raise CheckError(f"chain {ci} starts at {ch.start}, not at the conclusion's left side {rel.lhs}")
+    if ch.links[-1].expr != rel.rhs:
+        raise CheckError(f"chain {ci} ends at {ch.links[-1].expr}, not at the conclusion's right "
+                         f"side {rel.rhs}")
+    if isinstance(rel, sp.Equality) and any(ln.rel != "=" for ln in ch.links):
+        raise CheckError(f"chain {ci} has a '>=' link but the conclusion is an equality")
+
+
+def _free_matrix_symbols(exprs) -> set:
+    out = set()
+    for e in exprs:
+        if isinstance(e, sp.Basic):
+            out |= e.atoms(sp.MatrixSymbol)
+    return out
+
+
+def _size_symbols(exprs) -> set:
+    out = set()
+    for X in _free_matrix_symbols(exprs):
+        for s in X.shape:
+            out |= sp.sympify(s).free_symbols
+    return out
+
+
+class _Context:
+    def __init__(self, d: Derivation, stack: tuple):
+        self.d = d
+        self.stack = stack
+        self.props = matrix_properties(d.hypotheses)
+        rels = [h for h in d.hypotheses if isinstance(h, sp.core.relational.Relational)]
+        self.matrix_relations = [h for h in rels if isinstance(h.lhs, MatrixExpr)
+                                 or isinstance(h.rhs, MatrixExpr)]
+        self.relations = [h for h in rels if h not in self.matrix_relations]
+        self.symmetric = frozenset(X for X, p in self.props.items()
+                                   if p & {"symmetric", "positive_definite", "diagonal"})
+        self.chains = []
+        self._values: dict = {}   # (values function, sizes) -> the values it returned (shared)
+
+    # ------------------------------------------------------------------ links
+    def check_link(self, ci, li, prev, ln: Link, rel) -> LinkResult:
+        t0 = time.perf_counter()
+        by = ln.by
+        if isinstance(by, Lemma) and by.derivation is self.d:
+            tier = self._part_tier(by.part)
+        else:
+            tier = by.tier if not isinstance(by, Lemma) else _best(by.derivation.tier)
+        where = f"{self.d.name}, chain {ci} link {li}"
+        base = dict(chain=ci, index=li, label=ln.label, rel=ln.rel, tier=tier)
+        try:
+            for e in (prev, ln.expr):
+                validate(e, where)
+                if isinstance(e, sp.Basic) and (isinstance(e, sp.MatrixBase) or e.atoms(sp.MatrixBase)):
+                    raise CheckError(f"{where}: explicit matrices in a chain; write the link "
+                                     "structurally and check it with Explicit(...) (tier B)")
+            if not same_shape(prev, ln.expr):
+                raise CheckError(f"{where}: shapes differ: {getattr(prev, 'shape', 'scalar')} vs "
+                                 f"{getattr(ln.expr, 'shape', 'scalar')}")
+            if ln.rel == ">=" and isinstance(rel, sp.Equality):
+                raise CheckError(f"{where}: a '>=' link in the proof of an equality")
+            passed, method, extra = self._dispatch(where, prev, ln, by)
+            err = "" if passed else extra.get("why", "not shown")
+            return LinkResult(**base, passed=passed, method=method, sizes=extra.get("sizes", ""),
+                              conditions=tuple(extra.get("conditions", ())),
+                              axioms=tuple(sorted(extra.get("axioms", ()))),
+                              seconds=time.perf_counter() - t0, error=err)
+        except Exception as exc:  # noqa: BLE001 - recorded as a failure, never a pass
+            return LinkResult(**base, passed=False, method="", seconds=time.perf_counter() - t0,
+                              error=f"{type(exc).__name__}: {exc}")
+
+    def _dispatch(self, where, prev, ln, by):
+        if isinstance(by, Algebra):
+            return self._algebra(where, prev, ln)
+        if isinstance(by, Entrywise):
+            return self._entrywise(where, prev, ln)
+        if isinstance(by, (Explicit, Model)):
+            return self._explicit(where, prev, ln, by)
+        if isinstance(by, Lemma):
+            return self._lemma(where, prev, ln, by)
+        if isinstance(by, Given):
+            if by.relation not in self.d.hypotheses:
+                raise CheckError(f"{where}: {by.relation} is not among the hypotheses of {self.d.name}")
+            h = by.relation
+            inst = _Instance(">=" if isinstance(h, sp.GreaterThan) else
+                             "=" if isinstance(h, sp.Equality) else "?", h.lhs, h.rhs)
+            return self._apply(where, prev, ln, inst, "hypothesis", [])
+        if isinstance(by, Axiom):
+            inst = _instance(by.relation, by.subs, where, f"axiom {by.name!r}")
+            return self._apply(where, prev, ln, inst, f"axiom {by.name}", [])
+        raise CheckError(f"{where}: unknown check {by!r}")
+
+    def _struct_conditions(self, *exprs):
+        out = []
+        for e in exprs:
+            e = unfold(sp.sympify(e), self.d.definitions)
+            out += [b for b in denominators(e) if b not in out]
+        return out
+
+    def _zero(self, e) -> bool:
+        return is_zero(e)[0]
+
+    def _algebra(self, where, prev, ln):
+        norm = Normaliser(self.d.definitions, self.symmetric)
+        lhs, rhs = prev, ln.expr
+        conds = self._struct_conditions(lhs, rhs)
+        if ln.rel == ">=":
+            if isinstance(unfold(sp.sympify(lhs), self.d.definitions), MatrixExpr):
+                raise CheckError(f"{where}: '>=' between matrices; compare scalars")
+            q = unfold(sp.sympify(lhs), self.d.definitions)
+            r = unfold(sp.sympify(rhs), self.d.definitions)
+            q = q if r == 0 else q - r
+            ok = manifestly_nonnegative(q, extra=norm.gram)
+            return ok, "a sum of nonnegative terms (as written)", {
+                "conditions": conds, "why": "the difference is not, as written, a sum of products "
+                "of real nonnegative factors"}
+        ul, ur = unfold(sp.sympify(lhs), self.d.definitions), unfold(sp.sympify(rhs), self.d.definitions)
+        if not isinstance(ul, MatrixExpr) and (ul.has(sp.Sum) or ur.has(sp.Sum)):
+            ranges: dict = {}
+            poly = from_sympy(ul, ranges) - from_sympy(ur, ranges)
+            avoid = {s.name for s in (ul.free_symbols | ur.free_symbols)}
+            ok, key = is_zero_sums(poly, ranges, self._zero, avoid=avoid)
+            return ok, "finite sums", {"conditions": conds,
+                                       "why": f"the finite sums differ (in the term of {key})"}
+        ok, why = norm.equal(lhs, rhs, self._zero)
+        conds += [c for c in norm.conditions if c not in conds]
+        method = "matrix algebra" if isinstance(ul, MatrixExpr) else "scalar algebra"
+        return ok, method, {"conditions": conds, "axioms": norm.used, "why": why}
+
+    def _entrywise(self, where, prev, ln):
+        ent = Entries(self.d.definitions, self.props)
+        lhs = unfold(sp.sympify(prev), self.d.definitions)
+        rhs = unfold(sp.sympify(ln.expr), self.d.definitions)
+        conds = self._struct_conditions(lhs, rhs)
+        avoid = {s.name for s in (lhs.free_symbols | rhs.free_symbols)}
+        if isinstance(lhs, MatrixExpr):
+            (rl, cl), (rr, cr) = ent.dims(lhs), ent.dims(rhs)
+            r = ent.fresh(ent.finest(rl, rr), "i")
+            c = ent.fresh(ent.finest(cl, cr), "j")
+            pl, pr = ent.entry(lhs, r, c), ent.entry(rhs, r, c)
+        else:
+            pl, pr = ent.scalar(lhs), ent.scalar(rhs)
+        if ln.rel == ">=":
+            q = (pl - pr) if pr.terms else pl
+            expr = q.to_sympy(ent.ranges)
+            ok = manifestly_nonnegative(expr)
+            return ok, "entry-wise, manifestly nonnegative", {
+                "conditions": conds, "why": "the entry is not, as written, a sum of squares"}
+        ok, key = is_zero_sums(pl - pr, ent.ranges, self._zero, avoid=avoid,
+                               symmetric=ent.symmetric_bases)
+        return ok, "entry-wise", {"conditions": conds, "axioms": {"index bijection"},
+                                  "why": f"the entries differ (in the term of {key})"}
+
+    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
+        key = (id(by.values), tuple(sorted((str(k), v) for k, v in sizes.items())))
+        if key not in self._values:
+            self._values[key] = dict(by.values(sizes)) if by.values is not None else {}
+        values = self._values[key]
+        props = self.props if not extra_props else {**self.props, **extra_props}
+        ev = _ExplicitEval(sizes, values, self.d.definitions, props, by.operators)
+        self._check_values(ev, values)
+        for h in self.matrix_relations:
+            if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
+                raise CheckError(f"{self.d.name}: the instance at "
+                                 f"{', '.join(f'{k} = {v}' for k, v in sizes.items())} does not "
+                                 f"satisfy the hypothesis {h}; give values that do")
+        return ev
+
+    def _check_values(self, ev, values):
+        for X, v in values.items():
+            props = self.props.get(X, set())
+            if lazy(v):
+                continue   # lazy: validated when computed (see _explicit)
+            validate(v, f"{self.d.name}: the value given for {X}")
+            if not isinstance(v, sp.MatrixBase):
                 continue
-            if val.is_real and val < 0:
-                return _format_witness({**(dict(w) if w else {}), **subs}, val)
-    return None
+            M = sp.Matrix(v)
+            if props & {"symmetric", "positive_definite"} and not is_zero(M - M.T)[0]:
+                raise CheckError(f"{self.d.name}: the value given for {X} is not symmetric, "
+                                 "but the hypotheses say it is")
+            if "orthogonal" in props and not is_zero((M.T * M - sp.eye(M.shape[0])).applyfunc(sp.cancel))[0]:
+                raise CheckError(f"{self.d.name}: the value given for {X} is not orthogonal")
+
+    def _explicit(self, where, prev, ln, by):
+        conds = self._struct_conditions(prev, ln.expr)
+        worst = "literal"
+        order = ("literal",) + LADDER_NAMES
+        for sizes in by.sizes.assignments:
+            ev = self.evaluator(by, sizes)
+            lhs, rhs = ev(prev), ev(ln.expr)
+            if isinstance(by, Model):
+                vals = [v for v in ev.values.values() if not lazy(v)]
+                if not undefined_functions(vals):
+                    raise CheckError(f"{where}: a Model instantiation without undefined functions "
+                                     "is a fixed instance, not a generic model; use Explicit")
+            at = ", ".join(f"{k} = {v}" for k, v in sizes.items())
+            if ln.rel == ">=":
+                q = difference(lhs, rhs, where)
+                if len(q) != 1:
+                    raise CheckError(f"{where}: '>=' needs scalars")
+                q0 = lhs if (not isinstance(lhs, sp.MatrixBase)) else lhs[0, 0]
+                r0 = rhs if (not isinstance(rhs, sp.MatrixBase)) else rhs[0, 0]
+                q0 = q0 if r0 == 0 else q0 - r0
+                if not manifestly_nonnegative(q0):
+                    return False, "explicit", {"why": f"at {at} the difference is not, as written, a "
+                                               "sum of products of real nonnegative factors"}
+            else:
+                diff = difference(lhs, rhs, f"{where} at {at}")
+                ok, m = is_zero(diff)
+                if not ok:
+                    return False, "explicit", {"why": f"at {at} the difference does not reduce to 0"}
+                worst = max(worst, m, key=order.index)
+            for c in ev.conditions:
+                if c not in conds:
+                    conds.append(c)
+            for X, v in ev.values.items():
+                if lazy(v):
+                    continue   # never computed: not used by this link
+                validate(v, f"{self.d.name}: the value given for {X}")
+                for b in denominators(v):
+                    if b not in conds:
+                        conds.append(b)
+        method = ("generic model" if isinstance(by, Model) else "explicit") + f" ({worst})"
+        return True, method, {"conditions": conds, "sizes": by.sizes.text()}
+
+    def _lemma(self, where, prev, ln, by):
+        L = by.derivation
+        if L is self.d:
+            return self._own_part(where, prev, ln, by)
+        rep = _VERIFIED.get(L) if L not in self.stack else None
+        if rep is None:
+            rep = _verify(L, self.stack + (self.d,))
+        if not rep.ok:
+            why = "; ".join(line.strip() for line in rep.failures()[:2])
+            raise CheckError(f"{where}: cites {L.name}, which is not verified ({why})")
+        if not 0 <= by.part < len(L.parts):
+            raise CheckError(f"{where}: {L.name} has no conclusion part {by.part + 1}")
+        rel = L.parts[by.part]
+        subs = {sp.sympify(k): sp.sympify(v) for k, v in by.subs.items()}
+        inst = _instance(rel, subs, where, L.name, L.definitions)
+        self._discharge(where, L, subs)
+        lemma_conds = [_substituted(c, subs) for c in rep.conditions]
+        return self._apply(where, prev, ln, inst, f"lemma {L.name}", lemma_conds)
+
+    def _own_chains(self, part):
+        """The chains proving conclusion ``part`` and their link results, if every one of them
+        precedes the chain being checked (so that citations among parts cannot form a cycle)."""
+        ci_now, part_now = self.current
+        mine = [ci for ci, ch in enumerate(self.chains, 1) if ch.part == part]
+        if part == part_now or not mine or any(ci >= ci_now for ci in mine):
+            return None
+        return mine, [r for r in self.results if r.chain in mine]
+
+    def _part_tier(self, part) -> str:
+        found = self._own_chains(part) if 0 <= part < len(self.d.parts) else None
+        if not found or not found[1]:
+            return TIERS[-1]
+        return max((r.tier for r in found[1]), key=tier_rank)
+
+    def _own_part(self, where, prev, ln, by):
+        """Cite part ``by.part`` of this derivation's own conclusion: allowed only when every
+        chain proving it comes before the citing chain and passed (no part cites itself or a
+        later part, so there is no cycle)."""
+        if not 0 <= by.part < len(self.d.parts):
+            raise CheckError(f"{where}: {self.d.name} has no conclusion part {by.part + 1}")
+        found = self._own_chains(by.part)
+        if found is None:
+            raise CheckError(f"{where}: cites conclusion part {by.part + 1} of its own derivation, "
+                             "which is not proved by chains that all come before this one (a part "
+                             "may cite only parts proved earlier)")
+        _, res = found
+        if not res or not all(r.passed for r in res):
+            raise CheckError(f"{where}: cites conclusion part {by.part + 1}, whose proof did not pass")
+        subs = {sp.sympify(k): sp.sympify(v) for k, v in by.subs.items()}
+        inst = _instance(self.d.parts[by.part], subs, where, f"part {by.part + 1} of {self.d.name}",
+                         self.d.definitions)
+        self._discharge(where, self.d, subs)
+        conds = _unique([_substituted(c, subs) for r in res for c in r.conditions])
+        return self._apply(where, prev, ln, inst, f"conclusion part {by.part + 1}", conds)
+
+    def _apply(self, where, prev, ln, inst, what, extra_conds):
+        norm = Normaliser(self.d.definitions, self.symmetric)
+        if ln.rel == ">=":
+            if inst.rel != ">=":
+                raise CheckError(f"{where}: a '>=' link needs an inequality ({what} is not one)")
+            ok = norm.equal(prev, inst.lhs, self._zero)[0] and norm.equal(ln.expr, inst.rhs, self._zero)[0]
+        else:
+            if inst.rel != "=":
+                raise CheckError(f"{where}: {what} is not an equality; use it in a '>=' link")
+            cands = norm.rewrite(prev, inst.lhs, inst.rhs) + norm.rewrite(prev, inst.rhs, inst.lhs)
+            if not cands:
+                raise CheckError(f"{where}: neither side of {what} ({inst.lhs} = {inst.rhs}) "
+                                 f"occurs in {prev}")
+            ok = any(norm.equal(c, ln.expr, self._zero)[0] for c in cands)
+        conds = self._struct_conditions(prev, ln.expr) + list(norm.conditions) + list(extra_conds)
+        return ok, what, {"conditions": _unique(conds), "axioms": norm.used,
+                          "why": f"applying {what} does not give this expression"}
+
+    def _discharge(self, where, L, subs):
+        mine = set(self.d.hypotheses)
+        for h in L.hypotheses:
+            hh = _substituted(h, subs)
+            if hh in mine or hh is sp.true:
+                continue
+            if isinstance(hh, AppliedPredicate):
+                (X,) = hh.arguments
+                if isinstance(X, (sp.Identity,)):
+                    continue
+                name = str(getattr(hh.function, "name", hh.function)).replace("Q.", "")
+                if name == "invertible" and any(
+                        p & {"positive_definite", "orthogonal"} for Y, p in self.props.items() if Y == X):
+                    continue
+                if name == "symmetric" and X in self.symmetric:
+                    continue
+            raise CheckError(f"{where}: the hypothesis {hh} of {L.name} is not among the "
+                             f"hypotheses of {self.d.name}")
+
+    # ------------------------------------------------------------------ controls
+    def _target(self, c: Control):
+        t = c.target
+        if t.startswith("conclusion"):
+            k = int(t.split(":")[1]) - 1 if ":" in t else 0
+            if not 0 <= k < len(self.d.parts):
+                raise CheckError(f"control {c.name!r}: the conclusion has no part {k + 1}")
+            rel = self.d.parts[k]
+            return rel.lhs, rel.rhs, (">=" if isinstance(rel, sp.GreaterThan) else "="), None, "conclusion"
+        found = []
+        for ci, ch in enumerate(self.chains, 1):
+            exprs = ch.exprs
+            for li, ln in enumerate(ch.links, 1):
+                if ln.label == t:
+                    found.append((exprs[li - 1], ln.expr, ln.rel, ln.by, f"chain {ci} link {li}"))
+        if not found:
+            labels = [ln.label for ch in self.chains for ln in ch.links if ln.label]
+            raise CheckError(f"control {c.name!r}: no link labelled {t!r} (labels: {labels}); a "
+                             "control mutates a link of the proof or the conclusion")
+        if len(found) > 1:
+            raise CheckError(f"control {c.name!r}: the label {t!r} names {len(found)} links")
+        return found[0]
+
+    def check_control(self, c: Control) -> ControlResult:
+        t0 = time.perf_counter()
+        try:
+            lhs, rhs, rel, by, where = self._target(c)
+            old, new = c.pair()
+            validate([old, new], f"control {c.name!r}")
+            if c.specialise:
+                spec = {sp.sympify(k): sp.sympify(v) for k, v in c.specialise.items()}
+                lhs, rhs = (sp.sympify(x).xreplace(spec) for x in (lhs, rhs))
+                old, new = old.xreplace(spec), new.xreplace(spec)
+            ml, mr = (sp.sympify(x).xreplace({old: new}) for x in (lhs, rhs))
+            if ml == lhs and mr == rhs:   # a contiguous run of factors inside a longer product
+                ml, mr = _mutate(lhs, old, new), _mutate(rhs, old, new)
+            if ml == lhs and mr == rhs:
+                raise CheckError(f"control {c.name!r}: {old} does not occur in {where} "
+                                 f"({lhs} {rel} {rhs}): the control mutates nothing")
+            if not same_shape(ml, mr):
+                raise CheckError(f"control {c.name!r}: the mutation changes a shape")
+            at = c.at if c.at is not None else (by if isinstance(by, (Explicit, Model)) else None)
+            w = self._refute(ml, mr, rel, at, c)
+            target = f"{where} [{c.target}]" if where != "conclusion" else c.target
+            if w is None:
+                return ControlResult(c.name, target, False, seconds=time.perf_counter() - t0,
+                                     error="no witness found: the mutated claim was not shown false "
+                                           "(it may be true under the hypotheses)")
+            point, value = w
+            return ControlResult(c.name, target, True, point, value, time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001
+            return ControlResult(c.name, c.target, False, seconds=time.perf_counter() - t0,
+                                 error=f"{type(exc).__name__}: {exc}")
+
+    def _refute(self, ml, mr, rel, at, c):
+        if at is None:
+            syms = _size_symbols([ml, mr] + [unfold(sp.sympify(x), self.d.definitions) for x in (ml, mr)])
+            scalar_sizes = {s for s in (sp.sympify(ml).free_symbols | sp.sympify(mr).free_symbols)
+                            if s.is_integer and s.is_positive}
+            every = sorted(syms | scalar_sizes, key=lambda s: s.name)
+            at = Explicit(Sizes({s: (2,) for s in every})) if every else None
+        if at is None:
+            evs = [None]
+        else:
+            evs = at.sizes.assignments
+        for sizes in evs:
+            extra = matrix_properties(c.hypotheses)
+            if sizes is None:
+                ev = _ExplicitEval({}, {}, self.d.definitions, {**self.props, **extra}, {})
+                if self.matrix_relations:
+                    raise CheckError(f"control {c.name!r}: matrix hypotheses need an instantiation "
+                                     "that satisfies them: give `at=Explicit(...)`")
+            else:
+                ev = self.evaluator(at, sizes, extra)
+            L, R = ev(ml), ev(mr)
+            if rel == ">=":
+                q = (L[0, 0] if isinstance(L, sp.MatrixBase) else L) - \
+                    (R[0, 0] if isinstance(R, sp.MatrixBase) else R)
+                diff = [q]
+            else:
+                diff = difference(L, R, f"control {c.name!r}")
+            conds = list(ev.conditions) + self._struct_conditions(ml, mr)
+            econds = [ev(x) for x in conds]
+            w = find_witness(diff, c.witness,
+                             hypotheses=[ev(h) for h in self.relations], conditions=econds,
+                             negative=(rel == ">="))
+            if w is not None:
+                # the free inputs: generic instances and supplied matrices of plain symbols
+                mats = {**ev.generated, **{k: v for k, v in ev.values.items()
+                                           if isinstance(v, sp.MatrixBase)
+                                           and all(e.is_Symbol or e.is_Number for e in v)}}
+                at_text = ", ".join(f"{k} = {v}" for k, v in (sizes or {}).items())
+                point = latex_point(w.point, mats)
+                if at_text:
+                    point = rf"\text{{sizes }} {sp.latex(sp.Tuple(*sizes.keys()))} = " \
+                            rf"{sp.latex(sp.Tuple(*sizes.values()))}:\ " + point
+                where = ""
+                if isinstance(L, sp.MatrixBase) and L.shape != (1, 1):
+                    r, cc = divmod(w.entry, L.shape[1])
+                    where = rf"\text{{entry }}({r + 1}, {cc + 1}):\ "
+                return point, where + render_value(w.value)
+        return None
 
 
-def _format_witness(subs: Mapping, value) -> str:
-    items = ", ".join(f"{k} = {v}" for k, v in list(subs.items())[:8])
-    more = "" if len(subs) <= 8 else f", … ({len(subs)} values)"
-    return f"at {items}{more}: difference = {sp.N(value, 6) if not getattr(value, 'is_Rational', False) else value}"
+@dataclasses.dataclass(frozen=True)
+class _Instance:
+    """An instantiated relation kept as its two sides (never re-evaluated by SymPy)."""
+
+    rel: str
+    lhs: Any
+    rhs: Any
+
+    def __str__(self):
+        return f"{self.lhs} {self.rel} {self.rhs}"
+
+
+def _substituted(e, subs):
+    """``e`` with the sizes of ``subs`` substituted first, then its other symbols."""
+    subs = {sp.sympify(k): sp.sympify(v) for k, v in dict(subs).items()}
+    size_subs = {k: v for k, v in subs.items() if not isinstance(k, sp.MatrixSymbol)}
+    mats = {(k.xreplace(size_subs) if size_subs else k): v for k, v in subs.items()
+            if isinstance(k, sp.MatrixSymbol)}
+    e = sp.sympify(e)
+    e = e.xreplace(size_subs) if size_subs else e
+    return e.xreplace(mats) if mats else e
+
+
+def _instance(rel, subs, where, what, definitions=None):
+    """``rel`` with sizes substituted first, then the matrices (shapes checked).
+
+    The cited derivation's ``definitions`` are unfolded first: a defined symbol is an
+    abbreviation, not a free variable, so it cannot be instantiated (``{P: X}`` for a ``P``
+    defined as ``A + B`` would turn ``P = B + A`` into the false ``X = B + A``), and the
+    symbols its definition uses are substituted inside it."""
+    subs = {sp.sympify(k): sp.sympify(v) for k, v in dict(subs).items()}
+    op = ">=" if isinstance(rel, sp.GreaterThan) else "="
+    lhs, rhs = rel.lhs, rel.rhs
+    if definitions:
+        for k in subs:
+            if k in definitions:
+                raise CheckError(f"{where}: the substitution names {k}, which {what} defines "
+                                 "(an abbreviation, not a free variable); substitute the symbols "
+                                 "of its definition")
+        lhs, rhs = unfold(lhs, definitions), unfold(rhs, definitions)
+    allowed = set()
+    for side in (lhs, rhs):
+        side = sp.sympify(side)
+        allowed |= side.free_symbols | {f.func for f in side.atoms(AppliedUndef)}
+    allowed |= _size_symbols([lhs, rhs])
+    for k in subs:
+        if k not in allowed:
+            raise CheckError(f"{where}: the substitution names {k}, which is not free in {what}")
+    size_subs = {k: v for k, v in subs.items() if not isinstance(k, sp.MatrixSymbol)}
+    for k, v in size_subs.items():
+        if isinstance(k, sp.Symbol) and not respects(k, v):
+            wanted = ", ".join(a for a in ASSUMPTIONS if getattr(k, f"is_{a}"))
+            raise CheckError(f"{where}: {what} is stated for {k} ({wanted}); the replacement {v} is "
+                             "not known to be")
+    mats = {}
+    for k, v in subs.items():
+        if isinstance(k, sp.MatrixSymbol):
+            k2 = k.xreplace(size_subs) if size_subs else k
+            got = getattr(v, "shape", None)
+            if got is None or not all(sp.expand(a - b) == 0 for a, b in zip(k2.shape, got)):
+                raise CheckError(f"{where}: {k} (shape {k2.shape}) is replaced by {v} of shape {got}")
+            mats[k2] = v
+    # sides substituted separately: rebuilding the relation would let SymPy evaluate it
+    sides = []
+    for side in (lhs, rhs):
+        side = sp.sympify(side)
+        side = side.xreplace(size_subs) if size_subs else side
+        sides.append(side.xreplace(mats) if mats else side)
+    return _Instance(op, sides[0], sides[1])
+
+
+def _mutate(e, old, new):
+    """``e`` with every contiguous run of factors equal to the product ``old`` replaced."""
+    e = sp.sympify(e)
+    out = e
+    if isinstance(old, sp.MatMul) and isinstance(e, sp.Basic):
+        def repl(x):
+            if isinstance(x, sp.MatMul):
+                a, o = list(x.args), list(old.args)
+                for i in range(len(a) - len(o) + 1):
+                    if a[i:i + len(o)] == o:
+                        return sp.MatMul(*(a[:i] + [new] + a[i + len(o):]))
+            return x
+        out = e.replace(lambda x: isinstance(x, sp.MatMul), repl)
+    return out
+
+
+def _unique(xs):
+    out = []
+    for x in xs:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _best(tier: str) -> str:
+    return min(tier.split("+"), key=tier_rank)

@@ -1,40 +1,8 @@
 """``fisherlab check CANDIDATE PROBLEM``: compare a saved candidate matrix with the reference.
 
-The problem file (``.json`` or ``.toml``) describes what the candidate was computed on. Every
-field is validated; an unknown field, convention or value is an error (exit code 2), never
-silently ignored. Relative paths are resolved against the problem file's folder.
-
-Example (JSON)::
-
-    {
-      "network": {"widths": [3, 4, 2], "activations": ["tanh"]},
-      "weights": "weights.npz",
-      "data": {"x": [[0.1, 0.2, 0.3], [1.0, -1.0, 0.5]], "y": [0, 1]},
-      "likelihood": "categorical",
-      "quantity": "fisher",
-      "conventions": {"reduction": "mean"}
-    }
-
-Fields:
-
-* ``network`` (required): ``widths`` ``[in, hidden..., out]`` (>= 2 entries) and
-  ``activations``: one name per hidden layer (or a single name used for all) from ``tanh``,
-  ``sigmoid``, ``relu``, ``identity``. Builds ``Dense -> act -> ... -> Dense``.
-* ``weights`` (a ``.npz`` with ``W1, b1, W2, b2, ...``, ``W`` of shape ``(out, in)`` unless
-  ``conventions.weight_layout = "in_out"``) **or** ``seed`` (an int: ``model.init(key(seed))``).
-* ``data`` (required): inline ``{"x": [...], "y": [...]}`` or a ``.npz`` path with arrays
-  ``x`` and ``y``. Targets follow the likelihood (class indices for ``categorical``).
-* ``likelihood`` (required): ``"categorical"``, ``"gaussian"``, ``"bernoulli"``, ``"poisson"``,
-  ``"gaussian_mean_variance"``, or ``{"name": "gaussian", "variance": 0.5}``.
-* ``quantity`` (required): ``hessian``, ``ggn``, ``fisher``, ``empirical_fisher``,
-  ``gradient_covariance``, ``kfac``, ``kfac_factor_A``, ``kfac_factor_G``.
-* ``conventions`` (optional): ``reduction`` (``mean``|``sum``), ``bias`` (``augmented``|
-  ``separate``, K-FAC), ``fisher_type`` (``exact``|``empirical``, K-FAC), ``layer`` (K-FAC
-  factor index), ``weight_layout`` (``out_in``|``in_out``, for the weights file),
-  ``torch_loss`` (``CrossEntropyLoss``|``MSELoss``|``BCEWithLogitsLoss``: the reference in that
-  PyTorch loss's scaling with the given ``reduction``, see :mod:`fisherlab.testing.torch`).
-* ``rtol``, ``atol`` (optional): tolerances (default by the candidate's dtype).
-* ``candidate_key`` (optional): the array to use when the candidate is a ``.npz`` with several.
+The problem file's schema is :data:`SCHEMA` (printed by ``fisherlab check --schema`` and shown
+by ``fisherlab check --help``; ``docs/check.md``). Every field is validated; an unknown field,
+convention or value is an error (exit code 2), never silently ignored.
 
 Exit codes: 0 agreement, 1 disagreement (the diagnosis is printed), 2 invalid input.
 """
@@ -44,11 +12,69 @@ from __future__ import annotations
 import json
 import numbers
 import sys
+import tomllib
 from pathlib import Path
 
+import jax
 import numpy as np
 
-__all__ = ["run_check", "load_problem", "CheckError"]
+from fisherlab import likelihoods, nn
+from fisherlab._core.precision import float64
+from fisherlab.testing._compare import as_matrix_pair, check_tolerances, is_close, relative_error
+from fisherlab.testing._diagnose import diagnose
+from fisherlab.testing._problem import Problem
+from fisherlab.testing.torch import TorchProblem, loss_factors
+
+__all__ = ["CheckError", "SCHEMA", "load_problem", "run_check"]
+
+SCHEMA = """\
+PROBLEM FILE (.json or .toml): what the candidate matrix was computed on.
+Relative paths are resolved against the problem file's folder. Unknown fields,
+conventions or values are errors (exit code 2), never silently ignored.
+
+Example (JSON):
+
+  {
+    "network": {"widths": [3, 4, 2], "activations": ["tanh"]},
+    "seed": 0,
+    "data": {"x": [[0.1, 0.2, 0.3], [1.0, -1.0, 0.5]], "y": [0, 1]},
+    "likelihood": "categorical",
+    "quantity": "fisher",
+    "conventions": {"reduction": "mean"}
+  }
+
+Fields:
+  network      required. "widths": [in, hidden..., out] (>= 2 ints), "activations":
+               one name per hidden layer (or one name for all) from tanh, sigmoid,
+               relu, identity. Builds Dense -> act -> ... -> Dense (PyTorch layout).
+  weights      a .npz with W1, b1, W2, b2, ... (W of shape (out, in) unless
+               conventions.weight_layout = "in_out")      } exactly one of
+  seed         an int >= 0: model.init(jax.random.key(seed))  } weights / seed
+  data         required. Inline {"x": [[...], ...], "y": [...]} or a .npz path with
+               arrays x (N, in) and y. Targets follow the likelihood: class indices
+               (N,) for categorical; (N, C) floats for gaussian, 0/1 for bernoulli,
+               counts for poisson; (N, C/2) for gaussian_mean_variance.
+  likelihood   required. "categorical" | "gaussian" | "bernoulli" | "poisson" |
+               "gaussian_mean_variance", or {"name": "gaussian", "variance": 0.5}.
+  quantity     required. What the candidate is: hessian | ggn | fisher |
+               empirical_fisher | gradient_covariance | kfac | kfac_factor_A |
+               kfac_factor_G.
+  conventions  optional.
+                 reduction      "mean" (default) | "sum"
+                 bias           "augmented" (default) | "separate"   (K-FAC only)
+                 fisher_type    "exact" (default) | "empirical"      (K-FAC only)
+                 layer          int >= 0: the layer of a kfac_factor_A / _G
+                 weight_layout  "out_in" (default) | "in_out"        (weights file)
+                 torch_loss     "CrossEntropyLoss" | "MSELoss" | "BCEWithLogitsLoss":
+                                the reference in that PyTorch loss's scaling with
+                                the given reduction (torch is not needed)
+  rtol, atol   optional numbers: tolerances (default by the candidate's dtype:
+               float64 rtol 1e-8, float32 1e-4, float16/bfloat16 1e-2).
+  candidate_key  optional: the array to use when the candidate .npz holds several.
+
+CANDIDATE: a .npy file, or a .npz with one array (or candidate_key).
+Exit codes: 0 agreement, 1 disagreement (the diagnosis is printed), 2 invalid input.
+"""
 
 _TOP = {"network", "weights", "seed", "data", "likelihood", "quantity", "conventions", "rtol",
         "atol", "candidate_key"}
@@ -83,8 +109,6 @@ def _read(path: Path) -> dict:
         except json.JSONDecodeError as exc:
             raise CheckError(f"problem file {str(path)!r} is not valid JSON: {exc}") from exc
     elif path.suffix == ".toml":
-        import tomllib
-
         try:
             spec = tomllib.loads(text.decode())
         except tomllib.TOMLDecodeError as exc:
@@ -97,8 +121,6 @@ def _read(path: Path) -> dict:
 
 
 def _model(spec):
-    from fisherlab import nn
-
     net = spec.get("network")
     if not isinstance(net, dict):
         raise CheckError("field 'network' is required: {\"widths\": [in, ..., out], "
@@ -130,8 +152,6 @@ def _model(spec):
 
 
 def _params(spec, model, base, layout):
-    import jax
-
     has_w, has_s = "weights" in spec, "seed" in spec
     if has_w == has_s:
         raise CheckError("give exactly one of 'weights' (a .npz path) or 'seed' (an int)")
@@ -139,8 +159,6 @@ def _params(spec, model, base, layout):
         seed = spec["seed"]
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise CheckError(f"seed must be a non-negative int, got {seed!r}")
-        from fisherlab._precision import float64
-
         with float64():  # the same float64 weights whatever the caller's global x64 flag
             return model.init(jax.random.key(seed))
     path = base / str(spec["weights"])
@@ -191,8 +209,6 @@ def _data(spec, base):
 
 
 def _likelihood(spec):
-    import fisherlab as fl
-
     lik = spec.get("likelihood")
     opts = {}
     if isinstance(lik, dict):
@@ -203,8 +219,9 @@ def _likelihood(spec):
         raise CheckError(f"likelihood must be one of {list(_LIKELIHOODS)}, got {lik!r}")
     if opts and lik != "gaussian":
         raise CheckError(f"likelihood {lik!r} takes no options, got {sorted(opts)}")
-    cls = {"categorical": fl.Categorical, "gaussian": fl.Gaussian, "bernoulli": fl.Bernoulli,
-           "poisson": fl.Poisson, "gaussian_mean_variance": fl.GaussianMeanVariance}[lik]
+    cls = {"categorical": likelihoods.Categorical, "gaussian": likelihoods.Gaussian,
+           "bernoulli": likelihoods.Bernoulli, "poisson": likelihoods.Poisson,
+           "gaussian_mean_variance": likelihoods.GaussianMeanVariance}[lik]
     if "variance" in opts and not (isinstance(opts["variance"], numbers.Real)
                                    and opts["variance"] > 0):
         raise CheckError(f"likelihood.variance must be a number > 0, got {opts['variance']!r}")
@@ -213,8 +230,6 @@ def _likelihood(spec):
 
 def load_problem(problem_path):
     """Parse and validate a problem file: ``(Problem, quantity, options, spec)``."""
-    from fisherlab.testing._problem import Problem
-
     path = Path(problem_path)
     spec = _read(path)
     _unknown(spec, _TOP, "the problem file")
@@ -244,8 +259,6 @@ def load_problem(problem_path):
     reduction = conv.get("reduction", "mean")
     try:
         if "torch_loss" in conv:
-            from fisherlab.testing.torch import TorchProblem, loss_factors
-
             # a stand-in with the loss's class name and reduction (torch is not needed)
             loss = type(conv["torch_loss"], (), {"reduction": reduction,
                                                  "__repr__": lambda self: (
@@ -294,9 +307,6 @@ def _candidate(path, key):
 
 def run_check(candidate_path, problem_path, *, stream=None) -> int:
     """Run ``fisherlab check``; returns the exit code (0 agree, 1 disagree, 2 invalid input)."""
-    from fisherlab.testing._assertions import _check_tols, as_matrix_pair, is_close, relative_error
-    from fisherlab.testing._diagnose import diagnose
-
     stream = sys.stdout if stream is None else stream
     try:
         problem, quantity, options, spec = load_problem(problem_path)
@@ -307,7 +317,7 @@ def run_check(candidate_path, problem_path, *, stream=None) -> int:
             raise CheckError(f"cannot compute the reference {quantity}: {exc}") from exc
         try:
             X, Y = as_matrix_pair(cand, ref)
-            rtol, atol = _check_tols(spec.get("rtol"), spec.get("atol"), cand, ref)
+            rtol, atol = check_tolerances(spec.get("rtol"), spec.get("atol"), cand, ref)
         except (TypeError, ValueError) as exc:
             raise CheckError(f"candidate: {exc}") from exc
     except CheckError as exc:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fisherlab._precision import float64
-from fisherlab._validation import check_choice
+import fisherlab as fl
+from fisherlab import nn
+from fisherlab._core.precision import float64
+from fisherlab._core.validation import check_choice
+from fisherlab.testing import _problem_io
 
 __all__ = ["Problem", "QUANTITIES", "Leaf"]
 
@@ -41,6 +46,26 @@ def _to_jax(tree):
         else jnp.asarray(a), tree)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _outputs_jit(f, params, x):
+    return jax.vmap(lambda xi: f(params, xi))(x)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jacobians_jit(f, params, x):
+    flat, unravel = ravel_pytree(params)
+    return jax.vmap(lambda xi: jax.jacrev(lambda p: f(unravel(p), xi))(flat))(x)
+
+
+def _call(jitted, f, params, x):
+    """``jitted`` (compiled once per ``f``), or its eager body when ``f`` is not hashable."""
+    try:
+        hash(f)
+    except TypeError:
+        return jitted.__wrapped__(f, params, x)
+    return jitted(f, params, x)
+
+
 class Problem:
     """A curvature problem: model, parameters, batch, likelihood and reduction.
 
@@ -57,13 +82,11 @@ class Problem:
     """
 
     def __init__(self, f_or_model, params, x, y, likelihood, *, reduction: str = "mean"):
-        from fisherlab.nn import Sequential
-
         if not callable(f_or_model):
             raise TypeError(f"f_or_model must be a fl.nn.Sequential or a callable f(params, x), "
                             f"got {type(f_or_model).__name__}")
         self.reduction = check_choice(reduction, "reduction", {"mean", "sum"})
-        self.model = f_or_model if isinstance(f_or_model, Sequential) else None
+        self.model = f_or_model if isinstance(f_or_model, nn.Sequential) else None
         self.f = f_or_model
         if self.model is not None:
             self.model.check_params(params)
@@ -96,7 +119,13 @@ class Problem:
 
     @property
     def num_outputs(self) -> int:
-        return int(self.outputs().shape[1])
+        """``C``: the natural parameters per output position (the last axis of the outputs)."""
+        return int(self.outputs().shape[-1])
+
+    @property
+    def num_positions(self) -> int:
+        """``R``: output positions per example (tokens of a token model), 1 for outputs ``(C,)``."""
+        return int(np.prod(self.outputs().shape[1:-1], dtype=np.int64))
 
     def leaves(self) -> list[Leaf]:
         """The parameter tensors in flat order, grouped by top-level entry of ``params``."""
@@ -116,21 +145,18 @@ class Problem:
         return out
 
     # ------------------------------------------------------------------ model evaluation
-    def _flat_f(self, flat, x):
-        return self.f(self._unravel(flat), x)
-
     def outputs(self) -> jax.Array:
+        """Model outputs ``(N, ..., C)`` (float64)."""
         if "outputs" not in self._cache:
             with float64():
-                self._cache["outputs"] = jax.vmap(lambda xi: self._flat_f(self.flat_params, xi))(self.x)
+                self._cache["outputs"] = _call(_outputs_jit, self.f, self.params, self.x)
         return self._cache["outputs"]
 
     def jacobians(self) -> jax.Array:
-        """Per-example Jacobians ``J_n = d f(theta, x_n) / d theta``, shape ``(N, C, d)``."""
+        """Per-example Jacobians ``J_n = d f(theta, x_n) / d theta``, shape ``(N, ..., C, d)``."""
         if "jac" not in self._cache:
             with float64():
-                jac = jax.vmap(lambda xi: jax.jacrev(self._flat_f)(self.flat_params, xi))(self.x)
-                self._cache["jac"] = jac
+                self._cache["jac"] = _call(_jacobians_jit, self.f, self.params, self.x)
         return self._cache["jac"]
 
     @property
@@ -156,8 +182,6 @@ class Problem:
         return self._cache[key]
 
     def _compute(self, quantity, **options):
-        import fisherlab as fl
-
         red = {} if self.reduction == "mean" else {"reduction": "sum"}
         args = (self.f, self.params, self.x)
         if quantity == "hessian":
@@ -183,7 +207,48 @@ class Problem:
         k = 0 if layer is None else layer
         return facs[k].A if quantity == "kfac_factor_A" else facs[k].G
 
+    # ------------------------------------------------------------------ saving
+    def save(self, path, *, extra=None) -> str:
+        """Write the problem to ``path`` (a ``.npz``; the suffix is added if missing).
+
+        Saves a ``fl.nn.Sequential`` model, its parameters, ``x``, ``y``, the likelihood and
+        the reduction as plain arrays and JSON (no pickle); ``extra`` adds named arrays
+        (stored as ``"extra.<name>"``). A problem on an arbitrary Python function ``f``, with a
+        likelihood that is not fisherlab's, or converted from PyTorch cannot be saved
+        (``TypeError``, saying why). Returns the path written.
+
+        >>> import jax, numpy as np, fisherlab as fl, tempfile, os
+        >>> model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+        >>> p = fl.testing.Problem(model, model.init(jax.random.key(0)), np.ones((3, 2)),
+        ...                        np.array([0, 1, 1]), fl.Categorical())
+        >>> path = p.save(os.path.join(tempfile.mkdtemp(), "problem.npz"))
+        >>> q = fl.testing.Problem.load(path)
+        >>> bool(np.allclose(q.reference("fisher"), p.reference("fisher")))
+        True
+        """
+        arrays = _problem_io.encode(self, extra)
+        path = str(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        np.savez(path, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> Problem:
+        """Read a problem written by :meth:`save` (extra arrays: ``np.load(path)["extra.<name>"]``)."""
+        with np.load(str(path), allow_pickle=False) as z:
+            model, params, x, y, lik, reduction = _problem_io.decode(dict(z))
+        return cls(model, params, x, y, lik, reduction=reduction)
+
+    def digest(self) -> str:
+        """A short fingerprint of the parameters, inputs and targets (to match saved copies)."""
+        h = hashlib.sha256()
+        for a in (np.asarray(self.flat_params), np.asarray(self.x), np.asarray(self.y)):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:12]
+
     def __repr__(self) -> str:
         f = repr(self.model) if self.model is not None else getattr(self.f, "__name__", "f")
         return (f"Problem({f}, d={self.num_params}, N={self.num_examples}, "
+                f"x {tuple(self.x.shape)}, y {tuple(self.y.shape)} {self.y.dtype}, "
                 f"likelihood={self.likelihood!r}, reduction={self.reduction!r})")

@@ -35,9 +35,14 @@ import math
 import numbers
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
+
+from fisherlab import likelihoods as L
+from fisherlab import nn
+from fisherlab.testing._problem import Problem
 
 __all__ = [
     "affine_reparameterizations",
@@ -276,8 +281,6 @@ def affine_reparameterizations(*, dim=None, min_dim: int = 1, max_dim: int = 5,
 
 
 def _make_likelihood(family, variance):
-    from fisherlab import likelihoods as L
-
     if family == "categorical":
         return L.Categorical()
     if family == "gaussian":
@@ -367,8 +370,6 @@ def sequential_models(*, min_depth: int = 1, max_depth: int = 3, min_width: int 
 
     @st.composite
     def build(draw):
-        from fisherlab import nn
-
         depth = draw(st.integers(min_depth, max_depth))
         ws = [in_features if in_features is not None else draw(widths)]
         for _ in range(depth - 1):
@@ -453,13 +454,27 @@ def batches(likelihood, *, in_features: int, out_features: int | None = None,
 
 def problems(*, likelihoods_=None, min_depth: int = 1, max_depth: int = 2, min_width: int = 1,
              max_width: int = 3, activations=ACTIVATIONS, min_size: int = 1, max_size: int = 4,
-             scale: float = 1.0):
+             scale: float = 1.0, distinct: bool = False):
     """Whole curvature problems: a ``fl.testing.Problem`` (network, parameters, batch, likelihood).
 
     Args:
       likelihoods_: a strategy of likelihoods (default :func:`likelihoods` with the natural
         families); the output width is drawn large enough for it.
+      distinct: avoid the degenerate draws on which several conventions coincide, so that a
+        diagnosis can tell them apart: ``N >= 3`` examples and ``C >= 3`` outputs with
+        ``N != C``, ``N != 2 C``, ``C != 2 N`` (else a factor ``2`` is a sum over ``N = 2``
+        examples, the un-halved squared error and a sum over ``C = 2`` outputs at once), every
+        input row and every weight matrix of norm at least a quarter of its bound (shrinking
+        would otherwise drive them to zero, where many quantities vanish together). Needs
+        ``max_size >= 3``, ``max_width >= 3`` and room for ``N != C``.
       other arguments: as in :func:`sequential_models`, :func:`batches`, :func:`network_parameters`.
+
+    >>> from hypothesis import given
+    >>> from fisherlab.testing import strategies as fls
+    >>> @given(fls.problems(distinct=True))
+    ... def test_sizes(problem):
+    ...     assert problem.num_examples != problem.num_outputs
+    >>> test_sizes()
     """
     lik_strategy = likelihoods() if likelihoods_ is None else likelihoods_
     if not isinstance(lik_strategy, st.SearchStrategy):
@@ -471,23 +486,34 @@ def problems(*, likelihoods_=None, min_depth: int = 1, max_depth: int = 2, min_w
     _check_int(max_size, "max_size", minimum=1)
     _check_order(min_size, max_size, "min_size", "max_size")
     _check_real(scale, "scale", positive=True)
+    if distinct:
+        if max_size < 3 or max_width < 3 or (max_size == 3 and max_width == 3 and min_width >= 3
+                                             and min_size >= 3):
+            raise InvalidArgument(f"distinct=True needs N >= 3 examples and C >= 3 outputs with "
+                                  f"N != C: got max_size={max_size}, max_width={max_width}")
+
+    def _sizes_ok(N, C):
+        return not distinct or (N >= 3 and C >= 3 and N != C and N != 2 * C and C != 2 * N)
 
     @st.composite
     def build(draw):
-        from fisherlab.testing._problem import Problem
-
         lik = draw(lik_strategy)
         fam = _family(lik)
-        lo = max(min_width, _min_outputs(fam))
+        lo = max(min_width, _min_outputs(fam), 3 if distinct else 1)
         C = draw(st.integers(lo, max(lo, max_width)))
         if fam == "gaussian_mean_variance" and C % 2:
             C += 1
+        N = draw(st.integers(max(min_size, 3) if distinct else min_size, max_size)
+                 .filter(lambda n: _sizes_ok(n, C)))
         model = draw(sequential_models(min_depth=min_depth, max_depth=max_depth,
                                        min_width=min_width, max_width=max_width,
                                        out_features=C, activations=activations))
         params = draw(network_parameters(model, scale=scale))
         x, y = draw(batches(lik, in_features=model.in_features, out_features=C,
-                            min_size=min_size, max_size=max_size))
+                            min_size=N, max_size=N))
+        if distinct:
+            assume(all(np.linalg.norm(W) >= 0.25 * scale for W, _ in params))
+            assume(np.min(np.linalg.norm(x, axis=1)) >= 0.25 * 2.0)
         return Problem(model, params, x, y, lik)
 
     return build()

@@ -22,13 +22,13 @@ _NAMES = {"fisher": "Fisher", "fisher_mc": "Fisher", "empirical_fisher": "empiri
           "hessian": "Hessian", "ggn": "GGN"}
 
 
-def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, memory_budget,
-                name, *, key=None, num_samples=1):
+def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, tokens,
+                memory_budget, name, *, key=None, num_samples=1):
     lr, damping = check_lr(lr), check_damping(damping)
     memory_budget = check_memory_budget(memory_budget)
     if kind == "fisher_mc":
         num_samples = check_num_samples(num_samples)
-    step = prepare_step(f, params, x, y, likelihood, reduction, dense=kind,
+    step = prepare_step(f, params, x, y, likelihood, reduction, tokens, dense=kind,
                         num_samples=num_samples, memory_budget=memory_budget, name=name)
     M = curvature_matrix(step, kind, key=key, num_samples=num_samples)
     p = dense_solve(M, step.gradient, damping, psd=psd, name=f"the {_NAMES[kind]}")
@@ -38,7 +38,7 @@ def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, 
 @reference
 def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
                      reduction: str = "mean", fisher_type: str = "exact", key=None,
-                     num_samples: int = 1, memory_budget=None):
+                     num_samples: int = 1, tokens: str = "sum", memory_budget=None):
     r"""Natural-gradient step.
 
     .. math:: \delta = -\alpha\,(F + \lambda I)^{-1}\nabla L,\qquad
@@ -59,6 +59,8 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
       lr: ``alpha > 0``.
       damping: ``lambda >= 0`` (``0`` requires a nonsingular ``F``).
       reduction: ``"mean"`` (default) or ``"sum"``, applied to both ``L`` and ``F``.
+      tokens: for per-token outputs ``(R, C)``: ``"sum"`` (default) or ``"flatten"``, as in
+        :func:`fisherlab.ggn` (docs/CONVENTIONS.md, "Per-token outputs").
       fisher_type: ``"exact"`` (default) or ``"mc"``.
       key, num_samples: for ``fisher_type="mc"``.
       memory_budget: bytes the dense matrix and its solve may use (as in ``fl.ggn``; default:
@@ -85,14 +87,15 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
     """
     check_choice(fisher_type, "fisher_type", ("exact", "mc"))
     kind = "fisher_mc" if fisher_type == "mc" else "fisher"
-    return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True,
+    return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True, tokens,
                        memory_budget, "fl.updates.natural_gradient", key=key,
                        num_samples=num_samples)
 
 
 @reference
 def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, damping,
-                            reduction: str = "mean", memory_budget=None):
+                            reduction: str = "mean", tokens: str = "sum",
+                            memory_budget=None):
     r"""Empirical-Fisher step.
 
     .. math:: \delta = -\alpha\,(E + \lambda I)^{-1}\nabla L,\qquad
@@ -102,7 +105,7 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     (proof ``empirical_fisher_update.constrained_problem``). ``E`` is *not* the Fisher.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -123,12 +126,12 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     [(2, 3), (2,)]
     """
     return _dense_step("empirical_fisher", f, params, x, y, likelihood, lr, damping, reduction,
-                       True, memory_budget, "fl.updates.empirical_fisher_update")
+                       True, tokens, memory_budget, "fl.updates.empirical_fisher_update")
 
 
 @reference
 def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean",
-           memory_budget=None):
+           tokens: str = "sum", memory_budget=None):
     r"""Damped Newton step.
 
     .. math:: \delta = -\alpha\,(H + \lambda I)^{-1}\nabla L,\qquad H = \nabla^2 L
@@ -138,7 +141,7 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     the quadratic model in one step (proof ``damping_preconditioning.newton_quadratic``).
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -158,12 +161,12 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     [(2, 3), (2,)]
     """
     return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False,
-                       memory_budget, "fl.updates.newton")
+                       tokens, memory_budget, "fl.updates.newton")
 
 
 @reference
 def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
-                 reduction: str = "mean", memory_budget=None):
+                 reduction: str = "mean", tokens: str = "sum", memory_budget=None):
     r"""Generalized Gauss--Newton step.
 
     .. math:: \delta = -\alpha\,(G + \lambda I)^{-1}\nabla L,\qquad
@@ -172,7 +175,7 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     For a likelihood in natural parameters ``G = F`` and this equals :func:`natural_gradient`.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, memory_budget: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -193,4 +196,4 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     [(2, 3), (2,)]
     """
     return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True,
-                       memory_budget, "fl.updates.gauss_newton")
+                       tokens, memory_budget, "fl.updates.gauss_newton")

@@ -48,7 +48,8 @@ class DiagonalState(NamedTuple):
 @reference
 def diagonal_update(f: Callable, params, x, y, likelihood, *, lr, damping, state=None,
                     decay: float = 0.95, estimator: str = "exact", bias_correction: bool = True,
-                    key=None, num_samples: int = 1, reduction: str = "mean"):
+                    key=None, num_samples: int = 1, reduction: str = "mean",
+                    tokens: str = "sum"):
     r"""Diagonal preconditioner from an average of squared pseudo-gradients.
 
     Pseudo-gradients ``D_w = J^T D_z`` with ``Cov(D_z) = F_out`` have covariance ``F`` (the
@@ -79,6 +80,8 @@ def diagonal_update(f: Callable, params, x, y, likelihood, *, lr, damping, state
       bias_correction: divide by ``1 - beta^t``.
       key, num_samples: for ``"mc"``.
       reduction: ``"mean"`` or ``"sum"``.
+      tokens: ``"sum"`` (default) or ``"flatten"`` for per-token outputs, as in
+        :func:`fisherlab.ggn`.
 
     Returns:
       ``(delta, new_state)``: ``delta`` a pytree like ``params``.
@@ -108,7 +111,7 @@ def diagonal_update(f: Callable, params, x, y, likelihood, *, lr, damping, state
             raise TypeError(f"decay must be a real number in [0, 1), got {decay!r}")
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-    step = prepare_step(f, params, x, y, likelihood, reduction)
+    step = prepare_step(f, params, x, y, likelihood, reduction, tokens)
     g = step.gradient
     if state is None:
         state = DiagonalState.init(step.problem.params)

@@ -19,7 +19,8 @@ _PRODUCTS = {"ggn": "ggn_vp", "fisher": "fisher_vp", "hessian": "hvp"}
 @reference
 def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
                  curvature: str = "ggn", maxiter: int = 50, tol: float = 1e-10,
-                 reduction: str = "mean", x0=None, return_info: bool = False):
+                 reduction: str = "mean", x0=None, return_info: bool = False,
+                 tokens: str = "sum"):
     r"""Hessian-free step: truncated conjugate gradient on the matrix-free curvature product.
 
     Approximately solves ``(M + lambda I) p = grad L`` by at most ``maxiter`` iterations of
@@ -47,6 +48,8 @@ def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
       maxiter: ``>= 1`` CG iterations.
       tol: relative residual tolerance ``> 0``.
       reduction: ``"mean"`` or ``"sum"``.
+      tokens: ``"sum"`` (default) or ``"flatten"`` for per-token outputs, as in
+        :func:`fisherlab.ggn`.
       x0: warm start (a pytree like ``params`` or flat ``(d,)``).
       return_info: also return a :class:`CGInfo`.
 
@@ -71,7 +74,7 @@ def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
     check_choice(curvature, "curvature", _CURVATURES)
     maxiter = check_int(maxiter, "maxiter", minimum=1)
     tol = check_scalar(tol, "tol", positive=True)
-    step = prepare_step(f, params, x, y, likelihood, reduction)
+    step = prepare_step(f, params, x, y, likelihood, reduction, tokens)
     mv = product_on(step.problem, _PRODUCTS[curvature], reduction=step.reduction)
     g = step.gradient
     if x0 is not None:

@@ -76,9 +76,12 @@ class Step(NamedTuple):
     memory_budget: object = None
 
 
-def prepare_step(f, params, x, y, likelihood, reduction: str, *, dense: str | None = None,
-                 num_samples: int = 1, memory_budget=None, name: str | None = None) -> Step:
+def prepare_step(f, params, x, y, likelihood, reduction: str, tokens: str = "sum", *,
+                 dense: str | None = None, num_samples: int = 1, memory_budget=None,
+                 name: str | None = None) -> Step:
     """Validate the problem once (``params`` cast to float64) and compute its loss gradient.
+
+    ``tokens``: how per-token outputs are reduced (docs/CONVENTIONS.md, "Per-token outputs").
 
     With ``dense`` (the kind of dense curvature the step will form and solve with) the memory
     plan of that matrix and its solve is checked *before* the gradient is computed, so a step
@@ -87,7 +90,7 @@ def prepare_step(f, params, x, y, likelihood, reduction: str, *, dense: str | No
     """
     params = as_float64_tree(params)
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood)
+    p = prepare(f, params, x, y, likelihood, tokens=tokens)
     if dense is not None:
         dense_plan(p, dense, num_samples=num_samples, memory_budget=memory_budget,
                    solve_copies=SOLVE_COPIES, name=name)

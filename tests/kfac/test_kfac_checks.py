@@ -29,7 +29,7 @@ def _leaves_finite(tree):
     return all(np.all(np.isfinite(np.asarray(t))) for t in jax.tree_util.tree_leaves(tree))
 
 
-# ----------------------------------------------------------------------------- defect 3: inputs
+# ----------------------------------------------------------------------------- non-finite inputs
 @pytest.fixture(scope="module")
 def mlp_problem():
     model = mlp([3, 4, 2], fl.nn.Tanh)
@@ -57,7 +57,7 @@ def test_infinite_x_is_rejected(mlp_problem):
         fl.kfac.factors(model, params, x.at[1, 2].set(-jnp.inf), None, lik)
 
 
-# ----------------------------------------------------------------------------- defect 3: overflow
+# ----------------------------------------------------------------------------- overflow
 _XP = np.array([[1.0, 0.5], [0.3, -1.0]])
 
 
@@ -113,6 +113,20 @@ def test_input_factor_overflow_names_the_inputs():
         fl.kfac.factors(model, params, x, None, fl.Categorical())
 
 
+def test_large_but_finite_factors_are_returned():
+    """x = 1e154: A_00 = (1e154^2 + 1) / 2 ~ 5e307 is finite but above a quarter of the largest
+    float64, where finiteness is no longer read off the diagonal; the full check finds every
+    entry finite and the factors are returned (closed form A = abar^T abar / N)."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    params = [(np.zeros((2, 2)), np.array([0.3, -0.2]))]
+    x = np.array([[1e154, 1.0], [1.0, -1.0]])
+    (f,) = fl.kfac.factors(model, params, x, None, fl.Categorical())
+    abar = np.concatenate([x, np.ones((2, 1))], axis=1)
+    assert float(f.A[0, 0]) > np.finfo(np.float64).max / 8 and _leaves_finite(f)
+    # compared after scaling by 1e-300 (the Frobenius norm of A itself overflows)
+    assert rel_err(np.asarray(f.A) * 1e-300, (abar.T @ abar / 2) * 1e-300) < 1e-15
+
+
 def test_hidden_activation_overflow_names_the_layer():
     """Layer 0 maps 1e150 to 1e150 * 1e200 = inf (A_0 = 1e300 is still finite); Tanh(inf) = 1
     keeps the outputs finite, but the inputs of layer 1 are inf."""
@@ -127,6 +141,18 @@ def test_hidden_activation_overflow_names_the_layer():
         fl.kfac.factors(model, params, x, None, fl.Categorical())
 
 
+def test_overflowing_model_outputs_are_named():
+    """Finite params and x, but the logits W x = 1e200 * 1e200 overflow to inf: the model
+    outputs are rejected by name (checked where they are computed, in the compiled pass)."""
+    model = fl.nn.Sequential([fl.nn.Dense(2, 2)])
+    params = [(np.array([[1e200, 0.0], [0.0, 1.0]]), np.zeros(2))]
+    x = np.array([[1e200, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"model outputs must be finite, got inf at index \(0, 0\)"):
+        fl.kfac.factors(model, params, x, None, fl.Categorical())
+    with pytest.raises(ValueError, match=r"model outputs must be finite"):
+        fl.kfac.ekfac(model, params, x, None, fl.Categorical())
+
+
 def test_backpropagated_gradient_second_moments_overflow():
     """Tanh(0) = 0 keeps the outputs finite; G_0 = W2^T F_out W2 ~ 1e400 overflows."""
     model = fl.nn.Sequential([fl.nn.Dense(2, 2), fl.nn.Tanh(), fl.nn.Dense(2, 2)])
@@ -136,7 +162,7 @@ def test_backpropagated_gradient_second_moments_overflow():
         fl.kfac.factors(model, params, _XP, None, fl.Categorical())
 
 
-# ----------------------------------------------------------------------------- defect 7: solve
+# ----------------------------------------------------------------------------- solve
 def _spd(rng, n, cond=10.0):
     Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
     return Q @ np.diag(np.geomspace(1, cond, n)) @ Q.T
@@ -253,7 +279,7 @@ def test_ekfac_rejects_nonsymmetric_or_nonfinite_given_factors(mlp_problem):
         fl.kfac.ekfac(model, params, x, None, lik, factors=[f[0], f[1]._replace(G=G)])
 
 
-# ----------------------------------------------------------------------------- defect 10: mc labels
+# ----------------------------------------------------------------------------- Monte-Carlo labels
 @pytest.mark.parametrize("lik, S", [(fl.Categorical(), 1), (fl.Gaussian(), 3),
                                     (fl.Bernoulli(), 2), (fl.Poisson(), 1)],
                          ids=["categorical-S1", "gaussian-S3", "bernoulli-S2", "poisson-S1"])

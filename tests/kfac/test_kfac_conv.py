@@ -51,7 +51,7 @@ def test_conv_factors_from_the_kfc_definition():
     def loss_of_eps(eps, xn, yn):  # perturb the conv output map, model's own lax.conv forward
         s = conv(params[0], xn) + eps
         a = jnp.tanh(s).reshape(-1)
-        return lik._nll(fl.nn.Dense(1, 1)(params[1], a), yn)
+        return lik._nll(model.layers[-1](params[1], a), yn)
 
     ho, wo = conv.output_size(x.shape[2], x.shape[3])
     grad_eps = jax.jit(jax.grad(loss_of_eps))

@@ -54,7 +54,7 @@ def test_metadata(name):
     assert d.tier is tier
     for w in words:
         assert w in d.scope
-    assert any("003_377ac27c40267f84" in r and "§3" in r for r in d.references)
+    assert any("Johnson" in r and "§3" in r for r in d.references)
     assert d.numeric and all(callable(resolve(n)) for n in d.numeric)
     assert d.assumptions
     # the O(|delta|^3) conclusion rests on Taylor's theorem: it must be stated

@@ -60,7 +60,7 @@ def test_metadata(name):
     assert d.tier is tier
     for w in words:
         assert w in d.scope
-    assert any("003_377ac27c40267f84" in r and "App. A" in r for r in d.references)
+    assert any("Johnson" in r and "App. A" in r for r in d.references)
     family = {"categorical": "Categorical", "gaussian": "Gaussian", "bernoulli": "Bernoulli",
               "poisson": "Poisson", "gaussian_mean_variance": "GaussianMeanVariance"}[name.split(".")[1]]
     assert f"fisherlab.likelihoods.{family}.output_fisher" in d.numeric

@@ -180,3 +180,47 @@ def test_bad_files_exit_2(tmp_path, capsys):
     code, out = _run(capsys, _cand(tmp_path, _ref()),
                      _write(tmp_path, _with(seed=None, weights="w.npz")))
     assert code == 2 and "weight_layout" in out
+
+
+def test_schema_is_printed_and_in_the_help(capsys):
+    from fisherlab.testing._check import SCHEMA
+
+    assert main(["check", "--schema"]) == 0
+    out = capsys.readouterr().out
+    assert out == SCHEMA
+    for field in ("network", "weights", "seed", "data", "likelihood", "quantity",
+                  "conventions", "rtol", "candidate_key", "Exit codes"):
+        assert field in out
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--help"])
+    assert info.value.code == 0
+    assert SCHEMA.splitlines()[0] in capsys.readouterr().out
+
+
+def test_missing_arguments_are_an_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["check"])
+    assert info.value.code == 2
+    assert "CANDIDATE and PROBLEM are required" in capsys.readouterr().err
+
+
+def test_the_schema_example_is_a_valid_problem(tmp_path, capsys):
+    """The example printed by --schema runs as it stands."""
+    from fisherlab.testing._check import SCHEMA
+
+    text = SCHEMA.split("Example (JSON):", 1)[1].split("Fields:", 1)[0]
+    spec = json.loads(text)
+    model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    F = np.asarray(fl.fisher(model, model.init(jax.random.key(spec["seed"])),
+                             np.asarray(spec["data"]["x"]), fl.Categorical()))
+    code, out = _run(capsys, _cand(tmp_path, F), _write(tmp_path, spec))
+    assert code == 0, out
+
+
+def test_docs_page_carries_the_schema():
+    from pathlib import Path
+
+    from fisherlab.testing._check import SCHEMA
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "check.md").read_text()
+    assert all(line.strip() in page for line in SCHEMA.splitlines() if line.strip())

@@ -378,7 +378,7 @@ def test_bad_inputs_raise_naming_the_argument(small, change, exc, match):
                   kw.pop("likelihood"), **kw)
 
 
-@pytest.mark.parametrize("layer", [fl.nn.Conv2d(1, 1, 1), fl.nn.Flatten(), fl.nn.MeanPool()])
+@pytest.mark.parametrize("layer", [fl.nn.Conv2d(1, 1, 1), fl.nn.Flatten()])
 def test_unsupported_layers_are_named(layer):
     model = fl.nn.Sequential([fl.nn.Dense(2, 2), layer])
     with pytest.raises(TypeError, match=r"model.layers\[1\] is .*supports Dense"):
@@ -414,6 +414,19 @@ else:
     raise SystemExit("trap did not fire")
 for kind in ("hessian", "ggn", "fisher", "empirical_fisher", "kfac", "kfac_empirical"):
     assert curvature(model, params, x, y, lik, kind).shape == (15, 15)
+# the layerwise engine: a pre-LN attention block on token ids, per-token outputs
+nn = fl.nn
+block = nn.Sequential([nn.Embedding(3, 2),
+                       nn.Residual(nn.Sequential([nn.LayerNorm(2),
+                                                  nn.MultiHeadAttention(2, 2, causal=True)])),
+                       nn.Residual(nn.Sequential([nn.RMSNorm(2), nn.Dense(2, 2), nn.GELU()])),
+                       nn.Dense(2, 2)])
+bp = [(np.full((3, 2), 0.5),), [(np.ones(2), np.zeros(2)),
+                                (np.full((6, 2), 0.25), np.zeros(6), np.eye(2), np.ones(2))],
+      [(np.ones(2),), (np.eye(2), np.zeros(2))], (np.eye(2), np.zeros(2))]
+bx, by = np.array([[0, 2]]), np.array([[1, 0]])
+for kind in ("hessian", "ggn", "fisher", "empirical_fisher"):
+    assert curvature(block, bp, bx, by, lik, kind).shape == (48, 48)
 print("ok")
 """
 
