@@ -303,7 +303,12 @@ def compiled(name: str, f, likelihood, *static, mesh=None):
 
     def counted(*args):
         CALLS[name] += 1
-        return fn(*args)
+        if mesh is None:
+            return fn(*args)
+        # traced under the mesh, so arrays created inside the kernel (the d x d result the
+        # blocks are written into) live on the same mesh as the cross-device sum
+        with jax.set_mesh(mesh[0]):
+            return fn(*args)
 
     counted.jitted = fn
     return counted
