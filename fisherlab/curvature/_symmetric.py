@@ -40,7 +40,8 @@ PANEL_WIDTH = 384
 
 
 def panels(d: int, width: int = PANEL_WIDTH) -> tuple[tuple[int, int], ...]:
-    """Contiguous ``(start, stop)`` panels of nearly equal width (about ``width``) covering ``d``."""
+    """Contiguous ``(start, stop)`` panels of nearly equal width (about ``width``) covering
+    ``d``."""
     p = max(1, math.ceil(d / width))
     edges = np.linspace(0, d, p + 1).round().astype(int)
     return tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
