@@ -303,8 +303,9 @@ def compiled(name: str, f, likelihood, *static, mesh=None):
 
     def counted(*args):
         CALLS[name] += 1
-        if mesh is None:
-            return fn(*args)
+        if mesh is None or any(isinstance(a, jax.core.Tracer)
+                               for a in jax.tree_util.tree_leaves(args)):
+            return fn(*args)  # inside a caller's trace the caller's mesh context applies
         # traced under the mesh, so arrays created inside the kernel (the d x d result the
         # blocks are written into) live on the same mesh as the cross-device sum
         with jax.set_mesh(mesh[0]):

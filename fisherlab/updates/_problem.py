@@ -24,6 +24,7 @@ from fisherlab.curvature._dense import (
     hessian_matrix,
 )
 from fisherlab.curvature._problem import Prepared, check_num_samples, check_reduction, prepare
+from fisherlab.curvature._sharding import batch_mesh
 
 __all__ = ["Step", "as_float64_tree", "check_damping", "check_lr", "curvature_matrix",
            "flat_vector", "prepare_step"]
@@ -66,14 +67,16 @@ SOLVE_COPIES = 3
 
 class Step(NamedTuple):
     """A prepared step: the validated problem, its reduction, the flat loss gradient ``(d,)``,
-    ``unravel`` (a flat ``(d,)`` vector to a pytree like ``params``) and the memory budget of
-    its dense curvature (``None``: the default)."""
+    ``unravel`` (a flat ``(d,)`` vector to a pytree like ``params``), the memory budget of
+    its dense curvature (``None``: the default) and the ``(mesh, axis)`` its batch is sharded
+    over (``None``: one device; docs/multi_device.md)."""
 
     problem: Prepared
     reduction: str
     gradient: jax.Array
     unravel: object
     memory_budget: object = None
+    mesh: object = None
 
 
 def prepare_step(f, params, x, y, likelihood, reduction: str, tokens: str = "sum", *,
@@ -90,13 +93,14 @@ def prepare_step(f, params, x, y, likelihood, reduction: str, tokens: str = "sum
     """
     params = as_float64_tree(params)
     reduction = check_reduction(reduction)
+    mesh = batch_mesh(x)
     p = prepare(f, params, x, y, likelihood, tokens=tokens)
     if dense is not None:
         dense_plan(p, dense, num_samples=num_samples, memory_budget=memory_budget,
-                   solve_copies=SOLVE_COPIES, name=name)
-    g = gradient_vector(p, reduction=reduction)
+                   solve_copies=SOLVE_COPIES, name=name, mesh=mesh)
+    g = gradient_vector(p, reduction=reduction, mesh=mesh)
     _, unravel = ravel_pytree(p.params)
-    return Step(p, reduction, g, unravel, memory_budget)
+    return Step(p, reduction, g, unravel, memory_budget, mesh)
 
 
 def curvature_matrix(step: Step, kind: str, *, key=None, num_samples: int = 1) -> jax.Array:
@@ -106,7 +110,7 @@ def curvature_matrix(step: Step, kind: str, *, key=None, num_samples: int = 1) -
     ``"empirical_fisher"``, ``"hessian"`` or ``"ggn"``.
     """
     p, reduction = step.problem, step.reduction
-    memory = dict(memory_budget=step.memory_budget, solve_copies=SOLVE_COPIES)
+    memory = dict(memory_budget=step.memory_budget, solve_copies=SOLVE_COPIES, mesh=step.mesh)
     if kind in ("fisher", "ggn"):
         return gauss_newton_matrix(p, kind, reduction=reduction, **memory)
     if kind == "fisher_mc":

@@ -16,6 +16,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
+import jax.flatten_util  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
@@ -62,6 +63,10 @@ def _local_examples(jitted, args):
     return sorted(sizes)
 
 
+def _flat(tree):
+    return jax.flatten_util.ravel_pytree(tree)[0]
+
+
 def main():
     assert jax.device_count() == P, jax.devices()
     _kernels.compiled = _spy
@@ -102,6 +107,10 @@ def main():
         "empirical_fisher_vp": lambda a, b: fl.empirical_fisher_vp(mlp, params, a, b, lik)(v),
         "hvp": lambda a, b: fl.hvp(mlp, params, a, b, lik)(v),
         "chunked_ggn": lambda a, b: fl.ggn(mlp, params, a, b, lik, chunk_size=1),
+        "natural_gradient": lambda a, b: _flat(fl.updates.natural_gradient(
+            mlp, params, a, b, lik, lr=0.5, damping=1e-2)),
+        "hessian_free": lambda a, b: _flat(fl.updates.hessian_free(
+            mlp, params, a, b, lik, lr=0.5, damping=1e-2, maxiter=5)),
         "tokens_sum_ggn": lambda a, b: fl.ggn(token_model, tparams, a, b, lik),
         "tokens_flatten_empirical_fisher": lambda a, b: fl.empirical_fisher(
             token_model, tparams, a, b, lik, tokens="flatten"),

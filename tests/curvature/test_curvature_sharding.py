@@ -23,7 +23,7 @@ ROOT = HERE.parent.parent
 N, P, TOKENS = 8, 4, 2
 CASES = ("ggn", "ggn_jacobian", "fisher", "fisher_mc", "empirical_fisher", "gradient_covariance",
          "hessian", "gradient", "ggn_vp", "fisher_vp", "fisher_mc_vp", "empirical_fisher_vp",
-         "hvp", "chunked_ggn", "tokens_sum_ggn", "tokens_flatten_empirical_fisher",
+         "hvp", "chunked_ggn", "natural_gradient", "hessian_free", "tokens_sum_ggn", "tokens_flatten_empirical_fisher",
          "tokens_flatten_fisher_mc_vp")
 # tokens="flatten": the outer-product kinds have N R examples (tokens), split over the devices
 LOCAL = {name: (N * TOKENS // P if name.startswith("tokens_flatten") else N // P)
@@ -71,6 +71,10 @@ def test_path_follows_the_model(report):
     assert report["ggn_jacobian"]["kernels"] == ["gauss_newton"]
     assert report["tokens_sum_ggn"]["kernels"] == ["gauss_newton"]
     assert report["gradient_covariance"]["kernels"] == ["gradient", "gradient_outer"]
+    # the updates: the loss gradient, then the dense Fisher (layer-wise) or the CG products
+    assert report["natural_gradient"]["kernels"] == ["gradient", "layerwise"]
+    assert report["hessian_free"]["kernels"][0] == "gradient"
+    assert set(report["hessian_free"]["kernels"][1:]) == {"output_space_vp"}
 
 
 def test_batch_not_divisible_by_the_devices_is_refused():
