@@ -3,10 +3,12 @@
 Prints (a script, not a test):
 
 * the machine's float64 matrix-multiply rate (a big ``jnp`` matmul, best of 3);
-* ``fl.ggn`` wall time (after a warm-up, best of 3) for both exact methods -- the default
-  ``method="layerwise"`` (Kronecker-structured blocks, ~``2 N d^2`` flops, used automatically
-  for a Dense+elementwise ``Sequential``) and the generic ``method="jacobian"`` (any model,
-  ``J^T (Lambda J)``) -- and their ratio to the flop bound ``2 N C d^2 / rate`` (target <= 3x);
+* ``fl.ggn`` wall time (after a warm-up, best of 3) for both exact methods, each against its
+  own flop bound at the measured rate: the default ``method="layerwise"`` (Kronecker-structured
+  blocks, used automatically for a Dense+elementwise ``Sequential``) against ``2 N d^2``
+  (target <= 1.5x) and the generic ``method="jacobian"`` (any model, ``J^T (Lambda J)``) against
+  ``2 N C d^2`` (target <= 1.3x). Both multiply out only the blocks on and above the diagonal,
+  about half of those flops, so the ratio can fall below 1;
 * the naive ``jax.jit(jax.hessian(mean loss of the flattened parameters))`` wall time and the
   speed-up of ``fl.ggn`` over it (target >= 5x). Note the naive Hessian itself costs only
   ``O(N d^2)`` flops (``d`` forward-over-reverse products), i.e. *less* than ``2 N C d^2``: the
@@ -111,15 +113,16 @@ def main():
     lik = fl.Categorical()
     print(f"MLP 20-64-50-10 (tanh): d = {d}, N = {n}, C = {c}, categorical")
 
-    flops = 2.0 * n * c * d ** 2
-    t_bound = flops / rate
-    print(f"flop bound 2 N C d^2 = {flops / 1e9:.1f} GFLOP -> {t_bound:.3f} s at the measured rate")
+    bounds = {"layerwise": ("2 N d^2", 2.0 * n * d ** 2, 1.5),
+              "jacobian": ("2 N C d^2", 2.0 * n * c * d ** 2, 1.3)}
     times = {}
-    for method in ("layerwise", "jacobian"):
+    for method, (label, flops, target) in bounds.items():
+        t_bound = flops / rate
         t = best_of(lambda: fl.ggn(model, params, x, y, lik, method=method), args.repeats)
         times[method] = t
-        print(f"fl.ggn(method={method!r}): {t:.3f} s (best of {args.repeats}); ratio to the flop "
-              f"bound: {t / t_bound:.2f}x (target <= 3x) -> {'PASS' if t / t_bound <= 3 else 'FAIL'}")
+        print(f"fl.ggn(method={method!r}): {t:.3f} s (best of {args.repeats}); flop bound "
+              f"{label} = {flops / 1e9:.1f} GFLOP -> {t_bound:.3f} s; ratio {t / t_bound:.2f}x "
+              f"(target <= {target}x) -> {'PASS' if t / t_bound <= target else 'FAIL'}")
     G1 = fl.ggn(model, params, x, y, lik, method="layerwise")
     G2 = fl.ggn(model, params, x, y, lik, method="jacobian")
     print(f"  relative Frobenius difference layerwise vs jacobian: "

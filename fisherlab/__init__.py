@@ -37,6 +37,7 @@ _LAZY = {
     "fisher_vp": "fisherlab.curvature",
     "empirical_fisher_vp": "fisherlab.curvature",
     "fisher_mc_vp": "fisherlab.curvature",
+    "CurvatureMemoryError": "fisherlab.curvature",
 }
 _SUBMODULES = ("likelihoods", "curvature", "nn", "kfac", "updates", "symbolic", "proofs",
                "testing", "optax", "cli")

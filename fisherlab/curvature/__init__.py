@@ -23,6 +23,13 @@ Bad input raises ``ValueError``/``TypeError`` naming the argument, and a non-fin
 under ``jax.jit`` no value check can run (the values are traced): test a jitted result with
 ``jnp.isfinite`` yourself.
 
+A dense request whose estimated peak memory is over the memory budget (the ``memory_budget``
+argument, the ``FISHERLAB_MEMORY_BUDGET`` environment variable, or by default 90% of the free
+memory of the device or host) raises :class:`CurvatureMemoryError` -- a ``MemoryError`` and a
+``ValueError`` -- before anything is allocated, naming the matrix-free alternatives. A batch
+sharded over a device mesh is reduced on each device and summed across devices once
+(docs/multi_device.md).
+
 Dense Gauss-Newton-type matrices have two exact methods: per-example Jacobians in chunks of
 examples (any model, about ``2 N C d^2`` flops), and, for a ``fl.nn.Sequential`` of Dense layers
 and elementwise activations, the exact Kronecker structure of dense-layer Jacobians (about
@@ -38,6 +45,7 @@ References:
   the empirical Fisher approximation for natural gradient descent", NeurIPS 2019.
 """
 
+from fisherlab.curvature._memory import CurvatureMemoryError
 from fisherlab.curvature._dense import (
     empirical_fisher,
     fisher,
@@ -56,6 +64,7 @@ from fisherlab.curvature._products import (
 )
 
 __all__ = [
+    "CurvatureMemoryError",
     "empirical_fisher",
     "empirical_fisher_vp",
     "fisher",

@@ -1,10 +1,13 @@
 """Chunked accumulation over examples, shared by the generic and the layer-wise kernels.
 
-Every dense matrix is a weighted sum over examples, ``M = sum_n w_n M_n`` with ``w_n = 1/N``
-(mean) or ``1`` (sum), computed in *chunks* of ``B`` examples under one ``lax.scan``, so that
-the peak memory is ``O(B C d + d^2)`` rather than ``O(N C d)``. ``N`` is padded up to a multiple
-of ``B`` by repeating the first example with weight ``0`` (a padded example contributes exactly
-``0``).
+Every curvature quantity is a weighted sum over examples, ``M = sum_n w_n M_n`` with
+``w_n = 1/N`` (mean) or ``1`` (sum). Inside a compiled kernel the examples are processed in
+*chunks* of ``B`` under one ``lax.scan`` (:func:`accumulate`), so the memory of the per-example
+intermediates is ``O(B ...)`` rather than ``O(N ...)``; the chunk size is chosen by
+:mod:`fisherlab.curvature._memory`. When ``B`` does not divide ``N`` the batch is padded with
+copies of its first example carrying weight ``0``, so a padded example contributes exactly
+``0``. :func:`balanced_chunk_size` spreads the examples evenly over the fewest chunks of at
+most the requested size, so at most ``K - 1`` examples are padding.
 """
 
 from __future__ import annotations
@@ -17,65 +20,57 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["HIGHEST", "accumulate", "chunk_weights", "chunked", "default_chunk_size",
-           "flat_model", "symmetrize"]
+__all__ = ["HIGHEST", "accumulate", "balanced_chunk_size", "flat_model", "symmetrize"]
 
 #: matrix products in full float64 precision.
 HIGHEST = lax.Precision.HIGHEST
-# Elements (float64) a chunk's Jacobian-sized intermediates may hold: 2**24 = 128 MiB each.
-_CHUNK_BUDGET = 2 ** 24
 
 
-def default_chunk_size(kind: str, num_examples: int, num_outputs: int, num_params: int) -> int:
-    """Examples per chunk when the caller does not choose: keeps ``B C d <= 2^24``.
-
-    For the Hessian (forward-over-reverse over ``d`` tangents, intermediates of size
-    ``d x B x width``) the budget assumes a total activation width of 64 per example.
-    """
-    if kind in ("ggn", "fisher", "fisher_mc"):
-        per_example = 2 * max(num_outputs, 1) * num_params
-    elif kind in ("empirical_fisher", "gradient_covariance"):
-        per_example = 2 * num_params
-    elif kind == "hessian":
-        per_example = 64 * num_params
-    else:  # gradient
-        per_example = 1
-    return int(max(1, min(num_examples, _CHUNK_BUDGET // per_example)))
+def balanced_chunk_size(num_examples: int, max_chunk: int) -> int:
+    """The chunk size ``B <= max_chunk`` covering ``N`` examples in the fewest, equal chunks."""
+    max_chunk = max(1, min(int(max_chunk), num_examples))
+    k = math.ceil(num_examples / max_chunk)
+    return math.ceil(num_examples / k)
 
 
-def chunked(tree, num_examples: int, chunk_size: int):
-    """Reshape every leaf ``(N, ...)`` to ``(K, B, ...)``, padding with copies of example 0."""
-    b = int(min(chunk_size, num_examples))
-    k = int(math.ceil(num_examples / b))
-    total = b * k
-    idx = np.concatenate([np.arange(num_examples), np.zeros(total - num_examples, np.int64)])
+def _split(tree, weights, chunk_size: int):
+    """Leaves ``(N, ...)`` -> ``(K, B, ...)`` (padding: example 0, weight 0)."""
+    n = weights.shape[0]
+    k = math.ceil(n / chunk_size)
+    total = k * chunk_size
+    idx = np.concatenate([np.arange(n), np.zeros(total - n, np.int64)])
 
     def leaf(a):
-        if total != num_examples:
-            a = a[idx]
-        return a.reshape((k, b) + tuple(a.shape[1:]))
+        if total != n:
+            a = jnp.take(a, idx, axis=0)
+        return a.reshape((k, chunk_size) + tuple(a.shape[1:]))
 
-    return jax.tree_util.tree_map(leaf, tree)
-
-
-def chunk_weights(num_examples: int, chunk_size: int, weight: float):
-    """Per-example weights ``(K, B)``: ``weight`` for real examples, ``0`` for padding."""
-    b = int(min(chunk_size, num_examples))
-    k = int(math.ceil(num_examples / b))
-    w = np.where(np.arange(b * k) < num_examples, weight, 0.0).astype(np.float64)
-    return jnp.asarray(w.reshape(k, b), jnp.float64)
+    w = jnp.concatenate([weights, jnp.zeros((total - n,), weights.dtype)]) if total != n \
+        else weights
+    return jax.tree_util.tree_map(leaf, tree), w.reshape(k, chunk_size)
 
 
-def accumulate(body, init, chunks):
-    """``sum_k body(chunk_k)`` over the leading axis of ``chunks`` (one ``lax.scan``)."""
-    num_chunks = jax.tree_util.tree_leaves(chunks)[0].shape[0]
-    if num_chunks == 1:
-        return body(jax.tree_util.tree_map(lambda a: a[0], chunks))
+def accumulate(body, data, weights, chunk_size: int):
+    """``sum_k body(data_k, weights_k)`` over chunks of ``chunk_size`` examples (traced).
+
+    Args:
+      body: ``(data chunk, weights (B,)) -> pytree`` of arrays, additive over examples.
+      data: pytree of arrays with leading axis ``N`` (``None`` leaves allowed).
+      weights: ``(N,)`` per-example weights.
+      chunk_size: ``B`` (at most ``N``); one chunk runs without a loop.
+    """
+    n = weights.shape[0]
+    b = int(min(chunk_size, n))
+    if b >= n:
+        return body(data, weights)
+    chunks, w = _split(data, weights, b)
+    shapes = jax.eval_shape(body, jax.tree_util.tree_map(lambda a: a[0], chunks), w[0])
+    init = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def step(acc, chunk):
-        return acc + body(chunk), None
+        return jax.tree_util.tree_map(jnp.add, acc, body(*chunk)), None
 
-    acc, _ = lax.scan(step, init, chunks)
+    acc, _ = lax.scan(step, init, (chunks, w))
     return acc
 
 

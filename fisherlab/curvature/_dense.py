@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_key
-from fisherlab.curvature import _kernels, _layerwise
-from fisherlab.curvature._chunking import chunk_weights, chunked, default_chunk_size
+from fisherlab.curvature import _kernels, _layerwise, _memory, _sharding
+from fisherlab.curvature._chunking import balanced_chunk_size
 from fisherlab.curvature._finite import check_result
 from fisherlab.curvature._problem import (
     Prepared,
@@ -30,6 +30,7 @@ from fisherlab.curvature._problem import (
 )
 
 __all__ = [
+    "dense_plan",
     "empirical_fisher",
     "fisher",
     "fisher_mc",
@@ -43,35 +44,14 @@ __all__ = [
     "hessian_matrix",
 ]
 
-
-def _chunks(p: Prepared, kind: str, chunk_size, reduction: str, extra):
-    """``(x, extra, w)`` reshaped to ``(K, B, ...)`` chunks of ``B`` examples."""
-    n = p.num_examples
-    b = chunk_size or default_chunk_size(kind, n, p.num_outputs, p.num_params)
-    b = min(b, n)
-    w = chunk_weights(n, b, p.example_weight(reduction))
-    return chunked(p.x, n, b), (None if extra is None else chunked(extra, n, b)), w
+_GAUSS_NEWTON = ("ggn", "fisher", "fisher_mc")
+#: kinds built from per-example gradient outer products (per token for ``tokens="flatten"``).
+_OUTER_PRODUCTS = ("fisher_mc", "empirical_fisher", "gradient_covariance")
 
 
-# ----------------------------------------------------------------------------- prepared problems
-
-
-def gauss_newton_matrix(p: Prepared, kind: str, *, reduction: str, chunk_size=None,
-                        jacobian: str = "auto", method: str = "auto", key=None,
-                        num_samples: int = 1) -> jax.Array:
-    """``w sum_n J_n^T Lambda_n J_n`` on a prepared problem, checked finite.
-
-    ``kind`` is ``"ggn"`` (``Lambda_n`` the output Hessian at ``y_n``), ``"fisher"`` (the output
-    Fisher) or ``"fisher_mc"`` (the sampled output Fisher; ``key`` and ``num_samples`` already
-    validated). The options are validated by the caller.
-    """
-    if kind == "fisher_mc":  # sampled gradient outer products: per token for tokens="flatten"
-        p = p.outer_product_problem()
-        extra = jax.random.split(key, p.num_examples)
-    elif kind == "ggn":
-        extra = p.y
-    else:
-        extra = None
+def _use_layerwise(p: Prepared, method: str, jacobian: str) -> bool:
+    """Whether the layer-wise kernel runs (``method="layerwise"`` on an unsupported model
+    raises)."""
     layerwise_ok = _layerwise.supports(p.f, p.params, p.x)
     if method == "layerwise" and not layerwise_ok:
         raise ValueError(
@@ -79,73 +59,149 @@ def gauss_newton_matrix(p: Prepared, kind: str, *, reduction: str, chunk_size=No
             "elementwise activations (Tanh, Sigmoid, ReLU, Identity) applied to x of shape "
             f"(N, in_features), got f = {p.f!r} and x of shape {getattr(p.x, 'shape', None)}; "
             "use method='jacobian' (any model)")
-    use_layerwise = method == "layerwise" or (
-        method == "auto" and layerwise_ok and jacobian == "auto")
-    if use_layerwise and chunk_size is None:
-        chunk_size = _layerwise.default_chunk_size(p.f, p.num_examples, p.num_outputs)
-    xc, ec, wc = _chunks(p, kind, chunk_size, reduction, extra)
-    if use_layerwise:
-        run = _kernels.compiled("layerwise", p.f, p.likelihood, kind, num_samples)
+    return method == "layerwise" or (method == "auto" and layerwise_ok and jacobian == "auto")
+
+
+def dense_plan(p: Prepared, kind: str, *, method: str = "auto", jacobian: str = "auto",
+               chunk_size=None, num_samples: int = 1, memory_budget=None, mesh=None,
+               solve_copies: int = 0, name: str | None = None) -> _memory.Plan:
+    """The chunk size and memory estimate of the dense ``kind`` on ``p``; raises
+    :class:`~fisherlab.curvature._memory.CurvatureMemoryError` over the budget.
+
+    With a ``mesh`` the estimate is per device (each holds ``N / P`` examples and the result).
+    """
+    _sharding.check_divisible(p.num_examples, mesh)
+    devices = 1 if mesh is None else _sharding._axis_size(*mesh)
+    layerwise = kind in _GAUSS_NEWTON and _use_layerwise(p, method, jacobian)
+    n, c = p.num_examples, p.num_outputs
+    if kind in _OUTER_PRODUCTS and p.tokens == "flatten" and p.num_tokens:
+        n, c = n * p.num_tokens, c // p.num_tokens  # the tokens are the examples
+    return _memory.plan(kind, f=p.f, num_examples=n // devices,
+                        num_outputs=c, num_params=p.num_params,
+                        method="layerwise" if layerwise else "jacobian", chunk_size=chunk_size,
+                        num_samples=num_samples, solve_copies=solve_copies,
+                        memory_budget=memory_budget, name=name or f"fl.{kind}")
+
+
+def _weights(p: Prepared, reduction: str):
+    return jnp.full((p.num_examples,), p.example_weight(reduction), jnp.float64)
+
+
+def _run(kernel, p: Prepared, extra, reduction: str, mesh, *rest):
+    """``kernel(params, (x, extra, w), *rest)``, the batch split over ``mesh`` when given."""
+    params = _sharding.place(p.params, mesh, batch=False)
+    batch = _sharding.place((p.x, extra, _weights(p, reduction)), mesh, batch=True)
+    rest = _sharding.place(rest, mesh, batch=False)
+    return kernel(params, batch, *rest)
+
+
+# ----------------------------------------------------------------------------- prepared problems
+
+
+def gauss_newton_matrix(p: Prepared, kind: str, *, reduction: str, chunk_size=None,
+                        jacobian: str = "auto", method: str = "auto", key=None,
+                        num_samples: int = 1, memory_budget=None, mesh=None,
+                        solve_copies: int = 0) -> jax.Array:
+    """``w sum_n J_n^T Lambda_n J_n`` on a prepared problem, checked finite.
+
+    ``kind`` is ``"ggn"`` (``Lambda_n`` the output Hessian at ``y_n``), ``"fisher"`` (the output
+    Fisher) or ``"fisher_mc"`` (the sampled output Fisher; ``key`` and ``num_samples`` already
+    validated). The options are validated by the caller; ``mesh`` is ``None`` or the
+    ``(mesh, axis)`` the batch is split over; the memory plan is checked first.
+    """
+    plan = dense_plan(p, kind, method=method, jacobian=jacobian, chunk_size=chunk_size,
+                      num_samples=num_samples, memory_budget=memory_budget, mesh=mesh,
+                      solve_copies=solve_copies)
+    if kind == "fisher_mc":  # sampled gradient outer products: per token for tokens="flatten"
+        p = p.outer_product_problem()
+        extra = jax.random.split(key, p.num_examples)
+    elif kind == "ggn":
+        extra = p.y
+    else:
+        extra = None
+    if _use_layerwise(p, method, jacobian):
+        run = _kernels.compiled("layerwise", p.f, p.likelihood, kind, num_samples,
+                                plan.chunk_size, mesh=mesh)
     else:
         mode = _kernels.resolve_mode(jacobian, p.num_outputs, p.num_params)
-        run = _kernels.compiled("gauss_newton", p.f, p.likelihood, kind, mode, num_samples)
-    return check_result(run(p.params, xc, ec, wc), f"fl.{kind}", p, kind, key=key,
+        run = _kernels.compiled("gauss_newton", p.f, p.likelihood, kind, mode, num_samples,
+                                plan.chunk_size, mesh=mesh)
+    return check_result(_run(run, p, extra, reduction, mesh), f"fl.{kind}", p, kind, key=key,
                         num_samples=num_samples)
 
 
 def gradient_outer_matrix(p: Prepared, *, reduction: str, chunk_size=None,
-                          centered: bool = False) -> jax.Array:
+                          centered: bool = False, memory_budget=None, mesh=None,
+                          solve_copies: int = 0) -> jax.Array:
     """``w sum_n (g_n - c)(g_n - c)^T`` on a prepared problem: ``c = 0`` (empirical Fisher) or
     the mean gradient (``centered``, the gradient covariance), checked finite."""
     kind = "gradient_covariance" if centered else "empirical_fisher"
-    p = p.outer_product_problem()
-    xc, yc, wc = _chunks(p, kind, chunk_size, reduction, p.y)
+    plan = dense_plan(p, kind, chunk_size=chunk_size, memory_budget=memory_budget, mesh=mesh,
+                      solve_copies=solve_copies)
+    p = p.outer_product_problem()  # per token for tokens="flatten"
     if centered:
-        # Two passes (mean gradient first), so no cancellation between E[g g^T] and gbar gbar^T.
-        gxc, gyc, gwc = _chunks(p, "gradient", None, "mean", p.y)
-        shift = _kernels.compiled("gradient", p.f, p.likelihood)(p.params, gxc, gyc, gwc)
+        # Two passes (mean gradient first), so no cancellation between E[g g^T] and gbar gbar^T;
+        # a non-finite mean gradient shows in the result, which is checked below.
+        shift = _run(_gradient_kernel(p, None, mesh), p, p.y, "mean", mesh)
     else:
         shift = jnp.zeros((p.num_params,), jnp.float64)
-    out = _kernels.compiled("gradient_outer", p.f, p.likelihood)(p.params, xc, yc, wc, shift)
-    return check_result(out, f"fl.{kind}", p, kind)
+    run = _kernels.compiled("gradient_outer", p.f, p.likelihood, plan.chunk_size, mesh=mesh)
+    return check_result(_run(run, p, p.y, reduction, mesh, shift), f"fl.{kind}", p, kind)
 
 
-def gradient_vector(p: Prepared, *, reduction: str, chunk_size=None) -> jax.Array:
+def _gradient_kernel(p: Prepared, chunk_size, mesh):
+    _sharding.check_divisible(p.num_examples, mesh)
+    n_local = p.num_examples // (1 if mesh is None else _sharding._axis_size(*mesh))
+    b = balanced_chunk_size(n_local, chunk_size or n_local)
+    return _kernels.compiled("gradient", p.f, p.likelihood, b, mesh=mesh)
+
+
+def gradient_vector(p: Prepared, *, reduction: str, chunk_size=None, mesh=None) -> jax.Array:
     """The loss gradient ``w sum_n g_n`` ``(d,)`` on a prepared problem, checked finite."""
-    xc, yc, wc = _chunks(p, "gradient", chunk_size, reduction, p.y)
-    out = _kernels.compiled("gradient", p.f, p.likelihood)(p.params, xc, yc, wc)
+    out = _run(_gradient_kernel(p, chunk_size, mesh), p, p.y, reduction, mesh)
     return check_result(out, "fl.gradient", p, "gradient")
 
 
-def hessian_matrix(p: Prepared, *, reduction: str, chunk_size=None) -> jax.Array:
+def hessian_matrix(p: Prepared, *, reduction: str, chunk_size=None, memory_budget=None,
+                   mesh=None, solve_copies: int = 0) -> jax.Array:
     """The loss Hessian ``(d, d)`` on a prepared problem, checked finite."""
-    xc, yc, wc = _chunks(p, "hessian", chunk_size, reduction, p.y)
-    out = _kernels.compiled("hessian", p.f, p.likelihood)(p.params, xc, yc, wc)
-    return check_result(out, "fl.hessian", p, "hessian")
+    plan = dense_plan(p, "hessian", chunk_size=chunk_size, memory_budget=memory_budget,
+                      mesh=mesh, solve_copies=solve_copies)
+    run = _kernels.compiled("hessian", p.f, p.likelihood, plan.chunk_size, mesh=mesh)
+    return check_result(_run(run, p, p.y, reduction, mesh), "fl.hessian", p, "hessian")
 
 
 # ----------------------------------------------------------------------------- public
 
 
+def _prepare(f, params, x, y, likelihood, *, needs_targets=True, tokens="sum"):
+    """``(prepared problem, mesh)``: the mesh axis ``x``'s batch is sharded over, if any."""
+    mesh = _sharding.batch_mesh(x)
+    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets,
+                   tokens=tokens), mesh
+
+
 def _gauss_newton(kind, f, params, x, y, likelihood, reduction, chunk_size, jacobian, method,
-                  tokens, key=None, num_samples=1):
+                  tokens, memory_budget, key=None, num_samples=1):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
     jacobian = check_jacobian_mode(jacobian)
     method = check_method(method)
+    memory_budget = _memory.check_memory_budget(memory_budget)
     if kind == "fisher_mc":
         num_samples = check_num_samples(num_samples)
         key = check_key(key)
-    p = prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"), tokens=tokens)
+    p, mesh = _prepare(f, params, x, y, likelihood, needs_targets=(kind == "ggn"),
+                       tokens=tokens)
     return gauss_newton_matrix(p, kind, reduction=reduction, chunk_size=chunk_size,
                                jacobian=jacobian, method=method, key=key,
-                               num_samples=num_samples)
+                               num_samples=num_samples, memory_budget=memory_budget, mesh=mesh)
 
 
 @reference
 def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
         chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto",
-        tokens: str = "sum") -> jax.Array:
+        tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Generalized Gauss-Newton matrix of the loss.
 
     The Hessian with the model's second derivatives dropped: with ``Lambda_n`` the Hessian of
@@ -166,23 +222,34 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
       y: targets, leading axis ``N``, in ``likelihood``'s format (per token: ``(N, R, ...)``).
       likelihood: a fisherlab likelihood, e.g. ``fl.Categorical()``.
       reduction: ``"mean"`` (default, ``w = 1/N``) or ``"sum"`` (``w = 1``).
-      chunk_size: examples per chunk (default: ``B`` with ``B C d <= 2^24``); the result does
-        not depend on it beyond rounding.
+      chunk_size: examples per chunk (default: the largest whose intermediates fit in 512 MiB
+        and in the memory budget, spread evenly over the examples); the result does not
+        depend on it beyond rounding.
       jacobian: ``"auto"`` (reverse mode when ``C < d``, else forward), ``"forward"`` or
         ``"reverse"``; a value other than ``"auto"`` selects ``method="jacobian"``.
       method: ``"jacobian"`` (any model: per-example Jacobians, ``J^T (Lambda J)``, about
         ``2 N C d^2`` flops, memory ``O(chunk_size C d + d^2)``), ``"layerwise"``
         (a ``fl.nn.Sequential`` of Dense layers and elementwise activations: the exact
         Kronecker-structured blocks, about ``2 N d^2`` flops) or ``"auto"`` (layer-wise when
-        the model qualifies; never for per-token outputs).
+        the model qualifies; never for per-token outputs). Both multiply out only the blocks
+        on and above the diagonal (about half of those flops) and mirror them.
       tokens: for per-token outputs: ``"sum"`` (default: an example is a sequence, its loss
         the sum of its token losses) or ``"flatten"`` (the ``N R`` tokens are the examples, as
         PyTorch's ``loss(out.flatten(0, 1), y.flatten(0, 1))``: ``reduction="mean"`` divides
         by ``N R``, and the empirical Fisher, gradient covariance and Monte-Carlo Fisher are
         built from per-token gradients). docs/CONVENTIONS.md, "Per-token outputs".
+      memory_budget: bytes the computation may use (a number, or a string such as ``"16GB"``;
+        default: the environment variable ``FISHERLAB_MEMORY_BUDGET``, else 90% of the free
+        memory of the device or host). When the estimated peak is over it, a
+        ``CurvatureMemoryError`` (a ``MemoryError`` and a ``ValueError``) is raised before
+        anything is allocated, naming the bytes needed and the matrix-free alternatives.
+
+    A batch ``x`` sharded over a device mesh (a ``jax.sharding.NamedSharding`` splitting its
+    leading axis) is reduced on each device and summed across devices once
+    (docs/multi_device.md).
 
     Returns:
-      ``(d, d)`` float64 symmetric matrix.
+      ``(d, d)`` float64 symmetric matrix (exactly symmetric).
 
     References:
       M. Johnson, "Natural gradients and K-FAC" (note, 2017), App. A eqs. (40)-(42);
@@ -198,13 +265,13 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     (8, 8)
     """
     return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian,
-                         method, tokens)
+                         method, tokens, memory_budget)
 
 
 @reference
 def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
-           chunk_size: int | None = None, jacobian: str = "auto",
-           method: str = "auto", tokens: str = "sum") -> jax.Array:
+           chunk_size: int | None = None, jacobian: str = "auto", method: str = "auto",
+           tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Fisher information (the exact, "true" Fisher) of the model's predictive distribution.
 
     The expectation over ``y ~ p(. | f_n)`` is taken in closed form through the likelihood's
@@ -215,8 +282,8 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
               \nabla_\theta \log p^\top\big] = w \sum_n J_n^\top F_{\rm out}(f_n) J_n .
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens: as in
-        :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
+        memory_budget: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -235,13 +302,14 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     ((8, 8), dtype('float64'))
     """
     return _gauss_newton("fisher", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method, tokens)
+                         jacobian, method, tokens, memory_budget)
 
 
 @reference
 def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1, *,
               reduction: str = "mean", chunk_size: int | None = None,
-              jacobian: str = "auto", method: str = "auto", tokens: str = "sum") -> jax.Array:
+              jacobian: str = "auto", method: str = "auto",
+              tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Monte-Carlo Fisher: the expectation of :func:`fisher` replaced by ``S`` samples.
 
     .. math::
@@ -256,8 +324,8 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     outputs").
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens: as in
-        :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
+        memory_budget: as in :func:`ggn`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
@@ -277,20 +345,24 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     (8, 8)
     """
     return _gauss_newton("fisher_mc", f, params, x, None, likelihood, reduction, chunk_size,
-                         jacobian, method, tokens, key=key, num_samples=num_samples)
+                         jacobian, method, tokens, memory_budget, key=key,
+                         num_samples=num_samples)
 
 
-def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered, tokens):
+def _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, centered, tokens,
+                    memory_budget):
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
+    memory_budget = _memory.check_memory_budget(memory_budget)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
     return gradient_outer_matrix(p, reduction=reduction, chunk_size=chunk_size,
-                                 centered=centered)
+                                 centered=centered, memory_budget=memory_budget, mesh=mesh)
 
 
 @reference
 def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                     chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
+                     chunk_size: int | None = None, tokens: str = "sum",
+                     memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Empirical Fisher: the uncentered second moment of the per-example gradients.
 
     .. math:: E = w \sum_n g_n g_n^\top,\qquad g_n = \nabla_\theta\big(-\log p(y_n \mid
@@ -301,7 +373,8 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     (:func:`gradient_covariance`). Cost: ``N`` backward passes and ``2 N d^2`` flops.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -318,12 +391,14 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     >>> fl.empirical_fisher(model, params, x, y, fl.Categorical()).shape
     (8, 8)
     """
-    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False, tokens)
+    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False,
+                           tokens, memory_budget)
 
 
 @reference
 def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-                        chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
+                        chunk_size: int | None = None, tokens: str = "sum",
+                        memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Centered empirical Fisher: the population covariance of the per-example gradients.
 
     .. math::
@@ -335,7 +410,8 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     cancellation between ``E`` and ``gbar gbar^T``.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn`.
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -350,7 +426,8 @@ def gradient_covariance(f: Callable, params, x, y, likelihood, *, reduction: str
     >>> fl.gradient_covariance(model, params, x, y, fl.Categorical()).shape
     (8, 8)
     """
-    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, True, tokens)
+    return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, True,
+                           tokens, memory_budget)
 
 
 @reference
@@ -375,13 +452,14 @@ def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
-    return gradient_vector(p, reduction=reduction, chunk_size=chunk_size)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
+    return gradient_vector(p, reduction=reduction, chunk_size=chunk_size, mesh=mesh)
 
 
 @reference
 def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
-            chunk_size: int | None = None, tokens: str = "sum") -> jax.Array:
+            chunk_size: int | None = None,
+            tokens: str = "sum", memory_budget: int | float | str | None = None) -> jax.Array:
     r"""Hessian of the loss.
 
     .. math:: H = \nabla^2 L = G + w \sum_n \sum_c \frac{\partial l_n}{\partial f_c}\,
@@ -392,9 +470,9 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     summed over chunks.
 
     Args:
-      f, params, x, y, likelihood, reduction, chunk_size, tokens: as in :func:`ggn` (default
-        chunk: a
-        heuristic keeping ``64 B d`` float64 intermediates under ``2^24``).
+      f, params, x, y, likelihood, reduction, chunk_size, tokens, memory_budget: as in
+        :func:`ggn`
+        (the chunk budget assumes ``64 d`` float64 intermediates per example).
 
     Returns:
       ``(d, d)`` float64 symmetric matrix.
@@ -411,5 +489,7 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
-    return hessian_matrix(p, reduction=reduction, chunk_size=chunk_size)
+    memory_budget = _memory.check_memory_budget(memory_budget)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
+    return hessian_matrix(p, reduction=reduction, chunk_size=chunk_size,
+                          memory_budget=memory_budget, mesh=mesh)

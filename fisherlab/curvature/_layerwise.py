@@ -15,7 +15,15 @@ so every block of ``M = w sum_n J_n^T Lambda_n J_n`` factorises per example:
 
 The sum over the ``C`` outputs is done once in the small ``O x O`` space, and each block is
 one matrix product ``(o_k o_l x B)(B x i_k i_l)``: about ``2 N d^2`` flops for the whole
-matrix instead of ``2 N C d^2`` for ``J^T (Lambda J)`` -- a factor ``C`` fewer. This is the
+matrix instead of ``2 N C d^2`` for ``J^T (Lambda J)`` -- a factor ``C`` fewer. Only the
+blocks on and above the diagonal are multiplied out: each layer's outputs are split into
+*units* of about :data:`UNIT_PARAMS` parameters, and for a unit ``u`` of layer ``k`` the rows
+``(o, p)`` with ``o`` in ``u`` and ``p`` in ``u`` or a later unit of the same layer form one
+matrix product with every later layer ``l > k``'s (full) blocks. That is about half of
+``2 N d^2`` (``(1 + sum_u d_u^2 / d^2) / 2``); the block below the diagonal is written as the
+transpose of the one above it, the blocks of a unit with itself are made exactly symmetric,
+and the per-chunk products are summed in this compact form and written into the ``d x d``
+result once (:mod:`fisherlab.curvature._symmetric`). This is the
 same identity that K-FAC starts from (Martens & Grosse, 2015, §3), used here *without* its
 approximation (all cross terms kept). Exact: tested against the generic Jacobian path
 and the naive per-example loop.
@@ -31,15 +39,22 @@ References:
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fisherlab import nn as _nn
 from fisherlab._core import sampling
-from fisherlab.curvature._chunking import HIGHEST, accumulate, symmetrize
+from fisherlab.curvature._chunking import HIGHEST, accumulate
+from fisherlab.curvature._symmetric import write, write_transposed
 
-__all__ = ["build", "default_chunk_size", "supports"]
+__all__ = ["UNIT_PARAMS", "build", "compact_entries", "per_example_entries", "supports"]
+
+#: target number of parameters in a unit (a group of a layer's outputs, see the module doc).
+UNIT_PARAMS = 384
 
 
 def _elementwise_types():
@@ -69,42 +84,122 @@ def supports(f, params, x) -> bool:
     return True
 
 
-def _block(Dkl, a, c):
-    """Block ``sum_b Dkl[b,o,p] [a_b;1]_i [c_b;1]_j`` laid out as ``[[W W, W b], [b W, b b]]``.
+class _Layer(NamedTuple):
+    """Static sizes of one Dense layer: ``o`` outputs, ``i`` inputs, ``m = i + 1``, ``start``
+    (its first index in the flat parameters), ``out_start`` (its first row of ``D``), ``units``
+    (``(s, e)`` output ranges) and ``rows`` (the ``(o, p)`` pairs of its diagonal product)."""
 
-    ``W`` indices ``(o, i)`` row-major then ``b`` indices ``o``: the ravel order of
-    ``(W_k, b_k)`` on both sides. Each part is one matrix product over the batch.
+    o: int
+    i: int
+    start: int
+    out_start: int
+    units: tuple
+    rows: tuple
+
+    @property
+    def m(self) -> int:
+        return self.i + 1
+
+
+def _units(o: int, m: int) -> tuple:
+    count = max(1, min(o, round(o * m / UNIT_PARAMS)))
+    edges = np.linspace(0, o, count + 1).round().astype(int)
+    return tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
+
+
+def _layout(model) -> tuple[_Layer, ...]:
+    dense = [layer for layer in model.layers if isinstance(layer, _nn.Dense)]
+    out, start, out_start = [], 0, 0
+    for layer in dense:
+        o, i = layer.out_features, layer.in_features
+        units = _units(o, i + 1)
+        rows = tuple((a, b) for s, e in units for a in range(s, e) for b in range(s, o))
+        out.append(_Layer(o, i, start, out_start, units, rows))
+        start += o * (i + 1)
+        out_start += o
+    return tuple(out)
+
+
+def compact_entries(model) -> int:
+    """Float64 entries of the compact accumulators (the products above the diagonal)."""
+    lay = _layout(model)
+    diag = sum(len(a.rows) * a.m ** 2 for a in lay)
+    off = sum(a.o * b.o * a.m * b.m for k, a in enumerate(lay) for b in lay[k + 1:])
+    return diag + off
+
+
+def per_example_entries(model, num_outputs: int, num_samples: int = 1) -> int:
+    """Float64 entries of one example's intermediates (output Jacobians, ``D``, Kronecker
+    products of inputs)."""
+    lay = _layout(model)
+    total_out = sum(a.o for a in lay)
+    pairs = sum(a.m * b.m for k, a in enumerate(lay) for b in lay[k:])
+    rows = sum(len(a.rows) for a in lay) + sum(a.o * b.o for k, a in enumerate(lay)
+                                               for b in lay[k + 1:])
+    return (2 * total_out ** 2 + 2 * num_outputs * total_out + 2 * pairs + rows
+            + num_outputs * (num_outputs + num_samples))
+
+
+def _write_parts(m, P, rows: tuple, cols: tuple, mirror: bool):
+    """Write ``P[o, p, i', j']`` (``i' = i`` a weight input, ``i' = i_k`` the bias) into ``m``
+    in parameter order: ``W`` rows ``(o, i)`` from ``rows[0]``, bias rows ``o`` from ``rows[1]``
+    (the same for the columns); with ``mirror`` also the transpose below the diagonal."""
+    oa, ob, ma, mb = P.shape
+    ia, ib = ma - 1, mb - 1
+    parts = ((P[:, :, :ia, :ib].transpose(0, 2, 1, 3).reshape(oa * ia, ob * ib), 0, 0),
+             (P[:, :, :ia, ib].transpose(0, 2, 1).reshape(oa * ia, ob), 0, 1),
+             (P[:, :, ia, :ib].reshape(oa, ob * ib), 1, 0),
+             (P[:, :, ia, ib], 1, 1))
+    for block, r, c in parts:
+        m = write(m, block, rows[r], cols[c])
+        if mirror:
+            m = write_transposed(m, block, cols[c], rows[r])
+    return m
+
+
+def _self_symmetric(P):
+    """``P[o, p, i, j]`` of a unit with itself made exactly symmetric under
+    ``(o, i) <-> (p, j)``: the entries with ``(o, i) <= (p, j)`` (lexicographically) are kept."""
+    o, m = P.shape[0], P.shape[2]
+    io, ii = np.arange(o), np.arange(m)
+    keep = ((io[:, None, None, None] < io[None, :, None, None])
+            | ((io[:, None, None, None] == io[None, :, None, None])
+               & (ii[None, None, :, None] <= ii[None, None, None, :])))
+    return jnp.where(keep, P, P.transpose(1, 0, 3, 2))
+
+
+def _assemble(lay, compact, d: int):
+    diag, off = compact
+    m = jnp.zeros((d, d), jnp.float64)
+
+    def at(layer, s):  # first W row/column and first bias row/column of outputs s.. of layer
+        return layer.start + s * layer.i, layer.start + layer.o * layer.i + s
+
+    for k, a in enumerate(lay):
+        r0 = 0
+        for s, e in a.units:
+            n_rows = (e - s) * (a.o - s)
+            P = diag[k][r0:r0 + n_rows].reshape(e - s, a.o - s, a.m, a.m)
+            r0 += n_rows
+            m = _write_parts(m, _self_symmetric(P[:, :e - s]), at(a, s), at(a, s), False)
+            if e < a.o:
+                m = _write_parts(m, P[:, e - s:], at(a, s), at(a, e), True)
+        for b, Q in zip(lay[k + 1:], off[k]):
+            m = _write_parts(m, Q.reshape(a.o, b.o, a.m, b.m), at(a, 0), at(b, 0), True)
+    return m
+
+
+def build(model, likelihood, kind: str, num_samples: int, chunk_size: int):
+    """``(partial, finish)`` for ``kind`` in ``ggn``/``fisher``/``fisher_mc``.
+
+    ``partial(params, x, extra, w)`` is the compact sum over the examples ``x`` ``(N, in)``
+    (``extra``: the targets, ``None`` or one PRNG key per example; ``w`` ``(N,)`` the weights),
+    additive over examples; ``finish(compact)`` writes the ``(d, d)`` matrix.
     """
-    nb, ok, ol = Dkl.shape
-    ik, il = a.shape[1], c.shape[1]
-    Dm = Dkl.reshape(nb, ok * ol).T  # (o p, B)
-    ac = (a[:, :, None] * c[:, None, :]).reshape(nb, ik * il)
-    ww = jnp.matmul(Dm, ac, precision=HIGHEST).reshape(ok, ol, ik, il)
-    ww = ww.transpose(0, 2, 1, 3).reshape(ok * ik, ol * il)
-    wb = jnp.matmul(Dm, a, precision=HIGHEST).reshape(ok, ol, ik)
-    wb = wb.transpose(0, 2, 1).reshape(ok * ik, ol)
-    bw = jnp.matmul(Dm, c, precision=HIGHEST).reshape(ok, ol * il)
-    bb = jnp.sum(Dkl, axis=0)
-    return jnp.block([[ww, wb], [bw, bb]])
-
-
-def default_chunk_size(model, num_examples: int, num_outputs: int) -> int:
-    """Examples per chunk: per-example intermediates ``O^2 + C O + max_k (i_k i_l + o_k o_l)``
-    float64 entries kept under ``2^24``."""
-    dense = [layer for layer in model.layers if isinstance(layer, _nn.Dense)]
-    total_out = sum(layer.out_features for layer in dense)
-    widest = max(layer.in_features for layer in dense) ** 2 + max(
-        layer.out_features for layer in dense) ** 2
-    per_example = total_out ** 2 + num_outputs * total_out + 2 * widest
-    return int(max(1, min(num_examples, 2 ** 24 // per_example)))
-
-
-def build(model, likelihood, kind: str, num_samples: int):
-    """``run(params, x_chunks, extra_chunks, w_chunks) -> (d, d)`` for ggn/fisher/fisher_mc."""
-    dense = [layer for layer in model.layers if isinstance(layer, _nn.Dense)]
-    outs_k = [layer.out_features for layer in dense]
-    ins_k = [layer.in_features for layer in dense]
-    offsets = np.concatenate([[0], np.cumsum(outs_k)])
+    lay = _layout(model)
+    d = sum(a.o * a.m for a in lay)
+    diag_rows = [(np.array([a.out_start + r[0] for r in a.rows], np.int32),
+                  np.array([a.out_start + r[1] for r in a.rows], np.int32)) for a in lay]
 
     def forward(params, eps, xn):
         a, k, inputs = xn, 0, []
@@ -117,38 +212,41 @@ def build(model, likelihood, kind: str, num_samples: int):
                 a = layer(None, a)
         return a, (a, inputs)
 
-    def run(params, x_chunks, extra_chunks, w_chunks):
-        d = sum(o * (i + 1) for o, i in zip(outs_k, ins_k))
-        eps0 = tuple(jnp.zeros((o,), jnp.float64) for o in outs_k)
-        per_example = jax.vmap(jax.jacrev(lambda e, xn: forward(params, e, xn), has_aux=True),
-                               in_axes=(None, 0))
+    def body(params, chunk, wb):
+        xb, extra = chunk
+        eps0 = tuple(jnp.zeros((a.o,), jnp.float64) for a in lay)
+        jac = jax.vmap(jax.jacrev(lambda e, xn: forward(params, e, xn), has_aux=True),
+                       in_axes=(None, 0))
+        Bs, (outs, inputs) = jac(eps0, xb)  # Bs[k]: (B, C, o_k)
+        Ball = jnp.concatenate(Bs, axis=2)  # (B, C, O)
+        if kind == "ggn":
+            lam = jax.vmap(likelihood._output_hessian)(outs, extra)
+        elif kind == "fisher":
+            lam = jax.vmap(likelihood._output_fisher)(outs)
+        else:  # fisher_mc
+            scores = sampling.output_grads(likelihood, outs, sampling.sample_each(
+                likelihood, extra, outs, num_samples))
+            lam = jnp.einsum("bsc,bse->bce", scores, scores, precision=HIGHEST) / num_samples
+        lam = lam * wb[:, None, None]
+        D = jnp.einsum("bco,bce,bep->bop", Ball, lam, Ball, precision=HIGHEST)
+        nb = xb.shape[0]
+        abar = [jnp.concatenate([u, jnp.ones((nb, 1), u.dtype)], axis=1) for u in inputs]
 
-        def body(chunk):
-            xb, extra, wb = chunk
-            Bs, (outs, inputs) = per_example(eps0, xb)  # Bs[k]: (B, C, o_k)
-            Ball = jnp.concatenate(Bs, axis=2)  # (B, C, O)
-            if kind == "ggn":
-                lam = jax.vmap(likelihood._output_hessian)(outs, extra)
-            elif kind == "fisher":
-                lam = jax.vmap(likelihood._output_fisher)(outs)
-            else:  # fisher_mc
-                scores = sampling.output_grads(likelihood, outs, sampling.sample_each(
-                    likelihood, extra, outs, num_samples))
-                lam = jnp.einsum("bsc,bse->bce", scores, scores,
-                                 precision=HIGHEST) / num_samples
-            lam = lam * wb[:, None, None]
-            D = jnp.einsum("bco,bce,bep->bop", Ball, lam, Ball, precision=HIGHEST)
-            nb = xb.shape[0]
-            blocks = {}
-            L = len(dense)
-            for k in range(L):
-                for l in range(k, L):
-                    blocks[k, l] = _block(D[:, offsets[k]:offsets[k + 1],
-                                            offsets[l]:offsets[l + 1]], inputs[k], inputs[l])
-            return jnp.block([[blocks[k, l] if l >= k else blocks[l, k].T for l in range(L)]
-                              for k in range(L)])
+        def kron_inputs(k, l):
+            return (abar[k][:, :, None] * abar[l][:, None, :]).reshape(nb, -1)
 
-        m = accumulate(body, jnp.zeros((d, d), jnp.float64), (x_chunks, extra_chunks, w_chunks))
-        return symmetrize(m)
+        diag = tuple(jnp.matmul(D[:, ro, rp].T, kron_inputs(k, k), precision=HIGHEST)
+                     for k, (ro, rp) in enumerate(diag_rows))
+        off = tuple(tuple(
+            jnp.matmul(D[:, a.out_start:a.out_start + a.o, b.out_start:b.out_start + b.o]
+                       .reshape(nb, a.o * b.o).T, kron_inputs(k, l), precision=HIGHEST)
+            for l, b in enumerate(lay) if l > k) for k, a in enumerate(lay))
+        return diag, off
 
-    return run
+    def partial(params, x, extra, w):
+        return accumulate(lambda chunk, wb: body(params, chunk, wb), (x, extra), w, chunk_size)
+
+    def finish(compact):
+        return _assemble(lay, compact, d)
+
+    return partial, finish

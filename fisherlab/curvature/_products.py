@@ -3,7 +3,9 @@ r"""Matrix-free curvature products ``v -> M v`` (no ``d x d`` matrix is formed).
 Each public function validates the problem once and returns a closure ``matvec(v)`` on flat
 ``(d,)`` vectors (docs/CONVENTIONS.md, "Parameter order"); every call checks ``v`` and the
 finiteness of the product. :func:`product_on` builds the same closure on an already prepared
-problem (used by the Hessian-free update).
+problem (used by the Hessian-free update). A batch sharded over a device mesh
+(:mod:`fisherlab.curvature._sharding`) is multiplied on each device and the ``(d,)`` partial
+products summed across devices once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax.numpy as jnp
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_key
-from fisherlab.curvature import _kernels
+from fisherlab.curvature import _kernels, _sharding
 from fisherlab.curvature._finite import check_result
 from fisherlab.curvature._problem import (
     Prepared,
@@ -29,21 +31,26 @@ __all__ = ["empirical_fisher_vp", "fisher_mc_vp", "fisher_vp", "ggn_vp", "hvp", 
 _SYMBOL = {"hvp": "H", "ggn_vp": "G", "fisher_vp": "F", "empirical_fisher_vp": "E"}
 
 
-def _matvec(kernel, p: Prepared, args, what: str, kind: str, *, explain_as: str | None = None,
-            **explain_kw):
-    """The checked closure ``v -> kernel(params, *args, v)``.
+def _matvec(kernel, p: Prepared, batch, what: str, kind: str, *, mesh=None,
+            explain_as: str | None = None, **explain_kw):
+    """The checked closure ``v -> kernel(params, batch, v)``.
 
+    ``batch = (x, y, w)`` is placed on ``mesh`` (split along the examples) once, here;
     ``explain_as``/``explain_kw``: the quantity (and its key, sample count) that
     :func:`~fisherlab.curvature._finite.check_result` explains when a product is not finite
     (default ``kind``).
     """
     d = p.num_params
+    _sharding.check_divisible(p.num_examples, mesh)
+    params = _sharding.place(p.params, mesh, batch=False)
+    batch = _sharding.place(batch, mesh, batch=True)
 
     @reference
     def matvec(v):
         v = check_vector(v, d, "v")
-        return check_result(kernel(p.params, *args, v), f"the fl.{kind} matvec", p,
-                            explain_as or kind, v=v, **explain_kw)
+        out = kernel(params, batch, _sharding.place(v, mesh, batch=False))
+        return check_result(out, f"the fl.{kind} matvec", p, explain_as or kind, v=v,
+                            **explain_kw)
 
     matvec.__doc__ = (f"``v -> {what} v`` for a flat float vector ``v`` of shape ({d},) in "
                       "ravel_pytree(params) order; returns float64 (d,).")
@@ -55,26 +62,33 @@ def _weights(p: Prepared, reduction: str):
     return jnp.full((p.num_examples,), p.example_weight(reduction), jnp.float64)
 
 
-def product_on(p: Prepared, kind: str, *, reduction: str) -> Callable:
+def product_on(p: Prepared, kind: str, *, reduction: str, mesh=None) -> Callable:
     """The checked product ``v -> M v`` on a prepared problem.
 
     ``kind``: ``"hvp"``, ``"ggn_vp"``, ``"fisher_vp"`` or ``"empirical_fisher_vp"``;
-    ``reduction`` already validated.
+    ``reduction`` already validated; ``mesh``: the ``(mesh, axis)`` the batch is split over.
     """
     if kind == "empirical_fisher_vp":  # per token for tokens="flatten"
         p = p.outer_product_problem()
     w = _weights(p, reduction)
     if kind == "hvp":
-        kernel = _kernels.compiled("hvp", p.f, p.likelihood)
+        kernel = _kernels.compiled("hvp", p.f, p.likelihood, mesh=mesh)
         y = p.y
     elif kind == "empirical_fisher_vp":
-        kernel = _kernels.compiled("empirical_fisher_vp", p.f, p.likelihood)
+        kernel = _kernels.compiled("empirical_fisher_vp", p.f, p.likelihood, mesh=mesh)
         y = p.y
     else:
         output_kind = kind[:-len("_vp")]
-        kernel = _kernels.compiled("output_space_vp", p.f, p.likelihood, output_kind)
+        kernel = _kernels.compiled("output_space_vp", p.f, p.likelihood, output_kind, mesh=mesh)
         y = p.y if output_kind == "ggn" else None
-    return _matvec(kernel, p, (p.x, y, w), _SYMBOL[kind], kind)
+    return _matvec(kernel, p, (p.x, y, w), _SYMBOL[kind], kind, mesh=mesh)
+
+
+def _prepare(f, params, x, y, likelihood, *, needs_targets=True, tokens="sum"):
+    """``(prepared problem, mesh)``: the mesh axis ``x``'s batch is sharded over, if any."""
+    mesh = _sharding.batch_mesh(x)
+    return prepare(f, params, x, y, likelihood, needs_targets=needs_targets,
+                   tokens=tokens), mesh
 
 
 @reference
@@ -101,8 +115,8 @@ def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
-    return product_on(p, "hvp", reduction=reduction)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
+    return product_on(p, "hvp", reduction=reduction, mesh=mesh)
 
 
 @reference
@@ -134,8 +148,8 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
-    return product_on(p, "ggn_vp", reduction=reduction)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
+    return product_on(p, "ggn_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
@@ -162,8 +176,8 @@ def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
-    return product_on(p, "fisher_vp", reduction=reduction)
+    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
+    return product_on(p, "fisher_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
@@ -190,8 +204,8 @@ def empirical_fisher_vp(f: Callable, params, x, y, likelihood, *,
     (8,)
     """
     reduction = check_reduction(reduction)
-    p = prepare(f, params, x, y, likelihood, tokens=tokens)
-    return product_on(p, "empirical_fisher_vp", reduction=reduction)
+    p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
+    return product_on(p, "empirical_fisher_vp", reduction=reduction, mesh=mesh)
 
 
 @reference
@@ -233,9 +247,11 @@ def fisher_mc_vp(f: Callable, params, x, likelihood, key=None, num_samples: int 
     reduction = check_reduction(reduction)
     num_samples = check_num_samples(num_samples)
     key = check_key(key)
-    p = prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
+    p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)
     p = p.outer_product_problem()  # per token for tokens="flatten"
     labels = jnp.moveaxis(p.likelihood.sample(key, p.outputs, num_samples), 0, 1)  # (N, S, ...)
-    return _matvec(_kernels.compiled("output_space_vp", p.f, p.likelihood, "fisher_mc"), p,
-                   (p.x, labels, _weights(p, reduction)), f"F_mc (S = {num_samples})",
-                   "fisher_mc_vp", explain_as="fisher_mc", key=key, num_samples=num_samples)
+    return _matvec(_kernels.compiled("output_space_vp", p.f, p.likelihood, "fisher_mc",
+                                     mesh=mesh),
+                   p, (p.x, labels, _weights(p, reduction)), f"F_mc (S = {num_samples})",
+                   "fisher_mc_vp", mesh=mesh, explain_as="fisher_mc", key=key,
+                   num_samples=num_samples)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_choice
+from fisherlab.curvature._memory import check_memory_budget
+from fisherlab.curvature._problem import check_num_samples
 from fisherlab.updates._linalg import dense_solve
 from fisherlab.updates._problem import check_damping, check_lr, curvature_matrix, prepare_step
 
@@ -20,10 +22,14 @@ _NAMES = {"fisher": "Fisher", "fisher_mc": "Fisher", "empirical_fisher": "empiri
           "hessian": "Hessian", "ggn": "GGN"}
 
 
-def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, tokens, *,
-                key=None, num_samples=1):
+def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, tokens,
+                memory_budget, name, *, key=None, num_samples=1):
     lr, damping = check_lr(lr), check_damping(damping)
-    step = prepare_step(f, params, x, y, likelihood, reduction, tokens)
+    memory_budget = check_memory_budget(memory_budget)
+    if kind == "fisher_mc":
+        num_samples = check_num_samples(num_samples)
+    step = prepare_step(f, params, x, y, likelihood, reduction, tokens, dense=kind,
+                        num_samples=num_samples, memory_budget=memory_budget, name=name)
     M = curvature_matrix(step, kind, key=key, num_samples=num_samples)
     p = dense_solve(M, step.gradient, damping, psd=psd, name=f"the {_NAMES[kind]}")
     return step.unravel(-lr * p)
@@ -32,7 +38,7 @@ def _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, psd, 
 @reference
 def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
                      reduction: str = "mean", fisher_type: str = "exact", key=None,
-                     num_samples: int = 1, tokens: str = "sum"):
+                     num_samples: int = 1, tokens: str = "sum", memory_budget=None):
     r"""Natural-gradient step.
 
     .. math:: \delta = -\alpha\,(F + \lambda I)^{-1}\nabla L,\qquad
@@ -57,6 +63,10 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
         :func:`fisherlab.ggn` (docs/CONVENTIONS.md, "Per-token outputs").
       fisher_type: ``"exact"`` (default) or ``"mc"``.
       key, num_samples: for ``fisher_type="mc"``.
+      memory_budget: bytes the dense matrix and its solve may use (as in ``fl.ggn``; default:
+        ``FISHERLAB_MEMORY_BUDGET``, else 90% of the free memory). Over it, a
+        ``CurvatureMemoryError`` is raised before any work, naming the matrix-free
+        alternatives (:func:`hessian_free`, :func:`kfac_update`).
 
     Returns:
       ``delta``, a pytree like ``params`` (float64): ``theta_new = theta + delta``.
@@ -78,12 +88,14 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
     check_choice(fisher_type, "fisher_type", ("exact", "mc"))
     kind = "fisher_mc" if fisher_type == "mc" else "fisher"
     return _dense_step(kind, f, params, x, y, likelihood, lr, damping, reduction, True, tokens,
-                       key=key, num_samples=num_samples)
+                       memory_budget, "fl.updates.natural_gradient", key=key,
+                       num_samples=num_samples)
 
 
 @reference
 def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, damping,
-                            reduction: str = "mean", tokens: str = "sum"):
+                            reduction: str = "mean", tokens: str = "sum",
+                            memory_budget=None):
     r"""Empirical-Fisher step.
 
     .. math:: \delta = -\alpha\,(E + \lambda I)^{-1}\nabla L,\qquad
@@ -95,7 +107,7 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     (proof ``empirical_fisher_update.invariance``).
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -116,12 +128,12 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     [(2, 3), (2,)]
     """
     return _dense_step("empirical_fisher", f, params, x, y, likelihood, lr, damping, reduction,
-                       True, tokens)
+                       True, tokens, memory_budget, "fl.updates.empirical_fisher_update")
 
 
 @reference
 def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str = "mean",
-           tokens: str = "sum"):
+           tokens: str = "sum", memory_budget=None):
     r"""Damped Newton step.
 
     .. math:: \delta = -\alpha\,(H + \lambda I)^{-1}\nabla L,\qquad H = \nabla^2 L
@@ -131,7 +143,7 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     the quadratic model in one step (proof ``damping_preconditioning.newton_quadratic``).
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -151,12 +163,12 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     [(2, 3), (2,)]
     """
     return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False,
-                       tokens)
+                       tokens, memory_budget, "fl.updates.newton")
 
 
 @reference
 def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
-                 reduction: str = "mean", tokens: str = "sum"):
+                 reduction: str = "mean", tokens: str = "sum", memory_budget=None):
     r"""Generalized Gauss--Newton step.
 
     .. math:: \delta = -\alpha\,(G + \lambda I)^{-1}\nabla L,\qquad
@@ -165,7 +177,7 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     For a likelihood in natural parameters ``G = F`` and this equals :func:`natural_gradient`.
 
     Args:
-      f, params, x, y, likelihood, lr, damping, reduction, tokens: as in
+      f, params, x, y, likelihood, lr, damping, reduction, tokens, memory_budget: as in
         :func:`natural_gradient`.
 
     Returns:
@@ -185,4 +197,5 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
     """
-    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True, tokens)
+    return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True,
+                       tokens, memory_budget, "fl.updates.gauss_newton")

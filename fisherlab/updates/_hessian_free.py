@@ -75,7 +75,8 @@ def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
     maxiter = check_int(maxiter, "maxiter", minimum=1)
     tol = check_scalar(tol, "tol", positive=True)
     step = prepare_step(f, params, x, y, likelihood, reduction, tokens)
-    mv = product_on(step.problem, _PRODUCTS[curvature], reduction=step.reduction)
+    mv = product_on(step.problem, _PRODUCTS[curvature], reduction=step.reduction,
+                    mesh=step.mesh)
     g = step.gradient
     if x0 is not None:
         x0, _ = flat_vector(x0, "x0")
