@@ -145,6 +145,10 @@ def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean"):
       T. George, "What is the empirical Fisher?" (blog post, 2018); F. Kunstner, L. Balles &
       P. Hennig, "Limitations of the empirical Fisher approximation for natural gradient
       descent", NeurIPS 2019.
+
+    Derivations: ``empirical_fisher_update.constrained_problem``,
+    ``empirical_fisher_update.constraint_expansion``, ``empirical_fisher_update.damped_step``,
+    ``empirical_fisher_update.invariance``.
     """
     check_choice(reduction, "reduction", ("mean", "sum"))
     return _dense_transform("empirical_fisher", f, likelihood, lr, damping, reduction)

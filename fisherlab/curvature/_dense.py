@@ -263,6 +263,9 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.ggn(model, params, x, y, fl.Categorical()).shape
     (8, 8)
+
+    Derivations: ``fisher_ggn.expected_hessian``, ``fisher_ggn.natural_parameters``,
+    ``invariance.newton``, ``pullback_metric.general``.
     """
     return _gauss_newton("ggn", f, params, x, y, likelihood, reduction, chunk_size, jacobian,
                          method, tokens, memory_budget)
@@ -300,6 +303,11 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     >>> F = fl.fisher(model, params, jnp.ones((4, 3)), fl.Categorical())
     >>> F.shape, F.dtype
     ((8, 8), dtype('float64'))
+
+    Derivations: ``empirical_fisher_failure.linear_regression``, ``fisher_ggn.expected_hessian``,
+    ``fisher_ggn.natural_parameters``, ``fisher_psd.score_covariance``,
+    ``invariance.natural_gradient``, ``invariance.smooth_reparameterization``,
+    ``pullback_metric.general``.
     """
     return _gauss_newton("fisher", f, params, x, None, likelihood, reduction, chunk_size,
                          jacobian, method, tokens, memory_budget)
@@ -343,6 +351,8 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     >>> fl.fisher_mc(model, params, jnp.ones((4, 3)), fl.Categorical(), jax.random.key(1),
     ...              num_samples=8).shape
     (8, 8)
+
+    Derivations: ``pullback_sampling.pseudo_gradient_covariance``.
     """
     return _gauss_newton("fisher_mc", f, params, x, None, likelihood, reduction, chunk_size,
                          jacobian, method, tokens, memory_budget, key=key,
@@ -390,6 +400,8 @@ def empirical_fisher(f: Callable, params, x, y, likelihood, *, reduction: str = 
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.empirical_fisher(model, params, x, y, fl.Categorical()).shape
     (8, 8)
+
+    Derivations: ``empirical_fisher_failure.linear_regression``.
     """
     return _gradient_outer(f, params, x, y, likelihood, reduction, chunk_size, False,
                            tokens, memory_budget)
@@ -449,6 +461,8 @@ def gradient(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.gradient(model, params, x, y, fl.Categorical()).shape
     (8,)
+
+    Derivations: ``invariance.natural_gradient``.
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)
@@ -486,6 +500,9 @@ def hessian(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.hessian(model, params, x, y, fl.Categorical()).shape
     (8, 8)
+
+    Derivations: ``empirical_fisher_failure.linear_regression``, ``fisher_ggn.expected_hessian``,
+    ``fisher_ggn.natural_parameters``, ``invariance.newton``.
     """
     reduction = check_reduction(reduction)
     chunk_size = check_chunk_size(chunk_size)

@@ -113,6 +113,8 @@ def hvp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.hvp(model, params, x, y, fl.Categorical())(jnp.ones(8)).shape
     (8,)
+
+    Derivations: ``matrix_free.fisher_vector_product``.
     """
     reduction = check_reduction(reduction)
     p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
@@ -146,6 +148,8 @@ def ggn_vp(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
     >>> x = jnp.ones((4, 3)); y = jnp.array([0, 1, 1, 0])
     >>> fl.ggn_vp(model, params, x, y, fl.Categorical())(jnp.ones(8)).shape
     (8,)
+
+    Derivations: ``matrix_free.fisher_vector_product``.
     """
     reduction = check_reduction(reduction)
     p, mesh = _prepare(f, params, x, y, likelihood, tokens=tokens)
@@ -174,6 +178,8 @@ def fisher_vp(f: Callable, params, x, likelihood, *, reduction: str = "mean",
     >>> params = model.init(jax.random.key(0))
     >>> fl.fisher_vp(model, params, jnp.ones((4, 3)), fl.Categorical())(jnp.ones(8)).shape
     (8,)
+
+    Derivations: ``matrix_free.fisher_vector_product``.
     """
     reduction = check_reduction(reduction)
     p, mesh = _prepare(f, params, x, None, likelihood, needs_targets=False, tokens=tokens)

@@ -125,6 +125,8 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     >>> e = fl.kfac.ekfac(model, params, x, None, fl.Categorical())
     >>> e[0].S.shape  # one corrected eigenvalue per entry of [W b]
     (4, 4)
+
+    Derivations: ``ekfac.optimal_diagonal``, ``kronecker.eigenpairs``.
     """
     check_model(model, kinds=("dense",), what="fl.kfac.ekfac")
     check_options(fisher_type, approx, bias)

@@ -37,6 +37,8 @@ def ema(old, new, decay):
     >>> new = [fl.kfac.KFACFactors(jnp.zeros((2, 2)), 3 * jnp.ones((1, 1)))]
     >>> float(fl.kfac.ema(old, new, 0.75)[0].G[0, 0])
     1.5
+
+    Derivations: ``ema.factor_estimates``.
     """
     if is_concrete(decay):
         try:

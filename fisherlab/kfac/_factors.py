@@ -186,6 +186,10 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     >>> x = jax.random.normal(jax.random.key(1), (5, 3))
     >>> [f.A.shape for f in fl.kfac.factors(model, params, x, None, fl.Categorical())]
     [(4, 4), (5, 5)]
+
+    Derivations: ``kfac_conv.kfc_exactness``, ``kfac_exactness.deep_linear``,
+    ``kfac_exactness.single_example``, ``kfac_structure.dense_layer``,
+    ``kfac_weight_sharing.expand_exactness``, ``kfac_weight_sharing.reduce_exactness``.
     """
     check_model(model)
     check_options(fisher_type, approx, bias)

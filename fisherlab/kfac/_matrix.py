@@ -79,6 +79,11 @@ def matrix(factors, model, *, bias: str | None = None) -> jax.Array:
     >>> f = fl.kfac.factors(model, params, x, None, fl.Categorical())
     >>> fl.kfac.matrix(f, model).shape == (model.num_params, model.num_params)
     True
+
+    Derivations: ``kfac_conv.kfc_exactness``, ``kfac_exactness.deep_linear``,
+    ``kfac_exactness.single_example``, ``kfac_structure.dense_layer``,
+    ``kfac_weight_sharing.expand_exactness``, ``kfac_weight_sharing.reduce_exactness``,
+    ``kronecker.mixed_product``, ``kronecker.psd``, ``kronecker.transpose``.
     """
     if bias is not None:
         check_choice(bias, "bias", BIASES)

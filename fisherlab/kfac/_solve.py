@@ -153,6 +153,10 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     >>> step = fl.kfac.solve(f, params, 0.1)  # any [(gW, gb), ...] of the params' shapes
     >>> [tuple(t.shape) for t in step[0]]
     [(4, 3), (4,)]
+
+    Derivations: ``kfac_damping.exact_eigendecomposition``, ``kfac_damping.factored_residual``,
+    ``kfac_damping.pi_trace_norm``, ``kronecker.eigenpairs``, ``kronecker.inverse``,
+    ``kronecker.mixed_product``, ``kronecker.trace_det_frobenius``, ``kronecker.vec``.
     """
     check_choice(method, "method", METHODS)
     damping = _check_damping(damping)

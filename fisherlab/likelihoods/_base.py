@@ -123,13 +123,30 @@ class Likelihood(abc.ABC):
 
     @reference
     def output_fisher(self, outputs) -> jax.Array:
-        """Output-space Fisher per example, ``(N, C, C)``, float64."""
+        """Output-space Fisher per example, ``(N, C, C)``, float64.
+
+        Derivations: ``fisher_psd.score_covariance``, ``information_equality.bernoulli``,
+        ``information_equality.categorical``, ``information_equality.exponential_family``,
+        ``information_equality.gaussian``, ``information_equality.gaussian_mean_variance``,
+        ``information_equality.poisson``, ``kl_expansion.categorical``,
+        ``kl_expansion.exponential_family``, ``kl_expansion.gaussian``,
+        ``kl_expansion.gaussian_mean_variance``, ``output_fisher.bernoulli``,
+        ``output_fisher.categorical``, ``output_fisher.gaussian``,
+        ``output_fisher.gaussian_mean_variance``, ``output_fisher.poisson``.
+        """
         outputs = jnp.asarray(self.check_outputs(outputs), jnp.float64)
         return self._finite("output_fisher", jax.vmap(self._output_fisher)(outputs), outputs)
 
     @reference
     def output_hessian(self, outputs, targets) -> jax.Array:
-        """Output-space Hessian of the NLL per example, ``(N, C, C)``, float64."""
+        """Output-space Hessian of the NLL per example, ``(N, C, C)``, float64.
+
+        Derivations: ``information_equality.bernoulli``, ``information_equality.categorical``,
+        ``information_equality.gaussian``, ``information_equality.gaussian_mean_variance``,
+        ``information_equality.poisson``, ``output_fisher.bernoulli``,
+        ``output_fisher.categorical``, ``output_fisher.gaussian``,
+        ``output_fisher.gaussian_mean_variance``, ``output_fisher.poisson``.
+        """
         outputs = self.check_outputs(outputs)
         targets = self.check_targets(targets, outputs)
         return self._finite("output_hessian", jax.vmap(self._output_hessian)(

@@ -84,6 +84,12 @@ def natural_gradient(f: Callable, params, x, y, likelihood, *, lr, damping,
     ...                                    damping=1e-3)
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
+
+    Derivations: ``damping_limits.interpolation``, ``damping_preconditioning.descent_direction``,
+    ``invariance.damped_orthogonal``, ``invariance.natural_gradient``,
+    ``invariance.smooth_reparameterization``, ``natural_gradient_newton.residual``,
+    ``proximal.damped_natural_gradient``, ``riemannian_gradient.coordinates``,
+    ``steepest_descent.fisher_kkt``.
     """
     check_choice(fisher_type, "fisher_type", ("exact", "mc"))
     kind = "fisher_mc" if fisher_type == "mc" else "fisher"
@@ -126,6 +132,10 @@ def empirical_fisher_update(f: Callable, params, x, y, likelihood, *, lr, dampin
     ...                                           lr=1.0, damping=1e-3)
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
+
+    Derivations: ``empirical_fisher_update.constrained_problem``,
+    ``empirical_fisher_update.constraint_expansion``, ``empirical_fisher_update.damped_step``,
+    ``empirical_fisher_update.invariance``.
     """
     return _dense_step("empirical_fisher", f, params, x, y, likelihood, lr, damping, reduction,
                        True, tokens, memory_budget, "fl.updates.empirical_fisher_update")
@@ -161,6 +171,9 @@ def newton(f: Callable, params, x, y, likelihood, *, lr, damping, reduction: str
     >>> step = fl.updates.newton(model, params, x, y, fl.Categorical(), lr=1.0, damping=1e-3)
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
+
+    Derivations: ``damping_preconditioning.newton_quadratic``, ``invariance.newton``,
+    ``natural_gradient_newton.residual``.
     """
     return _dense_step("hessian", f, params, x, y, likelihood, lr, damping, reduction, False,
                        tokens, memory_budget, "fl.updates.newton")
@@ -196,6 +209,9 @@ def gauss_newton(f: Callable, params, x, y, likelihood, *, lr, damping,
     ...                                damping=1e-3)
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
+
+    Derivations: ``damping_preconditioning.descent_direction``, ``invariance.newton``,
+    ``proximal.damped_gauss_newton``.
     """
     return _dense_step("ggn", f, params, x, y, likelihood, lr, damping, reduction, True,
                        tokens, memory_budget, "fl.updates.gauss_newton")

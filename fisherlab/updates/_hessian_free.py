@@ -69,6 +69,8 @@ def hessian_free(f: Callable, params, x, y, likelihood, *, lr, damping,
     ...                                      damping=1e-3, return_info=True)
     >>> bool(info.converged)
     True
+
+    Derivations: ``conjugate_gradient.krylov_optimality``.
     """
     lr, damping = check_lr(lr), check_damping(damping)
     check_choice(curvature, "curvature", _CURVATURES)

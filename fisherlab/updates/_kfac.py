@@ -57,6 +57,8 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
     ...                               damping=1e-3)
     >>> [w.shape for w in step[0]]
     [(2, 3), (2,)]
+
+    Derivations: ``invariance.kfac_layer``.
     """
     lr, damping = check_lr(lr), check_damping(damping)
     check_choice(method, "method", ("exact", "factored"))

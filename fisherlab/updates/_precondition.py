@@ -67,6 +67,10 @@ def precondition(matrix_or_matvec, grads, *, damping, psd: bool = True,
     >>> fl.updates.precondition(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.array([2.0, 2.0]),
     ...                         damping=0.0)
     Array([1. , 0.5], dtype=float64)
+
+    Derivations: ``damping_limits.interpolation``, ``damping_preconditioning.damped_spectrum``,
+    ``damping_preconditioning.newton_quadratic``, ``damping_preconditioning.reparameterization``,
+    ``riemannian_gradient.coordinates``.
     """
     damping = check_damping(damping)
     g, unravel = flat_vector(grads)

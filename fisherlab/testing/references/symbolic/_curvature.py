@@ -123,6 +123,8 @@ def curvature(model, params, x, y, likelihood, kind: str = "hessian", *,
     ...                           fl.Categorical(), "ggn")
     >>> G.shape
     (16, 16)
+
+    Derivations: ``fisher_ggn.expected_hessian``, ``fisher_ggn.natural_parameters``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
