@@ -164,7 +164,7 @@ KFC = Derivation(
     numeric=["fisherlab.kfac.factors", "fisherlab.kfac.matrix"],
     tested_by=["tests/kfac/test_kfac_conv.py::test_conv_factors_from_the_kfc_definition",
                "tests/kfac/test_kfac_conv.py::test_conv_kfac_exact_when_the_kernel_covers_the_input",
-               "tests/proofs/test_kfac_conv.py::test_kfc_exact_under_sud_and_not_with_correlated_derivatives"],
+               "tests/proofs/test_kfac_conv_derivation.py::test_kfc_exact_under_sud_and_not_with_correlated_derivatives"],
     notes="KFC's factors are K-FAC-expand's with the spatial positions as the shared positions "
           "(kfac_weight_sharing.expand_exactness): $A$ averages the patch outer products over "
           "positions, $G$ sums the gradient outer products over positions.",

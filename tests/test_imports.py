@@ -215,3 +215,10 @@ def test_namespace_shows_exactly_its_all(name):
     for public in module.__all__:
         getattr(module, public)  # every listed name resolves (this also loads lazy ones)
     assert dir(module) == sorted(module.__all__)
+
+
+def test_test_file_names_are_unique():
+    # pytest imports test files by their base name (no packages under tests/): two files with
+    # one name in different folders stop the whole collection
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
