@@ -23,7 +23,7 @@ DENSE = [fl.updates.natural_gradient, fl.updates.empirical_fisher_update, fl.upd
          fl.updates.gauss_newton]
 
 
-@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free])
+@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free, fl.updates.diagonal_update])
 @pytest.mark.parametrize("lr,exc,msg", [(0.0, ValueError, "lr must be a finite number > 0"),
                                         (-1.0, ValueError, "lr must be"),
                                         (math.nan, ValueError, "lr must be"),
@@ -33,7 +33,7 @@ def test_bad_learning_rate(P, fn, lr, exc, msg):
         fn(*args(P), lr=lr, damping=0.1)
 
 
-@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free])
+@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free, fl.updates.diagonal_update])
 @pytest.mark.parametrize("damping", [-1e-3, math.inf])
 def test_bad_damping(P, fn, damping):
     with pytest.raises(ValueError, match="damping must be a finite number >= 0"):
