@@ -71,6 +71,21 @@ def test_diagonal_zero_damping_singular(P):
                                    lr=0.1, damping=0.0)
 
 
+def test_diagonal_zero_damping_numerically_singular(P):
+    # a feature 1e-9 of the others: its Fisher diagonal entry is ~1e-18 of the largest, zero at
+    # float64 precision relative to the others, so it is rejected like an exact zero
+    X = np.asarray(P["X"]).copy()
+    X[:, 1] *= 1e-9
+    with pytest.raises(ValueError, match="entry 1 is .*pass damping > 0"):
+        fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"], fl.Bernoulli(),
+                                   lr=0.1, damping=0.0)
+    # a relative size of 1e-4 (a ~1e-8 diagonal entry) is a usable preconditioner
+    X = np.asarray(P["X"]).copy()
+    X[:, 1] *= 1e-4
+    delta, _ = fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"],
+                                          fl.Bernoulli(), lr=0.1, damping=0.0)
+    assert np.all(np.isfinite(np.asarray(delta[0][0])))
+
 def test_singular_curvature_with_zero_damping(P):
     # more parameters than the Fisher's rank: N = 2 examples, d = 3
     with pytest.raises(ValueError, match=r"the Fisher \+ damping \* I is singular.*pass damping"):
