@@ -86,6 +86,17 @@ def test_diagonal_zero_damping_numerically_singular(P):
                                           fl.Bernoulli(), lr=0.1, damping=0.0)
     assert np.all(np.isfinite(np.asarray(delta[0][0])))
 
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_diagonal_singularity_is_relative_to_the_largest_entry(P, scale):
+    # Gaussian: the Fisher diagonal is mean(x_j^2) for the weights and 1 for the bias, so scaling
+    # every feature moves the largest entry by scale^2 but not the relative size of a feature
+    # shrunk by 1e-9, which stays numerically zero
+    X = np.asarray(P["X"]) * scale
+    X[:, 1] *= 1e-9
+    with pytest.raises(ValueError, match="entry 1 is .*pass damping > 0"):
+        fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"], fl.Gaussian(),
+                                   lr=0.1, damping=0.0)
+
 def test_singular_curvature_with_zero_damping(P):
     # more parameters than the Fisher's rank: N = 2 examples, d = 3
     with pytest.raises(ValueError, match=r"the Fisher \+ damping \* I is singular.*pass damping"):
