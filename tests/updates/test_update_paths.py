@@ -432,3 +432,19 @@ def test_precondition_pytree_gradient_keeps_its_structure():
     assert set(p) == {"a", "b"}
     np.testing.assert_allclose(np.asarray(p["a"]), [1.0, 1.0], rtol=1e-14)
     np.testing.assert_allclose(float(p["b"]), 0.75, rtol=1e-14)
+
+
+@pytest.mark.parametrize("psd", [True, False])
+def test_a_dense_solve_uses_the_symmetric_part_so_it_is_transpose_invariant(psd):
+    # an asymmetry of relative size 1e-9 (within the symmetry check's tolerance) is rounding noise
+    # in a curvature matrix: M and M^T precondition alike, as (M + M^T) / 2 does
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(4, 4))
+    S = B @ B.T + 4.0 * np.eye(4)
+    E = rng.normal(size=(4, 4))
+    M = S + 1e-9 * np.linalg.norm(S) * (E - E.T) / np.linalg.norm(E - E.T)
+    g = rng.normal(size=4)
+    expected = np.linalg.solve((M + M.T) / 2 + 0.5 * np.eye(4), g)
+    for A in (M, M.T):
+        got = fl.updates.precondition(jnp.asarray(A), jnp.asarray(g), damping=0.5, psd=psd)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
