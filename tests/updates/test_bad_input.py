@@ -183,3 +183,12 @@ def test_fisher_type_options(P):
 def test_precondition_matvec_requires_psd():
     with pytest.raises(ValueError, match="psd=False needs a dense matrix"):
         fl.updates.precondition(lambda v: v, jnp.ones(2), damping=0.1, psd=False)
+
+
+@pytest.mark.parametrize("grads, dtype", [(np.array([1.0 + 1.0j, 2.0]), "complex128"),
+                                          (np.array([True, False]), "bool")])
+def test_grads_and_delta_must_be_real(grads, dtype):
+    with pytest.raises(TypeError, match=f"grads must hold real arrays, got dtype {dtype}"):
+        fl.updates.precondition(jnp.eye(2), grads, damping=0.0)
+    with pytest.raises(TypeError, match=f"delta must hold real arrays, got dtype {dtype}"):
+        fl.updates.predicted_change(jnp.ones(2), jnp.eye(2), grads)
