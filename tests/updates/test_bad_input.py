@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -192,3 +193,23 @@ def test_grads_and_delta_must_be_real(grads, dtype):
         fl.updates.precondition(jnp.eye(2), grads, damping=0.0)
     with pytest.raises(TypeError, match=f"delta must hold real arrays, got dtype {dtype}"):
         fl.updates.predicted_change(jnp.ones(2), jnp.eye(2), grads)
+
+
+def test_grads_with_a_single_non_finite_entry_are_rejected():
+    with pytest.raises(ValueError, match="grads must be finite, got a non-finite entry"):
+        fl.updates.precondition(jnp.eye(3), np.array([1.0, np.nan, 2.0]), damping=0.0)
+
+
+def test_float32_params_give_the_float64_step_of_the_same_values(P):
+    # a reference step is computed in float64 whatever the params' dtype: rounding the values
+    # to float32 first, the step equals the float64-params step of those rounded values
+    p32 = [tuple(np.asarray(a, np.float32) for a in layer) for layer in P["params"]]
+    p64 = [tuple(np.asarray(a, np.float64) for a in layer) for layer in p32]
+    for fn in (fl.updates.natural_gradient, fl.updates.diagonal_update):
+        d32 = fn(linear, p32, P["X"], P["y"], fl.Bernoulli(), lr=0.1, damping=0.1)
+        d64 = fn(linear, p64, P["X"], P["y"], fl.Bernoulli(), lr=0.1, damping=0.1)
+        if fn is fl.updates.diagonal_update:
+            d32, d64 = d32[0], d64[0]
+        for a, b in zip(jax.tree_util.tree_leaves(d32), jax.tree_util.tree_leaves(d64)):
+            assert a.dtype == np.float64
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
