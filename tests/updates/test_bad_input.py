@@ -213,3 +213,13 @@ def test_float32_params_give_the_float64_step_of_the_same_values(P):
         for a, b in zip(jax.tree_util.tree_leaves(d32), jax.tree_util.tree_leaves(d64)):
             assert a.dtype == np.float64
             np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("num_samples, exc, msg", [
+    (0, ValueError, "num_samples must be >= 1, got 0"),
+    (1.5, TypeError, "num_samples must be an int, got 1.5"),
+    (True, TypeError, "num_samples must be an int, got True")])
+def test_monte_carlo_fisher_num_samples_is_checked(P, num_samples, exc, msg):
+    with pytest.raises(exc, match=msg):
+        fl.updates.natural_gradient(*args(P), lr=0.1, damping=0.1, fisher_type="mc",
+                                    key=jax.random.key(0), num_samples=num_samples)
