@@ -51,6 +51,7 @@ html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
 html_static_path = []
-exclude_patterns = ["_generated/**", "_logs/**"]  # included into pages, not pages
+exclude_patterns = ["_generated/**", "_logs/**",  # included into pages, not pages
+                    "dev/**"]  # development notes, linked from the README, not site pages
 # A broken cross-reference is an error: the build runs with -W (warnings are errors).
 nitpicky = False

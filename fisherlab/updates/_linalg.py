@@ -109,7 +109,11 @@ def materialise(matvec, d: int):
 
 
 def dense_solve(M, b, damping, *, psd: bool, name: str = "curvature"):
-    """``(M + damping I)^{-1} b`` for a dense ``M`` (checked when concrete)."""
+    """``(M + damping I)^{-1} b`` for a dense ``M`` (checked when concrete).
+
+    ``M`` enters through its symmetric part ``(M + M^T) / 2``: an asymmetry the check lets
+    through is rounding, and ``M`` and ``M^T`` give the same step.
+    """
     d = b.shape[0]
     check_matrix(M, d, psd=psd, damping=damping, name=name)
     M = jnp.asarray(M, jnp.float64)

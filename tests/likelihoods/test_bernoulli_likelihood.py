@@ -79,3 +79,11 @@ def test_symbolic_is_the_single_source(C):
 def test_output_hessian_is_target_independent(case):
     logits, targets = case
     np.testing.assert_array_equal(HESSIAN(logits, targets), HESSIAN(logits, 1.0 - targets))
+
+
+def test_bool_targets_are_the_zero_one_labels():
+    # closed form: -log p(y | z) = log(1 + exp(-z)) for y = 1 and log(1 + exp(z)) for y = 0
+    z = np.array([[0.5, -2.0, 3.0]])
+    y = np.array([[True, False, True]])
+    expected = np.sum(np.where(y, np.log1p(np.exp(-z)), np.log1p(np.exp(z))), axis=1)
+    np.testing.assert_allclose(LIK.nll(z, y), expected, rtol=1e-14)

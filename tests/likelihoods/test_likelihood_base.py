@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 from fisherlab import Bernoulli, Categorical, Gaussian, GaussianMeanVariance, Likelihood, Poisson
 
@@ -58,11 +59,15 @@ def test_generic_fisher_factor_fallback():
         _output_fisher_sqrt = Likelihood._output_fisher_sqrt
 
         def _output_fisher(self, out):
-            return jnp.array([[2.0, 1.0], [1.0, 2.0]], dtype=out.dtype)
+            return jnp.asarray(F, dtype=out.dtype)
 
-    M = Fixed().output_fisher_sqrt(np.zeros((1, 2)))[0]
-    np.testing.assert_allclose(M @ M.T, [[2.0, 1.0], [1.0, 2.0]], rtol=1e-14)
-    np.testing.assert_allclose(M, M.T, rtol=1e-14)
+    # eigenvectors not symmetric (for [[2, 1], [1, 2]] they are, and V^T = V hides a dropped
+    # transpose); the symmetric square root is unique, so scipy's sqrtm is a ground truth
+    F = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
+    M = np.asarray(Fixed().output_fisher_sqrt(np.zeros((1, 3)))[0])
+    np.testing.assert_allclose(M @ M.T, F, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(M, M.T, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(M, scipy.linalg.sqrtm(F).real, rtol=1e-12, atol=1e-13)
 
 
 def test_natural_flags():

@@ -147,6 +147,12 @@ CASES = [
     # ---- symbolic sizes
     ("symbolic-categorical-1", lambda: Categorical().symbolic(1), ValueError,
      r"num_classes must be an int >= 2, got 1"),
+    ("symbolic-gaussian-0", lambda: Gaussian().symbolic(0), ValueError,
+     r"num_outputs must be an int >= 1, got 0"),
+    ("symbolic-poisson-bool", lambda: Poisson().symbolic(True), ValueError,
+     r"num_outputs must be an int >= 1, got True"),
+    ("symbolic-bernoulli-float", lambda: Bernoulli().symbolic(2.0), ValueError,
+     r"num_outputs must be an int >= 1, got 2.0"),
     ("symbolic-gmv-odd", lambda: GaussianMeanVariance().symbolic(3), ValueError,
      r"num_outputs for GaussianMeanVariance must be an even int C = 2 D >= 2 .*got 3"),
     ("output-fisher-sqrt-odd", lambda: GaussianMeanVariance().output_fisher_sqrt(OUT), ValueError,

@@ -300,3 +300,29 @@ def test_problems_have_an_even_output_width_for_mean_variance(problem):
                     max_width=1, max_depth=1))
 def test_problems_widen_the_output_for_the_family(problem):
     assert problem.num_outputs == 2
+
+
+# ----------------------------------------------------------------------------- distinct problems
+
+_GAUSSIAN = fls.likelihoods(families=["gaussian"])
+
+
+@given(fls.problems(likelihoods_=_GAUSSIAN, distinct=True, max_depth=1, min_width=3,
+                    max_width=3, min_size=3, max_size=6))
+def test_distinct_problems_avoid_sizes_where_conventions_coincide(problem):
+    # C = 3 outputs: N = 3 (N = C) and N = 6 (N = 2 C) coincide, N = 4, 5 do not
+    assert problem.num_outputs == 3 and problem.num_examples in (4, 5)
+
+
+@given(fls.problems(likelihoods_=_GAUSSIAN, distinct=True, max_depth=1, min_width=6,
+                    max_width=6, min_size=3, max_size=4))
+def test_distinct_problems_avoid_twice_as_many_outputs_as_examples(problem):
+    # C = 6 outputs: N = 3 would give C = 2 N
+    assert problem.num_outputs == 6 and problem.num_examples == 4
+
+
+def test_distinct_needs_three_examples_and_three_outputs():
+    with pytest.raises(InvalidArgument, match=r"distinct=True needs N >= 3 .*max_size=2"):
+        fls.problems(distinct=True, max_size=2)
+    with pytest.raises(InvalidArgument, match=r"distinct=True needs N >= 3 .*max_width=2"):
+        fls.problems(distinct=True, max_width=2)

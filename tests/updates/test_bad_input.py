@@ -2,6 +2,7 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ DENSE = [fl.updates.natural_gradient, fl.updates.empirical_fisher_update, fl.upd
          fl.updates.gauss_newton]
 
 
-@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free])
+@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free, fl.updates.diagonal_update])
 @pytest.mark.parametrize("lr,exc,msg", [(0.0, ValueError, "lr must be a finite number > 0"),
                                         (-1.0, ValueError, "lr must be"),
                                         (math.nan, ValueError, "lr must be"),
@@ -33,7 +34,7 @@ def test_bad_learning_rate(P, fn, lr, exc, msg):
         fn(*args(P), lr=lr, damping=0.1)
 
 
-@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free])
+@pytest.mark.parametrize("fn", DENSE + [fl.updates.hessian_free, fl.updates.diagonal_update])
 @pytest.mark.parametrize("damping", [-1e-3, math.inf])
 def test_bad_damping(P, fn, damping):
     with pytest.raises(ValueError, match="damping must be a finite number >= 0"):
@@ -70,6 +71,32 @@ def test_diagonal_zero_damping_singular(P):
         fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"], fl.Bernoulli(),
                                    lr=0.1, damping=0.0)
 
+
+def test_diagonal_zero_damping_numerically_singular(P):
+    # a feature 1e-9 of the others: its Fisher diagonal entry is ~1e-18 of the largest, zero at
+    # float64 precision relative to the others, so it is rejected like an exact zero
+    X = np.asarray(P["X"]).copy()
+    X[:, 1] *= 1e-9
+    with pytest.raises(ValueError, match="entry 1 is .*pass damping > 0"):
+        fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"], fl.Bernoulli(),
+                                   lr=0.1, damping=0.0)
+    # a relative size of 1e-4 (a ~1e-8 diagonal entry) is a usable preconditioner
+    X = np.asarray(P["X"]).copy()
+    X[:, 1] *= 1e-4
+    delta, _ = fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"],
+                                          fl.Bernoulli(), lr=0.1, damping=0.0)
+    assert np.all(np.isfinite(np.asarray(delta[0][0])))
+
+@pytest.mark.parametrize("scale", [1e-4, 1e4])
+def test_diagonal_singularity_is_relative_to_the_largest_entry(P, scale):
+    # Gaussian: the Fisher diagonal is mean(x_j^2) for the weights and 1 for the bias, so scaling
+    # every feature moves the largest entry by scale^2 but not the relative size of a feature
+    # shrunk by 1e-9, which stays numerically zero
+    X = np.asarray(P["X"]) * scale
+    X[:, 1] *= 1e-9
+    with pytest.raises(ValueError, match="entry 1 is .*pass damping > 0"):
+        fl.updates.diagonal_update(linear, P["params"], jnp.asarray(X), P["y"], fl.Gaussian(),
+                                   lr=0.1, damping=0.0)
 
 def test_singular_curvature_with_zero_damping(P):
     # more parameters than the Fisher's rank: N = 2 examples, d = 3
@@ -157,3 +184,42 @@ def test_fisher_type_options(P):
 def test_precondition_matvec_requires_psd():
     with pytest.raises(ValueError, match="psd=False needs a dense matrix"):
         fl.updates.precondition(lambda v: v, jnp.ones(2), damping=0.1, psd=False)
+
+
+@pytest.mark.parametrize("grads, dtype", [(np.array([1.0 + 1.0j, 2.0]), "complex128"),
+                                          (np.array([True, False]), "bool")])
+def test_grads_and_delta_must_be_real(grads, dtype):
+    with pytest.raises(TypeError, match=f"grads must hold real arrays, got dtype {dtype}"):
+        fl.updates.precondition(jnp.eye(2), grads, damping=0.0)
+    with pytest.raises(TypeError, match=f"delta must hold real arrays, got dtype {dtype}"):
+        fl.updates.predicted_change(jnp.ones(2), jnp.eye(2), grads)
+
+
+def test_grads_with_a_single_non_finite_entry_are_rejected():
+    with pytest.raises(ValueError, match="grads must be finite, got a non-finite entry"):
+        fl.updates.precondition(jnp.eye(3), np.array([1.0, np.nan, 2.0]), damping=0.0)
+
+
+def test_float32_params_give_the_float64_step_of_the_same_values(P):
+    # a reference step is computed in float64 whatever the params' dtype: rounding the values
+    # to float32 first, the step equals the float64-params step of those rounded values
+    p32 = [tuple(np.asarray(a, np.float32) for a in layer) for layer in P["params"]]
+    p64 = [tuple(np.asarray(a, np.float64) for a in layer) for layer in p32]
+    for fn in (fl.updates.natural_gradient, fl.updates.diagonal_update):
+        d32 = fn(linear, p32, P["X"], P["y"], fl.Bernoulli(), lr=0.1, damping=0.1)
+        d64 = fn(linear, p64, P["X"], P["y"], fl.Bernoulli(), lr=0.1, damping=0.1)
+        if fn is fl.updates.diagonal_update:
+            d32, d64 = d32[0], d64[0]
+        for a, b in zip(jax.tree_util.tree_leaves(d32), jax.tree_util.tree_leaves(d64)):
+            assert a.dtype == np.float64
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("num_samples, exc, msg", [
+    (0, ValueError, "num_samples must be >= 1, got 0"),
+    (1.5, TypeError, "num_samples must be an int, got 1.5"),
+    (True, TypeError, "num_samples must be an int, got True")])
+def test_monte_carlo_fisher_num_samples_is_checked(P, num_samples, exc, msg):
+    with pytest.raises(exc, match=msg):
+        fl.updates.natural_gradient(*args(P), lr=0.1, damping=0.1, fisher_type="mc",
+                                    key=jax.random.key(0), num_samples=num_samples)

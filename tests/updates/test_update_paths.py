@@ -432,3 +432,36 @@ def test_precondition_pytree_gradient_keeps_its_structure():
     assert set(p) == {"a", "b"}
     np.testing.assert_allclose(np.asarray(p["a"]), [1.0, 1.0], rtol=1e-14)
     np.testing.assert_allclose(float(p["b"]), 0.75, rtol=1e-14)
+
+
+@pytest.mark.parametrize("psd", [True, False])
+def test_a_dense_solve_uses_the_symmetric_part_so_it_is_transpose_invariant(psd):
+    # an asymmetry of relative size 1e-9 (within the symmetry check's tolerance) is rounding noise
+    # in a curvature matrix: M and M^T precondition alike, as (M + M^T) / 2 does
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(4, 4))
+    S = B @ B.T + 4.0 * np.eye(4)
+    E = rng.normal(size=(4, 4))
+    M = S + 1e-9 * np.linalg.norm(S) * (E - E.T) / np.linalg.norm(E - E.T)
+    g = rng.normal(size=4)
+    expected = np.linalg.solve((M + M.T) / 2 + 0.5 * np.eye(4), g)
+    for A in (M, M.T):
+        got = fl.updates.precondition(jnp.asarray(A), jnp.asarray(g), damping=0.5, psd=psd)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("psd, factorisation", [(True, "cholesky"), (False, "lu")])
+def test_a_psd_dense_solve_is_a_cholesky_solve_and_a_general_one_is_lu(monkeypatch, psd,
+                                                                         factorisation):
+    # which factorisation ran: a PSD solve must not quietly become a general one
+    seen = []
+    cho_factor, solve = jax.scipy.linalg.cho_factor, jnp.linalg.solve
+    monkeypatch.setattr(jax.scipy.linalg, "cho_factor",
+                        lambda *a, **k: seen.append("cholesky") or cho_factor(*a, **k))
+    monkeypatch.setattr(jnp.linalg, "solve", lambda *a, **k: seen.append("lu") or solve(*a, **k))
+    M = jnp.array([[2.0, 1.0], [1.0, 3.0]])
+    g = jnp.array([1.0, -1.0])
+    got = fl.updates.precondition(M, g, damping=0.0, psd=psd)
+    assert seen == [factorisation]
+    # the closed-form inverse of [[2, 1], [1, 3]] is [[3, -1], [-1, 2]] / 5
+    np.testing.assert_allclose(got, np.array([4.0, -3.0]) / 5, rtol=1e-14)
