@@ -29,6 +29,9 @@ What it does (docs/peers/kfac_jax.md states every convention mapping and the mea
   ``factors[1]`` (pre-activation gradients) of each ``DenseTwoKroneckerFactored`` block and
   prints ``rel = ||mapped(kfac-jax) - fisherlab||_F / ||fisherlab||_F`` per layer / likelihood /
   mode / factor;
+* compares a LayerNorm's / RMSNorm's scale-and-shift block (``register_scale_and_shift``,
+  ``ScaleAndShiftFull`` and ``ScaleAndShiftDiagonal``, ``fisher_exact``) with fisherlab's
+  ``ExactBlock`` (:func:`compare_norm_blocks`);
 * times factor estimation for both on the MLP 512-512-512-10, N = 512, float64, categorical:
   fisherlab's public ``fl.kfac.factors`` (validation and finiteness checks included) against
   kfac-jax's jitted ``update_curvature_matrix_estimate``, for ``exact``/``fisher_exact``,
@@ -186,6 +189,105 @@ def kj_factors_fn(estimator, params_kj, batch, mode, rng, dense=False):
         return facs
 
     return run
+
+
+# --------------------------------------------------------------------------- norm blocks
+
+
+def compare_norm_blocks():
+    """A norm's scale-and-shift block: kfac-jax's ``ScaleAndShiftFull`` (and its default
+    ``ScaleAndShiftDiagonal``) against fisherlab's ``ExactBlock``, exact Fisher.
+
+    Model: a norm over ``d`` features of per-token inputs ``(N, R, d)`` followed by a fixed
+    ``Dense(d, C)`` head (a constant on the kfac-jax side, so the norm is its only tagged
+    layer), categorical per-token targets ``(N, R)`` with the logits ``(N, R, C)`` registered as
+    they are, loss = mean over examples of the summed token losses (fisherlab ``tokens="sum"``).
+    kfac-jax tags ``y = x_hat * scale + shift`` with ``register_scale_and_shift`` (``x_hat`` the
+    normalised input); its per-example gradients sum over the token axis and the block is
+    divided by ``N``: fisherlab's definition. For ``R > 1`` the block is also compared with
+    ``(1/N) sum_n sum_(r,c) u u^T``, ``u = J_n^T f_(r,c)`` built from the model's Jacobian
+    ``J_n`` and the columns ``f_(r,c) = sqrt(p_rc) e_(r,c) - sqrt(p_rc) p`` that kfac-jax's
+    ``fisher_exact`` mode uses for logits with a token axis (``p`` all ``R`` tokens'
+    probabilities): the exact Fisher's columns carry ``- sqrt(p_rc) p_r`` on token ``r`` only.
+    Returns ``[(norm, R, block class, rel err to fisherlab, rel err to the columns), ...]``.
+    """
+    N, d, C = 4, 5, 3
+    rows = []
+    for R in (1, 3):
+        for name, layer in (("LayerNorm", fl.nn.LayerNorm(d)),
+                            ("RMSNorm", fl.nn.RMSNorm(d, eps=1e-6))):
+            rows += _norm_rows(name, layer, N, R, d, C)
+    return rows
+
+
+def _norm_rows(name, layer, N, R, d, C):
+    model = fl.nn.Sequential([layer, fl.nn.Dense(d, C)])
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(5), 4)
+    params = model.init(k1)
+    norm_p = tuple(p + 0.3 * jax.random.normal(k4, p.shape, F64) for p in params[0])
+    params = [norm_p, params[1]]
+    x = jax.random.normal(k2, (N, R, d), F64)
+    y = jax.random.randint(k3, (N, R), 0, C)
+    W, b = params[1]
+    eps, has_shift = layer.eps, name == "LayerNorm"
+
+    def func(norm_kj, batch):
+        xb, yb = batch
+        if has_shift:
+            xc = xb - jnp.mean(xb, axis=-1, keepdims=True)
+            xh = xc / jnp.sqrt(jnp.mean(xc ** 2, axis=-1, keepdims=True) + eps)
+            h = xh * norm_kj[0] + norm_kj[1]
+            h = kfac_jax.register_scale_and_shift(h, xh, norm_kj[0], norm_kj[1])
+        else:
+            xh = xb / jnp.sqrt(jnp.mean(xb ** 2, axis=-1, keepdims=True) + eps)
+            h = kfac_jax.register_scale_and_shift(xh * norm_kj[0], xh, norm_kj[0], None)
+        out = h @ W.T + b
+        kfac_jax.register_softmax_cross_entropy_loss(out, yb)
+        return loss_categorical_tokens(out, yb)
+
+    B = np.asarray(fl.kfac.factors(model, params, x, y, fl.Categorical())[0].B)
+    cols = _replicated_column_block(model, params, x) if R > 1 else None
+    rows = []
+    for cls in (kfac_jax.ScaleAndShiftFull, kfac_jax.ScaleAndShiftDiagonal):
+        est = kfac_jax.BlockDiagonalCurvature(
+            func, default_estimation_mode="fisher_exact",
+            layer_tag_to_block_ctor=dict(scale_and_shift=cls))
+        st0 = est.init(jax.random.key(0), (norm_p, (x, y)), None, None)
+        st = est.update_curvature_matrix_estimate(
+            st0, ema_old=0.0, ema_new=1.0, identity_weight=0.0, batch_size=N,
+            rng=jax.random.key(1), func_args=(norm_p, (x, y)), estimation_mode="fisher_exact")
+        [K] = est.to_diagonal_block_dense_matrix(st)
+        full = cls is kfac_jax.ScaleAndShiftFull
+        diag = (lambda M: M) if full else (lambda M: np.diag(np.diag(M)))
+        rows.append((name, R, cls.__name__, rel(K, diag(B)),
+                     rel(K, diag(cols)) if cols is not None else float("nan")))
+    return rows
+
+
+def _replicated_column_block(model, params, x):
+    """``(1/N) sum_n sum_(r,c) (J_n^T f_(r,c)) (J_n^T f_(r,c))^T`` for the norm's parameters,
+    ``f_(r,c)`` kfac-jax's columns for token-shaped logits (see :func:`compare_norm_blocks`)."""
+    N, R = x.shape[:2]
+    out = 0.0
+    for n in range(N):
+        def logits(norm_p, xn=x[n]):
+            return model([norm_p, params[1]], xn)
+        Jn = jax.jacobian(logits)(params[0])
+        C = Jn[0].shape[1]
+        Jn = jnp.concatenate([j.reshape(R * C, -1) for j in Jn], axis=1)
+        p = jax.nn.softmax(logits(params[0]), axis=-1)
+        for r in range(R):
+            for c in range(C):
+                f = (-jnp.sqrt(p[r, c]) * p).at[r, c].add(jnp.sqrt(p[r, c]))
+                u = Jn.T @ f.reshape(-1)
+                out = out + jnp.outer(u, u)
+    return np.asarray(out) / N
+
+
+def loss_categorical_tokens(out, y):
+    """Mean over examples of the summed token losses."""
+    logp = jax.nn.log_softmax(out, axis=-1)
+    return -jnp.sum(jnp.take_along_axis(logp, y[..., None], -1)) / out.shape[0]
 
 
 # --------------------------------------------------------------------------- comparison
@@ -409,6 +511,16 @@ def main():
                 if errs:
                     print(f"  {mode:32s} vs {ref:15s} median {np.median(errs):.2e}  "
                           f"max {max(errs):.2e}  ({len(errs)} layers)")
+
+        print("\nNorm scale-and-shift block, kfac-jax fisher_exact vs fisherlab ExactBlock (exact, "
+              "tokens='sum'); for R > 1 also vs the block of kfac-jax's token-shaped columns:")
+        hdr = f"{'norm':10s} {'R':>2s} {'kfac-jax block':22s} {'vs fisherlab':>13s} " \
+              f"{'vs columns':>11s}"
+        print(hdr)
+        print("-" * len(hdr))
+        for name, R, cls, e_fl, e_cols in compare_norm_blocks():
+            cols = f"{e_cols:11.2e}" if np.isfinite(e_cols) else f"{'-':>11s}"
+            print(f"{name:10s} {R:2d} {cls:22s} {e_fl:13.2e} {cols}")
 
     if not args.no_timing:
         load0 = os.getloadavg()

@@ -1,4 +1,5 @@
-"""Damped K-FAC solves: exact Tikhonov damping through eigendecompositions, or pi-damping."""
+"""Damped K-FAC solves: exact Tikhonov damping through eigendecompositions, or pi-damping;
+exact blocks damped whole."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import as_float_array, check_choice
 from fisherlab.kfac._checks import check_factor, is_concrete
+from fisherlab.kfac._inputs import check_factor_list
+from fisherlab.kfac._types import ExactBlock
 
 __all__ = ["solve"]
 
@@ -96,8 +99,54 @@ def _layer_grad_matrix(gW, gb, A_dim):
         f"(separate), got A of size {A_dim}")
 
 
+def _exact_entry(f, g, k: int):
+    """``(B, v, unflatten)`` for an :class:`ExactBlock` entry and its gradient tuple."""
+    B = as_float_array(f.B, f"factors[{k}].B", ndim=2)
+    if B.shape[0] != B.shape[1]:
+        raise ValueError(f"factors[{k}].B must be a square matrix, got shape {tuple(B.shape)}")
+    check_factor(B, f"factors[{k}].B (the exact block of layer {k})", dtype=B.dtype)
+    if not isinstance(g, (list, tuple)) or not g:
+        raise ValueError(f"grads[{k}] must be a tuple of the layer's parameter gradients (an "
+                         f"ExactBlock), got {type(g).__name__}")
+    parts = [jnp.asarray(as_float_array(t, f"grads[{k}][{i}]"), jnp.float64)
+             for i, t in enumerate(g)]
+    sizes = [int(np.prod(t.shape, dtype=np.int64)) for t in parts]
+    if sum(sizes) != B.shape[0]:
+        raise ValueError(
+            f"grads[{k}] (shapes {[tuple(t.shape) for t in parts]}, {sum(sizes)} entries) does "
+            f"not match factors[{k}].B of shape {tuple(B.shape)}")
+    v = jnp.concatenate([t.reshape(-1) for t in parts])
+    offsets = np.cumsum([0] + sizes)
+
+    def unflatten(y):
+        return tuple(y[offsets[i]:offsets[i + 1]].reshape(t.shape) for i, t in enumerate(parts))
+
+    return jnp.asarray(B, jnp.float64), v, unflatten
+
+
+def _group(grads, model, factors):
+    """``(per-block gradient tuples, regroup)`` of a ``params``-structured ``grads``: one
+    ``(gW, gb)`` pair per Dense block (two per MultiHeadAttention), ``(gE,)`` per Embedding and
+    the layer's own parameters per LayerNorm/RMSNorm."""
+    found = check_factor_list(factors, model)
+    leaves, treedef = jax.tree_util.tree_flatten(grads)
+    counts = [1 if b.kind == "embedding" else 2 if b.kind == "dense" else
+              len(b.layer.param_spec()) for b in found]
+    if len(leaves) != sum(counts):
+        raise ValueError(
+            f"grads must have the structure of the model's params ({sum(counts)} arrays), got "
+            f"{len(leaves)} arrays")
+    starts = np.cumsum([0] + counts)
+    grouped = [tuple(leaves[starts[i]:starts[i + 1]]) for i in range(len(found))]
+
+    def regroup(result):
+        return jax.tree_util.tree_unflatten(treedef, [t for r in result for t in r])
+
+    return grouped, regroup
+
+
 @reference
-def solve(factors, grads, damping, *, method: str = "exact"):
+def solve(factors, grads, damping, *, method: str = "exact", model=None):
     r"""Apply the damped inverse of the K-FAC matrix to a gradient, layer by layer.
 
     For a layer with factors ``(A, G)`` and gradient ``X = [gW gb]`` (``(out, in'+1)``; with
@@ -117,17 +166,29 @@ def solve(factors, grads, damping, *, method: str = "exact"):
       ``sqrt(lambda) (G/pi (x) I + pi I (x) A)`` (see the proofs). For a separate bias the bias
       block ``G`` is treated as ``G (x) [1]`` (so ``A = [1]``, ``pi = sqrt(1 / (tr G / dim G))``).
 
+    An embedding's block ``A (x) G`` (gradient ``gE`` of shape ``(num_embeddings, d)``) is solved
+    as the layer above with ``X = gE^T``. An :class:`~fisherlab.kfac.ExactBlock` ``B`` (a
+    ``LayerNorm``/``RMSNorm``) has no Kronecker factors to split the damping between, so both
+    methods apply Tikhonov damping to the whole block, ``(B + lambda I)^{-1} v`` with ``v`` the
+    layer's gradients concatenated in parameter order -- the rule of the ``"exact"`` method --
+    solved through the eigendecomposition of ``B`` (a dense PSD solve).
+
     Args:
       factors: list of :class:`~fisherlab.kfac.KFACFactors` (augmented or separate bias; the
-        layout is read from the shape of ``A``).
-      grads: ``[(gW, gb), ...]`` in the structure of ``params`` (``gW`` of shape ``(out, in)`` or
-        ``(out, in, kh, kw)``).
+        layout is read from the shape of ``A``) and :class:`~fisherlab.kfac.ExactBlock`.
+      grads: one entry per factor: ``(gW, gb)`` for a Dense/Conv2d block (``gW`` of shape
+        ``(out, in)`` or ``(out, in, kh, kw)``), ``(gE,)`` for an embedding, the layer's
+        parameter gradients (``(gw, gb)`` or ``(gw,)``) for an ``ExactBlock``. With ``model``,
+        ``grads`` has the structure of the model's ``params`` instead.
       damping: ``lambda >= 0``. With ``lambda = 0`` the factors must be nonsingular (else a
         ``ValueError``; checked when the values are concrete).
       method: ``"exact"`` | ``"factored"``.
+      model: optional :class:`fisherlab.nn.Sequential` the factors were computed for; given, the
+        factors are checked against it and ``grads`` is read (and returned) in the structure of
+        its ``params`` (a MultiHeadAttention's four arrays are its two Dense blocks).
 
     Returns:
-      ``[(dW, db), ...]`` with the same structure and shapes as ``grads``, float64.
+      float64 arrays in the structure and shapes of ``grads``.
 
     Raises:
       ValueError: on concrete values, when a factor is not finite, not symmetric (relative
@@ -137,7 +198,8 @@ def solve(factors, grads, damping, *, method: str = "exact"):
         precision both tolerances grow to ``16 eps`` and ``4 d eps`` of that dtype) -- the
         message names the factor, the layer and the eigenvalue; when a damped system is
         singular (``lambda = 0`` with a singular factor, or ``lambda`` negligible next to the
-        largest eigenvalue), naming the smallest eigenvalue; and when the result overflows.
+        largest eigenvalue), naming the smallest eigenvalue; and when the result overflows. An
+        ``ExactBlock``'s ``B`` is checked in the same way (finite, symmetric, PSD).
         Under a caller's ``jax.jit`` (traced values) none of this can be checked.
 
     References:
@@ -162,6 +224,9 @@ def solve(factors, grads, damping, *, method: str = "exact"):
     damping = _check_damping(damping)
     if not isinstance(factors, (list, tuple)):
         raise TypeError(f"factors must be a list of KFACFactors, got {type(factors).__name__}")
+    regroup = list
+    if model is not None:
+        grads, regroup = _group(grads, model, factors)
     if not isinstance(grads, (list, tuple)) or len(grads) != len(factors):
         raise ValueError(
             f"grads must be a list of {len(factors)} (gW, gb) pairs (one per layer of the "
@@ -169,12 +234,37 @@ def solve(factors, grads, damping, *, method: str = "exact"):
             f"{len(grads) if hasattr(grads, '__len__') else '?'}")
     result = []
     for k, (f, g) in enumerate(zip(factors, grads)):
+        if isinstance(f, ExactBlock):
+            B, v, unflatten = _exact_entry(f, g, k)
+            y, denom = _dense_kernel(B, v, damping)
+            _check_nonsingular(denom, k, "B + damping I", damping)
+            _check_solution_finite(y, k, "exact block")
+            result.append(unflatten(y))
+            continue
+        if not isinstance(f, (list, tuple)) or len(f) != 2:
+            raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair or an ExactBlock, "
+                             f"got {type(f).__name__}")
+        A, G = (_factor(M, k, nm) for nm, M in (("A", f[0]), ("G", f[1])))
+        if isinstance(g, (list, tuple)) and len(g) == 1:  # an embedding: E (num, d), A (x) G
+            gE = jnp.asarray(as_float_array(g[0], f"grads[{k}][0]", ndim=2), jnp.float64)
+            if gE.shape != (A.shape[0], G.shape[0]):
+                raise ValueError(
+                    f"grads[{k}] (an embedding gradient of shape {tuple(gE.shape)}) does not "
+                    f"match factors[{k}] (A {tuple(A.shape)}, G {tuple(G.shape)}): expected "
+                    f"shape {(A.shape[0], G.shape[0])}")
+            if method == "exact":
+                Y, denom = _exact_kernel(A, G, gE.T, damping)
+                _check_nonsingular(denom, k, "A (x) G + damping I", damping)
+            else:
+                _check_traces(A, G, k)
+                Y, da, dg = _factored_kernel(A, G, gE.T, damping)
+                _check_nonsingular(da, k, "A + pi sqrt(damping) I", damping)
+                _check_nonsingular(dg, k, "G + sqrt(damping)/pi I", damping)
+            _check_solution_finite(Y, k, "embedding")
+            result.append((Y.T,))
+            continue
         if not isinstance(g, (list, tuple)) or len(g) != 2:
             raise ValueError(f"grads[{k}] must be a (gW, gb) pair, got {type(g).__name__}")
-        if not isinstance(f, (list, tuple)) or len(f) != 2:
-            raise ValueError(f"factors[{k}] must be a KFACFactors (A, G) pair, got "
-                             f"{type(f).__name__}")
-        A, G = (_factor(M, k, nm) for nm, M in (("A", f[0]), ("G", f[1])))
         gW = jnp.asarray(as_float_array(g[0], f"grads[{k}][0]", min_ndim=2), jnp.float64)
         gb = jnp.asarray(as_float_array(g[1], f"grads[{k}][1]", ndim=1), jnp.float64)
         if G.shape != (gW.shape[0], gW.shape[0]) or gb.shape != (gW.shape[0],):
@@ -206,7 +296,14 @@ def solve(factors, grads, damping, *, method: str = "exact"):
         else:
             dW, db = Y[:, :-1].reshape(gW.shape), Y[:, -1]
         result.append((dW, db))
-    return result
+    return regroup(result)
+
+
+@jax.jit
+def _dense_kernel(B, v, damping):
+    w, U = _eigh(B)
+    denom = w + damping
+    return U @ ((U.T @ v) / denom), denom
 
 
 @jax.jit

@@ -25,7 +25,8 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
     with the factors of ``fl.kfac.factors`` and the solve of ``fl.kfac.solve``:
     ``method="exact"`` applies ``(G (x) A + lambda I)^{-1}`` exactly through the factors'
     eigendecompositions; ``method="factored"`` the pi-damped
-    ``(G + sqrt(lambda)/pi I)^{-1} X (A + pi sqrt(lambda) I)^{-1}``. Undamped K-FAC is
+    ``(G + sqrt(lambda)/pi I)^{-1} X (A + pi sqrt(lambda) I)^{-1}``; a LayerNorm/RMSNorm
+    block (an ``ExactBlock``) is damped whole, ``(B + lambda I)^{-1}``. Undamped K-FAC is
     invariant to invertible affine maps of each layer's input activations and pre-activations
     (proof ``invariance.kfac_layer``). The gradient and the factors use the mean reduction
     (docs/CONVENTIONS.md, "K-FAC").
@@ -67,5 +68,5 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
         factors = kfac.factors(model, step.problem.params, x, y, likelihood,
                                fisher_type=fisher_type, approx=approx, bias=bias, key=key,
                                num_samples=num_samples)
-    pre = kfac.solve(factors, step.unravel(step.gradient), damping, method=method)
+    pre = kfac.solve(factors, step.unravel(step.gradient), damping, method=method, model=model)
     return jax.tree_util.tree_map(lambda p: -lr * p, pre)

@@ -140,3 +140,109 @@ def test_solve_under_jit_matches_eager():
     eager = fl.kfac.solve(f, grads, 0.2)
     jitted = jax.jit(lambda ff, gg, d: fl.kfac.solve(ff, gg, d))(f, grads, 0.2)
     assert rel_err(ravel_pytree(jitted)[0], ravel_pytree(eager)[0]) < 1e-13
+
+
+# ------------------------------------------------------------------ token models: exact blocks
+V, D, C = 5, 4, 3
+
+
+def _token_problem(seed, N=3, R=2):
+    """Embedding, a pre-LN attention block, RMSNorm and a head: every kind of K-FAC block."""
+    nn = fl.nn
+    model = nn.Sequential([
+        nn.Embedding(V, D),
+        nn.Residual(nn.Sequential([nn.LayerNorm(D), nn.MultiHeadAttention(D, 2)])),
+        nn.RMSNorm(D), nn.Dense(D, C)])
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    params = model.init(k1)
+    # move the norms off their initial values so their blocks are generic
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.3 * jax.random.normal(k4, p.shape, p.dtype), params)
+    x = jax.random.randint(k2, (N, R), 0, V)
+    y = jax.random.randint(k3, (N, R), 0, C)
+    return model, params, x, y
+
+
+def _dense_solve(K, v, damping):
+    g, unravel = ravel_pytree(v)
+    return np.linalg.solve(np.asarray(K) + damping * np.eye(K.shape[0]), np.asarray(g))
+
+
+@given(seed=seed_st, damping=damping_st)
+def test_exact_solve_of_a_token_model_matches_dense_solve(seed, damping):
+    """Exact blocks (LayerNorm, RMSNorm), the embedding and the attention projections: the
+    solve is ``(K + lambda I)^{-1} v`` with ``K`` the block-diagonal K-FAC matrix."""
+    model, params, x, y = _token_problem(seed)
+    f = fl.kfac.factors(model, params, x, y, fl.Categorical())
+    assert [type(e) is fl.kfac.ExactBlock for e in f] == [False, True, False, False, True, False]
+    v = jax.tree_util.tree_map(lambda p: jax.random.normal(jax.random.key(seed + 9), p.shape,
+                                                           jnp.float64), params)
+    out = fl.kfac.solve(f, v, damping, model=model)
+    assert jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(v)
+    expected = _dense_solve(fl.kfac.matrix(f, model), v, damping)
+    assert rel_err(ravel_pytree(out)[0], expected) < 1e-10
+
+
+@pytest.mark.parametrize("method", ["exact", "factored"])
+def test_exact_blocks_are_damped_whole_by_either_method(method):
+    """Without a model, one gradient entry per factor; an ``ExactBlock`` is solved as
+    ``(B + lambda I)^{-1} v`` whatever the method (the embedding and Dense entries are covered
+    above and by the MLP tests)."""
+    nn = fl.nn
+    model = nn.Sequential([nn.Embedding(V, D), nn.LayerNorm(D), nn.RMSNorm(D), nn.Dense(D, C)])
+    params = model.init(jax.random.key(3))
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.3 * jax.random.normal(jax.random.key(4), p.shape, p.dtype), params)
+    x = jax.random.randint(jax.random.key(5), (4, 3), 0, V)
+    y = jax.random.randint(jax.random.key(6), (4, 3), 0, C)
+    f = fl.kfac.factors(model, params, x, y, fl.Categorical())
+    out = fl.kfac.solve(f, params, 0.3, method=method)  # params: one entry per factor here
+    K = np.asarray(fl.kfac.matrix(f, model))
+    starts = np.cumsum([0, V * D, 2 * D, D, C * (D + 1)])
+    g = np.asarray(ravel_pytree(params)[0])
+    for k in (1, 2):
+        s = slice(starts[k], starts[k + 1])
+        expected = np.linalg.solve(K[s, s] + 0.3 * np.eye(K[s, s].shape[0]), g[s])
+        assert rel_err(ravel_pytree(out[k])[0], expected) < 1e-10
+        assert [t.shape for t in out[k]] == [t.shape for t in params[k]]
+    if method == "exact":
+        assert rel_err(ravel_pytree(out)[0], _dense_solve(K, params, 0.3)) < 1e-10
+
+
+def test_kfac_update_of_a_token_model():
+    """The step is ``-lr (K + lambda I)^{-1} grad`` with the gradient of the mean over examples
+    of the summed token losses, written out with ``log_softmax``."""
+    model, params, x, y = _token_problem(11)
+
+    def loss(p):
+        logits = jax.vmap(lambda xn: model(p, xn))(x)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return -jnp.mean(jnp.sum(jnp.take_along_axis(logp, y[..., None], -1), axis=(1, 2)))
+
+    grad = jax.grad(loss)(params)
+    step = fl.updates.kfac_update(model, params, x, y, fl.Categorical(), lr=0.5, damping=0.2)
+    f = fl.kfac.factors(model, params, x, y, fl.Categorical())
+    expected = -0.5 * _dense_solve(fl.kfac.matrix(f, model), grad, 0.2)
+    assert rel_err(ravel_pytree(step)[0], expected) < 1e-10
+
+
+def test_bad_exact_block_raises():
+    model, params, x, y = _token_problem(2)
+    f = fl.kfac.factors(model, params, x, y, fl.Categorical())
+    B = np.asarray(f[1].B)
+    nan = B.copy()
+    nan[0, 1] = np.nan
+    for bad, match in ((nan, r"factors\[1\]\.B must be finite, got nan at index \(0, 1\)"),
+                       (B - 2 * np.linalg.norm(B) * np.eye(len(B)), "positive semi-definite"),
+                       (B + np.triu(np.ones_like(B), 1), "symmetric")):
+        g = list(f)
+        g[1] = fl.kfac.ExactBlock(bad)
+        with pytest.raises(ValueError, match=match):
+            fl.kfac.solve(g, params, 0.1, model=model)
+    # the LayerNorm's own entry, without a model
+    with pytest.raises(ValueError, match=r"factors\[0\]: B \+ damping I is singular"):
+        fl.kfac.solve([fl.kfac.ExactBlock(np.zeros_like(B))], [params[1][0]], 0.0)
+    with pytest.raises(ValueError, match=r"grads\[1\] .* does not match factors\[1\]\.B"):
+        fl.kfac.solve(f[:2], [params[0], (params[1][0][0],)], 0.1)
+    with pytest.raises(ValueError, match=r"grads must have the structure of the model's params"):
+        fl.kfac.solve(f, params[:3], 0.1, model=model)
