@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 
 import fisherlab as fl
-from fisherlab.likelihoods import _symbolic
+from fisherlab.likelihoods import symbolic as likelihood_definitions
 from fisherlab.symbolic import curvature
 
 nn = fl.nn
@@ -196,7 +196,7 @@ def test_embedding_meanpool_categorical_hessian_equals_the_composed_loss():
     E, W, c = _mat("E", 3, 2), _mat("W", 2, 2), _vec("c", 2)
     params = [(dyadic((3, 2)),), (dyadic((2, 2)), dyadic(2))]
     x, y = np.array([[0, 2], [2, 2]]), np.array([1, 0])
-    sym = _symbolic.categorical(2)
+    sym = likelihood_definitions.categorical(2)
     loss = 0
     for tokens, label in zip(x, y):
         pooled = [sum(E[t][j] for t in tokens) / len(tokens) for j in range(2)]
@@ -261,7 +261,7 @@ def test_per_token_outputs_sum_their_token_losses():
     params = _token_params(rng)
     x, y = np.array([[0, 2]]), np.array([[1, 0]])
     E, w, b, W, c = _mat("E", 3, 2), _vec("w", 2), _vec("b", 2), _mat("W", 2, 2), _vec("c", 2)
-    sym = _symbolic.categorical(2)
+    sym = likelihood_definitions.categorical(2)
     loss = 0
     for t, label in zip(x[0], y[0]):  # l_1 = the sum of the token losses
         logits = _dense(W, c, _layer_norm(E[t], w, b))
