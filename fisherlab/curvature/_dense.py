@@ -252,9 +252,9 @@ def ggn(f: Callable, params, x, y, likelihood, *, reduction: str = "mean",
       ``(d, d)`` float64 symmetric matrix (exactly symmetric).
 
     References:
-      M. Johnson, "Natural gradients and K-FAC" (note, 2017), App. A eqs. (40)-(42);
-      N. N. Schraudolph, "Fast curvature matrix-vector products for second-order gradient
-      descent", Neural Computation 14(7), 2002; J. Martens, "New insights and perspectives on
+      M. Johnson, "Natural gradients and K-FAC" (note, 2017), App. A eqs. (40)-(42); N. N.
+      Schraudolph, "Fast curvature matrix-vector products for second-order gradient descent",
+      Neural Computation 14(7), 2002; J. Martens, "New insights and perspectives on
       the natural gradient method", JMLR 21, 2020, §9.
 
     >>> import fisherlab as fl, jax, jax.numpy as jnp
@@ -285,8 +285,8 @@ def fisher(f: Callable, params, x, likelihood, *, reduction: str = "mean",
               \nabla_\theta \log p^\top\big] = w \sum_n J_n^\top F_{\rm out}(f_n) J_n .
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
-        memory_budget: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      jacobian, method, tokens, memory_budget: as in :func:`ggn`.
 
     Returns:
       ``(d, d)`` float64 symmetric positive semi-definite matrix.
@@ -332,8 +332,8 @@ def fisher_mc(f: Callable, params, x, likelihood, key=None, num_samples: int = 1
     outputs").
 
     Args:
-      f, params, x, likelihood, reduction, chunk_size, jacobian, method, tokens,
-        memory_budget: as in :func:`ggn`.
+      f, params, x, likelihood, reduction, chunk_size: as in :func:`ggn`.
+      jacobian, method, tokens, memory_budget: as in :func:`ggn`.
       key: a ``jax.random`` key (required).
       num_samples: ``S >= 1`` sampled labels per example.
 
