@@ -22,6 +22,7 @@ from fisherlab.testing import relative_error
 torch = pytest.importorskip("torch")
 cl = pytest.importorskip("curvlinops")
 from fisherlab.testing import torch as flt  # noqa: E402
+from _torch_blocks import Block, ClassesSecond  # noqa: E402
 
 pytestmark = pytest.mark.peers
 nn = torch.nn
@@ -29,40 +30,9 @@ RTOL = 1e-10
 D, HEADS, R, N, C = 4, 2, 3, 3, 3
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block with a per-token head, (N, R, D) -> (N, R, C)."""
-
-    def __init__(self, causal: bool):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(D)
-        self.attn = nn.MultiheadAttention(D, HEADS, batch_first=True)
-        self.ln2 = nn.LayerNorm(D)
-        self.mlp = nn.Sequential(nn.Linear(D, 8), nn.GELU(), nn.Linear(8, D))
-        self.head = nn.Linear(D, C)
-        self.causal = causal
-        self.register_buffer("mask", torch.triu(torch.ones(R, R, dtype=torch.bool), 1))
-
-    def forward(self, x):
-        h = self.ln1(x)
-        mask = self.mask if self.causal else None
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
-        return self.head(x + self.mlp(self.ln2(x)))
-
-
-class ClassesSecond(nn.Module):
-    """``(N, R, C) -> (N, C, R)``: PyTorch's (and curvlinops') layout for cross-entropy."""
-
-    def __init__(self, block):
-        super().__init__()
-        self.block = block
-
-    def forward(self, x):
-        return self.block(x).transpose(1, 2)
-
-
 def _case(loss_name, reduction, causal):
     torch.manual_seed(0)
-    block = Block(causal).double()
+    block = Block(D, HEADS, 8, C, R, causal).double()
     with torch.no_grad():
         for p in block.parameters():
             p.copy_(0.5 * torch.randn_like(p))
