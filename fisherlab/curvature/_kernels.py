@@ -144,36 +144,28 @@ def _build_gradient_outer(f, likelihood, chunk_size):
     return partial, _assemble_blocks
 
 
-def _build_gradient(f, likelihood, chunk_size):
-    def partial(params, batch):
-        x, y, w = batch
-        theta, f_flat = flat_model(f, params)
-        loss = _per_example_loss(f_flat, likelihood)
+def _loss_derivative(derivative, finish):
+    """A builder of ``derivative`` (``jax.grad`` or ``jax.hessian``) of the weighted loss sum."""
+    def build(f, likelihood, chunk_size):
+        def partial(params, batch):
+            x, y, w = batch
+            theta, f_flat = flat_model(f, params)
+            loss = _per_example_loss(f_flat, likelihood)
 
-        def body(chunk, wb):
-            xb, yb = chunk
-            return jax.grad(lambda th: jnp.sum(
-                wb * jax.vmap(loss, in_axes=(None, 0, 0))(th, xb, yb)))(theta)
+            def body(chunk, wb):
+                xb, yb = chunk
+                return derivative(lambda th: jnp.sum(
+                    wb * jax.vmap(loss, in_axes=(None, 0, 0))(th, xb, yb)))(theta)
 
-        return accumulate(body, (x, y), w, chunk_size)
+            return accumulate(body, (x, y), w, chunk_size)
 
-    return partial, _identity
+        return partial, finish
+
+    return build
 
 
-def _build_hessian(f, likelihood, chunk_size):
-    def partial(params, batch):
-        x, y, w = batch
-        theta, f_flat = flat_model(f, params)
-        loss = _per_example_loss(f_flat, likelihood)
-
-        def body(chunk, wb):
-            xb, yb = chunk
-            return jax.hessian(lambda th: jnp.sum(
-                wb * jax.vmap(loss, in_axes=(None, 0, 0))(th, xb, yb)))(theta)
-
-        return accumulate(body, (x, y), w, chunk_size)
-
-    return partial, symmetrize
+_build_gradient = _loss_derivative(jax.grad, _identity)
+_build_hessian = _loss_derivative(jax.hessian, symmetrize)
 
 
 def _build_layerwise(model, likelihood, kind, num_samples, chunk_size):
