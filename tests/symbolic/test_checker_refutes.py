@@ -173,6 +173,7 @@ def test_a_nonpositive_integer_symbol_gets_nonpositive_witness_values():
     # j (j + 1) = j^2 + j; the mutation j^2 -> -j^2 is off by 2 j^2: false at every j < 0
     r = _scalar_derivation("t.nonpos", j * (j + 1), j ** 2 + j, _control(j ** 2, -j ** 2)).verify()
     assert r.ok, r.failures()
+    assert "j = -" in r.controls[0].witness
     w = find_witness(2 * j ** 2)
     assert w is not None and w.point[j] < 0 and w.value == 2 * w.point[j] ** 2
 
