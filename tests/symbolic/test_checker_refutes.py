@@ -186,6 +186,18 @@ def test_the_first_point_tried_is_positive_so_one_try_meets_a_positivity_hypothe
     assert w is not None and w.point[xr] > 0 and w.point[yr] > 0 and w.point[xr] != w.point[yr]
 
 
+def test_an_exact_irrational_witness_given_by_the_author_refutes_and_renders():
+    # x (x + 1) = x^2 + x; the mutation x -> x^3 in the linear term is off by x - x^3, which
+    # the author's witness x = sqrt(2) makes -sqrt(2) (exact, irrational): shown to 6 digits
+    ctrl = [Control("c", target="conclusion", replace=(x ** 2 + x, x ** 2 + x ** 3),
+                    witness={x: sp.sqrt(2)}, why="a changed term")]
+    r = _scalar_derivation("t.irrational", x * (x + 1), x ** 2 + x, ctrl).verify()
+    assert r.ok, r.failures()
+    (c,) = r.controls
+    assert c.rejected, c.error
+    assert "1.41421" in c.witness
+
+
 def test_a_tiny_but_exactly_nonzero_difference_is_refuted():
     # the mutated claim is off by sqrt(2) 10^-30: far above the 50-digit rounding residue
     tiny = sp.sqrt(2) / sp.Integer(10) ** 30
