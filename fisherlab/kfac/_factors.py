@@ -99,7 +99,7 @@ def compute_checked(problem, approx, bias, tokens="sum", mesh=None):
                                reduced, tokens, x, y, key)
     else:
         static = (model, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens)
-        facs, flags = _sharded.run(_sharded_statistics, static, problem, mesh, tokens)
+        facs, flags, _ = _sharded.run(_sharded_statistics, static, problem, mesh, tokens)
     (factors_ok,) = check_values(flags, problem)
     if not factors_ok:  # raises the reason unless the bound was only a false alarm
         check_factors_finite(facs, problem)

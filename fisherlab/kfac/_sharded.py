@@ -28,25 +28,28 @@ __all__ = ["batch_mesh", "compiled", "run"]
 
 @functools.lru_cache(maxsize=64)
 def compiled(local, static, num_examples: int, mesh):
-    """The jitted ``(params, (x, y, keys), *rest) -> (sum of the devices' results, flags)`` of
-    ``local(*static, params, x, y, keys, num_examples, *rest) -> (result, flags)`` run on each
-    device's examples; a flag is up when it is up on every device."""
+    """The jitted ``(params, (x, y, keys), *rest) -> (sum of the devices' results, flags,
+    same)`` of ``local(*static, params, x, y, keys, num_examples, *rest) -> (result, flags)``
+    or ``(result, flags, same)`` run on each device's examples; a flag is up when it is up on
+    every device; ``same`` (``None`` if not returned) is computed from the replicated
+    arguments only, identical on every device, and not summed."""
 
     def partial(params, batch, *rest):
         x, y, keys = batch
-        out, flags = local(*static, params, x, y, keys, num_examples, *rest)
-        return out, jnp.logical_not(flags).astype(jnp.int32)
+        out, flags, same = (*local(*static, params, x, y, keys, num_examples, *rest), None)[:3]
+        return (out, jnp.logical_not(flags).astype(jnp.int32)), same
 
     def finish(total):
-        out, down = total
-        return out, down == 0
+        (out, down), same = total
+        return out, down == 0, same
 
-    return jax.jit(sharded(partial, finish, mesh))
+    return jax.jit(sharded(partial, finish, mesh, replicated=True))
 
 
 def run(local, static, problem, mesh, tokens: str = "sum", *rest):
     """``local`` over the batch of the prepared K-FAC ``problem`` split over ``mesh`` (the
-    ``(mesh, axis)`` of :func:`batch_mesh`); ``rest`` is replicated.
+    ``(mesh, axis)`` of :func:`batch_mesh`); ``rest`` is replicated. Returns ``(result, flags,
+    same)`` (:func:`compiled`).
 
     Raises ``ValueError`` (naming ``x`` and the device count) when the batch size is not a
     multiple of the number of devices.

@@ -85,6 +85,8 @@ def main():
     xt = jnp.asarray(rng.integers(0, 5, size=(N, R)))
     yt = jnp.asarray(rng.integers(0, 3, size=(N, R)))
 
+    given = fl.kfac.factors(mlp, params, x, None, gauss)  # an eigenbasis from other factors
+
     def kfac(model, p, lik, **kw):
         return lambda a, b: fl.kfac.factors(model, p, a, b, lik, key=key, **kw)
 
@@ -100,6 +102,11 @@ def main():
         "tokens_flatten_mc": (kfac(tok, tparams, cat, fisher_type="mc", tokens="flatten"),
                               xt, yt),
         "tokens_sum_empirical": (kfac(tok, tparams, cat, fisher_type="empirical"), xt, yt),
+        # EKFAC (compared as its dense matrix): the factors, then the corrected eigenvalues
+        "ekfac_mc": (lambda a, b: fl.kfac.matrix(fl.kfac.ekfac(
+            mlp, params, a, b, cat, fisher_type="mc", key=key, num_samples=2), mlp), x, y),
+        "ekfac_given_factors": (lambda a, b: fl.kfac.matrix(fl.kfac.ekfac(
+            mlp, params, a, b, gauss, fisher_type="empirical", factors=given), mlp), x, yg),
         "kfac_update": (lambda a, b: fl.updates.kfac_update(mlp, params, a, b, cat, lr=0.5,
                                                             damping=1e-2), x, y),
     }
