@@ -124,8 +124,7 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
       A list with one :class:`EKFACFactors` per layer (``S`` of shape ``(out, in'+1)`` or
       ``(out, in')``); the dense matrix is ``fl.kfac.matrix(result, model)``.
 
-    A batch ``x`` sharded over a device mesh is reduced on each device, as in
-    :func:`fisherlab.kfac.factors` (two passes: the factors, then the corrected eigenvalues).
+    A sharded batch ``x`` is reduced as in :func:`fisherlab.kfac.factors`, in two passes.
 
     Raises:
       ValueError: as :func:`fisherlab.kfac.factors`, for non-finite corrected eigenvalues (with

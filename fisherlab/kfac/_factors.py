@@ -167,6 +167,9 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     ``(1/N) sum_n E[g_n g_n^T]`` over the gradients of its ``weight``/``bias`` (the same
     cotangents as ``G``). Any other layer with parameters is refused, named.
 
+    A batch ``x`` sharded over a device mesh is reduced on each device, then summed once across
+    the devices (``docs/multi_device.md``).
+
     Args:
       model: a :class:`fisherlab.nn.Sequential` with at least one layer with parameters.
       params: as returned by ``model.init`` (``[(W, b), ...]`` for an MLP).
