@@ -138,6 +138,13 @@ def main():
                 record["all_reduce"].append("all-reduce" in hlo)
                 record["local_examples"].append(_local_examples(fn_jit, args))
         out[name] = record
+    # a non-finite example on one device: the named error of one device (the compiled sharded
+    # computation is reused)
+    bad = x.at[5, 1].set(jnp.nan)
+    try:
+        fl.kfac.factors(mlp, params, jax.device_put(bad, batch), None, cat)
+    except ValueError as err:
+        out["non_finite_error"] = str(err)
     json.dump(out, sys.stdout)
 
 

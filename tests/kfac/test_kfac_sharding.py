@@ -68,6 +68,10 @@ def test_single_device_inputs_take_the_plain_path(report, name):
     assert report[name]["single_runs"] == [0, 0 if name.startswith("ekfac") else 1]
 
 
+def test_non_finite_example_on_one_device_is_named(report):
+    assert report["non_finite_error"] == "x must be finite, got nan at index (5, 1)"
+
+
 def test_batch_not_divisible_by_the_devices_is_refused():
     """JAX itself refuses to shard 10 examples over 4 devices; the K-FAC path checks the batch
     size before placing anything, naming ``x`` and the device count."""
