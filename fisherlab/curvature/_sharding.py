@@ -81,17 +81,23 @@ def place(tree, mesh_axis, *, batch: bool):
     return jax.tree_util.tree_map(lambda a: jax.device_put(a, sharding), tree)
 
 
-def sharded(partial, finish, mesh_axis):
+def sharded(partial, finish, mesh_axis, *, replicated: bool = False):
     """``run(params, batch, *rest) = finish(psum_devices(partial(params, local batch, *rest)))``.
 
     ``partial`` sums over the examples it is given; under ``jax.shard_map`` each device gives it
     its own ``N / P`` examples of ``batch`` (all leaves split along their leading axis), while
-    ``params`` and ``rest`` are replicated; the partial sums are added by one ``psum``.
+    ``params`` and ``rest`` are replicated; the partial sums are added by one ``psum``. With
+    ``replicated``, ``partial`` returns ``(partial sums, same)``, ``same`` computed from the
+    replicated arguments only (equal on every device, e.g. an eigenbasis), and ``finish`` gets
+    ``(sums, same)``.
     """
     mesh, axis = mesh_axis
 
     def local(params, batch, *rest):
-        return jax.lax.psum(partial(params, batch, *rest), axis)
+        out = partial(params, batch, *rest)
+        if replicated:
+            return jax.lax.psum(out[0], axis), out[1]
+        return jax.lax.psum(out, axis)
 
     def run(params, batch, *rest):
         specs = (PartitionSpec(), PartitionSpec(axis)) + (PartitionSpec(),) * len(rest)

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import as_float_array
+from fisherlab.kfac import _sharded
 from fisherlab.kfac._checks import all_finite, check_factor
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_ekfac_finite, check_factors_finite
-from fisherlab.kfac._factors import factors_from_statistics
+from fisherlab.kfac._factors import compute_checked, factors_from_statistics
 from fisherlab.kfac._inputs import (check_factor_list, check_model, check_options,
                                     check_values, finite_flags, infer_bias, prepare)
 from fisherlab.kfac._statistics import batched
@@ -21,10 +22,10 @@ from fisherlab.kfac._types import EKFACFactors, KFACFactors
 __all__ = ["ekfac"]
 
 
-def _corrected_eigenvalues(inputs, vs, facs, weight, bias):
+def _corrected_eigenvalues(inputs, vs, facs, weight, bias, num_examples=None):
     result = []
     for amat, v, f in zip(inputs, vs, facs):
-        N = amat.shape[0]
+        N = amat.shape[0] if num_examples is None else num_examples
         if bias == "augmented":
             amat = jnp.concatenate([amat, jnp.ones(amat.shape[:-1] + (1,), amat.dtype)], -1)
         _, UA = jnp.linalg.eigh(f.A)
@@ -54,6 +55,19 @@ def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, 
         facs_finite = all_finite(facs)
     result = _corrected_eigenvalues(inputs, vs, facs, w, bias)
     return facs, result, finite_flags(params, x, outputs, facs_finite, all_finite(result))
+
+
+def _sharded_statistics(model, likelihood, fisher_type, bias, num_samples, reduced, params, x, y,
+                        keys, num_examples, facs):
+    """A device's share of the corrected eigenvalues ``(S, S_bias)`` per layer, the flags of its
+    inputs and outputs, and the eigenbasis ``(U_A, U_G)`` of the replicated ``facs``
+    (:mod:`fisherlab.kfac._sharded`)."""
+    inputs, vs, outputs = batched(model, params, likelihood, fisher_type, num_samples, x, y, None,
+                                  reduced, keys=keys)
+    result = _corrected_eigenvalues(inputs, vs, facs, cotangent_weight(fisher_type, num_samples),
+                                    bias, num_examples)
+    return ([(r.S, r.S_bias) for r in result], finite_flags(params, x, outputs),
+            [(r.UA, r.UG) for r in result])
 
 
 def _given_factors(factor_list, model, bias):
@@ -110,6 +124,8 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
       A list with one :class:`EKFACFactors` per layer (``S`` of shape ``(out, in'+1)`` or
       ``(out, in')``); the dense matrix is ``fl.kfac.matrix(result, model)``.
 
+    A sharded batch ``x`` is reduced as in :func:`fisherlab.kfac.factors`, in two passes.
+
     Raises:
       ValueError: as :func:`fisherlab.kfac.factors`, for non-finite corrected eigenvalues (with
         what overflowed), and for non-symmetric ``factors``.
@@ -130,12 +146,22 @@ def ekfac(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     """
     check_model(model, kinds=("dense",), what="fl.kfac.ekfac")
     check_options(fisher_type, approx, bias)
+    mesh = _sharded.batch_mesh(x)
     problem = prepare(model, params, x, y, likelihood, fisher_type, key, num_samples)
     given = None if factors is None else _given_factors(factors, model, bias)
     model, params, x, y, likelihood, fisher_type, num_samples, key, reduced = problem
-    facs, result, flags = _compute(model, params, likelihood, fisher_type, approx, bias,
-                                   num_samples, reduced, x, y, key, given)
-    factors_ok, result_ok = check_values(flags, problem)
+    if mesh is None:
+        facs, result, flags = _compute(model, params, likelihood, fisher_type, approx, bias,
+                                       num_samples, reduced, x, y, key, given)
+        factors_ok, result_ok = check_values(flags, problem)
+    else:  # the factors checked first; the sum of the devices' shares checked as a whole
+        facs = given or compute_checked(problem, approx, bias, "sum", mesh)
+        static = (model, likelihood, fisher_type, bias, num_samples, reduced)
+        parts, flags, bases = _sharded.run(_sharded_statistics, static, problem, mesh, "sum",
+                                           facs)
+        result = [EKFACFactors(*basis, *part) for basis, part in zip(bases, parts)]
+        check_values(flags, problem)
+        factors_ok, result_ok = True, bool(all_finite(result))
     if not factors_ok:
         check_factors_finite(facs, problem)
     if not result_ok:

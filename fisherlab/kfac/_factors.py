@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from fisherlab._core.precision import reference
 from fisherlab._core.validation import check_choice
+from fisherlab.kfac import _sharded
 from fisherlab.kfac._checks import bounded_diagonal
 from fisherlab.kfac._cotangents import cotangent_weight
 from fisherlab.kfac._diagnosis import check_factors_finite
@@ -21,17 +22,19 @@ from fisherlab.kfac._types import ExactBlock, KFACFactors
 __all__ = ["factors", "factors_from_statistics"]
 
 
-def factors_from_statistics(inputs, vs, weight, approx, bias, kinds=None, scale=1.0):
+def factors_from_statistics(inputs, vs, weight, approx, bias, kinds=None, scale=1.0,
+                            num_examples=None):
     """``(A, G)`` per Kronecker block from the inputs ``(N, P, in')`` and gradients
     ``(N, K, P, out)`` (an :class:`ExactBlock` from the parameter gradients ``(N, K, p)`` of an
     exact block), and whether every factor is finite (read from the diagonals, see
     :func:`~fisherlab.kfac._checks.bounded_diagonal`). ``kinds``: the blocks' kinds
     (:class:`~fisherlab.kfac._layers.Block`; all ``"dense"`` when ``None``); ``scale``
-    multiplies ``G`` and the exact blocks (``1/R`` for ``tokens="flatten"``)."""
+    multiplies ``G`` and the exact blocks (``1/R`` for ``tokens="flatten"``); ``num_examples``:
+    the ``N`` divided by (the whole batch's, for a device's part of it; default: the rows)."""
     out, diagonals = [], []
     kinds = kinds or ("dense",) * len(vs)
     for amat, v, kind in zip(inputs, vs, kinds):
-        N = v.shape[0]
+        N = v.shape[0] if num_examples is None else num_examples
         if kind == "exact":
             B, dB = second_moment(v.reshape((-1, v.shape[-1])), N / (weight * scale))
             out.append(ExactBlock(B))
@@ -39,7 +42,7 @@ def factors_from_statistics(inputs, vs, weight, approx, bias, kinds=None, scale=
             continue
         P = amat.shape[1]
         if approx == "expand":  # every position is an example for A; G sums over positions
-            a, count = amat.reshape((N * P, amat.shape[-1])), N * P
+            a, count = amat.reshape((-1, amat.shape[-1])), N * P
             g = v.reshape((-1, v.shape[-1]))
         else:  # positions averaged (inputs) and summed (gradients) first
             a, count = jnp.mean(amat, axis=1), N
@@ -59,25 +62,44 @@ def token_scale(outputs, tokens) -> float:
     return 1.0 / Q if tokens == "flatten" else 1.0
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7, 8))
-def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
-             x, y, key):
-    """The factors and their :func:`~fisherlab.kfac._inputs.finite_flags`, compiled once per
-    model, likelihood, options and shapes."""
+def _statistics(model, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
+                params, x, y, key, keys=None, num_examples=None):
+    """The factors and their :func:`~fisherlab.kfac._inputs.finite_flags` (``keys`` and
+    ``num_examples`` for a device's part of a sharded batch, :mod:`fisherlab.kfac._sharded`)."""
     inputs, vs, outputs = batched(model, params, likelihood, fisher_type, num_samples, x, y, key,
-                                  reduced, tokens)
+                                  reduced, tokens, keys)
     kinds = tuple(b.kind for b in blocks(model))
     facs, finite = factors_from_statistics(inputs, vs, cotangent_weight(fisher_type, num_samples),
-                                           approx, bias, kinds, token_scale(outputs, tokens))
+                                           approx, bias, kinds, token_scale(outputs, tokens),
+                                           num_examples)
     return facs, finite_flags(params, x, outputs, finite)
 
 
-def compute_checked(problem, approx, bias, tokens="sum"):
-    """The factors of a prepared problem; non-finite inputs, model outputs or factors raise
-    the named error (one host sync when everything is finite)."""
+def _sharded_statistics(model, likelihood, fisher_type, approx, bias, num_samples, reduced,
+                        tokens, params, x, y, keys, num_examples):
+    return _statistics(model, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
+                       params, x, y, None, keys, num_examples)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7, 8))
+def _compute(model, params, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
+             x, y, key):
+    """:func:`_statistics`, compiled once per model, likelihood, options and shapes."""
+    return _statistics(model, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens,
+                       params, x, y, key)
+
+
+def compute_checked(problem, approx, bias, tokens="sum", mesh=None):
+    """The factors of a prepared problem (its batch split over ``mesh``, the ``(mesh, axis)``
+    of :func:`~fisherlab.kfac._sharded.batch_mesh`, when given); non-finite inputs, model
+    outputs or factors raise the named error (one host sync when everything is finite)."""
     model, params, x, y, likelihood, fisher_type, num_samples, key, reduced = problem
-    facs, flags = _compute(model, params, likelihood, fisher_type, approx, bias, num_samples,
-                           reduced, tokens, x, y, key)
+    if mesh is None:
+        facs, flags = _compute(model, params, likelihood, fisher_type, approx, bias, num_samples,
+                               reduced, tokens, x, y, key)
+    else:
+        static = (model, likelihood, fisher_type, approx, bias, num_samples, reduced, tokens)
+        facs, flags, _ = _sharded.run(_sharded_statistics, static, problem, mesh, tokens)
     (factors_ok,) = check_values(flags, problem)
     if not factors_ok:  # raises the reason unless the bound was only a false alarm
         check_factors_finite(facs, problem)
@@ -145,6 +167,9 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     ``(1/N) sum_n E[g_n g_n^T]`` over the gradients of its ``weight``/``bias`` (the same
     cotangents as ``G``). Any other layer with parameters is refused, named.
 
+    A batch ``x`` sharded over a device mesh is reduced on each device, then summed once across
+    the devices (``docs/multi_device.md``).
+
     Args:
       model: a :class:`fisherlab.nn.Sequential` with at least one layer with parameters.
       params: as returned by ``model.init`` (``[(W, b), ...]`` for an MLP).
@@ -194,5 +219,6 @@ def factors(model, params, x, y, likelihood, *, fisher_type: str = "exact",
     check_model(model)
     check_options(fisher_type, approx, bias)
     check_choice(tokens, "tokens", TOKENS)
+    mesh = _sharded.batch_mesh(x)
     problem = prepare(model, params, x, y, likelihood, fisher_type, key, num_samples)
-    return compute_checked(problem, approx, bias, tokens)
+    return compute_checked(problem, approx, bias, tokens, mesh)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from fisherlab.kfac._cotangents import output_cotangents
 from fisherlab.kfac._layers import forward_with_offsets, offset_shapes
 
-__all__ = ["batched", "per_example", "second_moment"]
+__all__ = ["batched", "example_keys", "per_example", "second_moment"]
 
 #: below this many columns a second-moment matrix is one product; from it on, two column blocks
 _SPLIT_MIN = 128
@@ -44,25 +44,34 @@ def per_example(model, params, likelihood, fisher_type, num_samples, x, y, key, 
     return inputs, vs, out
 
 
-def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False,
-            tokens="sum"):
-    """:func:`per_example` over the batch: ``([(N, P, in')], [(N, K, P, out)], (N, ..., C))``.
-
-    For ``"mc"`` example ``n`` draws with ``jax.random.split(key, N)[n]`` (the key of
-    :func:`fisherlab.fisher_mc` for that example); with ``tokens="flatten"`` output position
-    ``q`` of example ``n`` draws with ``jax.random.split(key, N Q)[n Q + q]``.
-    """
+def example_keys(model, params, fisher_type, x, key, tokens="sum"):
+    """The Monte-Carlo keys of the examples of ``x``: ``jax.random.split(key, N)`` (the keys of
+    :func:`fisherlab.fisher_mc`), ``(N, Q)`` keys ``jax.random.split(key, N Q)`` for
+    ``tokens="flatten"`` with ``Q`` output positions; zeros ``(N,)`` unless ``"mc"``."""
     N = x.shape[0]
     if fisher_type != "mc":
-        keys = jnp.zeros((N,), jnp.float64)
-    elif tokens == "flatten":
+        return jnp.zeros((N,), jnp.float64)
+    if tokens == "flatten":
         shape = jax.eval_shape(lambda: model(params, x[0])).shape
         Q = 1
         for s in shape[:-1]:
             Q *= s
-        keys = jax.random.split(key, N * Q).reshape((N, Q))
-    else:
-        keys = jax.random.split(key, N)
+        return jax.random.split(key, N * Q).reshape((N, Q))
+    return jax.random.split(key, N)
+
+
+def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, reduced=False,
+            tokens="sum", keys=None):
+    """:func:`per_example` over the batch: ``([(N, P, in')], [(N, K, P, out)], (N, ..., C))``.
+
+    For ``"mc"`` example ``n`` draws with ``jax.random.split(key, N)[n]`` (the key of
+    :func:`fisherlab.fisher_mc` for that example); with ``tokens="flatten"`` output position
+    ``q`` of example ``n`` draws with ``jax.random.split(key, N Q)[n Q + q]``. ``keys``, when
+    given, are these :func:`example_keys` of ``x`` (for a part of a larger batch).
+    """
+    N = x.shape[0]
+    if keys is None:
+        keys = example_keys(model, params, fisher_type, x, key, tokens)
     y = jnp.zeros((N,), jnp.float64) if y is None else y  # unused placeholder (exact / mc)
     return jax.vmap(lambda xn, yn, kn: per_example(model, params, likelihood, fisher_type,
                                                    num_samples, xn, yn, kn, reduced, tokens)

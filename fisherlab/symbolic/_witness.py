@@ -246,7 +246,7 @@ def render_value(v) -> str:
     v = sp.sympify(v)
     if v.is_Rational or v.is_Integer:
         return sp.latex(v)
-    return sp.latex(sp.Float(v, 6)) if v.is_real else sp.latex(sp.N(v, 6))
+    return sp.latex(sp.N(v, 6))
 
 
 def latex_point(point: Mapping, matrices: Mapping | None = None, limit: int = 12) -> str:
