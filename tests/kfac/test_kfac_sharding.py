@@ -30,7 +30,9 @@ CASES = ("categorical_exact", "categorical_mc", "categorical_empirical", "gaussi
 SHARDED_RUNS = dict.fromkeys(CASES, 1) | {"ekfac_mc": 2}
 
 
-@pytest.fixture(scope="module")
+# session scope: one worker run even when the tests of this file are interleaved with others
+# (the mutation harness orders tests by duration, which would re-run a module fixture)
+@pytest.fixture(scope="session")
 def report():
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
