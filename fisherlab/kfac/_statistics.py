@@ -79,8 +79,9 @@ def batched(model, params, likelihood, fisher_type, num_samples, x, y, key, redu
 
 
 def _gram(a):
-    """``(a^T a, diag(a^T a))`` for ``a`` ``(M, d)``, from 128 columns on with 3/4 of the
-    multiplications (:func:`second_moment`)."""
+    """The products of ``a^T a`` for ``a`` ``(M, d)``: ``(top, corner)``, the rows ``0..h`` of
+    ``a^T a`` (``(h, d)``) and its lower-right ``(d - h, d - h)`` block, with ``h = d`` (no
+    corner) below 128 columns and ``h = d // 2`` from then on (:func:`second_moment`)."""
     if _TRANSPOSED_OPERANDS:  # T = a^T materialised: T T^T contracts the last axes
         t = jax.lax.optimization_barrier(jnp.transpose(a))
         prod = lambda i, j, k: t[i:j] @ t[k:].T  # noqa: E731 - rows i..j of a^T a, from column k
@@ -88,12 +89,9 @@ def _gram(a):
         prod = lambda i, j, k: a[:, i:j].T @ a[:, k:]  # noqa: E731
     d = a.shape[1]
     if d < _SPLIT_MIN:
-        S = prod(0, d, 0)
-        return S, jnp.diagonal(S)
+        return prod(0, d, 0), None
     h = d // 2
-    top, corner = prod(0, h, 0), prod(h, d, h)  # (h, d) and (d - h, d - h)
-    S = jnp.concatenate([top, jnp.concatenate([top[:, h:].T, corner], axis=1)], axis=0)
-    return S, jnp.concatenate([jnp.diagonal(top), jnp.diagonal(corner)])
+    return prod(0, h, 0), prod(h, d, h)
 
 
 def second_moment(a, count, *, augment: bool = False):
@@ -110,17 +108,28 @@ def second_moment(a, count, *, augment: bool = False):
                (b_1^\top b_2)^\top & b_2^\top b_2 \end{pmatrix},
 
     3/4 of the multiplications of one product; the lower-left block is the transpose of the
-    upper-right one, and the diagonal blocks are symmetric to rounding. On XLA's CPU backend
-    from JAX 0.10 on, a product contracting the *first* axis of both operands runs at half the
-    speed of one contracting the last axes, so there ``a^T`` is materialised first (the
-    optimisation barrier keeps the compiler from folding the transpose back into the product);
-    earlier versions run both at one speed and skip the copy.
+    upper-right one, and the diagonal blocks are symmetric to rounding. The pieces (blocks,
+    transposed block, column sums, ``M``) are each zero-padded to the full size and summed, so
+    the compiler writes the result, divided by ``count``, in one pass over the output (adding
+    zeros is exact: every entry is one piece). On XLA's CPU backend from JAX 0.10 on, a product
+    contracting the *first* axis of both operands runs at half the speed of one contracting the
+    last axes, so there ``a^T`` is materialised first (the optimisation barrier keeps the
+    compiler from folding the transpose back into the product); earlier versions run both at
+    one speed and skip the copy.
     """
-    S, diag = _gram(a)
+    top, corner = _gram(a)
+    h, d = top.shape
+    e = d + 1 if augment else d  # the result's size
+    S = jnp.pad(top, ((0, e - h), (0, e - d)))
+    diag = [jnp.diagonal(top)]
+    if corner is not None:
+        S = (S + jnp.pad(top[:, h:].T, ((h, e - d), (0, e - h)))
+             + jnp.pad(corner, ((h, e - d), (h, e - d))))
+        diag.append(jnp.diagonal(corner))
     if augment:
         M = jnp.full((1,), a.shape[0], a.dtype)
         s = jnp.sum(a, axis=0)
-        S = jnp.concatenate([jnp.concatenate([S, s[:, None]], axis=1),
-                             jnp.concatenate([s, M])[None]], axis=0)
-        diag = jnp.concatenate([diag, M])
-    return S / count, diag
+        S = (S + jnp.pad(jnp.concatenate([s, M])[None], ((d, 0), (0, 0)))
+             + jnp.pad(s[:, None], ((0, 1), (d, 0))))
+        diag.append(M)
+    return S / count, jnp.concatenate(diag)

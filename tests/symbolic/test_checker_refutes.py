@@ -198,6 +198,19 @@ def test_an_exact_irrational_witness_given_by_the_author_refutes_and_renders():
     assert "1.41421" in c.witness
 
 
+def test_a_hypothesis_bounding_a_symbol_below_two_sevenths_still_admits_a_witness():
+    # the search draws unit fractions 1/k: under 0 < x < 2/7 the claim x = 0 is refuted
+    xp = sp.Symbol("x_p", positive=True)
+    w = find_witness(xp, hypotheses=[sp.Lt(xp, sp.Rational(2, 7))], tries=200)
+    assert w is not None and 0 < w.point[xp] < sp.Rational(2, 7) and w.value == w.point[xp]
+
+
+def test_a_function_in_a_witness_point_is_shown_as_its_formula():
+    u = sp.Symbol("u", real=True)
+    text = latex_point({g: sp.Lambda(u, u ** 3 + 1), x: sp.Integer(2)})
+    assert sp.latex(g(u)) + " = " + sp.latex(u ** 3 + 1) in text and "x = 2" in text
+
+
 def test_a_tiny_but_exactly_nonzero_difference_is_refuted():
     # the mutated claim is off by sqrt(2) 10^-30: far above the 50-digit rounding residue
     tiny = sp.sqrt(2) / sp.Integer(10) ** 30
