@@ -223,6 +223,8 @@ def _statistical_claim(ctx, M, err, out, Fout, head, res, num_draws, seed):
 def run(ctx, *, num_draws=20000, seed=0):
     """The dense Fisher / GGN path (steps 1-4 of the module docstring)."""
     problem, q = ctx.problem, ctx.quantity
+    if not ctx.full:
+        return  # no problem: nothing to rebuild from
     lik = problem.likelihood
     natural = getattr(lik, "natural", True)
     if (not ctx.full or q not in ("fisher", "ggn") or (q == "ggn" and not natural)
