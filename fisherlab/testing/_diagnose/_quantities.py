@@ -116,7 +116,10 @@ def _token_reduction(ctx):
     fn = fl.empirical_fisher if q == "empirical_fisher" else fl.gradient_covariance
     Z = np.asarray(fn(problem.f, problem.params, problem.x, problem.y, problem.likelihood,
                       reduction=problem.reduction, tokens=other), np.float64)
-    Z = Z * problem._scales["empirical"]
     R = problem.num_positions
+    scale = problem._scales["empirical"]
+    if other == "sum" and getattr(getattr(problem, "loss", None), "reduction", None) == "sum":
+        scale = scale / R  # a summed loss counts tokens; the per-sequence sum counts sequences
+    Z = Z * scale
     ctx.col.test("token_reduction", Z, _TOKENS[other] + f" (R={R} tokens per example)", 15,
                  data={"tokens": other})

@@ -87,3 +87,28 @@ def test_token_reduction_is_exact_for_a_mean_loss():
     assert f.factor is None and "factor" not in f.data
     assert f.message.startswith("actual equals the per-sequence gradient outer products")
     assert "(R=3 tokens per example)" in f.message
+
+
+def test_token_reduction_is_exact_for_a_summed_loss():
+    """The same token model with CrossEntropyLoss(reduction="sum"): desired is
+    ``sum_{n,r} g_{n,r} g_{n,r}^T``; the per-sequence outer products of the summed loss,
+    ``sum_n g_n g_n^T``, are named token_reduction exactly (no factor 1/R left over)."""
+    torch = pytest.importorskip("torch")
+    from fisherlab.testing import torch as flt
+
+    P0 = tok._problem()
+    net = torch.nn.Sequential(torch.nn.Linear(tok.D_IN, tok.H), torch.nn.Tanh(),
+                              torch.nn.Linear(tok.H, tok.C)).double()
+    with torch.no_grad():
+        for lin, (W, b) in zip((net[0], net[2]), P0.params):
+            lin.weight.copy_(torch.tensor(np.asarray(W)))
+            lin.bias.copy_(torch.tensor(np.asarray(b)))
+    P = flt.problem(net, torch.tensor(np.asarray(P0.x)), torch.tensor(np.asarray(P0.y)),
+                    torch.nn.CrossEntropyLoss(reduction="sum"))
+    g = tok._token_gradients(P0)
+    desired = P.reference("empirical_fisher")
+    np.testing.assert_allclose(desired, np.einsum("nri,nrj->ij", g, g), rtol=1e-10)
+    per_seq = np.einsum("ni,nj->ij", g.sum(1), g.sum(1))
+    f = diagnose(per_seq, desired, problem=P, quantity="empirical_fisher")[0]
+    assert f.kind == "token_reduction" and f.data["tokens"] == "sum", str(f)
+    assert f.factor is None and "factor" not in f.data, str(f)
