@@ -176,3 +176,22 @@ def test_dict_model_plans_the_jacobian_method():
     d = sum(a.size for a in jax.tree_util.tree_leaves(params))
     plan = _dense.dense_plan(p, "ggn", chunk_size=4)
     assert plan.parts["chunks of 4 examples"] == 8 * 4 * 3 * 2 * d
+
+
+# ----------------------------------------------------------------------------- the kernel cache
+
+
+def test_kernel_cache_evicts_the_least_recently_used_kernel(monkeypatch):
+    monkeypatch.setattr(_kernels, "_CACHE", collections.OrderedDict())
+    monkeypatch.setattr(_kernels, "_CACHE_SIZE", 2)
+    f, lik = MLP[0], MLP[4]
+
+    def jitted(chunk_size):  # building a kernel traces nothing: jax.jit is lazy
+        return _kernels.compiled("gradient", f, lik, chunk_size).jitted
+
+    one, two = jitted(1), jitted(2)
+    assert jitted(1) is one  # a hit: 1 is now the most recently used, 2 the least
+    three = jitted(3)  # over the size: 2 goes
+    assert jitted(3) is three and jitted(1) is one
+    assert jitted(2) is not two  # rebuilt; it evicts 3, the least recently used now
+    assert list(_kernels._CACHE) == [("gradient", f, lik, None, 1), ("gradient", f, lik, None, 2)]
