@@ -6,7 +6,8 @@ sizes. Here the kernel that ran is read from the kernel call counts, and the mem
 checked against the sizes it must be made for: per device for a sharded batch, per token for
 the outer products of ``tokens="flatten"``, and the per-example intermediates of the method
 that runs (docs in :mod:`fisherlab.curvature._memory`). A budget of one byte makes every plan
-refuse, so its message shows the sizes it was made for.
+refuse, so its message shows the sizes it was made for. Last, the cache of compiled kernels
+keeps the most recently used ones.
 """
 
 import collections
