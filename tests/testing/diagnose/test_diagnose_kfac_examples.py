@@ -124,3 +124,53 @@ def test_formula_in_the_empirical_setting_is_named():
     f = diagnose(K, P.reference("kfac", fisher_type="empirical"), problem=P, quantity="kfac")
     assert f[0].kind == "kfac_factor_formula" and f[0].data["formula"] == "G_post_activation", \
         [str(x) for x in f]
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_the_empirical_g_factor_for_the_exact_one_is_named_with_its_layer(layer):
+    """G of layer k from the data labels' output gradients (the numpy oracle's outer products
+    ``g_n g_n^T``) where the exact ``J^T Lambda J`` factor was expected."""
+    P = problem_factory(fl.Categorical(), 3)()
+    m, params, x, y, lik = no.problem_arrays(P)
+    b = no.batch(m, params, x)
+    G = no.kfac_factors(b, no.outer(no.output_gradient(lik, b["f"], y)))[layer][1]
+    f = diagnose(G, P.reference("kfac_factor_G", layer=layer), problem=P,
+                 quantity="kfac_factor_G")[0]
+    assert f.kind == "empirical_fisher_for_fisher" and f.factor is None, str(f)
+    assert f.data["layer"] == layer and f.data["fisher_type"] == "empirical"
+    assert f"the empirical K-FAC factor G of layer {layer} (data labels)" in f.message
+
+
+def test_an_empirical_g_equal_to_the_a_factor_is_read_as_the_label_source_first():
+    """A linear Gaussian layer whose residuals are its augmented inputs, ``y_n = f_n - abar_n``:
+    the empirical G, ``(1/N) sum_n abar_n abar_n^T``, *is* the layer's A. Both readings fit;
+    the label source (the likelier slip) is named first and the swapped order listed as a tie."""
+    rng = np.random.default_rng(0)
+    W, bias, x = rng.normal(size=(3, 2)), rng.normal(size=3), rng.normal(size=(6, 2))
+    abar = np.concatenate([x, np.ones((6, 1))], 1)
+    P = Problem(fl.nn.Sequential([fl.nn.Dense(2, 3)]), [(W, bias)], x,
+                x @ W.T + bias - abar, fl.Gaussian())
+    G_emp = abar.T @ abar / 6
+    np.testing.assert_allclose(P.reference("kfac_factor_A", layer=0), G_emp, rtol=1e-12)
+    f = diagnose(G_emp, P.reference("kfac_factor_G", layer=0), problem=P,
+                 quantity="kfac_factor_G")
+    assert f[0].kind == "empirical_fisher_for_fisher", [str(x) for x in f]
+    assert f[0].data["ties"] == ["kronecker_order_swapped"]
+
+
+@pytest.mark.parametrize("renorm", [True, False])
+@pytest.mark.parametrize("q,i", [("kfac_factor_A", 0), ("kfac_factor_G", 1)])
+def test_an_example_dropped_from_a_single_factor_is_named(q, i, renorm):
+    """Each layer's A or G built by the numpy oracle without example 2 (a mean over the other
+    four, or their sum still divided by N = 5): named example_weighting, example 2."""
+    P = problem_factory(fl.Categorical(), 3)()
+    m, params, x, y, lik = no.problem_arrays(P)
+    keep = np.arange(len(x)) != 2
+    b = no.batch(m, params, x[keep])
+    facs = no.kfac_factors(b, no.output_fisher(lik, b["f"]))
+    for k, fac in enumerate(facs):
+        Z = fac[i] if renorm else fac[i] * 4 / 5
+        f = diagnose(Z, P.reference(q, layer=k), problem=P, quantity=q)[0]
+        assert f.kind == "example_weighting" and f.factor is None, str(f)
+        assert "examples [2] dropped" in f.message
+        assert ("remaining 4" if renorm else "divided by N=5") in f.message
