@@ -65,18 +65,8 @@ def test_token_reduction_is_exact_for_a_mean_loss():
     the same mean reduction, ``(1/N) sum_n g_n g_n^T`` with ``g_n = sum_r g_{n,r}``
     (docs/CONVENTIONS.md, "Per-token outputs"), are named token_reduction exactly, with no
     factor left over. The per-token gradients are computed by hand with jax.grad."""
-    torch = pytest.importorskip("torch")
-    from fisherlab.testing import torch as flt
-
     P0 = tok._problem()
-    net = torch.nn.Sequential(torch.nn.Linear(tok.D_IN, tok.H), torch.nn.Tanh(),
-                              torch.nn.Linear(tok.H, tok.C)).double()
-    with torch.no_grad():
-        for lin, (W, b) in zip((net[0], net[2]), P0.params):
-            lin.weight.copy_(torch.tensor(np.asarray(W)))
-            lin.bias.copy_(torch.tensor(np.asarray(b)))
-    P = flt.problem(net, torch.tensor(np.asarray(P0.x)), torch.tensor(np.asarray(P0.y)),
-                    torch.nn.CrossEntropyLoss())
+    P = tok.torch_problem(P0)
     g = tok._token_gradients(P0)
     N, R = tok.N, tok.R
     desired = P.reference("empirical_fisher")
@@ -93,18 +83,8 @@ def test_token_reduction_is_exact_for_a_summed_loss():
     """The same token model with CrossEntropyLoss(reduction="sum"): desired is
     ``sum_{n,r} g_{n,r} g_{n,r}^T``; the per-sequence outer products of the summed loss,
     ``sum_n g_n g_n^T``, are named token_reduction exactly (no factor 1/R left over)."""
-    torch = pytest.importorskip("torch")
-    from fisherlab.testing import torch as flt
-
     P0 = tok._problem()
-    net = torch.nn.Sequential(torch.nn.Linear(tok.D_IN, tok.H), torch.nn.Tanh(),
-                              torch.nn.Linear(tok.H, tok.C)).double()
-    with torch.no_grad():
-        for lin, (W, b) in zip((net[0], net[2]), P0.params):
-            lin.weight.copy_(torch.tensor(np.asarray(W)))
-            lin.bias.copy_(torch.tensor(np.asarray(b)))
-    P = flt.problem(net, torch.tensor(np.asarray(P0.x)), torch.tensor(np.asarray(P0.y)),
-                    torch.nn.CrossEntropyLoss(reduction="sum"))
+    P = tok.torch_problem(P0, "sum")
     g = tok._token_gradients(P0)
     desired = P.reference("empirical_fisher")
     np.testing.assert_allclose(desired, np.einsum("nri,nrj->ij", g, g), rtol=1e-10)

@@ -64,21 +64,28 @@ def test_per_token_empirical_fisher_for_per_sequence_is_named():
     assert f.kind == "token_reduction" and f.factor is None, str(f)
 
 
-def test_per_sequence_empirical_fisher_for_per_token_is_named():
-    """PyTorch's loss on flattened tokens (the bridge's token setting) expects per-token
-    gradients; the per-sequence outer products are named the other way round."""
+def torch_problem(P0, reduction="mean"):
+    """The same network as ``P0`` in PyTorch, ``CrossEntropyLoss(reduction=...)`` over the
+    ``N R`` flattened tokens (skips without torch)."""
     torch = pytest.importorskip("torch")
     from fisherlab.testing import torch as flt
 
-    P0 = _problem()
     net = torch.nn.Sequential(torch.nn.Linear(D_IN, H), torch.nn.Tanh(),
                               torch.nn.Linear(H, C)).double()
     with torch.no_grad():
         for lin, (W, b) in zip((net[0], net[2]), P0.params):
             lin.weight.copy_(torch.from_numpy(np.asarray(W)))
             lin.bias.copy_(torch.from_numpy(np.asarray(b)))
-    P = flt.problem(net, torch.from_numpy(np.asarray(P0.x)), torch.from_numpy(np.asarray(P0.y)),
-                    torch.nn.CrossEntropyLoss())
+    return flt.problem(net, torch.from_numpy(np.asarray(P0.x)),
+                       torch.from_numpy(np.asarray(P0.y)),
+                       torch.nn.CrossEntropyLoss(reduction=reduction))
+
+
+def test_per_sequence_empirical_fisher_for_per_token_is_named():
+    """PyTorch's loss on flattened tokens (the bridge's token setting) expects per-token
+    gradients; the per-sequence outer products are named the other way round."""
+    P0 = _problem()
+    P = torch_problem(P0)
     assert P.tokens == "flatten"
     g = _token_gradients(P0)
     desired = P.reference("empirical_fisher")
