@@ -60,21 +60,22 @@ def test_a_without_the_homogeneous_coordinate_as_a_smaller_matrix_says_so():
                  quantity="kfac_factor_A")
 
 
-def _sequence_problem():
-    """A Dense layer shared over T = 3 positions, pooled before the output (reduce setting)."""
+def sequence_problem(n=4):
+    """A Dense layer shared over T = 3 positions, pooled before the output (reduce setting),
+    ``n`` sequences."""
     rng = np.random.default_rng(3)
     model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.MeanPool(),
                               fl.nn.Dense(3, 2)])
     params = [(rng.normal(size=(3, 2)), rng.normal(size=3)), (rng.normal(size=(2, 3)),
                                                               rng.normal(size=2))]
-    return Problem(model, params, rng.normal(size=(4, 3, 2)), rng.integers(0, 2, 4),
+    return Problem(model, params, rng.normal(size=(n, 3, 2)), rng.integers(0, 2, n),
                    fl.Categorical())
 
 
 @pytest.mark.parametrize("which", ["A", "G"])
 def test_expand_for_reduce(which):
     """K-FAC-expand's factor where K-FAC-reduce was expected (inputs shared over T = 3)."""
-    P = _sequence_problem()
+    P = sequence_problem()
     x = np.asarray(P.x)
     if which == "A":  # expand: every position an example, 1/(N T); computed by hand
         abar = np.concatenate([x, np.ones((4, 3, 1))], -1).reshape(12, 3)

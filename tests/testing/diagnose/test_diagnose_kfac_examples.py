@@ -9,6 +9,7 @@ import pytest
 import fisherlab as fl
 import numpy_oracle as no
 from planted_bugs import problem_factory
+from test_diagnose_kfac import sequence_problem
 from fisherlab.testing import Problem, diagnose
 from fisherlab.testing._diagnose import _kfac
 from fisherlab.testing._diagnose._finding import Collector, Context
@@ -37,22 +38,11 @@ def test_each_factor_formula_is_named(formula, kw, words):
     assert f[0].residual <= 1e-8 and "(layer" not in f[0].message
 
 
-def _sequence_problem():
-    """A Dense layer shared over T = 3 positions, pooled before the output."""
-    rng = np.random.default_rng(3)
-    model = fl.nn.Sequential([fl.nn.Dense(2, 3), fl.nn.Tanh(), fl.nn.MeanPool(),
-                              fl.nn.Dense(3, 2)])
-    params = [(rng.normal(size=(3, 2)), rng.normal(size=3)), (rng.normal(size=(2, 3)),
-                                                              rng.normal(size=2))]
-    return Problem(model, params, rng.normal(size=(5, 3, 2)), rng.integers(0, 2, 5),
-                   fl.Categorical())
-
-
 def test_reduce_for_expand_written_by_hand():
     """K-FAC-reduce's A of the shared layer, ``(1/N) sum_n abar_n abar_n^T`` with ``abar_n``
     the position mean of ``[x_{n,t}; 1]``, where K-FAC-expand (every position an example,
     ``1/(N T)``) was expected: named with the other approximation, layer 0, and no factor."""
-    P = _sequence_problem()
+    P = sequence_problem(5)
     x = np.asarray(P.x)
     abar = np.concatenate([x, np.ones((5, 3, 1))], -1).mean(axis=1)
     A_reduce = abar.T @ abar / 5
