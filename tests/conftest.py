@@ -18,7 +18,11 @@ The tests compile with XLA's default settings, as users' programs do: at
 gradients reach 1e200 came out as 0 instead of overflowing (so the overflow check did not fire).
 """
 
+import json
 import os
+import pathlib
+import subprocess
+import sys
 import tempfile
 
 import hypothesis
@@ -50,3 +54,25 @@ def x32():
     """Run a test body with the global x64 flag *off* (float32 defaults)."""
     with jax.enable_x64(False):
         yield
+
+
+@pytest.fixture(scope="session")
+def simulated_devices():
+    """``run(worker, timeout)``: the JSON a worker script prints, run in a subprocess that sees
+    4 CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``; JAX fixes the
+    number of devices when it starts) with this checkout first on ``PYTHONPATH``."""
+    root = pathlib.Path(__file__).parent.parent
+
+    def run(worker, timeout):
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            " --xla_force_host_platform_device_count=4").strip()
+        env["JAX_PLATFORMS"] = "cpu"
+        env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")]
+                                                            if p])
+        done = subprocess.run([sys.executable, str(worker)], env=env, capture_output=True,
+                              text=True, timeout=timeout, cwd=root)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return json.loads(done.stdout)
+
+    return run

@@ -7,11 +7,7 @@ ran on the mesh, whether each compiled kernel holds a cross-device reduction (``
 and how many examples each device's part of the kernel received.
 """
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 import types
 
 import pytest
@@ -19,7 +15,6 @@ import pytest
 from fisherlab.curvature import _sharding
 
 HERE = pathlib.Path(__file__).parent
-ROOT = HERE.parent.parent
 N, P, TOKENS = 8, 4, 2
 CASES = ("ggn", "ggn_jacobian", "fisher", "fisher_mc", "empirical_fisher", "gradient_covariance",
          "hessian", "gradient", "ggn_vp", "fisher_vp", "fisher_mc_vp", "empirical_fisher_vp",
@@ -31,17 +26,8 @@ LOCAL = {name: (N * TOKENS // P if name.startswith("tokens_flatten") else N // P
 
 
 @pytest.fixture(scope="module")
-def report():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
-                                                       [env.get("PYTHONPATH")] if p])
-    run = subprocess.run([sys.executable, str(HERE / "sharding_worker.py")], env=env,
-                         capture_output=True, text=True, timeout=1500, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout)
+def report(simulated_devices):
+    return simulated_devices(HERE / "sharding_worker.py", timeout=1500)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -7,11 +7,7 @@ is replicated, which computations ran, whether the compiled sharded computation 
 cross-device reduction (``all-reduce``) and how many examples each device's part received.
 """
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 import types
 
 import jax
@@ -21,7 +17,6 @@ import fisherlab as fl
 from fisherlab.kfac import _factors, _inputs
 
 HERE = pathlib.Path(__file__).parent
-ROOT = HERE.parent.parent
 N, P = 8, 4
 CASES = ("categorical_exact", "categorical_mc", "categorical_empirical", "gaussian_exact",
          "gaussian_mc", "gaussian_empirical", "shared_reduce_separate_mc", "tokens_flatten_mc",
@@ -33,17 +28,8 @@ SHARDED_RUNS = dict.fromkeys(CASES, 1) | {"ekfac_mc": 2}
 # session scope: one worker run even when the tests of this file are interleaved with others
 # (the mutation harness orders tests by duration, which would re-run a module fixture)
 @pytest.fixture(scope="session")
-def report():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
-                                                       [env.get("PYTHONPATH")] if p])
-    run = subprocess.run([sys.executable, str(HERE / "sharding_worker.py")], env=env,
-                         capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout)
+def report(simulated_devices):
+    return simulated_devices(HERE / "sharding_worker.py", timeout=900)
 
 
 @pytest.mark.parametrize("name", CASES)
