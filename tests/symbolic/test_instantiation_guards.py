@@ -1,0 +1,153 @@
+"""An instantiation (``values=``, ``operators=``) may not change what a check is about: a value
+must satisfy the matrix hypotheses of its symbol, must stay generic (not a constant or a copy of
+another value) unless the link declares it fixed, and an expectation operator must be one (the
+expectation of a constant is that constant). Each false derivation below passed before these
+guards; each is now refused, with the symbol and the reason named."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from fisherlab.symbolic import (Chain, Control, Derivation, Entrywise, Explicit, Lemma, Link, Model,
+                                Sizes, Algebra, to_markdown)
+from fisherlab.symbolic.toolkit import Expect
+
+n = sp.Symbol("n", integer=True, positive=True)
+a, t = sp.symbols("a t", real=True)
+A, B, F = (sp.MatrixSymbol(s, n, n) for s in "ABF")
+u = sp.MatrixSymbol("u", n, 1)
+TWO = Sizes({n: (2,)})
+
+
+def one_link(lhs, rhs, by, hypotheses=(), tier="B", name="t.guard"):
+    """The single link ``lhs = rhs`` checked by ``by``; the control (the left side doubled) is
+    refuted at generic instances, so only the link decides whether the derivation passes."""
+    return Derivation(name=name, title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                      proof=lambda: Chain(lhs, [Link(rhs, by, label="link")]), tier=tier,
+                      scope="test", hypotheses=hypotheses,
+                      controls=[Control("doubled", target="conclusion", replace=(lhs, 2 * lhs),
+                                        why="a doubled side", at=Explicit(TWO))])
+
+
+def link_error(d) -> str:
+    r = d.verify()
+    assert not r.ok
+    (link,) = r.links
+    assert not link.passed
+    return link.error
+
+
+def explicit(values, fixed=()):
+    return Explicit(TWO, values=lambda s: values, describe="a special value", fixed=fixed)
+
+
+# ------------------------------------------------------------------ 1. values meet the hypotheses
+
+def test_an_indefinite_value_for_a_positive_definite_symbol_is_refused():
+    # F F = I is false for a positive definite F, true at the indefinite diag(1, -1)
+    d = one_link(F * F, sp.Identity(n), explicit({F: sp.diag(1, -1)}), [sp.Q.positive_definite(F)])
+    assert "the value given for F is not shown positive definite" in link_error(d)
+
+
+def test_a_value_built_as_a_gram_matrix_is_positive_definite():
+    # L L^T with L lower triangular and a positive diagonal: its leading minors are products of
+    # squares of positive symbols; the true identity (F^T = F) then checks
+    l11, l22 = sp.symbols("l_11 l_22", positive=True)
+    L = sp.Matrix([[l11, 0], [sp.Symbol("l_21", real=True), l22]])
+    d = one_link(F.T, F, explicit({F: L * L.T}), [sp.Q.positive_definite(F)])
+    r = d.verify()
+    assert r.ok, r.failures()
+
+
+def test_a_lazily_computed_value_must_meet_the_hypotheses_too():
+    # S + S^T = 0 is false for a symmetric S, true at an antisymmetric value given lazily
+    S = sp.MatrixSymbol("S", n, n)
+    anti = sp.Matrix([[0, a], [-a, 0]])
+    d = one_link(S + S.T, sp.ZeroMatrix(n, n), explicit({S: lambda: anti}), [sp.Q.symmetric(S)])
+    assert "the value given for S is not symmetric" in link_error(d)
+
+
+@pytest.mark.parametrize("prop, value, lhs, rhs, why", [
+    ("invertible", sp.zeros(2, 2), A * A, sp.ZeroMatrix(n, n), "is singular"),
+    ("diagonal", sp.Matrix([[0, a], [0, 0]]), A * A, sp.ZeroMatrix(n, n), "is not diagonal"),
+], ids=["invertible", "diagonal"])
+def test_a_value_that_breaks_a_matrix_hypothesis_is_refused(prop, value, lhs, rhs, why):
+    d = one_link(lhs, rhs, explicit({A: value}, fixed=(A,)), [getattr(sp.Q, prop)(A)])
+    err = link_error(d)
+    assert f"the value given for A {why}" in err and f"Q.{prop}(A)" in err
+
+
+def test_an_entrywise_value_of_a_symbol_with_a_matrix_hypothesis_is_refused():
+    # S + S^T = 0 with S's entries given as those of an antisymmetric matrix
+    S, M = sp.MatrixSymbol("S", n, n), sp.MatrixSymbol("M", n, n)
+    by = Entrywise(values=lambda ent: {S: lambda i, j: ent.base(M)[i, j] - ent.base(M)[j, i]},
+                   describe="antisymmetric entries")
+    d = one_link(S + S.T, sp.ZeroMatrix(n, n), by, [sp.Q.symmetric(S)], tier="A")
+    assert "S has the hypothesis Q.symmetric(S)" in link_error(d)
+
+
+# ------------------------------------------------------------------ 2. values stay generic
+
+@pytest.mark.parametrize("values, why", [
+    ({A: sp.eye(2)}, "A is set to a constant"),
+    ({A: sp.zeros(2, 2)}, "A is set to a constant"),
+    ({A: a * sp.eye(2)}, "A is set to a constant"),
+    ({A: sp.Matrix(2, 2, sp.symbols("m_1:5")), B: sp.Matrix(2, 2, sp.symbols("m_1:5"))},
+     "B is set to the value of A"),
+], ids=["identity", "zero", "scalar_multiple_of_identity", "two_symbols_equal"])
+def test_a_special_value_that_makes_a_false_identity_hold_is_refused(values, why):
+    # A B = B A is false; it holds when A is I, 0, a I, or when B = A. (The a of a I is a
+    # symbol of the link, not one of the value's own.)
+    d = one_link(a * A * B, a * B * A, explicit(values))
+    assert why in link_error(d)
+
+
+def test_a_scalar_set_to_zero_is_refused():
+    d = one_link(a * A, sp.ZeroMatrix(n, n), Explicit(TWO, values=lambda s: {a: 0}, describe="a = 0"))
+    assert "a is set to a constant" in link_error(d)
+
+
+def test_a_declared_fixed_value_is_accepted_and_shown_on_the_page():
+    # a selection vector is a fixed object, not a variable: declared, it checks and is shown
+    e = sp.MatrixSymbol("e", n, 1)
+    by = Explicit(TWO, values=lambda s: {e: sp.Matrix([1, 0])}, describe="e the first unit vector",
+                  fixed=(e,))
+    d = one_link(e.T * e, sp.Identity(1), by, name="t.fixed")
+    r = d.verify()
+    assert r.ok, r.failures()
+    assert "fixed" in r.links[0].sizes and r"e = \left[\begin{matrix}1\\0\end{matrix}\right]" \
+        in to_markdown(d, r)
+
+
+def test_fixed_names_a_symbol_that_has_a_value():
+    with pytest.raises(ValueError, match="fixed"):
+        Explicit(TWO, fixed=(A,))
+
+
+# ------------------------------------------------------------------ 3. operators are expectations
+
+@pytest.mark.parametrize("op", [lambda h: 0, lambda h: sp.Integer(1), lambda h: 0 * h],
+                         ids=["zero", "one", "times_zero"])
+def test_an_operator_that_is_no_expectation_is_refused(op):
+    # E[u u^T] = E[u] E[u]^T is false; an operator sending everything to 0 or 1 makes it hold
+    lhs, rhs = Expect(u * u.T, "y"), Expect(u, "y") * Expect(u, "y").T
+    by = Explicit(TWO, operators={"y": op})
+    d = Derivation(name="t.op", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                   proof=lambda: Chain(lhs, [Link(rhs, by)]), tier="B", scope="test",
+                   controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+    r = d.verify()
+    assert "the operator over 'y' is not an expectation" in r.links[0].error
+
+
+# ------------------------------------------------------------------ 4. tiers of cited lemmas
+
+def test_citing_a_lemma_checked_at_stated_sizes_reaches_that_tier_only():
+    # tr(A B) = tr(B A) checked at n = 1, 2 (tier B); a chain citing it cannot claim tier A
+    lem = one_link(sp.Trace(A * B), sp.Trace(B * A), Explicit(Sizes({n: (1, 2)})), name="t.trace_b")
+    assert lem.verify().ok
+    cite = one_link(sp.Trace(F * A), sp.Trace(A * F), Lemma(lem, {A: F, B: A}), tier="A",
+                    name="t.cite_b")
+    r = cite.verify()
+    assert not r.ok and r.achieved == "B" and r.links[0].tier == "B"
+    assert "t.trace_b's sizes: n ∈ {1, 2}" in r.links[0].sizes
