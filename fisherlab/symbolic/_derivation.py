@@ -38,7 +38,7 @@ from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, 
                       check_tier_text, tier_rank, validate_relation)
 from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
-from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
+from ._instantiate import Entries, Explicit as _ExplicitEval, check_value, lazy, matrix_properties, unfold
 from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
 from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
@@ -376,6 +376,7 @@ class _Context:
                                    if p & {"symmetric", "positive_definite", "diagonal"})
         self.chains = []
         self._values: dict = {}   # (values function, sizes) -> the values it returned (shared)
+        self._checked: dict = {}  # values whose hypotheses were checked
 
     # ------------------------------------------------------------------ links
     def check_link(self, ci, li, prev, ln: Link, rel) -> LinkResult:
@@ -511,8 +512,12 @@ class _Context:
             change, domain = self._per_size(by.coordinates, sizes, _change_of_variables)
         props = self.props if not extra_props else {**self.props, **extra_props}
         ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
-                           domain=domain)
-        self._check_values(ev, values)
+                           domain=domain, on_value=lambda X, v: self._check_value(X, v, props))
+        for X, v in values.items():
+            if not lazy(v):   # a lazy one is checked when it is computed (on_value)
+                self._check_value(X, v, props)
+        for name, op in ops.items():
+            self._check_operator(name, op)
         for h in self.matrix_relations:
             if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
                 raise CheckError(f"{self.d.name}: the instance at "
@@ -520,29 +525,83 @@ class _Context:
                                  f"satisfy the hypothesis {h}; give values that do")
         return ev
 
-    def _check_values(self, ev, values):
-        for X, v in values.items():
-            props = self.props.get(X, set())
-            if lazy(v):
-                continue   # lazy: validated when computed (see _explicit)
-            validate(v, f"{self.d.name}: the value given for {X}")
-            if not isinstance(v, sp.MatrixBase):
+    def _check_value(self, X, v, props):
+        """A value given for ``X`` is valid SymPy and meets ``X``'s matrix hypotheses (checked
+        once per value: a values function's results are shared by every link)."""
+        key = (X, id(v), frozenset(props.get(X, ())))
+        if key in self._checked:
+            return
+        validate(v, f"{self.d.name}: the value given for {X}")
+        check_value(X, v, props.get(X, set()), f"{self.d.name}: the value given for {X}")
+        self._checked[key] = v   # kept alive: its id stays its own
+
+    @staticmethod
+    def _check_operator(name, op):
+        """An operator giving ``Expect`` its meaning is an expectation: the expectation of a
+        constant is that constant (``h -> 0`` or ``h -> 1`` would make any identity between
+        expectations hold)."""
+        c = sp.Dummy("c")
+        got = sp.sympify(op(c))
+        if sp.expand(got - c) != 0:
+            raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
+                             f"constant c to {got}, not to c")
+
+    def _generic(self, ev, exprs, by):
+        """The values of the symbols a link uses, at one size: ``(special, defined)``.
+
+        A value stays generic when it carries a free symbol or an undefined function of its own
+        (one the link's expressions do not use), uses no entry of a checker-made generic instance
+        and equals no other symbol's value; ``special`` lists ``(symbol, value, reason)`` for the
+        others (``A -> 0``, ``A -> I``, ``A -> a I`` with ``a`` a symbol of the link, ``B -> A``'s
+        value: the check would be about that instance only). Symbols listed in ``by.defines``
+        are quantities the instantiation defines, not free variables: ``defined`` lists them
+        with their values, for the page."""
+        exprs = [unfold(sp.sympify(e), self.d.definitions) for e in exprs]
+        used, mine = set(), set(ev.sizes)
+        for e in exprs:
+            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
+            used |= e.atoms(sp.MatrixSymbol) | scalars
+            mine |= scalars
+        generic = set()
+        for g in ev.generated.values():
+            generic |= g.free_symbols
+        seen, special, defined = {}, [], []
+        for X, v in ev.values.items():
+            if X not in used or lazy(v):
+                continue   # not in this link, or never computed
+            val = sp.ImmutableMatrix(v) if isinstance(v, sp.MatrixBase) else sp.sympify(v)
+            if X in by_defines(by):
+                defined.append((X, val))
                 continue
-            M = sp.Matrix(v)
-            if props & {"symmetric", "positive_definite"} and not is_zero(M - M.T)[0]:
-                raise CheckError(f"{self.d.name}: the value given for {X} is not symmetric, "
-                                 "but the hypotheses say it is")
-            if "orthogonal" in props and not is_zero((M.T * M - sp.eye(M.shape[0])).applyfunc(sp.cancel))[0]:
-                raise CheckError(f"{self.d.name}: the value given for {X} is not orthogonal")
+            own = (val.free_symbols - mine) | {f.func for f in val.atoms(AppliedUndef)}
+            taken = val.free_symbols & generic
+            same = [Y for Y, w in seen.items() if w == val]
+            if not own:
+                special.append((X, val, f"{X} is set to a special value ({val}) with no free "
+                                        "symbol of its own"))
+            elif taken:
+                special.append((X, val, f"the value of {X} uses {', '.join(sorted(map(str, taken)))}, "
+                                        "entries of the generic instance of another symbol"))
+            elif same:
+                special.append((X, val, f"{X} is set to the value of {same[0]}"))
+            seen[X] = val
+        return special, defined
 
     def _explicit(self, where, prev, ln, by):
         conds = self._struct_conditions(prev, ln.expr)
         worst = "literal"
         order = ("literal",) + LADDER_NAMES
+        special_at: dict = {}   # symbol -> [(sizes, value, reason)] where its value is special
+        defined_at: dict = {}   # symbol -> (sizes, value) where the page shows it
         for sizes in by.sizes.assignments:
             ev = self.evaluator(by, sizes)
             lhs, rhs = ev(prev), ev(ln.expr)
             _no_clash(ev, (prev, ln.expr), self.d.definitions, where)
+            special, defined = self._generic(ev, (prev, ln.expr), by)
+            for X, val, why in special:
+                special_at.setdefault(X, []).append((sizes, val, why))
+            for X, val in defined:
+                defined_at.setdefault(X, (sizes, val))
             if isinstance(by, Model):
                 vals = [v for v in ev.values.values() if not lazy(v)]
                 if not undefined_functions(vals):
@@ -575,8 +634,25 @@ class _Context:
                 for b in denominators(v):
                     if b not in conds:
                         conds.append(b)
+        many = len(by.sizes.assignments) > 1
+        notes = []
+        for X, found in special_at.items():
+            if len(found) == len(by.sizes.assignments):
+                raise CheckError(f"{where}: {found[0][2]} at every size checked, so the check is "
+                                 "about that special instance only; give a generic value, or, if "
+                                 f"{X} is a quantity the instantiation defines (not a free "
+                                 "variable), list it in defines=... (the page shows its value)")
+            # special at some sizes only (a 1 x 1 matrix with the eigenvalue lambda is lambda):
+            # generic at the others, and the page says where it is special
+            (sz, val, _), more = found[0], "; ".join(_sizes_text(f[0]) for f in found[1:])
+            notes.append(f"; special value {_shown(X, val)} at {_sizes_text(sz)}"
+                         + (f" (special also at {more})" if more else ""))
+        if defined_at:
+            notes.append("; defined by the instantiation: " + ", ".join(
+                _shown(X, val) + (f" at {_sizes_text(sz)}" if many else "")
+                for X, (sz, val) in defined_at.items()))
         method = ("generic model" if isinstance(by, Model) else "explicit") + f" ({worst})"
-        return True, method, {"conditions": conds, "sizes": by.sizes.text()}
+        return True, method, {"conditions": conds, "sizes": by.sizes.text() + "".join(notes)}
 
     def _lemma(self, where, prev, ln, by):
         L = by.derivation
@@ -922,6 +998,21 @@ def _cited_sizes(rep, part) -> str:
     chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
     texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
     return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
+
+
+def by_defines(by) -> frozenset:
+    """The symbols an Explicit or Model instantiation defines (``defines=``)."""
+    return getattr(by, "defines", frozenset())
+
+
+def _sizes_text(sizes) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
+
+
+def _shown(X, val) -> str:
+    """``X = value`` for the page, the value itself when it is short."""
+    text = sp.latex(val)
+    return f"${sp.latex(X)} = {text}$" if len(text) <= 160 else f"${sp.latex(X)}$ (as described)"
 
 
 def _unique(xs):

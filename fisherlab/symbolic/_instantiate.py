@@ -25,11 +25,12 @@ from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 from sympy.polys.matrices import DomainMatrix
 
 from . import _builders as b
-from ._check import CheckError, validate
+from ._check import CheckError, is_zero, validate
 from ._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
 from ._sums import SumPoly, Term, from_sympy
 
-__all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy"]
+__all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy",
+           "check_value"]
 
 #: The matrix hypotheses the checker understands, and how each shapes a generic instance.
 MATRIX_PREDICATES = ("symmetric", "positive_definite", "orthogonal", "invertible", "diagonal",
@@ -49,6 +50,58 @@ def matrix_properties(hypotheses) -> dict:
             (X,) = h.arguments
             out.setdefault(X, set()).add(name)
     return out
+
+
+def _positive(e) -> bool:
+    """``e`` is positive by SymPy's assumptions as written, or once cancelled and factored
+    (``l_11**2 * l_22**2`` with positive ``l``); never by evaluating it at points."""
+    if sp.sympify(e).is_positive is True:
+        return True
+    return sp.factor(sp.cancel(e)).is_positive is True
+
+
+def check_value(X, v, props, who: str) -> None:
+    """A value given for ``X`` satisfies ``X``'s matrix hypotheses ``props``, exactly.
+
+    Symmetric (also implied by positive definite and diagonal): ``v == v^T`` entry by entry;
+    diagonal and lower triangular: the zero pattern; orthogonal: ``v^T v = I``; invertible
+    (also implied by positive definite and orthogonal): ``det v`` not identically zero;
+    positive definite: symmetric with every leading principal minor positive by SymPy's
+    assumptions (Sylvester's criterion) -- a value built as ``L L^T`` from a lower triangular
+    ``L`` with a positive diagonal qualifies, a generic symmetric matrix does not."""
+    if not props or not isinstance(v, sp.MatrixBase):
+        return
+    M = sp.Matrix(v)
+    r, c = M.shape
+
+    def fail(why, prop):
+        raise CheckError(f"{who} {why}, but the hypothesis Q.{prop}({X}) says it is")
+
+    def zero(e):
+        e = e if isinstance(e, list) else [e]
+        return not e or is_zero(e)[0]   # no entry to compare (a 1 x 1 pattern): nothing fails
+
+    if props & {"symmetric", "positive_definite", "diagonal", "orthogonal", "invertible",
+                "lower_triangular"} and r != c:
+        raise CheckError(f"{who} is not square ({r} x {c})")
+    if "diagonal" in props and not zero([M[i, j] for i in range(r) for j in range(c) if i != j]):
+        fail("is not diagonal", "diagonal")
+    if props & {"symmetric", "positive_definite"} and not zero(list(M - M.T)):
+        fail("is not symmetric", sorted(props & {"symmetric", "positive_definite"})[0])
+    if "lower_triangular" in props and not zero([M[i, j] for i in range(r) for j in range(c) if j > i]):
+        fail("is not lower triangular", "lower_triangular")
+    if "orthogonal" in props and not zero(list((M.T * M - sp.eye(r)).applyfunc(sp.cancel))):
+        fail("is not orthogonal", "orthogonal")
+    if "positive_definite" in props:
+        for k in range(1, r + 1):
+            if not _positive(_det(M[:k, :k])):
+                raise CheckError(f"{who} is not shown positive definite, which the hypothesis "
+                                 f"Q.positive_definite({X}) requires: its leading principal minor "
+                                 f"of order {k} is not positive by the symbols' assumptions "
+                                 "(Sylvester's criterion); build it as L L^T with L lower "
+                                 "triangular with a positive diagonal")
+    if props & {"invertible", "orthogonal"} and zero(sp.expand(_det(M))):
+        fail("is singular (det = 0 identically)", sorted(props & {"invertible", "orthogonal"})[0])
 
 
 def unfold(expr, definitions: Mapping, _seen=()):
@@ -97,8 +150,10 @@ class Explicit:
     def __init__(self, sizes: Mapping, values: Mapping | None = None,
                  definitions: Mapping | None = None, properties: Mapping | None = None,
                  operators: Mapping | None = None, change: Mapping | None = None,
-                 domain=()):
+                 domain=(), on_value=None):
         self.sizes = {sp.sympify(k): sp.Integer(v) for k, v in sizes.items()}
+        # called with (symbol, value) when a lazily given value is computed
+        self.on_value = on_value
         # shared, not copied: a lazily computed value is computed once for every evaluator
         self.values = values if isinstance(values, dict) else dict(values or {})
         self.definitions = dict(definitions or {})
@@ -118,6 +173,8 @@ class Explicit:
         v = self.values[s]
         if lazy(v):
             v = v()
+            if self.on_value is not None:
+                self.on_value(s, v)
             self.values[s] = v
         return v
 
@@ -360,6 +417,18 @@ class Entries:
         for X, v in self.matrix_values.items():
             if not callable(v):
                 raise CheckError(f"the entry-wise value of {X} must be a callable (i, j) -> entry")
+            for p in sorted(self.properties.get(X, ())):
+                # symmetry, definiteness, ... of a value at general dimension is not decided
+                # here: the check would be about a matrix the hypotheses may not describe
+                raise CheckError(f"the entry-wise value of {X}: {X} has the hypothesis "
+                                 f"Q.{p}({X}), which an entry-wise value is not checked against; "
+                                 "give this value at explicit sizes (Explicit), where it is")
+        for name, op in self.operators.items():
+            c = sp.Dummy("c")
+            got = op(self, SumPoly.const(c)).to_sympy(self.ranges)
+            if sp.expand(got - c) != 0:
+                raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
+                                 f"constant c to {got}, not to c")
         for s, v in self.scalar_values.items():
             self._check_value(v, f"the entry-wise value of {s}")
 

@@ -1,6 +1,6 @@
 """An instantiation (``values=``, ``operators=``) may not change what a check is about: a value
 must satisfy the matrix hypotheses of its symbol, must stay generic (not a constant or a copy of
-another value) unless the link declares it fixed, and an expectation operator must be one (the
+another value) unless the link declares it a quantity the instantiation defines, and an expectation operator must be one (the
 expectation of a constant is that constant). Each false derivation below passed before these
 guards; each is now refused, with the symbol and the reason named."""
 
@@ -38,8 +38,8 @@ def link_error(d) -> str:
     return link.error
 
 
-def explicit(values, fixed=()):
-    return Explicit(TWO, values=lambda s: values, describe="a special value", fixed=fixed)
+def explicit(values, defines=()):
+    return Explicit(TWO, values=lambda s: values, describe="a special value", defines=defines)
 
 
 # ------------------------------------------------------------------ 1. values meet the hypotheses
@@ -73,7 +73,7 @@ def test_a_lazily_computed_value_must_meet_the_hypotheses_too():
     ("diagonal", sp.Matrix([[0, a], [0, 0]]), A * A, sp.ZeroMatrix(n, n), "is not diagonal"),
 ], ids=["invertible", "diagonal"])
 def test_a_value_that_breaks_a_matrix_hypothesis_is_refused(prop, value, lhs, rhs, why):
-    d = one_link(lhs, rhs, explicit({A: value}, fixed=(A,)), [getattr(sp.Q, prop)(A)])
+    d = one_link(lhs, rhs, explicit({A: value}, defines=(A,)), [getattr(sp.Q, prop)(A)])
     err = link_error(d)
     assert f"the value given for A {why}" in err and f"Q.{prop}(A)" in err
 
@@ -90,9 +90,9 @@ def test_an_entrywise_value_of_a_symbol_with_a_matrix_hypothesis_is_refused():
 # ------------------------------------------------------------------ 2. values stay generic
 
 @pytest.mark.parametrize("values, why", [
-    ({A: sp.eye(2)}, "A is set to a constant"),
-    ({A: sp.zeros(2, 2)}, "A is set to a constant"),
-    ({A: a * sp.eye(2)}, "A is set to a constant"),
+    ({A: sp.eye(2)}, "A is set to a special value"),
+    ({A: sp.zeros(2, 2)}, "A is set to a special value"),
+    ({A: a * sp.eye(2)}, "A is set to a special value"),
     ({A: sp.Matrix(2, 2, sp.symbols("m_1:5")), B: sp.Matrix(2, 2, sp.symbols("m_1:5"))},
      "B is set to the value of A"),
 ], ids=["identity", "zero", "scalar_multiple_of_identity", "two_symbols_equal"])
@@ -105,24 +105,48 @@ def test_a_special_value_that_makes_a_false_identity_hold_is_refused(values, why
 
 def test_a_scalar_set_to_zero_is_refused():
     d = one_link(a * A, sp.ZeroMatrix(n, n), Explicit(TWO, values=lambda s: {a: 0}, describe="a = 0"))
-    assert "a is set to a constant" in link_error(d)
+    assert "a is set to a special value" in link_error(d)
 
 
-def test_a_declared_fixed_value_is_accepted_and_shown_on_the_page():
-    # a selection vector is a fixed object, not a variable: declared, it checks and is shown
+def test_a_quantity_the_instantiation_defines_is_accepted_and_shown_on_the_page():
+    # a selection vector is a defined object, not a variable: declared, it checks and is shown
     e = sp.MatrixSymbol("e", n, 1)
     by = Explicit(TWO, values=lambda s: {e: sp.Matrix([1, 0])}, describe="e the first unit vector",
-                  fixed=(e,))
-    d = one_link(e.T * e, sp.Identity(1), by, name="t.fixed")
+                  defines=(e,))
+    d = one_link(e.T * e, sp.Identity(1), by, name="t.defines")
     r = d.verify()
     assert r.ok, r.failures()
-    assert "fixed" in r.links[0].sizes and r"e = \left[\begin{matrix}1\\0\end{matrix}\right]" \
-        in to_markdown(d, r)
+    shown = r"defined by the instantiation: $e = \left[\begin{matrix}1\\0\end{matrix}\right]$"
+    assert r.links[0].sizes.endswith(shown) and shown in to_markdown(d, r)
 
 
-def test_fixed_names_a_symbol_that_has_a_value():
-    with pytest.raises(ValueError, match="fixed"):
-        Explicit(TWO, fixed=(A,))
+def test_a_value_special_at_some_sizes_only_is_shown_at_those_sizes():
+    # A u = lambda u with A's first column solved from the hypothesis: at n = 2 A has free
+    # entries of its own, at n = 1 the hypothesis forces A = [lambda] -- accepted, and shown
+    lam = sp.Symbol("lambda", real=True)
+    eig = sp.Eq(A * u, lam * u, evaluate=False)
+
+    def value(sizes):
+        k = sizes[n]
+        uu = sp.Matrix(k, 1, lambda i, _: sp.Symbol(f"u_{i + 1}", real=True))
+        M = sp.Matrix(k, k, lambda i, j: sp.Symbol(f"m_{i + 1}{j + 1}", real=True))
+        rest = sum((M[:, j] * uu[j] for j in range(1, k)), sp.zeros(k, 1))
+        return {u: uu, A: sp.Matrix.hstack((lam * uu - rest) / uu[0], M[:, 1:])}
+
+    by = Explicit(Sizes({n: (1, 2)}), values=value, describe="A with the eigenpair (lambda, u)")
+    d = Derivation(name="t.partly", title="t", conclusion=eig, hypotheses=[eig],
+                   proof=lambda: Chain(A * u, [Link(lam * u, by)]), tier="B", scope="test",
+                   controls=[Control("c", target="conclusion", replace=(lam * u, 2 * lam * u),
+                                     why="w", at=by)])
+    r = d.verify()
+    assert r.ok, r.failures()
+    assert r.links[0].sizes.endswith(r"; special value $A = \left[\begin{matrix}\lambda\end{matrix}"
+                                     r"\right]$ at n = 1")
+
+
+def test_defines_names_symbols_and_needs_values():
+    with pytest.raises(ValueError, match="defines"):
+        Explicit(TWO, defines=(A,))
 
 
 # ------------------------------------------------------------------ 3. operators are expectations
