@@ -103,6 +103,21 @@ def test_a_special_value_that_makes_a_false_identity_hold_is_refused(values, why
     assert why in link_error(d)
 
 
+def test_an_entrywise_value_that_is_special_is_refused():
+    # a A = 0 at general dimension with the scalar a set to 0
+    by = Entrywise(values=lambda ent: {a: sp.Integer(0)}, describe="a = 0")
+    d = one_link(a * A, sp.ZeroMatrix(n, n), by, tier="A")
+    assert "a is set to a special value (0) with no free symbol of its own" in link_error(d)
+
+
+def test_a_scalar_value_must_keep_the_symbols_assumptions():
+    # p is declared positive; the value -r^2 is not (a check there is about other objects)
+    p, r = sp.Symbol("p", positive=True), sp.Symbol("r", real=True)
+    d = one_link(sp.MatAdd(p * A, p * A), 2 * p * A,
+                 Explicit(TWO, values=lambda s: {p: -r ** 2}, describe="p = -r^2"))
+    assert "the value given for p, -r**2, is not known to be positive" in link_error(d)
+
+
 def test_a_scalar_set_to_zero_is_refused():
     d = one_link(a * A, sp.ZeroMatrix(n, n), Explicit(TWO, values=lambda s: {a: 0}, describe="a = 0"))
     assert "a is set to a special value" in link_error(d)
@@ -162,6 +177,28 @@ def test_an_operator_that_is_no_expectation_is_refused(op):
                    controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
     r = d.verify()
     assert "the operator over 'y' is not an expectation" in r.links[0].error
+
+
+def _variance_claim(by):
+    lhs, rhs = Expect(u * u.T, "y"), Expect(u, "y") * Expect(u, "y").T
+    return Derivation(name="t.op", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                      proof=lambda: Chain(lhs, [Link(rhs, by)]), tier="B", scope="test",
+                      controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w")])
+
+
+def test_an_operator_that_changes_nothing_is_refused():
+    # h -> h is the expectation of a deterministic quantity: E[u u^T] = E[u] E[u]^T holds
+    r = _variance_claim(Explicit(TWO, operators={"y": lambda h: h}, describe="u fixed")).verify()
+    assert "the operator over 'y' leaves every entry it is applied to unchanged" in r.links[0].error
+
+
+def test_a_link_checked_with_an_operator_says_what_it_is():
+    # a two-point average is an expectation, but the page must say which one
+    u1, u2 = sp.symbols("u_1 u_2")
+    avg = {u1: [1, -1], u2: [0, 2]}
+    from fisherlab.symbolic.toolkit import sample_average
+    r = _variance_claim(Explicit(TWO, operators={"y": sample_average(avg)})).verify()
+    assert "say which distribution the operators over ['y'] are (describe=...)" in r.links[0].error
 
 
 # ------------------------------------------------------------------ 4. tiers of cited lemmas
