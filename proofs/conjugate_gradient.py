@@ -78,7 +78,7 @@ def _cg(Cx, b, steps):
 
 def _instance(sizes, L_value=None):
     n, steps = sizes[d], sizes[k]
-    Cx = tk.spd("l", n) if L_value is None else L_value * L_value.T
+    Cx = tk.symmetric("C", n) if L_value is None else L_value * L_value.T
     gx = tk.vector("g", n)
     Bx = sp.Matrix.hstack(*[(Cx ** j) * gx for j in range(steps)])
     return {C: Cx, g: gx, B: Bx, ys: lambda: -(Bx.T * Cx * Bx).inv() * Bx.T * gx,
@@ -87,9 +87,9 @@ def _instance(sizes, L_value=None):
 
 _TWO = Sizes.of([{d: 2, k: 1}, {d: 2, k: 2}])
 _CG_SIZES = Explicit(_TWO, values=_instance,
-                     describe=r"$C = LL^\top$ with $L$ lower triangular with a positive diagonal "
-                              r"(every positive definite $C$, by Cholesky) and $g$, symbolic entries; "
-                              r"$B = [g, Cg, \dots, C^{k-1}g]$; "
+                     describe=r"$C$ symmetric and $g$ with symbolic entries (an identity of rational "
+                              r"functions: it holds on the open set of positive definite $C$ iff it "
+                              r"holds for generic symmetric $C$); $B = [g, Cg, \dots, C^{k-1}g]$; "
                               r"$v_k$ the $k$-th iterate of the CG recursion on $Cv = -g$ from $v_0 = 0$")
 #: where the controls look for witnesses: a positive definite C = L L^T, L fixed, g symbolic
 _L_WITNESS = sp.Matrix([[2, 0], [1, 3]])

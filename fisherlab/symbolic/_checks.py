@@ -121,18 +121,23 @@ class Entrywise:
     ``operators`` give ``Expect(M, over=name)`` its entry-wise meaning, ``op(ent, poly) ->
     poly`` on the finite-sum form of an entry (e.g.
     :func:`fisherlab.symbolic.toolkit.one_hot_expectation`). Either needs ``describe``: what
-    the instantiation is, printed with the link (a special value would make a check vacuous).
+    the instantiation is, printed with the link. Values stay generic (see :class:`Explicit`):
+    a value of a symbol the link uses carries a symbol, a matrix entry or an undefined function
+    of its own, unless ``defines`` lists the symbol as a quantity the instantiation defines
+    (the log-pmf at general ``K``); ``a -> 0`` is refused.
     """
 
     values: Callable[[Any], Mapping] | None = None
     operators: Mapping = dataclasses.field(default_factory=dict)
     describe: str = ""
+    defines: Collection = ()
     tier = "A"
 
     def __post_init__(self):
         if (self.values is not None or self.operators) and not self.describe:
             raise ValueError("Entrywise: values and operators instantiate the symbols; say what "
                              "they are (describe=...)")
+        _check_defines(self, "Entrywise")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ must be refuted by a :class:`~._witness.Witness`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -490,6 +491,7 @@ class _Context:
             ok = manifestly_nonnegative(expr)
             return ok, "entry-wise, manifestly nonnegative", {
                 "conditions": conds, "why": "the entry is not, as written, a sum of squares"}
+        self._generic_entrywise(where, ent, (lhs, rhs), by)
         ok, key = is_zero_sums(pl - pr, ent.ranges, self._zero, avoid=avoid,
                                symmetric=ent.symmetric_bases)
         return ok, "entry-wise", {"conditions": conds, "axioms": {"index bijection"},
@@ -502,7 +504,10 @@ class _Context:
             self._values[key] = convert(fn(sizes))
         return self._values[key]
 
-    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
+    def evaluator(self, by, sizes, extra_props=None, cover=True) -> _ExplicitEval:
+        """The explicit evaluator of ``by`` at ``sizes``; ``cover``: for a link's check (values
+        may cover their hypotheses' class, see :func:`._instantiate.check_value`), not for a
+        witness search (each value must lie in the class)."""
         values = self._per_size(by.values, sizes, dict) if by.values is not None else {}
         ops = by.operators
         if callable(ops):
@@ -512,10 +517,10 @@ class _Context:
             change, domain = self._per_size(by.coordinates, sizes, _change_of_variables)
         props = self.props if not extra_props else {**self.props, **extra_props}
         ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
-                           domain=domain, on_value=lambda X, v: self._check_value(X, v, props))
+                           domain=domain, on_value=lambda X, v: self._check_value(X, v, props, cover))
         for X, v in values.items():
             if not lazy(v):   # a lazy one is checked when it is computed (on_value)
-                self._check_value(X, v, props)
+                self._check_value(X, v, props, cover)
         for name, op in ops.items():
             self._check_operator(name, op)
         for h in self.matrix_relations:
@@ -525,14 +530,15 @@ class _Context:
                                  f"satisfy the hypothesis {h}; give values that do")
         return ev
 
-    def _check_value(self, X, v, props):
+    def _check_value(self, X, v, props, cover):
         """A value given for ``X`` is valid SymPy and meets ``X``'s matrix hypotheses (checked
         once per value: a values function's results are shared by every link)."""
-        key = (X, id(v), frozenset(props.get(X, ())))
+        key = (X, id(v), frozenset(props.get(X, ())), cover)
         if key in self._checked:
             return
         validate(v, f"{self.d.name}: the value given for {X}")
-        check_value(X, v, props.get(X, set()), f"{self.d.name}: the value given for {X}")
+        _keeps_assumptions(X, v, f"{self.d.name}: the value given for {X}")
+        check_value(X, v, props.get(X, set()), f"{self.d.name}: the value given for {X}", cover)
         self._checked[key] = v   # kept alive: its id stays its own
 
     @staticmethod
@@ -587,11 +593,47 @@ class _Context:
             seen[X] = val
         return special, defined
 
+    def _generic_entrywise(self, where, ent, exprs, by):
+        """The entry-wise values of the symbols a link uses stay generic (as in :meth:`_generic`):
+        each carries a symbol, an entry of a matrix the link does not use, or an undefined
+        function of its own, and no two are equal -- unless ``by.defines`` lists the symbol."""
+        used, mine = set(), set()
+        for e in exprs:
+            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
+            used |= e.atoms(sp.MatrixSymbol) | scalars
+            mine |= scalars
+        labels = {M.name for M in used if isinstance(M, sp.MatrixSymbol)}
+        i, j = sp.Dummy("i", integer=True), sp.Dummy("j", integer=True)
+        values = {**ent.scalar_values,
+                  **{X: sp.sympify(f(i, j)) for X, f in ent.matrix_values.items()}}
+        seen = {}
+        for X, v in values.items():
+            if X not in used:
+                continue
+            if isinstance(X, sp.Symbol):
+                _keeps_assumptions(X, v, f"{self.d.name}: the entry-wise value given for {X}")
+            if X in by_defines(by):
+                continue
+            syms = {s for s in v.free_symbols if isinstance(s, sp.Symbol)} - mine - {i, j}
+            own = {s for s in syms if s.name not in labels} | \
+                {f.func for f in v.atoms(AppliedUndef)}
+            same = [Y for Y, w in seen.items() if w == v]
+            if not own:
+                raise CheckError(f"{where}: {X} is set to a special value ({v}) with no free "
+                                 "symbol of its own, so the check is about that instance only; "
+                                 "give a generic value, or, if it is a quantity the instantiation "
+                                 "defines (not a free variable), list it in defines=...")
+            if same:
+                raise CheckError(f"{where}: {X} is set to the value of {same[0]}, so the check is "
+                                 f"about {X} = {same[0]} only")
+            seen[X] = v
+
     def _explicit(self, where, prev, ln, by):
         conds = self._struct_conditions(prev, ln.expr)
         worst = "literal"
         order = ("literal",) + LADDER_NAMES
         special_at: dict = {}   # symbol -> [(sizes, value, reason)] where its value is special
+        idle: dict = {}         # operator name -> the sizes where it changed no entry
         defined_at: dict = {}   # symbol -> (sizes, value) where the page shows it
         for sizes in by.sizes.assignments:
             ev = self.evaluator(by, sizes)
@@ -602,6 +644,12 @@ class _Context:
                 special_at.setdefault(X, []).append((sizes, val, why))
             for X, val in defined:
                 defined_at.setdefault(X, (sizes, val))
+            if ev.operators and not by.describe:
+                raise CheckError(f"{where}: say which distribution the operators over "
+                                 f"{sorted(ev.operators)} are (describe=...); the page shows it")
+            for name in sorted(ev.applied):
+                if _deterministic(ev.operators[name], ev, ev.applied[name]):
+                    idle.setdefault(name, []).append(sizes)
             if isinstance(by, Model):
                 vals = [v for v in ev.values.values() if not lazy(v)]
                 if not undefined_functions(vals):
@@ -634,6 +682,12 @@ class _Context:
                 for b in denominators(v):
                     if b not in conds:
                         conds.append(b)
+        for name, found in idle.items():
+            if len(found) == len(by.sizes.assignments):
+                raise CheckError(f"{where}: the operator over {name!r} leaves every entry it is "
+                                 "applied to unchanged (every symbol of the instance and every "
+                                 "product of two, at every size checked): nothing is random, and "
+                                 "an expectation that does nothing makes E[u u^T] = E[u] E[u]^T hold")
         many = len(by.sizes.assignments) > 1
         notes = []
         for X, found in special_at.items():
@@ -829,7 +883,7 @@ class _Context:
                     raise CheckError(f"control {c.name!r}: matrix hypotheses need an instantiation "
                                      "that satisfies them: give `at=Explicit(...)`")
             else:
-                ev = self.evaluator(at, sizes, extra)
+                ev = self.evaluator(at, sizes, extra, cover=False)
             L, R = ev(ml), ev(mr)
             if rel == ">=":
                 q = (L[0, 0] if isinstance(L, sp.MatrixBase) else L) - \
@@ -998,6 +1052,44 @@ def _cited_sizes(rep, part) -> str:
     chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
     texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
     return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
+
+
+def _deterministic(op, ev, entries) -> bool:
+    """Whether ``op`` leaves unchanged every entry it was applied to, every symbol of the
+    instance ``ev`` (its values, generic instances) and every product of two: then it is the
+    expectation of nothing random (a point mass at the symbolic point), and identities like
+    ``E[u u^T] = E[u] E[u]^T`` would hold. (An operator that cannot take a probe is not the
+    identity.)"""
+    syms = set()
+    for v in list(ev.generated.values()) + [v for v in ev.values.values() if not lazy(v)]:
+        syms |= {s for s in sp.sympify(v).free_symbols if isinstance(s, sp.Symbol)}
+    syms = sorted(syms, key=str)
+    probes = itertools.chain(entries, syms, (a * b for a, b in
+                                             itertools.combinations_with_replacement(syms, 2)))
+    for h in probes:
+        try:
+            got = sp.sympify(op(h))
+        except Exception:  # noqa: BLE001 - it refused the probe: it does something
+            return False
+        if got != h and sp.expand(got - h) != 0:
+            return False
+    return True
+
+
+def _keeps_assumptions(X, v, who):
+    """A scalar value has every assumption its symbol is declared with (a value -r^2 for a
+    positive p would make the check one about other numbers than the statement's)."""
+    if not isinstance(X, sp.Symbol) or isinstance(v, sp.MatrixBase) or lazy(v):
+        return
+    v = sp.sympify(v)
+    # a value of undefined functions (a model's Phi''(0)) has no assumptions: only a value
+    # known to break one is refused; any other value must be known to keep every one
+    known = not (v.atoms(AppliedUndef) or v.has(sp.Derivative))
+    broken = [a for a in ASSUMPTIONS if getattr(X, f"is_{a}") is True
+              and (getattr(v, f"is_{a}") is False or (known and getattr(v, f"is_{a}") is not True))]
+    if broken:
+        raise CheckError(f"{who}, {v}, is not known to be {', '.join(broken)} ({X} is declared "
+                         "so)")
 
 
 def by_defines(by) -> frozenset:

@@ -368,6 +368,7 @@ def _general_categorical(eta, eta2, y, logp, A, ell, ell2, p):
 
     return Entrywise(
         values=values, operators={"y": one_hot_expectation(y, prob)},
+        defines=(logp, A, p, ell, ell2),
         describe=r"general $K$: $\log p(y\mid\eta) = \sum_{j} y_j\eta_j - \log\sum_{j} "
                  r"e^{\eta_j}$ (likewise at $\eta'$), $A(\eta) = \log\sum_j e^{\eta_j}$, "
                  r"$p_i = e^{\eta_i}/\sum_j e^{\eta_j}$, in `IndexedBase` entries with sums over "

@@ -60,7 +60,18 @@ def _positive(e) -> bool:
     return sp.factor(sp.cancel(e)).is_positive is True
 
 
-def check_value(X, v, props, who: str) -> None:
+def generic_symmetric(M) -> bool:
+    """``M`` is the general symmetric matrix: its entries on and above the diagonal are distinct
+    symbols without a sign assumption, mirrored below (every symmetric matrix is an instance)."""
+    r, c = M.shape
+    upper = [M[i, j] for i in range(r) for j in range(i, c)]
+    return (r == c and all(isinstance(e, sp.Symbol) and e.is_nonnegative is None
+                           and e.is_nonpositive is None for e in upper)
+            and len(set(upper)) == len(upper)
+            and all(M[i, j] == M[j, i] for i in range(r) for j in range(i)))
+
+
+def check_value(X, v, props, who: str, cover: bool = False) -> None:
     """A value given for ``X`` satisfies ``X``'s matrix hypotheses ``props``, exactly.
 
     Symmetric (also implied by positive definite and diagonal): ``v == v^T`` entry by entry;
@@ -68,7 +79,11 @@ def check_value(X, v, props, who: str) -> None:
     (also implied by positive definite and orthogonal): ``det v`` not identically zero;
     positive definite: symmetric with every leading principal minor positive by SymPy's
     assumptions (Sylvester's criterion) -- a value built as ``L L^T`` from a lower triangular
-    ``L`` with a positive diagonal qualifies, a generic symmetric matrix does not."""
+    ``L`` with a positive diagonal qualifies. With ``cover`` (a link's check, which must hold
+    for *every* value of the instance's free symbols), the general symmetric matrix is accepted
+    too: it covers every positive definite matrix, so an identity (or a manifestly nonnegative
+    difference) checked for it holds for each of them. A witness (``cover`` false) must be
+    positive definite itself."""
     if not props or not isinstance(v, sp.MatrixBase):
         return
     M = sp.Matrix(v)
@@ -92,14 +107,15 @@ def check_value(X, v, props, who: str) -> None:
         fail("is not lower triangular", "lower_triangular")
     if "orthogonal" in props and not zero(list((M.T * M - sp.eye(r)).applyfunc(sp.cancel))):
         fail("is not orthogonal", "orthogonal")
-    if "positive_definite" in props:
+    if "positive_definite" in props and not (cover and generic_symmetric(M)):
         for k in range(1, r + 1):
             if not _positive(_det(M[:k, :k])):
                 raise CheckError(f"{who} is not shown positive definite, which the hypothesis "
                                  f"Q.positive_definite({X}) requires: its leading principal minor "
                                  f"of order {k} is not positive by the symbols' assumptions "
                                  "(Sylvester's criterion); build it as L L^T with L lower "
-                                 "triangular with a positive diagonal")
+                                 "triangular with a positive diagonal"
+                                 + ("" if cover else " (a witness must itself be positive definite)"))
     if props & {"invertible", "orthogonal"} and zero(sp.expand(_det(M))):
         fail("is singular (det = 0 identically)", sorted(props & {"invertible", "orthogonal"})[0])
 
@@ -164,6 +180,7 @@ class Explicit:
             if self.change else set()
         self.domain = tuple(domain)
         self.conditions: list = []   # structural expressions that must not vanish
+        self.applied: dict = {}      # operator name -> the entries it was applied to
         self.generated: dict = {}    # MatrixSymbol -> explicit generic instance
         self._memo: dict = {}
 
@@ -339,7 +356,9 @@ class Explicit:
                 raise CheckError(f"{e}: the instantiation gives no expectation operator over "
                                  f"{over.name!r}")
             op = self.operators[over.name]
-            return sp.ImmutableMatrix(self.ev(M).applyfunc(op))
+            inner = self.ev(M)
+            self.applied.setdefault(over.name, []).extend(inner)
+            return sp.ImmutableMatrix(inner.applyfunc(op))
         raise CheckError(f"no explicit meaning for {type(e).__name__} ({e})")
 
     def _variable(self, x):

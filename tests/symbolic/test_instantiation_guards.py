@@ -60,6 +60,23 @@ def test_a_value_built_as_a_gram_matrix_is_positive_definite():
     assert r.ok, r.failures()
 
 
+def test_the_general_symmetric_matrix_covers_positive_definite_ones_in_a_link_not_in_a_witness():
+    # a link's check holds for every value of the instance's symbols: the general symmetric F
+    # includes every positive definite one. A witness must lie in the class itself: at the
+    # symmetric F = [[f11, f12], [f12, f22]] a refutation could sit at an indefinite point
+    general = sp.Matrix([[sp.Symbol("f_11"), sp.Symbol("f_12")], [sp.Symbol("f_12"), sp.Symbol("f_22")]])
+    by = Explicit(TWO, values=lambda s: {F: general}, describe="F general symmetric")
+    lhs = F - F.T
+    d = Derivation(name="t.cover", title="t", conclusion=sp.Eq(lhs, sp.ZeroMatrix(n, n), evaluate=False),
+                   hypotheses=[sp.Q.positive_definite(F)],
+                   proof=lambda: Chain(lhs, [Link(sp.ZeroMatrix(n, n), by)]), tier="B", scope="test",
+                   controls=[Control("c", target="conclusion", replace=(lhs, F), why="w", at=by)])
+    r = d.verify()
+    assert r.links[0].passed, r.links[0].error
+    (c,) = r.controls
+    assert not c.rejected and "a witness must itself be positive definite" in c.error
+
+
 def test_a_lazily_computed_value_must_meet_the_hypotheses_too():
     # S + S^T = 0 is false for a symmetric S, true at an antisymmetric value given lazily
     S = sp.MatrixSymbol("S", n, n)
