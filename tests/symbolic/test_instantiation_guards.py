@@ -135,6 +135,25 @@ def test_a_scalar_value_must_keep_the_symbols_assumptions():
     assert "the value given for p, -r**2, is not known to be positive" in link_error(d)
 
 
+def test_a_value_must_satisfy_a_scalar_hypothesis():
+    # |x| = -x is false under the hypothesis x > 0; the value x = -r^2 breaks the hypothesis
+    x, r = sp.Symbol("x", real=True), sp.Symbol("r", real=True)
+    d = one_link(sp.Abs(x) * A, -x * A, Explicit(TWO, values=lambda s: {x: -r ** 2}, describe="x = -r^2"),
+                 [sp.Gt(x, 0)])
+    assert "the values given do not satisfy the hypothesis x > 0" in link_error(d)
+
+
+def test_an_entrywise_operator_that_is_no_expectation_is_refused():
+    by = Entrywise(operators={"y": lambda ent, poly: poly.scale(0)}, describe="E = 0")
+    lhs, rhs = Expect(u * u.T, "y"), Expect(u, "y") * Expect(u, "y").T
+    d = Derivation(name="t.op_e", title="t", conclusion=sp.Eq(lhs, rhs, evaluate=False),
+                   proof=lambda: Chain(lhs, [Link(rhs, by)]), tier="A", scope="test",
+                   controls=[Control("c", target="conclusion", replace=(rhs, 2 * rhs), why="w",
+                                     at=Explicit(TWO, operators={"y": lambda h: h}))])
+    r = d.verify()
+    assert "the operator over 'y' is not an expectation" in r.links[0].error
+
+
 def test_a_scalar_set_to_zero_is_refused():
     d = one_link(a * A, sp.ZeroMatrix(n, n), Explicit(TWO, values=lambda s: {a: 0}, describe="a = 0"))
     assert "a is set to a special value" in link_error(d)
