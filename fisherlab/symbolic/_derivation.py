@@ -523,6 +523,11 @@ class _Context:
                 self._check_value(X, v, props, cover)
         for name, op in ops.items():
             self._check_operator(name, op)
+        given = set(values) | set(sizes)
+        for h in self.relations:
+            if h.free_symbols & set(values):
+                _satisfied(h, ev, f"{self.d.name}: the values given do not satisfy the hypothesis {h}",
+                           every=h.free_symbols <= given)
         for h in self.matrix_relations:
             if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
                 raise CheckError(f"{self.d.name}: the instance at "
@@ -1074,6 +1079,30 @@ def _deterministic(op, ev, entries) -> bool:
         if got != h and sp.expand(got - h) != 0:
             return False
     return True
+
+
+def _satisfied(h, ev, who, every=True):
+    """A scalar hypothesis holds at the given values: an equation exactly, an inequality by the
+    symbols' assumptions (``exp(r) > 0``); a value outside it makes the check one about other
+    numbers than the statement's (``|x| = -x`` holds at ``x = -r^2``). When some of its symbols
+    have no value (``every`` false) it still constrains them, and only a hypothesis the values
+    make false outright is refused."""
+    q = sp.sympify(ev(h.lhs) - ev(h.rhs))
+    if not every:
+        if h.func(sp.sympify(ev(h.lhs)), sp.sympify(ev(h.rhs))) is sp.false:
+            raise CheckError(who)
+        return
+    if isinstance(h, sp.Equality):
+        ok = is_zero(q)[0]
+    elif isinstance(h, sp.Unequality):
+        ok = q.is_nonzero is True
+    else:
+        q = q if isinstance(h, (sp.StrictGreaterThan, sp.GreaterThan)) else -q
+        ok = (q.is_positive if isinstance(h, (sp.StrictGreaterThan, sp.StrictLessThan))
+              else q.is_nonnegative) is True
+    if not ok:
+        raise CheckError(f"{who} (at the values it reads {sp.sympify(ev(h.lhs))} vs "
+                         f"{sp.sympify(ev(h.rhs))})")
 
 
 def _keeps_assumptions(X, v, who):
