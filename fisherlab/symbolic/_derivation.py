@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -375,6 +376,11 @@ class _Context:
         self.relations = [h for h in rels if h not in self.matrix_relations]
         self.symmetric = frozenset(X for X, p in self.props.items()
                                    if p & {"symmetric", "positive_definite", "diagonal"})
+        # symbols a relation among the hypotheses constrains (A u = lambda u): their values are
+        # checked against it, and need not be general matrices
+        self.pinned = set()
+        for h in rels:
+            self.pinned |= h.atoms(sp.MatrixSymbol) | h.free_symbols
         self.chains = []
         self._values: dict = {}   # (values function, sizes) -> the values it returned (shared)
         self._checked: dict = {}  # values whose hypotheses were checked
@@ -587,9 +593,13 @@ class _Context:
             own = (val.free_symbols - mine) | {f.func for f in val.atoms(AppliedUndef)}
             taken = val.free_symbols & generic
             same = [Y for Y, w in seen.items() if w == val]
+            short = _rank_short(X, val, mine, self.props.get(X, set())) \
+                if own and isinstance(X, sp.MatrixSymbol) and X not in self.pinned else None
             if not own:
                 special.append((X, val, f"{X} is set to a special value ({val}) with no free "
                                         "symbol of its own"))
+            elif short:
+                special.append((X, val, _Short(short)))
             elif taken:
                 special.append((X, val, f"the value of {X} uses {', '.join(sorted(map(str, taken)))}, "
                                         "entries of the generic instance of another symbol"))
@@ -702,7 +712,11 @@ class _Context:
                                  f"{X} is a quantity the instantiation defines (not a free "
                                  "variable), list it in defines=... (the page shows its value)")
             # special at some sizes only (a 1 x 1 matrix with the eigenvalue lambda is lambda):
-            # generic at the others, and the page says where it is special
+            # generic at the others, and the page says where it is special -- where it is a
+            # special value, not only a structured one (a Hessian is symmetric at d >= 2)
+            found = [f for f in found if not isinstance(f[2], _Short)]
+            if not found:
+                continue
             (sz, val, _), more = found[0], "; ".join(_sizes_text(f[0]) for f in found[1:])
             notes.append(f"; special value {_shown(X, val)} at {_sizes_text(sz)}"
                          + (f" (special also at {more})" if more else ""))
@@ -1057,6 +1071,53 @@ def _cited_sizes(rep, part) -> str:
     chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
     texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
     return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
+
+
+class _Short(str):
+    """The reason a value is a structured (rank-deficient) member of its class."""
+
+
+def _class_dimension(props, r, c) -> int:
+    """The number of free parameters of a general ``r x c`` matrix with these properties."""
+    if "diagonal" in props:
+        return r
+    if "orthogonal" in props:
+        return r * (r - 1) // 2
+    if props & {"symmetric", "positive_definite", "lower_triangular"}:
+        return r * (r + 1) // 2
+    return r * c
+
+
+def _rank_short(X, val, mine, props) -> str:
+    """Why the value of ``X`` is not a general member of its class, or ``""``: the rank of its
+    entries' Jacobian in its own parameters (its symbols the link does not use, and each
+    undefined function or derivative of one, as a parameter) is below the number of free
+    parameters of the class -- ``g(t) I``, a diagonal value for a general matrix. The rank is
+    computed exactly at rational points (a lower bound of the generic rank: reaching the
+    class's dimension proves it); a value whose Jacobian is not rational there is not judged."""
+    M = sp.Matrix(val)
+    r, c = M.shape
+    target = _class_dimension(props, r, c)
+    atoms = {a: sp.Dummy("f") for a in M.atoms(sp.Derivative)}
+    M = M.xreplace(atoms)
+    M = M.xreplace({a: sp.Dummy("f") for a in M.atoms(AppliedUndef)})
+    params = sorted(M.free_symbols - mine, key=str)
+    if len(params) < target:
+        best = len(params)
+    else:
+        jac = sp.Matrix([[sp.diff(e, q) for q in params] for e in M])
+        rng = random.Random(0)
+        best = 0
+        for _ in range(3):
+            point = {s: sp.Rational(rng.randint(1, 97), rng.randint(1, 13)) for s in jac.free_symbols}
+            J = jac.xreplace(point)
+            if not all(e.is_Rational for e in J):
+                return ""
+            best = max(best, J.rank())
+            if best >= target:
+                return ""
+    return (f"the value of {X} has {best} free direction(s) of its own, fewer than the {target} "
+            f"of a general {r} x {c} matrix{' (' + ', '.join(sorted(props)) + ')' if props else ''}")
 
 
 def _deterministic(op, ev, entries) -> bool:

@@ -154,6 +154,22 @@ def test_an_entrywise_operator_that_is_no_expectation_is_refused():
     assert "the operator over 'y' is not an expectation" in r.links[0].error
 
 
+@pytest.mark.parametrize("value, rank", [
+    (sp.Function("g")(t) * sp.eye(2), 1),                          # a generic multiple of I
+    (sp.diag(sp.Symbol("d_1"), sp.Symbol("d_2")), 2),               # diagonal, for a general A
+    (sp.Matrix([[sp.Symbol("p"), sp.Symbol("q")], [sp.Symbol("q"), sp.Symbol("p")]]), 2),
+], ids=["function_times_identity", "diagonal", "circulant"])
+def test_a_structured_value_with_fewer_free_directions_than_its_class_is_refused(value, rank):
+    # A B = B A holds for every B once A = g(t) I; for B = diag too, with A diagonal; the
+    # circulant [[p, q], [q, p]] commutes with the circulant B below. Each value has symbols of
+    # its own, but fewer free directions than the 4 of a general 2 x 2 matrix
+    Bv = (sp.Matrix([[sp.Symbol("r"), sp.Symbol("s")], [sp.Symbol("s"), sp.Symbol("r")]])
+          if rank == 2 and value[0, 1] != 0 else sp.diag(sp.Symbol("e_1"), sp.Symbol("e_2")))
+    values = {A: value} if rank == 1 else {A: value, B: Bv}
+    d = one_link(a * A * B, a * B * A, explicit(values))
+    assert f"the value of A has {rank} free direction(s) of its own, fewer than the 4" in link_error(d)
+
+
 def test_a_scalar_set_to_zero_is_refused():
     d = one_link(a * A, sp.ZeroMatrix(n, n), Explicit(TWO, values=lambda s: {a: 0}, describe="a = 0"))
     assert "a is set to a special value" in link_error(d)
