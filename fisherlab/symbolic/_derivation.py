@@ -587,7 +587,7 @@ class _Context:
             if X not in used or lazy(v):
                 continue   # not in this link, or never computed
             val = sp.ImmutableMatrix(v) if isinstance(v, sp.MatrixBase) else sp.sympify(v)
-            if X in by_defines(by):
+            if X in _defines(by):
                 defined.append((X, val))
                 continue
             own = (val.free_symbols - mine) | {f.func for f in val.atoms(AppliedUndef)}
@@ -627,7 +627,7 @@ class _Context:
                 continue
             if isinstance(X, sp.Symbol):
                 _keeps_assumptions(X, v, f"{self.d.name}: the entry-wise value given for {X}")
-            if X in by_defines(by):
+            if X in _defines(by):
                 continue
             syms = {s for s in v.free_symbols if isinstance(s, sp.Symbol)} - mine - {i, j}
             own = {s for s in syms if s.name not in labels} | \
@@ -1182,7 +1182,7 @@ def _keeps_assumptions(X, v, who):
                          "so)")
 
 
-def by_defines(by) -> frozenset:
+def _defines(by) -> frozenset:
     """The symbols an Explicit or Model instantiation defines (``defines=``)."""
     return getattr(by, "defines", frozenset())
 

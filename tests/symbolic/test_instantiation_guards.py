@@ -1,17 +1,17 @@
 """An instantiation (``values=``, ``operators=``) may not change what a check is about: a value
-must satisfy the matrix hypotheses of its symbol, must stay generic (not a constant or a copy of
-another value) unless the link declares it a quantity the instantiation defines, and an expectation operator must be one (the
-expectation of a constant is that constant). Each false derivation below passed before these
-guards; each is now refused, with the symbol and the reason named."""
+must satisfy the hypotheses of its symbol, must stay generic (not a constant, a copy of another
+value or a structured matrix) unless the link declares it a quantity the instantiation defines,
+and an operator must be an expectation of something random. Each false derivation below passed
+before these guards; each is now refused, with the symbol and the reason named."""
 
 from __future__ import annotations
 
 import pytest
 import sympy as sp
 
-from fisherlab.symbolic import (Chain, Control, Derivation, Entrywise, Explicit, Lemma, Link, Model,
-                                Sizes, Algebra, to_markdown)
-from fisherlab.symbolic.toolkit import Expect
+from fisherlab.symbolic import (Chain, Control, Derivation, Entrywise, Explicit, Lemma, Link, Sizes,
+                                to_markdown)
+from fisherlab.symbolic.toolkit import Expect, sample_average
 
 n = sp.Symbol("n", integer=True, positive=True)
 a, t = sp.symbols("a t", real=True)
@@ -248,7 +248,6 @@ def test_a_link_checked_with_an_operator_says_what_it_is():
     # a two-point average is an expectation, but the page must say which one
     u1, u2 = sp.symbols("u_1 u_2")
     avg = {u1: [1, -1], u2: [0, 2]}
-    from fisherlab.symbolic.toolkit import sample_average
     r = _variance_claim(Explicit(TWO, operators={"y": sample_average(avg)})).verify()
     assert "say which distribution the operators over ['y'] are (describe=...)" in r.links[0].error
 
