@@ -154,16 +154,21 @@ class Explicit:
 
     A value must stay *generic*: it carries a free symbol (or an undefined function) of its own,
     one the link's expressions do not use, it uses no entry of a generic instance the checker
-    made, and no two symbols of the link get the same value -- ``A -> 0``, ``A -> I``,
-    ``A -> a I`` or ``B -> (A's value)`` would make the check one about a special instance
-    (``A B = B A`` holds there). A value special at every size checked is refused; one special
-    at some sizes only (a ``1 x 1`` matrix with eigenvalue ``lambda`` is ``lambda``) is shown on
-    the page at those sizes. A symbol that is a quantity the instantiation *defines* -- not a
-    free variable: a selection matrix ``P_mu = [I 0]``, ``Phi(0)`` of a model, ``Lambda`` given
-    by its formula -- is listed in ``defines``; the page shows its value. A value must also
-    satisfy its symbol's matrix hypotheses (checked exactly, see
-    :func:`._instantiate.check_value`), and each operator must be an expectation: the
-    expectation of a constant is that constant, so ``h -> 0`` is refused.
+    made, no two symbols of the link get the same value, and a free matrix symbol's value has as
+    many free directions of its own as its class (the Jacobian rank in its own symbols, exact at
+    rational points) -- ``A -> 0``, ``A -> I``, ``A -> a I``, ``A -> g(t) I``, a diagonal ``A``
+    or ``B -> (A's value)`` would make the check one about a special instance (``A B = B A``
+    holds there). A value special at every size checked is refused; one special at some sizes
+    only (a ``1 x 1`` matrix with eigenvalue ``lambda`` is ``lambda``) is shown on the page at
+    those sizes. A quantity the instantiation *defines* -- not a free variable: a selection
+    matrix ``P_mu = [I 0]``, ``Phi(0)`` of a model, a Hessian ``Lambda`` given by its formula --
+    is listed in ``defines``; the page shows it. Not detected: a value that is a function of
+    other values (``B -> 2 (A's value)``); it is read as a derived quantity, which ``describe``
+    states. A value must also satisfy its symbol's hypotheses (matrix properties exactly, see
+    :func:`._instantiate.check_value`; a scalar's assumptions and the side relations it
+    determines), and each operator must be an expectation of something random: ``E[c] = c``
+    for a constant (``h -> 0`` is refused), some probe changed (``h -> h`` is refused), and a
+    link that uses one states it (``describe``).
 
     ``coordinates(sizes) -> (change, domain)``: an exact change of variables applied to both
     evaluated sides before they are compared -- ``change`` maps symbols to expressions in new
