@@ -82,7 +82,8 @@ _LOSS_MODEL = Model(
     _EXPANSION_SIZES, _losses,
     describe=r"per-example losses $\ell_n$ undefined functions of $\theta$; "
              r"$\Phi(\epsilon) = \frac1N\sum_n \big(\ell_n(\theta + \epsilon\Delta) - "
-             r"\ell_n(\theta)\big)^2$; $G$ has rows $\nabla\ell_n(\theta)^\top$")
+             r"\ell_n(\theta)\big)^2$; $G$ has rows $\nabla\ell_n(\theta)^\top$",
+    defines=(phi0, phi1, phi2))
 
 _T1, _T2 = sp.Symbol("t1"), sp.Symbol("t2")
 _LOSS_WITNESS = {sp.Function("ell_1"): sp.Lambda((_T1, _T2), _T1 ** 2 + 3 * _T2),

@@ -79,7 +79,8 @@ _MODEL = Model(
              r"- A(g(\theta))$, $J = \partial g/\partial\theta$, $\nabla A$ and $\nabla^2 A$ at "
              r"$\eta = g(\theta)$, $\Lambda = \nabla^2_\eta(A(\eta) - \langle\eta, t\rangle)$ at "
              r"$g(\theta)$, $R = \sum_k (\partial_k A - t_k)\nabla^2_\theta g_k$; "
-             r"$\mathbb E_y$ by the moment axiom")
+             r"$\mathbb E_y$ by the moment axiom",
+    defines=(Lam, hessA, R))
 
 #: Concrete stand-ins for the witnesses: polynomial maps, the softmax log-partition, a one-hot label.
 _TH = sp.symbols("theta_1:3", real=True)

@@ -119,9 +119,11 @@ _MODEL = Model(Sizes.of([{d: 3, m: 2}]), _values,
                         r"undefined function of $\eta\in\mathbb R^2$; $J = \partial g/\partial\theta$, "
                         r"$M = \nabla^2 f$ at $\eta = g(\theta)$, $H = \nabla^2(f\circ g)$, "
                         r"$R = \sum_k \partial_k f\,\nabla^2 g_k$; each AD product computed by "
-                        r"its definition")
+                        r"its definition",
+               defines=(M, Mf, Hm, Rm))
 _SQUARE = Model(Sizes.of([{d: 2, m: 2}]), _values,
-                describe=r"the same generic model at $d = m = 2$ (a square $J$)")
+                describe=r"the same generic model at $d = m = 2$ (a square $J$)",
+                defines=(M, Mf, Hm, Rm))
 _T = sp.symbols("t_1:4")
 _E = sp.symbols("e_1:3")
 _WITNESS = {sp.Function("g_1"): sp.Lambda(_T[:3], _T[0] + _T[1] ** 2),

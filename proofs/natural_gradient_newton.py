@@ -52,7 +52,8 @@ def _linear(sizes):
 
 _LINEAR = Model(_SIZES, _linear,
                 describe=r"$g(\theta) = W\theta$ with $W$ symbolic, $A(\eta)$ an undefined "
-                         r"function, $d = 2$, $K = 3$")
+                         r"function, $d = 2$, $K = 3$",
+                defines=(R, hessA))
 
 _GGN_A = J.T * hessA * J
 _H = Hess(-logp, theta)

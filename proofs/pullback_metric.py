@@ -99,7 +99,8 @@ _MODEL = Model(_SIZES, _generic,
                         r"Q(a, b)(b - a)$ with $q_{kl} = q_{lk}$ undefined; $h(x, y) = f(g(x), g(y))$, "
                         r"derivatives in $y$ at $y = x$; $\partial^2 f$ at $a = b = g(x)$; "
                         r"$h_{\mathrm{KL}}$, $h_{\mathrm E}$ with $f = A(b) - A(a) - \nabla A(a)^\top(b - a)$ "
-                        r"($A$ undefined) and $f = \tfrac12\|a - b\|^2$")
+                        r"($A$ undefined) and $f = \tfrac12\|a - b\|^2$",
+               defines=(D2h, D2hKL))
 
 _SECOND_ORDER = Axiom("second-order condition at a minimum",
                       sp.Ge(Scalar(u.T * H22f * u), 0, evaluate=False))

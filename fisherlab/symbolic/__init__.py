@@ -77,6 +77,17 @@ The pieces:
   - ``Model(Sizes.of([{d: 2, K: 3}]), values=..., describe=...)`` (tier ``A-model``): the same
     with a generic model (undefined functions) at the stated sizes; ``operators`` give
     ``Expect`` its meaning.
+  - What an instantiation may do (``Explicit``, ``Model``, ``Entrywise``): a value meets its
+    symbol's hypotheses exactly (symmetric, diagonal, orthogonal, invertible, a scalar's
+    assumptions and side relations; positive definite by Sylvester's criterion -- build it as
+    ``L L^T`` -- or, in a link, the general symmetric matrix, which covers every positive
+    definite one). A value stays *generic*: it carries a symbol, an entry or an undefined
+    function of its own, and no two symbols share a value -- ``A -> 0``, ``A -> I``,
+    ``A -> a I``, ``B -> A`` are refused (special at some sizes only, it is shown on the page
+    there). A quantity the instantiation *defines* rather than a free variable (a selection
+    matrix, ``Phi(0)`` of a model, ``Lambda`` by its formula) is listed in ``defines=(...)`` and
+    its value is shown. An operator is an expectation: ``E[c] = c`` for a constant, it changes
+    something (``h -> h`` is refused), and a link that uses one says which (``describe``).
   - ``Lemma(other_derivation, {symbol: replacement}, part=0)``: the cited conclusion,
     instantiated by the substitution (sizes first: ``{m: n, A: X}``), replaces a sub-expression
     (or a run of factors) of the previous expression; the cited derivation must verify, its

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import sympy as sp
@@ -121,18 +121,23 @@ class Entrywise:
     ``operators`` give ``Expect(M, over=name)`` its entry-wise meaning, ``op(ent, poly) ->
     poly`` on the finite-sum form of an entry (e.g.
     :func:`fisherlab.symbolic.toolkit.one_hot_expectation`). Either needs ``describe``: what
-    the instantiation is, printed with the link (a special value would make a check vacuous).
+    the instantiation is, printed with the link. Values stay generic (see :class:`Explicit`):
+    a value of a symbol the link uses carries a symbol, a matrix entry or an undefined function
+    of its own, unless ``defines`` lists the symbol as a quantity the instantiation defines
+    (the log-pmf at general ``K``); ``a -> 0`` is refused.
     """
 
     values: Callable[[Any], Mapping] | None = None
     operators: Mapping = dataclasses.field(default_factory=dict)
     describe: str = ""
+    defines: Collection = ()
     tier = "A"
 
     def __post_init__(self):
         if (self.values is not None or self.operators) and not self.describe:
             raise ValueError("Entrywise: values and operators instantiate the symbols; say what "
                              "they are (describe=...)")
+        _check_defines(self, "Entrywise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +151,24 @@ class Explicit:
     matrix) would make a check vacuous. ``operators`` (``{name: h -> E[h]}``, or a callable
     ``sizes -> {name: ...}`` when the operator depends on the sizes) give ``Expect(M, over=name)``
     its meaning.
+
+    A value must stay *generic*: it carries a free symbol (or an undefined function) of its own,
+    one the link's expressions do not use, it uses no entry of a generic instance the checker
+    made, no two symbols of the link get the same value, and a free matrix symbol's value has as
+    many free directions of its own as its class (the Jacobian rank in its own symbols, exact at
+    rational points) -- ``A -> 0``, ``A -> I``, ``A -> a I``, ``A -> g(t) I``, a diagonal ``A``
+    or ``B -> (A's value)`` would make the check one about a special instance (``A B = B A``
+    holds there). A value special at every size checked is refused; one special at some sizes
+    only (a ``1 x 1`` matrix with eigenvalue ``lambda`` is ``lambda``) is shown on the page at
+    those sizes. A quantity the instantiation *defines* -- not a free variable: a selection
+    matrix ``P_mu = [I 0]``, ``Phi(0)`` of a model, a Hessian ``Lambda`` given by its formula --
+    is listed in ``defines``; the page shows it. Not detected: a value that is a function of
+    other values (``B -> 2 (A's value)``); it is read as a derived quantity, which ``describe``
+    states. A value must also satisfy its symbol's hypotheses (matrix properties exactly, see
+    :func:`._instantiate.check_value`; a scalar's assumptions and the side relations it
+    determines), and each operator must be an expectation of something random: ``E[c] = c``
+    for a constant (``h -> 0`` is refused), some probe changed (``h -> h`` is refused), and a
+    link that uses one states it (``describe``).
 
     ``coordinates(sizes) -> (change, domain)``: an exact change of variables applied to both
     evaluated sides before they are compared -- ``change`` maps symbols to expressions in new
@@ -161,6 +184,7 @@ class Explicit:
     operators: Mapping | Callable[[dict], Mapping] = dataclasses.field(default_factory=dict)
     describe: str = ""
     coordinates: Callable[[dict], tuple] | None = None
+    defines: Collection = ()
     tier = "B"
 
     def __post_init__(self):
@@ -169,6 +193,7 @@ class Explicit:
         if self.values is not None and not self.describe:
             raise ValueError("Explicit: values replace generic instances; say what they are "
                              "(describe=...)")
+        _check_defines(self, "Explicit")
         if self.coordinates is not None and not self.describe:
             raise ValueError("Explicit: a change of variables must be stated (describe=...)")
 
@@ -179,12 +204,14 @@ class Model:
     maps structural symbols to explicit values built from *undefined functions* -- at each of
     the stated ``sizes``; ``operators`` give ``Expect(M, over=name)`` its meaning (an axiom
     named on the page; a callable ``sizes -> {name: ...}`` when it depends on the sizes);
-    ``describe`` says in words what the instantiation is."""
+    ``describe`` says in words what the instantiation is. Values stay generic and the
+    quantities the instantiation defines are listed in ``defines``, as for :class:`Explicit`."""
 
     sizes: Sizes
     values: Callable[[dict], Mapping]
     describe: str
     operators: Mapping | Callable[[dict], Mapping] = dataclasses.field(default_factory=dict)
+    defines: Collection = ()
     tier = "A-model"
 
     def __post_init__(self):
@@ -192,6 +219,18 @@ class Model:
             raise TypeError(f"Model: sizes must be a Sizes, got {self.sizes!r}")
         if not self.describe:
             raise ValueError("Model: say what the generic model is (describe=...)")
+        _check_defines(self, "Model")
+
+
+def _check_defines(by, who):
+    defines = tuple(by.defines)
+    if defines and by.values is None:
+        raise ValueError(f"{who}: defines={list(defines)} names quantities the values define, "
+                         "but there are no values")
+    for s in defines:
+        if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
+            raise TypeError(f"{who}: defines lists symbols, got {s!r}")
+    object.__setattr__(by, "defines", frozenset(defines))
 
 
 @dataclasses.dataclass(frozen=True)

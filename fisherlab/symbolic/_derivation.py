@@ -23,6 +23,8 @@ must be refuted by a :class:`~._witness.Witness`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import random
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +40,7 @@ from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, 
                       check_tier_text, tier_rank, validate_relation)
 from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
-from ._instantiate import Entries, Explicit as _ExplicitEval, lazy, matrix_properties, unfold
+from ._instantiate import Entries, Explicit as _ExplicitEval, check_value, lazy, matrix_properties, unfold
 from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
 from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
@@ -374,8 +376,14 @@ class _Context:
         self.relations = [h for h in rels if h not in self.matrix_relations]
         self.symmetric = frozenset(X for X, p in self.props.items()
                                    if p & {"symmetric", "positive_definite", "diagonal"})
+        # symbols a relation among the hypotheses constrains (A u = lambda u): their values are
+        # checked against it, and need not be general matrices
+        self.pinned = set()
+        for h in rels:
+            self.pinned |= h.atoms(sp.MatrixSymbol) | h.free_symbols
         self.chains = []
         self._values: dict = {}   # (values function, sizes) -> the values it returned (shared)
+        self._checked: dict = {}  # values whose hypotheses were checked
 
     # ------------------------------------------------------------------ links
     def check_link(self, ci, li, prev, ln: Link, rel) -> LinkResult:
@@ -489,6 +497,7 @@ class _Context:
             ok = manifestly_nonnegative(expr)
             return ok, "entry-wise, manifestly nonnegative", {
                 "conditions": conds, "why": "the entry is not, as written, a sum of squares"}
+        self._generic_entrywise(where, ent, (lhs, rhs), by)
         ok, key = is_zero_sums(pl - pr, ent.ranges, self._zero, avoid=avoid,
                                symmetric=ent.symmetric_bases)
         return ok, "entry-wise", {"conditions": conds, "axioms": {"index bijection"},
@@ -501,7 +510,10 @@ class _Context:
             self._values[key] = convert(fn(sizes))
         return self._values[key]
 
-    def evaluator(self, by, sizes, extra_props=None) -> _ExplicitEval:
+    def evaluator(self, by, sizes, extra_props=None, cover=True) -> _ExplicitEval:
+        """The explicit evaluator of ``by`` at ``sizes``; ``cover``: for a link's check (values
+        may cover their hypotheses' class, see :func:`._instantiate.check_value`), not for a
+        witness search (each value must lie in the class)."""
         values = self._per_size(by.values, sizes, dict) if by.values is not None else {}
         ops = by.operators
         if callable(ops):
@@ -511,8 +523,17 @@ class _Context:
             change, domain = self._per_size(by.coordinates, sizes, _change_of_variables)
         props = self.props if not extra_props else {**self.props, **extra_props}
         ev = _ExplicitEval(sizes, values, self.d.definitions, props, ops, change=change,
-                           domain=domain)
-        self._check_values(ev, values)
+                           domain=domain, on_value=lambda X, v: self._check_value(X, v, props, cover))
+        for X, v in values.items():
+            if not lazy(v):   # a lazy one is checked when it is computed (on_value)
+                self._check_value(X, v, props, cover)
+        for name, op in ops.items():
+            self._check_operator(name, op)
+        given = set(values) | set(sizes)
+        for h in self.relations:
+            if h.free_symbols & set(values):
+                _satisfied(h, ev, f"{self.d.name}: the values given do not satisfy the hypothesis {h}",
+                           every=h.free_symbols <= given)
         for h in self.matrix_relations:
             if not is_zero(difference(ev(h.lhs), ev(h.rhs), f"hypothesis {h}"))[0]:
                 raise CheckError(f"{self.d.name}: the instance at "
@@ -520,29 +541,130 @@ class _Context:
                                  f"satisfy the hypothesis {h}; give values that do")
         return ev
 
-    def _check_values(self, ev, values):
-        for X, v in values.items():
-            props = self.props.get(X, set())
-            if lazy(v):
-                continue   # lazy: validated when computed (see _explicit)
-            validate(v, f"{self.d.name}: the value given for {X}")
-            if not isinstance(v, sp.MatrixBase):
+    def _check_value(self, X, v, props, cover):
+        """A value given for ``X`` is valid SymPy and meets ``X``'s matrix hypotheses (checked
+        once per value: a values function's results are shared by every link)."""
+        key = (X, id(v), frozenset(props.get(X, ())), cover)
+        if key in self._checked:
+            return
+        validate(v, f"{self.d.name}: the value given for {X}")
+        _keeps_assumptions(X, v, f"{self.d.name}: the value given for {X}")
+        check_value(X, v, props.get(X, set()), f"{self.d.name}: the value given for {X}", cover)
+        self._checked[key] = v   # kept alive: its id stays its own
+
+    @staticmethod
+    def _check_operator(name, op):
+        """An operator giving ``Expect`` its meaning is an expectation: the expectation of a
+        constant is that constant (``h -> 0`` or ``h -> 1`` would make any identity between
+        expectations hold)."""
+        c = sp.Dummy("c")
+        got = sp.sympify(op(c))
+        if sp.expand(got - c) != 0:
+            raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
+                             f"constant c to {got}, not to c")
+
+    def _generic(self, ev, exprs, by):
+        """The values of the symbols a link uses, at one size: ``(special, defined)``.
+
+        A value stays generic when it carries a free symbol or an undefined function of its own
+        (one the link's expressions do not use), uses no entry of a checker-made generic instance
+        and equals no other symbol's value; ``special`` lists ``(symbol, value, reason)`` for the
+        others (``A -> 0``, ``A -> I``, ``A -> a I`` with ``a`` a symbol of the link, ``B -> A``'s
+        value: the check would be about that instance only). Symbols listed in ``by.defines``
+        are quantities the instantiation defines, not free variables: ``defined`` lists them
+        with their values, for the page."""
+        exprs = [unfold(sp.sympify(e), self.d.definitions) for e in exprs]
+        used, mine = set(), set(ev.sizes)
+        for e in exprs:
+            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
+            used |= e.atoms(sp.MatrixSymbol) | scalars
+            mine |= scalars
+        generic = set()
+        for g in ev.generated.values():
+            generic |= g.free_symbols
+        seen, special, defined = {}, [], []
+        for X, v in ev.values.items():
+            if X not in used or lazy(v):
+                continue   # not in this link, or never computed
+            val = sp.ImmutableMatrix(v) if isinstance(v, sp.MatrixBase) else sp.sympify(v)
+            if X in _defines(by):
+                defined.append((X, val))
                 continue
-            M = sp.Matrix(v)
-            if props & {"symmetric", "positive_definite"} and not is_zero(M - M.T)[0]:
-                raise CheckError(f"{self.d.name}: the value given for {X} is not symmetric, "
-                                 "but the hypotheses say it is")
-            if "orthogonal" in props and not is_zero((M.T * M - sp.eye(M.shape[0])).applyfunc(sp.cancel))[0]:
-                raise CheckError(f"{self.d.name}: the value given for {X} is not orthogonal")
+            own = (val.free_symbols - mine) | {f.func for f in val.atoms(AppliedUndef)}
+            taken = val.free_symbols & generic
+            same = [Y for Y, w in seen.items() if w == val]
+            short = _rank_short(X, val, mine, self.props.get(X, set())) \
+                if own and isinstance(X, sp.MatrixSymbol) and X not in self.pinned else None
+            if not own:
+                special.append((X, val, f"{X} is set to a special value ({val}) with no free "
+                                        "symbol of its own"))
+            elif short:
+                special.append((X, val, _Short(short)))
+            elif taken:
+                special.append((X, val, f"the value of {X} uses {', '.join(sorted(map(str, taken)))}, "
+                                        "entries of the generic instance of another symbol"))
+            elif same:
+                special.append((X, val, f"{X} is set to the value of {same[0]}"))
+            seen[X] = val
+        return special, defined
+
+    def _generic_entrywise(self, where, ent, exprs, by):
+        """The entry-wise values of the symbols a link uses stay generic (as in :meth:`_generic`):
+        each carries a symbol, an entry of a matrix the link does not use, or an undefined
+        function of its own, and no two are equal -- unless ``by.defines`` lists the symbol."""
+        used, mine = set(), set()
+        for e in exprs:
+            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
+            used |= e.atoms(sp.MatrixSymbol) | scalars
+            mine |= scalars
+        labels = {M.name for M in used if isinstance(M, sp.MatrixSymbol)}
+        i, j = sp.Dummy("i", integer=True), sp.Dummy("j", integer=True)
+        values = {**ent.scalar_values,
+                  **{X: sp.sympify(f(i, j)) for X, f in ent.matrix_values.items()}}
+        seen = {}
+        for X, v in values.items():
+            if X not in used:
+                continue
+            if isinstance(X, sp.Symbol):
+                _keeps_assumptions(X, v, f"{self.d.name}: the entry-wise value given for {X}")
+            if X in _defines(by):
+                continue
+            syms = {s for s in v.free_symbols if isinstance(s, sp.Symbol)} - mine - {i, j}
+            own = {s for s in syms if s.name not in labels} | \
+                {f.func for f in v.atoms(AppliedUndef)}
+            same = [Y for Y, w in seen.items() if w == v]
+            if not own:
+                raise CheckError(f"{where}: {X} is set to a special value ({v}) with no free "
+                                 "symbol of its own, so the check is about that instance only; "
+                                 "give a generic value, or, if it is a quantity the instantiation "
+                                 "defines (not a free variable), list it in defines=...")
+            if same:
+                raise CheckError(f"{where}: {X} is set to the value of {same[0]}, so the check is "
+                                 f"about {X} = {same[0]} only")
+            seen[X] = v
 
     def _explicit(self, where, prev, ln, by):
         conds = self._struct_conditions(prev, ln.expr)
         worst = "literal"
         order = ("literal",) + LADDER_NAMES
+        special_at: dict = {}   # symbol -> [(sizes, value, reason)] where its value is special
+        idle: dict = {}         # operator name -> the sizes where it changed no entry
+        defined_at: dict = {}   # symbol -> (sizes, value) where the page shows it
         for sizes in by.sizes.assignments:
             ev = self.evaluator(by, sizes)
             lhs, rhs = ev(prev), ev(ln.expr)
             _no_clash(ev, (prev, ln.expr), self.d.definitions, where)
+            special, defined = self._generic(ev, (prev, ln.expr), by)
+            for X, val, why in special:
+                special_at.setdefault(X, []).append((sizes, val, why))
+            for X, val in defined:
+                defined_at.setdefault(X, (sizes, val))
+            if ev.operators and not by.describe:
+                raise CheckError(f"{where}: say which distribution the operators over "
+                                 f"{sorted(ev.operators)} are (describe=...); the page shows it")
+            for name in sorted(ev.applied):
+                if _deterministic(ev.operators[name], ev, ev.applied[name]):
+                    idle.setdefault(name, []).append(sizes)
             if isinstance(by, Model):
                 vals = [v for v in ev.values.values() if not lazy(v)]
                 if not undefined_functions(vals):
@@ -575,8 +697,35 @@ class _Context:
                 for b in denominators(v):
                     if b not in conds:
                         conds.append(b)
+        for name, found in idle.items():
+            if len(found) == len(by.sizes.assignments):
+                raise CheckError(f"{where}: the operator over {name!r} leaves every entry it is "
+                                 "applied to unchanged (every symbol of the instance and every "
+                                 "product of two, at every size checked): nothing is random, and "
+                                 "an expectation that does nothing makes E[u u^T] = E[u] E[u]^T hold")
+        many = len(by.sizes.assignments) > 1
+        notes = []
+        for X, found in special_at.items():
+            if len(found) == len(by.sizes.assignments):
+                raise CheckError(f"{where}: {found[0][2]} at every size checked, so the check is "
+                                 "about that special instance only; give a generic value, or, if "
+                                 f"{X} is a quantity the instantiation defines (not a free "
+                                 "variable), list it in defines=... (the page shows its value)")
+            # special at some sizes only (a 1 x 1 matrix with the eigenvalue lambda is lambda):
+            # generic at the others, and the page says where it is special -- where it is a
+            # special value, not only a structured one (a Hessian is symmetric at d >= 2)
+            found = [f for f in found if not isinstance(f[2], _Short)]
+            if not found:
+                continue
+            (sz, val, _), more = found[0], "; ".join(_sizes_text(f[0]) for f in found[1:])
+            notes.append(f"; special value {_shown(X, val)} at {_sizes_text(sz)}"
+                         + (f" (special also at {more})" if more else ""))
+        if defined_at:
+            notes.append("; defined by the instantiation: " + ", ".join(
+                _shown(X, val) + (f" at {_sizes_text(sz)}" if many else "")
+                for X, (sz, val) in defined_at.items()))
         method = ("generic model" if isinstance(by, Model) else "explicit") + f" ({worst})"
-        return True, method, {"conditions": conds, "sizes": by.sizes.text()}
+        return True, method, {"conditions": conds, "sizes": by.sizes.text() + "".join(notes)}
 
     def _lemma(self, where, prev, ln, by):
         L = by.derivation
@@ -753,7 +902,7 @@ class _Context:
                     raise CheckError(f"control {c.name!r}: matrix hypotheses need an instantiation "
                                      "that satisfies them: give `at=Explicit(...)`")
             else:
-                ev = self.evaluator(at, sizes, extra)
+                ev = self.evaluator(at, sizes, extra, cover=False)
             L, R = ev(ml), ev(mr)
             if rel == ">=":
                 q = (L[0, 0] if isinstance(L, sp.MatrixBase) else L) - \
@@ -922,6 +1071,130 @@ def _cited_sizes(rep, part) -> str:
     chains = {ci for ci, (p, _) in enumerate(rep.chain_tiers, 1) if p == part}
     texts = _unique([r.sizes for r in rep.links if r.chain in chains and r.sizes and r.tier != "A"])
     return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
+
+
+class _Short(str):
+    """The reason a value is a structured (rank-deficient) member of its class."""
+
+
+def _class_dimension(props, r, c) -> int:
+    """The number of free parameters of a general ``r x c`` matrix with these properties."""
+    if "diagonal" in props:
+        return r
+    if "orthogonal" in props:
+        return r * (r - 1) // 2
+    if props & {"symmetric", "positive_definite", "lower_triangular"}:
+        return r * (r + 1) // 2
+    return r * c
+
+
+def _rank_short(X, val, mine, props) -> str:
+    """Why the value of ``X`` is not a general member of its class, or ``""``: the rank of its
+    entries' Jacobian in its own parameters (its symbols the link does not use, and each
+    undefined function or derivative of one, as a parameter) is below the number of free
+    parameters of the class -- ``g(t) I``, a diagonal value for a general matrix. The rank is
+    computed exactly at rational points (a lower bound of the generic rank: reaching the
+    class's dimension proves it); a value whose Jacobian is not rational there is not judged."""
+    M = sp.Matrix(val)
+    r, c = M.shape
+    target = _class_dimension(props, r, c)
+    atoms = {a: sp.Dummy("f") for a in M.atoms(sp.Derivative)}
+    M = M.xreplace(atoms)
+    M = M.xreplace({a: sp.Dummy("f") for a in M.atoms(AppliedUndef)})
+    params = sorted(M.free_symbols - mine, key=str)
+    if len(params) < target:
+        best = len(params)
+    else:
+        jac = sp.Matrix([[sp.diff(e, q) for q in params] for e in M])
+        rng = random.Random(0)
+        best = 0
+        for _ in range(3):
+            point = {s: sp.Rational(rng.randint(1, 97), rng.randint(1, 13)) for s in jac.free_symbols}
+            J = jac.xreplace(point)
+            if not all(e.is_Rational for e in J):
+                return ""
+            best = max(best, J.rank())
+            if best >= target:
+                return ""
+    return (f"the value of {X} has {best} free direction(s) of its own, fewer than the {target} "
+            f"of a general {r} x {c} matrix{' (' + ', '.join(sorted(props)) + ')' if props else ''}")
+
+
+def _deterministic(op, ev, entries) -> bool:
+    """Whether ``op`` leaves unchanged every entry it was applied to, every symbol of the
+    instance ``ev`` (its values, generic instances) and every product of two: then it is the
+    expectation of nothing random (a point mass at the symbolic point), and identities like
+    ``E[u u^T] = E[u] E[u]^T`` would hold. (An operator that cannot take a probe is not the
+    identity.)"""
+    syms = set()
+    for v in list(ev.generated.values()) + [v for v in ev.values.values() if not lazy(v)]:
+        syms |= {s for s in sp.sympify(v).free_symbols if isinstance(s, sp.Symbol)}
+    syms = sorted(syms, key=str)
+    probes = itertools.chain(entries, syms, (a * b for a, b in
+                                             itertools.combinations_with_replacement(syms, 2)))
+    for h in probes:
+        try:
+            got = sp.sympify(op(h))
+        except Exception:  # noqa: BLE001 - it refused the probe: it does something
+            return False
+        if got != h and sp.expand(got - h) != 0:
+            return False
+    return True
+
+
+def _satisfied(h, ev, who, every=True):
+    """A scalar hypothesis holds at the given values: an equation exactly, an inequality by the
+    symbols' assumptions (``exp(r) > 0``); a value outside it makes the check one about other
+    numbers than the statement's (``|x| = -x`` holds at ``x = -r^2``). When some of its symbols
+    have no value (``every`` false) it still constrains them, and only a hypothesis the values
+    make false outright is refused."""
+    q = sp.sympify(ev(h.lhs) - ev(h.rhs))
+    if not every:
+        if h.func(sp.sympify(ev(h.lhs)), sp.sympify(ev(h.rhs))) is sp.false:
+            raise CheckError(who)
+        return
+    if isinstance(h, sp.Equality):
+        ok = is_zero(q)[0]
+    elif isinstance(h, sp.Unequality):
+        ok = q.is_nonzero is True
+    else:
+        q = q if isinstance(h, (sp.StrictGreaterThan, sp.GreaterThan)) else -q
+        ok = (q.is_positive if isinstance(h, (sp.StrictGreaterThan, sp.StrictLessThan))
+              else q.is_nonnegative) is True
+    if not ok:
+        raise CheckError(f"{who} (at the values it reads {sp.sympify(ev(h.lhs))} vs "
+                         f"{sp.sympify(ev(h.rhs))})")
+
+
+def _keeps_assumptions(X, v, who):
+    """A scalar value has every assumption its symbol is declared with (a value -r^2 for a
+    positive p would make the check one about other numbers than the statement's)."""
+    if not isinstance(X, sp.Symbol) or isinstance(v, sp.MatrixBase) or lazy(v):
+        return
+    v = sp.sympify(v)
+    # a value of undefined functions (a model's Phi''(0)) has no assumptions: only a value
+    # known to break one is refused; any other value must be known to keep every one
+    known = not (v.atoms(AppliedUndef) or v.has(sp.Derivative))
+    broken = [a for a in ASSUMPTIONS if getattr(X, f"is_{a}") is True
+              and (getattr(v, f"is_{a}") is False or (known and getattr(v, f"is_{a}") is not True))]
+    if broken:
+        raise CheckError(f"{who}, {v}, is not known to be {', '.join(broken)} ({X} is declared "
+                         "so)")
+
+
+def _defines(by) -> frozenset:
+    """The symbols an Explicit or Model instantiation defines (``defines=``)."""
+    return getattr(by, "defines", frozenset())
+
+
+def _sizes_text(sizes) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
+
+
+def _shown(X, val) -> str:
+    """``X = value`` for the page, the value itself when it is short."""
+    text = sp.latex(val)
+    return f"${sp.latex(X)} = {text}$" if len(text) <= 160 else f"${sp.latex(X)}$ (as described)"
 
 
 def _unique(xs):

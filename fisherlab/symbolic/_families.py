@@ -211,6 +211,7 @@ def family(name: str) -> Family:
     ell2 = sp.MatrixSymbol(rf"\log p(y \mid {arg}')", 1, 1)
     I = sp.Identity(outs)
     abbrev: dict = {}
+    selections: tuple = ()
     if name == "categorical":
         p = _latex_vector("p", n)
         abbrev[p] = r"$p = \operatorname{softmax}(\eta)$"
@@ -233,6 +234,7 @@ def family(name: str) -> Family:
     else:
         Pm = sp.MatrixSymbol(r"P_{\mu}", n, 2 * n)
         Ps = sp.MatrixSymbol(r"P_{s}", n, 2 * n)
+        selections = (Pm, Ps)   # fixed matrices the instantiation defines (shown on the page)
         prec = _latex_vector(r"e^{-s}", n)
         abbrev[Pm] = r"$P_\mu = [I_D\ 0]$ and $P_s = [0\ I_D]$ pick the means $\mu = P_\mu\eta$ " \
                      r"and the log-variances $s = P_s\eta$ from $\eta = (\mu, s)$"
@@ -283,7 +285,7 @@ def family(name: str) -> Family:
                  r"$s = \sum_j e^{\eta_j}$, a bijection of $\mathbb R^K$ onto "
                  r"$\{z > 0,\ s > z_1 + \dots + z_{K-1}\}$")
     explicit = Explicit(Sizes({n: FAMILY_SIZES[name]}), values=values, operators=operators,
-                        describe=text, coordinates=coordinates)
+                        describe=text, coordinates=coordinates, defines=selections)
     general = _general_categorical(eta, eta2, y, logp, A, ell, ell2, p) if name == "categorical" else None
     return Family(name, n, FAMILY_SIZES[name], eta, y, eta2, delta, logp, A, ell, ell2, closed, hessian,
                   abbrev, explicit, general, functools.partial(_source, name))
@@ -366,6 +368,7 @@ def _general_categorical(eta, eta2, y, logp, A, ell, ell2, p):
 
     return Entrywise(
         values=values, operators={"y": one_hot_expectation(y, prob)},
+        defines=(logp, A, p, ell, ell2),
         describe=r"general $K$: $\log p(y\mid\eta) = \sum_{j} y_j\eta_j - \log\sum_{j} "
                  r"e^{\eta_j}$ (likewise at $\eta'$), $A(\eta) = \log\sum_j e^{\eta_j}$, "
                  r"$p_i = e^{\eta_i}/\sum_j e^{\eta_j}$, in `IndexedBase` entries with sums over "

@@ -25,11 +25,12 @@ from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 from sympy.polys.matrices import DomainMatrix
 
 from . import _builders as b
-from ._check import CheckError, validate
+from ._check import CheckError, is_zero, validate
 from ._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
 from ._sums import SumPoly, Term, from_sympy
 
-__all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy"]
+__all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy",
+           "check_value"]
 
 #: The matrix hypotheses the checker understands, and how each shapes a generic instance.
 MATRIX_PREDICATES = ("symmetric", "positive_definite", "orthogonal", "invertible", "diagonal",
@@ -49,6 +50,74 @@ def matrix_properties(hypotheses) -> dict:
             (X,) = h.arguments
             out.setdefault(X, set()).add(name)
     return out
+
+
+def _positive(e) -> bool:
+    """``e`` is positive by SymPy's assumptions as written, or once cancelled and factored
+    (``l_11**2 * l_22**2`` with positive ``l``); never by evaluating it at points."""
+    if sp.sympify(e).is_positive is True:
+        return True
+    return sp.factor(sp.cancel(e)).is_positive is True
+
+
+def generic_symmetric(M) -> bool:
+    """``M`` is the general symmetric matrix: its entries on and above the diagonal are distinct
+    symbols without a sign assumption, mirrored below (every symmetric matrix is an instance)."""
+    r, c = M.shape
+    upper = [M[i, j] for i in range(r) for j in range(i, c)]
+    return (r == c and all(isinstance(e, sp.Symbol) and e.is_nonnegative is None
+                           and e.is_nonpositive is None for e in upper)
+            and len(set(upper)) == len(upper)
+            and all(M[i, j] == M[j, i] for i in range(r) for j in range(i)))
+
+
+def check_value(X, v, props, who: str, cover: bool = False) -> None:
+    """A value given for ``X`` satisfies ``X``'s matrix hypotheses ``props``, exactly.
+
+    Symmetric (also implied by positive definite and diagonal): ``v == v^T`` entry by entry;
+    diagonal and lower triangular: the zero pattern; orthogonal: ``v^T v = I``; invertible
+    (also implied by positive definite and orthogonal): ``det v`` not identically zero;
+    positive definite: symmetric with every leading principal minor positive by SymPy's
+    assumptions (Sylvester's criterion) -- a value built as ``L L^T`` from a lower triangular
+    ``L`` with a positive diagonal qualifies. With ``cover`` (a link's check, which must hold
+    for *every* value of the instance's free symbols), the general symmetric matrix is accepted
+    too: it covers every positive definite matrix, so an identity (or a manifestly nonnegative
+    difference) checked for it holds for each of them. A witness (``cover`` false) must be
+    positive definite itself."""
+    if not props or not isinstance(v, sp.MatrixBase):
+        return
+    M = sp.Matrix(v)
+    r, c = M.shape
+
+    def fail(why, prop):
+        raise CheckError(f"{who} {why}, but the hypothesis Q.{prop}({X}) says it is")
+
+    def zero(e):
+        e = e if isinstance(e, list) else [e]
+        return not e or is_zero(e)[0]   # no entry to compare (a 1 x 1 pattern): nothing fails
+
+    if props & {"symmetric", "positive_definite", "diagonal", "orthogonal", "invertible",
+                "lower_triangular"} and r != c:
+        raise CheckError(f"{who} is not square ({r} x {c})")
+    if "diagonal" in props and not zero([M[i, j] for i in range(r) for j in range(c) if i != j]):
+        fail("is not diagonal", "diagonal")
+    if props & {"symmetric", "positive_definite"} and not zero(list(M - M.T)):
+        fail("is not symmetric", sorted(props & {"symmetric", "positive_definite"})[0])
+    if "lower_triangular" in props and not zero([M[i, j] for i in range(r) for j in range(c) if j > i]):
+        fail("is not lower triangular", "lower_triangular")
+    if "orthogonal" in props and not zero(list((M.T * M - sp.eye(r)).applyfunc(sp.cancel))):
+        fail("is not orthogonal", "orthogonal")
+    if "positive_definite" in props and not (cover and generic_symmetric(M)):
+        for k in range(1, r + 1):
+            if not _positive(_det(M[:k, :k])):
+                raise CheckError(f"{who} is not shown positive definite, which the hypothesis "
+                                 f"Q.positive_definite({X}) requires: its leading principal minor "
+                                 f"of order {k} is not positive by the symbols' assumptions "
+                                 "(Sylvester's criterion); build it as L L^T with L lower "
+                                 "triangular with a positive diagonal"
+                                 + ("" if cover else " (a witness must itself be positive definite)"))
+    if props & {"invertible", "orthogonal"} and zero(sp.expand(_det(M))):
+        fail("is singular (det = 0 identically)", sorted(props & {"invertible", "orthogonal"})[0])
 
 
 def unfold(expr, definitions: Mapping, _seen=()):
@@ -97,8 +166,10 @@ class Explicit:
     def __init__(self, sizes: Mapping, values: Mapping | None = None,
                  definitions: Mapping | None = None, properties: Mapping | None = None,
                  operators: Mapping | None = None, change: Mapping | None = None,
-                 domain=()):
+                 domain=(), on_value=None):
         self.sizes = {sp.sympify(k): sp.Integer(v) for k, v in sizes.items()}
+        # called with (symbol, value) when a lazily given value is computed
+        self.on_value = on_value
         # shared, not copied: a lazily computed value is computed once for every evaluator
         self.values = values if isinstance(values, dict) else dict(values or {})
         self.definitions = dict(definitions or {})
@@ -109,6 +180,7 @@ class Explicit:
             if self.change else set()
         self.domain = tuple(domain)
         self.conditions: list = []   # structural expressions that must not vanish
+        self.applied: dict = {}      # operator name -> the entries it was applied to
         self.generated: dict = {}    # MatrixSymbol -> explicit generic instance
         self._memo: dict = {}
 
@@ -118,6 +190,8 @@ class Explicit:
         v = self.values[s]
         if lazy(v):
             v = v()
+            if self.on_value is not None:
+                self.on_value(s, v)
             self.values[s] = v
         return v
 
@@ -282,7 +356,9 @@ class Explicit:
                 raise CheckError(f"{e}: the instantiation gives no expectation operator over "
                                  f"{over.name!r}")
             op = self.operators[over.name]
-            return sp.ImmutableMatrix(self.ev(M).applyfunc(op))
+            inner = self.ev(M)
+            self.applied.setdefault(over.name, []).extend(inner)
+            return sp.ImmutableMatrix(inner.applyfunc(op))
         raise CheckError(f"no explicit meaning for {type(e).__name__} ({e})")
 
     def _variable(self, x):
@@ -360,6 +436,18 @@ class Entries:
         for X, v in self.matrix_values.items():
             if not callable(v):
                 raise CheckError(f"the entry-wise value of {X} must be a callable (i, j) -> entry")
+            for p in sorted(self.properties.get(X, ())):
+                # symmetry, definiteness, ... of a value at general dimension is not decided
+                # here: the check would be about a matrix the hypotheses may not describe
+                raise CheckError(f"the entry-wise value of {X}: {X} has the hypothesis "
+                                 f"Q.{p}({X}), which an entry-wise value is not checked against; "
+                                 "give this value at explicit sizes (Explicit), where it is")
+        for name, op in self.operators.items():
+            c = sp.Dummy("c")
+            got = op(self, SumPoly.const(c)).to_sympy(self.ranges)
+            if sp.expand(got - c) != 0:
+                raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
+                                 f"constant c to {got}, not to c")
         for s, v in self.scalar_values.items():
             self._check_value(v, f"the entry-wise value of {s}")
 

@@ -107,6 +107,14 @@ def _instantiations(chains) -> dict:
     return out
 
 
+def _instance_notes(by, res) -> str:
+    """What an explicit check's sizes text adds to the sizes: the quantities the instantiation
+    defines (``defines=``) and the sizes where a value is special, with their values."""
+    if res is None or not res.sizes:
+        return ""
+    return res.sizes[len(by.sizes.text()):] if res.sizes.startswith(by.sizes.text()) else ""
+
+
 def _check_text(ln, res, d: Derivation, inst=None) -> str:
     by = ln.by
     if isinstance(by, Lemma):
@@ -127,11 +135,12 @@ def _check_text(ln, res, d: Derivation, inst=None) -> str:
             text += f" on the general instantiation ({tag})"
     elif isinstance(by, Model):
         tag = (inst or {}).get(id(by), ("M?", None))[0]
-        text = f"the generic model ({tag}) at {by.sizes.text()}"
+        text = f"the generic model ({tag}) at {by.sizes.text()}" + _instance_notes(by, res)
     elif isinstance(by, Explicit):
         text = f"explicit matrices of symbols at {by.sizes.text()}"
         if by.describe:
             text += f" ({by.describe})"
+        text += _instance_notes(by, res)
     elif isinstance(by, Axiom):
         # the relation itself, as checked: a name alone would let a false fact pass unseen
         text = f"the axiom **{by.name}** ${_rel_latex(by.relation)}$ (supplied by hand)"

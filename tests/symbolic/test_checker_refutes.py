@@ -102,8 +102,10 @@ def test_the_nonnegativity_certificate_accepts_zero_and_refuses_matrices_and_neg
 # ------------------------------------------------------------------ generic models
 
 def test_a_generic_model_may_fix_a_scalar_by_a_plain_python_number():
-    # the model's values mix an undefined function and a Python int (b = 2)
-    model = Model(Sizes({n: (1,)}), values=lambda s: {a: g(t), b: 2}, describe="a = g(t), b = 2")
+    # the model's values mix an undefined function and a Python int (b = 2, a constant of the
+    # model: declared as a quantity the instantiation defines)
+    model = Model(Sizes({n: (1,)}), values=lambda s: {a: g(t), b: 2}, describe="a = g(t), b = 2",
+                  defines=(b,))
     d = Derivation(name="t.model", title="t", conclusion=sp.Eq(a * (a + b), a ** 2 + a * b, evaluate=False),
                    proof=lambda: Chain(a * (a + b), [Link(a ** 2 + a * b, model)]), tier="A-model",
                    scope="test", controls=_control(a ** 2, 2 * a ** 2))
@@ -237,7 +239,8 @@ def test_a_chain_refuses_a_link_that_is_not_a_link():
 
 def _orthogonal_derivation(value):
     O = sp.MatrixSymbol("O", n, n)
-    ex = Explicit(Sizes({n: (2,)}), values=lambda s: {O: value}, describe="a fixed 2 x 2 matrix")
+    ex = Explicit(Sizes({n: (2,)}), values=lambda s: {O: value}, describe="a fixed 2 x 2 matrix",
+                  defines=(O,))   # a constant: declared, so that only its orthogonality is at stake
     return Derivation(name="t.orthogonal", title="t", conclusion=sp.Eq(O.T * O * u, u, evaluate=False),
                       hypotheses=[sp.Q.orthogonal(O)], proof=lambda: Chain(O.T * O * u, [Link(u, ex)]),
                       tier="B", scope="test", controls=_control(O.T * O, O * O))
