@@ -81,6 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fisherlab as fl
+from fisherlab._core.precision import float64
 from fisherlab.testing._problem import QUANTITIES, Problem
 from fisherlab.testing._torch_convert import Converted, TorchOrder, as_numpy, convert
 
@@ -186,7 +187,8 @@ def _as_batch(model, X):
     else:
         X = as_numpy(X, "X")
     seq = model.model if isinstance(model, TorchOrder) else model
-    return np.asarray(seq.check_inputs(X, "X"))
+    with float64():  # float64 inputs stay float64 whatever the caller's x64 flag
+        return np.asarray(seq.check_inputs(X, "X"))
 
 
 def _check_reproduces(module, model, params, x):
