@@ -92,7 +92,9 @@ class Problem:
             self.model.check_params(params)
         with float64():
             self.params = _to_jax(params)
-            self.x = jnp.asarray(x, jnp.float64)
+            self.x = jnp.asarray(x)
+            if not jnp.issubdtype(self.x.dtype, jnp.integer):  # token ids stay integers
+                self.x = self.x.astype(jnp.float64)
             self.y = jnp.asarray(y)
             if jnp.issubdtype(self.y.dtype, jnp.floating):
                 self.y = self.y.astype(jnp.float64)
