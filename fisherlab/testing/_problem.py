@@ -203,16 +203,17 @@ class Problem:
     def _compute(self, quantity, **options):
         red = {} if self.reduction == "mean" else {"reduction": "sum"}
         args = (self.f, self.params, self.x)
+        dense = {**red, **options}  # e.g. tokens="flatten", chunk_size
         if quantity == "hessian":
-            return fl.hessian(*args, self.y, self.likelihood, **red)
+            return fl.hessian(*args, self.y, self.likelihood, **dense)
         if quantity == "ggn":
-            return fl.ggn(*args, self.y, self.likelihood, **red)
+            return fl.ggn(*args, self.y, self.likelihood, **dense)
         if quantity == "fisher":
-            return fl.fisher(*args, self.likelihood, **red)
+            return fl.fisher(*args, self.likelihood, **dense)
         if quantity == "empirical_fisher":
-            return fl.empirical_fisher(*args, self.y, self.likelihood, **red)
+            return fl.empirical_fisher(*args, self.y, self.likelihood, **dense)
         if quantity == "gradient_covariance":
-            return fl.gradient_covariance(*args, self.y, self.likelihood, **red)
+            return fl.gradient_covariance(*args, self.y, self.likelihood, **dense)
         if self.model is None:
             raise ValueError(f"quantity {quantity!r} needs a fl.nn.Sequential problem "
                              f"(K-FAC is defined per Dense layer), got a plain function")

@@ -45,3 +45,13 @@ def test_token_model_with_integer_ids():
     assert relative_error(P.reference("ggn"), truth) <= RTOL
     assert relative_error(P.reference("fisher"), truth) <= RTOL
 
+
+def test_options_reach_the_dense_references():
+    """``reference(q, **options)`` passes the options on for every quantity: tokens="flatten"
+    is the mean over the N R tokens (the sequence GGN divided by R), not silently "sum"."""
+    model, params, x, y = _token_problem()
+    P = Problem(model, params, x, y, fl.Categorical())
+    truth = _naive_token_ggn(model, params, x)
+    R = x.shape[1]
+    assert relative_error(P.reference("ggn", tokens="flatten"), truth / R) <= RTOL
+    assert relative_error(P.reference("ggn"), truth) <= RTOL  # the cache keeps them apart
