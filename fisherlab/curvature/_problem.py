@@ -136,6 +136,10 @@ def _check_model(f) -> None:
 
 
 def _check_likelihood(likelihood) -> None:
+    if isinstance(likelihood, type):
+        raise TypeError(
+            "likelihood must be a fisherlab likelihood instance, got the class "
+            f"{likelihood.__name__}: call it, e.g. fl.{likelihood.__name__}()")
     missing = [k for k in _LIKELIHOOD_KERNELS if not hasattr(likelihood, k)]
     if missing:
         raise TypeError(

@@ -182,3 +182,10 @@ def test_bad_method():
     f, params, x, y, lik = make_problem("categorical", seed=0, n=4, model="dict")
     with pytest.raises(ValueError, match=r"method='layerwise' needs f to be a fisherlab.nn"):
         fl.fisher(f, params, x, lik, method="layerwise")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_likelihood_class_instead_of_an_instance(name):
+    """``fl.Categorical`` (the class) is named as such, not reported as bad outputs."""
+    with pytest.raises(TypeError, match=r"likelihood must be .*instance.*fl\.Categorical\(\)"):
+        call(name, lik=fl.Categorical)
