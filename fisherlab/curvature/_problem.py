@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fisherlab import nn as _nn
 from fisherlab._core.validation import (as_array, as_float_array, check_choice, check_finite,
                                         check_int, is_tracer)
 from fisherlab.curvature._tokens import PerToken, TokenExamples, TokenOutputs
@@ -274,6 +275,8 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
     _check_model(f)
     _check_likelihood(likelihood)
     params = check_params(params)
+    if isinstance(f, _nn.Sequential):  # a parameter list that does not fit, named
+        f.check_params(params)
     x, n = _check_inputs(x)
     if needs_targets:
         if y is None:
@@ -286,10 +289,11 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
                 f"(shape {tuple(y.shape)}); they must match")
     try:
         outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
-    except (TypeError, ValueError) as e:  # e.g. a feature size the model's first layer rejects
+    except (TypeError, ValueError, IndexError, KeyError) as e:  # e.g. a feature size the
+        # model's first layer rejects, or params of another structure than f indexes
         shapes = [tuple(np.shape(a)) for a in jax.tree_util.tree_leaves(x)]
         one = [s_[1:] for s_ in shapes]
-        cls = TypeError if isinstance(e, TypeError) else ValueError
+        cls = next(c for c in (TypeError, ValueError, IndexError, KeyError) if isinstance(e, c))
         raise cls(f"f(params, x) failed on the inputs: x has shape {_one_or_list(shapes)} "
                   f"(leading axis N; one example {_one_or_list(one)}); check that x matches "
                   f"the model and params ({type(e).__name__}: {e})") from e

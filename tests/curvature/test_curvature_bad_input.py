@@ -189,3 +189,29 @@ def test_likelihood_class_instead_of_an_instance(name):
     """``fl.Categorical`` (the class) is named as such, not reported as bad outputs."""
     with pytest.raises(TypeError, match=r"likelihood must be .*instance.*fl\.Categorical\(\)"):
         call(name, lik=fl.Categorical)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_params_that_do_not_fit_a_sequential_model(name):
+    """A ``fl.nn.Sequential`` checks its parameter list first: a missing layer, a dict or a
+    transposed weight is named, not an IndexError/KeyError from inside the model."""
+    model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 3)])
+    params = model.init(jax.random.key(0))
+    bad = [params[:1], {"0": params[0], "1": params[1]},
+           [(params[0][0].T, params[0][1]), params[1]]]
+    for p in bad:
+        with pytest.raises(ValueError, match=r"params"):
+            call(name, f=model, params=p)
+
+
+@pytest.mark.parametrize("name", ["ggn", "fisher"])
+def test_plain_model_failing_on_params_is_put_in_context(name):
+    """An IndexError/KeyError raised by a plain ``f`` on the given params or inputs comes with
+    the shapes and the hint to check x and params."""
+    def f(params, x):
+        return params["layer"][0] @ x
+
+    with pytest.raises(KeyError, match=r"f\(params, x\) failed on the inputs"):
+        call(name, f=f, params={"other": jnp.ones((3, 3))})
+    with pytest.raises(IndexError, match=r"f\(params, x\) failed on the inputs"):
+        call(name, f=lambda p, x: p[2] @ x, params=[jnp.ones((3, 3))])
