@@ -263,6 +263,29 @@ def _one_or_list(items):
     return items[0] if len(items) == 1 else items
 
 
+def _check_not_the_whole_batch(outputs, x, n: int) -> None:
+    """Per-token outputs ``(R, C)`` with ``R = N`` that are the same for every example while the
+    examples differ: ``f`` returns the outputs of the whole batch (it closes over it) rather
+    than those of the one example it receives -- refused, as the Fisher (which needs no
+    targets) would otherwise be a wrong number."""
+    if n < 2 or int(outputs.shape[1]) != n or is_tracer(outputs):
+        return
+    leaves = jax.tree_util.tree_leaves(x)
+    if any(is_tracer(a) for a in leaves):
+        return
+    out = np.asarray(outputs)
+    if not np.array_equal(out, np.broadcast_to(out[:1], out.shape)):
+        return
+    if all(np.array_equal(np.asarray(a), np.broadcast_to(np.asarray(a)[:1], np.shape(a)))
+           for a in leaves):
+        return  # identical examples: identical outputs are expected
+    raise ValueError(
+        f"f(params, x) returns the same outputs of shape {tuple(out.shape[1:])} = (N, C) for "
+        f"every one of the N = {n} examples, although the examples differ: f must map the "
+        "single example x_n it receives to its outputs (C,) (or per token (R, C)), not return "
+        "the outputs of the whole batch")
+
+
 def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
             tokens: str = "sum") -> Prepared:
     """Validate ``(f, params, x, y, likelihood)`` and evaluate the outputs once.
@@ -314,6 +337,7 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
             raise ValueError(
                 "f(params, x) returned per-token outputs with no token: batched shape "
                 f"{tuple(outputs.shape)} = (N, R, C) has R = 0; a sequence needs R >= 1 tokens")
+        _check_not_the_whole_batch(outputs, x, n)
         rows = likelihood.check_outputs(outputs.reshape(n * num_tokens, c),
                                         "f(params, x) outputs (one row per token)")
         outputs = rows.reshape(n, num_tokens * c)

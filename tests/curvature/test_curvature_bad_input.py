@@ -215,3 +215,14 @@ def test_plain_model_failing_on_params_is_put_in_context(name):
         call(name, f=f, params={"other": jnp.ones((3, 3))})
     with pytest.raises(IndexError, match=r"f\(params, x\) failed on the inputs"):
         call(name, f=lambda p, x: p[2] @ x, params=[jnp.ones((3, 3))])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_returning_the_whole_batch(name):
+    """A model that ignores its example and returns the batch's (N, C) outputs is refused --
+    without targets (the Fisher) it would otherwise be read as N tokens per example."""
+    def whole_batch(params, x_n):
+        return jax.vmap(lambda a: F(params, a))(X)
+
+    with pytest.raises(ValueError, match=r"whole batch"):
+        call(name, f=whole_batch)
