@@ -300,6 +300,14 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
     params = check_params(params)
     if isinstance(f, _nn.Sequential):  # a parameter list that does not fit, named
         f.check_params(params)
+        spec = f.input_spec()
+        if ((isinstance(x, (list, tuple)) or (spec is not None and spec[0] == "tokens"))
+                and not any(is_tracer(a) or not getattr(a, "is_fully_addressable", True)
+                            for a in jax.tree_util.tree_leaves(x))):
+            # the model's own batch check: ragged sequences, token ids in range (an id out of
+            # range would read a row of NaN); a list becomes the stacked batch
+            checked = f.check_inputs(x)
+            x = checked if isinstance(x, (list, tuple)) else x
     x, n = _check_inputs(x)
     if needs_targets:
         if y is None:

@@ -226,3 +226,17 @@ def test_model_returning_the_whole_batch(name):
 
     with pytest.raises(ValueError, match=r"whole batch"):
         call(name, f=whole_batch)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_token_ids_out_of_range_or_ragged_for_a_sequential_model(name):
+    """A ``fl.nn.Sequential`` checks the batch itself: token ids out of range are named (not
+    read as NaN outputs), a list of sequences of different lengths gets the ragged hint."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 2), fl.nn.Dense(2, 3)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 2], [2, 1, 0]])
+    with pytest.raises(ValueError, match=r"x must lie in 0\.\.4 .*got \[5, 6, 7\]"):
+        call(name, f=model, params=params, x=x + 3, y=y)
+    with pytest.raises(ValueError, match=r"sequence length changes within the batch"):
+        call(name, f=model, params=params, x=[[0, 1, 2], [3, 4]], y=y)
