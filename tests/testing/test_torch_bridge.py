@@ -242,3 +242,18 @@ def test_references_with_jax_default_float32(x32):
         ref = flt.reference(net, Xin, y, loss, "ggn")
         assert ref.dtype == np.float64
         assert relative_error(ref, want["ggn"]) <= RTOL
+
+
+def test_non_finite_inputs_or_parameters_are_named():
+    """A NaN in X or in a parameter is named, not reported as a conversion that does not
+    reproduce module(X)."""
+    net = nn.Sequential(nn.Linear(3, 2)).double()
+    X = torch.zeros(2, 3, dtype=torch.float64)
+    X[1, 2] = float("nan")
+    y = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"X must be finite, got nan at index \(1, 2\)"):
+        flt.reference(net, X, y, nn.CrossEntropyLoss(), "ggn")
+    with torch.no_grad():
+        net[0].bias[1] = float("inf")
+    with pytest.raises(ValueError, match=r"module parameter '0.bias' must be finite"):
+        flt.reference(net, X.nan_to_num(), y, nn.CrossEntropyLoss(), "ggn")
