@@ -216,7 +216,7 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
             facs = new
         g, unravel = flat_vector(grads)
         _, unravel_params = ravel_pytree(params64)
-        pre = kfac_solve(facs, unravel_params(g), damping, method=method)
+        pre = kfac_solve(facs, unravel_params(g), damping, method=method, model=model)
         flat_pre, _ = ravel_pytree(pre)
         new_state = KFACState(state.count + 1, facs if decay is not None else None)
         return unravel(-lr * flat_pre), new_state
