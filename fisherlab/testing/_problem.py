@@ -225,6 +225,12 @@ class Problem:
             M = np.asarray(fl.kfac.matrix(facs, self.model, bias=bias))
             return M * (self.num_examples if self.reduction == "sum" else 1.0)
         k = 0 if layer is None else layer
+        if not (isinstance(k, int) and 0 <= k < len(facs)):
+            raise IndexError(f"layer must be a K-FAC block index in 0..{len(facs) - 1}, got {k!r}")
+        if not hasattr(facs[k], "A"):  # an ExactBlock: a norm K-FAC keeps exact
+            raise ValueError(f"K-FAC block {k} is a {type(facs[k]).__name__} (a LayerNorm/RMSNorm "
+                             f"kept exact): it has no Kronecker factors A and G; compare it "
+                             f"through quantity 'kfac'")
         return facs[k].A if quantity == "kfac_factor_A" else facs[k].G
 
     # ------------------------------------------------------------------ saving

@@ -7,6 +7,7 @@ parameters and the closed-form softmax output Fisher ``diag(p) - p p^T``.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import fisherlab as fl
@@ -55,3 +56,16 @@ def test_options_reach_the_dense_references():
     R = x.shape[1]
     assert relative_error(P.reference("ggn", tokens="flatten"), truth / R) <= RTOL
     assert relative_error(P.reference("ggn"), truth) <= RTOL  # the cache keeps them apart
+
+
+def test_kfac_factor_of_a_norm_block_or_a_missing_block_is_named():
+    """A LayerNorm's K-FAC block is exact (no A, G): asking for its factor names the block
+    kind; a block index out of range names the range."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 2), fl.nn.LayerNorm(2), fl.nn.Dense(2, 3)])
+    _, params, x, y = _token_problem()
+    P = Problem(model, model.init(jax.random.key(1)), x, y, fl.Categorical())
+    with pytest.raises(ValueError, match=r"block 1 is a ExactBlock .* no Kronecker factors"):
+        P.reference("kfac_factor_A", layer=1)
+    with pytest.raises(IndexError, match=r"layer must be a K-FAC block index in 0\.\.2, got 3"):
+        P.reference("kfac_factor_G", layer=3)
+    assert P.reference("kfac_factor_G", layer=2).shape == (3, 3)
