@@ -135,3 +135,21 @@ def test_kfac_on_a_token_model_with_nested_params():
     _, unravel = ravel_pytree(params)
     step, _ = tx.update(unravel(g), tx.init(params), params, x=x, y=y)
     assert rel(flat(step), want) <= 1e-10
+
+
+@pytest.mark.parametrize("name", ["natural_gradient", "empirical_fisher", "kfac"])
+def test_token_mean_curvature(name):
+    """tokens="flatten": the curvature of the mean over all N R tokens, so with the gradient of
+    that loss each transformation equals its fl.updates step with tokens="flatten"."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 3), fl.nn.Tanh(), fl.nn.Dense(3, 4)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 3], [2, 1, 0]])
+    kw = dict(lr=0.5, damping=0.1, tokens="flatten")
+    tx = getattr(fl.optax, name)(model, LIK, **kw)
+    ref = {"natural_gradient": fl.updates.natural_gradient,
+           "empirical_fisher": fl.updates.empirical_fisher_update,
+           "kfac": fl.updates.kfac_update}[name](model, params, x, y, LIK, **kw)
+    g = fl.gradient(model, params, x, y, LIK, tokens="flatten")
+    step, _ = tx.update(ravel_pytree(params)[1](g), tx.init(params), params, x=x, y=y)
+    assert rel(flat(step), flat(ref)) <= 1e-10
