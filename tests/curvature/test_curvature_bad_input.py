@@ -240,3 +240,15 @@ def test_token_ids_out_of_range_or_ragged_for_a_sequential_model(name):
         call(name, f=model, params=params, x=x + 3, y=y)
     with pytest.raises(ValueError, match=r"sequence length changes within the batch"):
         call(name, f=model, params=params, x=[[0, 1, 2], [3, 4]], y=y)
+
+
+def test_constant_token_outputs_are_not_taken_for_the_whole_batch():
+    """A token model with a zero-initialised read-out gives the same outputs for every token
+    and example; with R = N it is still a token model, not refused."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 2), fl.nn.Dense(2, 3)])
+    (E,), (W, b) = model.init(jax.random.key(0))
+    params = [(E,), (jnp.zeros_like(W), jnp.zeros_like(b))]
+    x = np.array([[0, 1, 2], [3, 4, 0], [1, 1, 2]])  # N = R = 3
+    y = np.array([[0, 1, 2], [2, 1, 0], [1, 1, 1]])
+    assert fl.fisher(model, params, x, fl.Categorical()).shape == (19, 19)
+    assert fl.ggn(model, params, x, y, fl.Categorical()).shape == (19, 19)
