@@ -175,7 +175,9 @@ class Problem:
         ``convention``: a peer library's preset (``"curvlinops"``, ``"backpack"``,
         ``"kfac-jax"``, ``"asdl"``, ``"nngeometry"``, ``"laplace-torch"``, ``"pytorch"``; see
         :data:`fisherlab.testing.PEER_CONVENTIONS`) -- the reference mapped to what that
-        library returns on this problem (its scaling, K-FAC bias and weight layout).
+        library returns on this problem (its scaling, K-FAC bias and weight layout); or a
+        PyTorch loss module (``torch.nn.MSELoss(reduction="sum")``, ...): the reference in that
+        loss's scaling (the ``"pytorch"`` preset with the loss's own ``reduction``).
 
         >>> import jax, numpy as np, fisherlab as fl
         >>> model = fl.nn.Sequential([fl.nn.Dense(2, 3)])
