@@ -66,7 +66,7 @@ def _require(params, x, y):
                          f"y={'None' if y is None else 'given'}")
 
 
-def _dense_transform(kind, f, likelihood, lr, damping, reduction):
+def _dense_transform(kind, f, likelihood, lr, damping, reduction, tokens="sum"):
     optax = _optax()
     lr = check_lr(lr)
     damping = check_damping(damping)
@@ -81,10 +81,11 @@ def _dense_transform(kind, f, likelihood, lr, damping, reduction):
         _require(params, x, y)
         params64 = as_float64_tree(params)
         if kind == "fisher":
-            M = curvature.fisher(f, params64, x, likelihood, reduction=reduction)
+            M = curvature.fisher(f, params64, x, likelihood, reduction=reduction, tokens=tokens)
             name = "the Fisher"
         else:
-            M = curvature.empirical_fisher(f, params64, x, y, likelihood, reduction=reduction)
+            M = curvature.empirical_fisher(f, params64, x, y, likelihood, reduction=reduction,
+                                           tokens=tokens)
             name = "the empirical Fisher"
         g, unravel = flat_vector(grads)
         p = dense_solve(M, g, damping, psd=True, name=name)
@@ -93,7 +94,8 @@ def _dense_transform(kind, f, likelihood, lr, damping, reduction):
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def natural_gradient(f, likelihood, *, lr, damping, reduction: str = "mean"):
+def natural_gradient(f, likelihood, *, lr, damping, reduction: str = "mean",
+                     tokens: str = "sum"):
     r"""Natural-gradient descent as an optax transformation.
 
     ``update(grads, state, params, *, x, y)`` returns ``-lr (F + damping I)^{-1} grads`` with
@@ -106,6 +108,8 @@ def natural_gradient(f, likelihood, *, lr, damping, reduction: str = "mean"):
       lr: ``> 0``.
       damping: ``>= 0``.
       reduction: ``"mean"`` or ``"sum"`` (of the Fisher).
+      tokens: ``"sum"`` (default) or ``"flatten"`` for per-token outputs, as in
+        :func:`fisherlab.ggn` (``"flatten"``: the Fisher of the mean over all tokens).
 
     Returns:
       ``optax.GradientTransformationExtraArgs`` (state: ``optax.EmptyState``).
@@ -125,10 +129,12 @@ def natural_gradient(f, likelihood, *, lr, damping, reduction: str = "mean"):
     [(2, 3), (2,)]
     """
     check_choice(reduction, "reduction", ("mean", "sum"))
-    return _dense_transform("fisher", f, likelihood, lr, damping, reduction)
+    check_choice(tokens, "tokens", ("sum", "flatten"))
+    return _dense_transform("fisher", f, likelihood, lr, damping, reduction, tokens)
 
 
-def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean"):
+def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean",
+                     tokens: str = "sum"):
     r"""Empirical-Fisher preconditioned descent as an optax transformation.
 
     ``update(grads, state, params, *, x, y)`` returns ``-lr (E + damping I)^{-1} grads`` with
@@ -136,7 +142,7 @@ def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean"):
     ``fl.updates.empirical_fisher_update`` when ``grads`` is the gradient of the mean NLL.
 
     Args:
-      f, likelihood, lr, damping, reduction: as in :func:`natural_gradient`.
+      f, likelihood, lr, damping, reduction, tokens: as in :func:`natural_gradient`.
 
     Returns:
       ``optax.GradientTransformationExtraArgs`` (state: ``optax.EmptyState``).
@@ -151,7 +157,8 @@ def empirical_fisher(f, likelihood, *, lr, damping, reduction: str = "mean"):
     ``empirical_fisher_update.invariance``.
     """
     check_choice(reduction, "reduction", ("mean", "sum"))
-    return _dense_transform("empirical_fisher", f, likelihood, lr, damping, reduction)
+    check_choice(tokens, "tokens", ("sum", "flatten"))
+    return _dense_transform("empirical_fisher", f, likelihood, lr, damping, reduction, tokens)
 
 
 class KFACState(NamedTuple):
@@ -163,7 +170,7 @@ class KFACState(NamedTuple):
 
 def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: str = "exact",
          approx: str = "expand", bias: str = "augmented", decay: float | None = None,
-         num_samples: int = 1):
+         num_samples: int = 1, tokens: str = "sum"):
     r"""K-FAC as an optax transformation.
 
     ``update(grads, state, params, *, x, y, key=None)`` computes ``fl.kfac.factors`` on the
@@ -179,7 +186,7 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
       lr: ``> 0``.
       damping: ``>= 0``.
       method: ``"exact"`` or ``"factored"``.
-      fisher_type, approx, bias, num_samples: passed to ``fl.kfac.factors`` (``"mc"`` needs
+      fisher_type, approx, bias, num_samples, tokens: passed to ``fl.kfac.factors`` (``"mc"`` needs
         ``key=`` in ``update``).
       decay: ``None`` or a number in ``[0, 1]`` for the factor EMA.
 
@@ -194,6 +201,7 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
     lr = check_lr(lr)
     damping = check_damping(damping)
     check_choice(method, "method", ("exact", "factored"))
+    check_choice(tokens, "tokens", ("sum", "flatten"))
     if decay is not None and not (isinstance(decay, (int, float)) and 0.0 <= decay <= 1.0):
         raise ValueError(f"decay must be None or a number in [0, 1], got {decay!r}")
 
@@ -209,14 +217,15 @@ def kfac(model, likelihood, *, lr, damping, method: str = "exact", fisher_type: 
         _require(params, x, y)
         params64 = as_float64_tree(params)
         new = kfac_factors(model, params64, x, y, likelihood, fisher_type=fisher_type,
-                            approx=approx, bias=bias, key=key, num_samples=num_samples)
+                            approx=approx, bias=bias, key=key, num_samples=num_samples,
+                            tokens=tokens)
         if decay is not None and state.factors is not None:
             facs = kfac_ema(state.factors, new, decay)
         else:
             facs = new
         g, unravel = flat_vector(grads)
         _, unravel_params = ravel_pytree(params64)
-        pre = kfac_solve(facs, unravel_params(g), damping, method=method)
+        pre = kfac_solve(facs, unravel_params(g), damping, method=method, model=model)
         flat_pre, _ = ravel_pytree(pre)
         new_state = KFACState(state.count + 1, facs if decay is not None else None)
         return unravel(-lr * flat_pre), new_state

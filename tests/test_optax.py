@@ -116,3 +116,40 @@ def test_missing_optax_gives_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "optax", None)
     with pytest.raises(ImportError, match="pip install optax"):
         fl.optax.natural_gradient(MODEL, LIK, lr=0.1, damping=0.1)
+
+
+def test_kfac_on_a_token_model_with_nested_params():
+    """A transformer's params nest (Residual, MultiHeadAttention): the K-FAC transformation's
+    step is ``-lr (K + damping I)^{-1} g`` of the dense K-FAC matrix, as fl.updates.kfac_update."""
+    nn = fl.nn
+    model = nn.Sequential([nn.Embedding(5, 4),
+                           nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2)])),
+                           nn.Dense(4, 3)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 2], [2, 1, 0]])
+    g = fl.gradient(model, params, x, y, LIK)
+    K = np.asarray(fl.kfac.matrix(fl.kfac.factors(model, params, x, y, LIK), model))
+    want = -0.5 * np.linalg.solve(K + 0.1 * np.eye(len(g)), np.asarray(g))
+    tx = fl.optax.kfac(model, LIK, lr=0.5, damping=0.1)
+    _, unravel = ravel_pytree(params)
+    step, _ = tx.update(unravel(g), tx.init(params), params, x=x, y=y)
+    assert rel(flat(step), want) <= 1e-10
+
+
+@pytest.mark.parametrize("name", ["natural_gradient", "empirical_fisher", "kfac"])
+def test_token_mean_curvature(name):
+    """tokens="flatten": the curvature of the mean over all N R tokens, so with the gradient of
+    that loss each transformation equals its fl.updates step with tokens="flatten"."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 3), fl.nn.Tanh(), fl.nn.Dense(3, 4)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 3], [2, 1, 0]])
+    kw = dict(lr=0.5, damping=0.1, tokens="flatten")
+    tx = getattr(fl.optax, name)(model, LIK, **kw)
+    ref = {"natural_gradient": fl.updates.natural_gradient,
+           "empirical_fisher": fl.updates.empirical_fisher_update,
+           "kfac": fl.updates.kfac_update}[name](model, params, x, y, LIK, **kw)
+    g = fl.gradient(model, params, x, y, LIK, tokens="flatten")
+    step, _ = tx.update(ravel_pytree(params)[1](g), tx.init(params), params, x=x, y=y)
+    assert rel(flat(step), flat(ref)) <= 1e-10

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fisherlab import nn as _nn
 from fisherlab._core.validation import (as_array, as_float_array, check_choice, check_finite,
                                         check_int, is_tracer)
 from fisherlab.curvature._tokens import PerToken, TokenExamples, TokenOutputs
@@ -136,6 +137,10 @@ def _check_model(f) -> None:
 
 
 def _check_likelihood(likelihood) -> None:
+    if isinstance(likelihood, type):
+        raise TypeError(
+            "likelihood must be a fisherlab likelihood instance, got the class "
+            f"{likelihood.__name__}: call it, e.g. fl.{likelihood.__name__}()")
     missing = [k for k in _LIKELIHOOD_KERNELS if not hasattr(likelihood, k)]
     if missing:
         raise TypeError(
@@ -258,6 +263,31 @@ def _one_or_list(items):
     return items[0] if len(items) == 1 else items
 
 
+def _check_not_the_whole_batch(outputs, x, n: int) -> None:
+    """Per-token outputs ``(R, C)`` with ``R = N`` that are the same for every example while the
+    examples differ: ``f`` returns the outputs of the whole batch (it closes over it) rather
+    than those of the one example it receives -- refused, as the Fisher (which needs no
+    targets) would otherwise be a wrong number."""
+    if n < 2 or int(outputs.shape[1]) != n or is_tracer(outputs):
+        return
+    leaves = jax.tree_util.tree_leaves(x)
+    if any(is_tracer(a) for a in leaves):
+        return
+    out = np.asarray(outputs)
+    if not np.array_equal(out, np.broadcast_to(out[:1], out.shape)):
+        return
+    if np.array_equal(out[0], np.broadcast_to(out[0, :1], out[0].shape)):
+        return  # constant outputs (e.g. a zero-initialised read-out): nothing to tell
+    if all(np.array_equal(np.asarray(a), np.broadcast_to(np.asarray(a)[:1], np.shape(a)))
+           for a in leaves):
+        return  # identical examples: identical outputs are expected
+    raise ValueError(
+        f"f(params, x) returns the same outputs of shape {tuple(out.shape[1:])} = (N, C) for "
+        f"every one of the N = {n} examples, although the examples differ: f must map the "
+        "single example x_n it receives to its outputs (C,) (or per token (R, C)), not return "
+        "the outputs of the whole batch")
+
+
 def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
             tokens: str = "sum") -> Prepared:
     """Validate ``(f, params, x, y, likelihood)`` and evaluate the outputs once.
@@ -270,6 +300,16 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
     _check_model(f)
     _check_likelihood(likelihood)
     params = check_params(params)
+    if isinstance(f, _nn.Sequential):  # a parameter list that does not fit, named
+        f.check_params(params)
+        spec = f.input_spec()
+        if ((isinstance(x, (list, tuple)) or (spec is not None and spec[0] == "tokens"))
+                and not any(is_tracer(a) or not getattr(a, "is_fully_addressable", True)
+                            for a in jax.tree_util.tree_leaves(x))):
+            # the model's own batch check: ragged sequences, token ids in range (an id out of
+            # range would read a row of NaN); a list becomes the stacked batch
+            checked = f.check_inputs(x)
+            x = checked if isinstance(x, (list, tuple)) else x
     x, n = _check_inputs(x)
     if needs_targets:
         if y is None:
@@ -282,10 +322,11 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
                 f"(shape {tuple(y.shape)}); they must match")
     try:
         outputs = jax.vmap(f, in_axes=(None, 0))(params, x)
-    except (TypeError, ValueError) as e:  # e.g. a feature size the model's first layer rejects
+    except (TypeError, ValueError, IndexError, KeyError) as e:  # e.g. a feature size the
+        # model's first layer rejects, or params of another structure than f indexes
         shapes = [tuple(np.shape(a)) for a in jax.tree_util.tree_leaves(x)]
         one = [s_[1:] for s_ in shapes]
-        cls = TypeError if isinstance(e, TypeError) else ValueError
+        cls = next(c for c in (TypeError, ValueError, IndexError, KeyError) if isinstance(e, c))
         raise cls(f"f(params, x) failed on the inputs: x has shape {_one_or_list(shapes)} "
                   f"(leading axis N; one example {_one_or_list(one)}); check that x matches "
                   f"the model and params ({type(e).__name__}: {e})") from e
@@ -306,6 +347,7 @@ def prepare(f, params, x, y, likelihood, *, needs_targets: bool = True,
             raise ValueError(
                 "f(params, x) returned per-token outputs with no token: batched shape "
                 f"{tuple(outputs.shape)} = (N, R, C) has R = 0; a sequence needs R >= 1 tokens")
+        _check_not_the_whole_batch(outputs, x, n)
         rows = likelihood.check_outputs(outputs.reshape(n * num_tokens, c),
                                         "f(params, x) outputs (one row per token)")
         outputs = rows.reshape(n, num_tokens * c)

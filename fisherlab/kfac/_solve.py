@@ -231,7 +231,10 @@ def solve(factors, grads, damping, *, method: str = "exact", model=None):
         raise ValueError(
             f"grads must be a list of {len(factors)} (gW, gb) pairs (one per layer of the "
             f"factors), got {type(grads).__name__} of length "
-            f"{len(grads) if hasattr(grads, '__len__') else '?'}")
+            f"{len(grads) if hasattr(grads, '__len__') else '?'}"
+            + ("" if model is not None else
+               "; for grads in the structure of the model's params (nested Residual/Sequential "
+               "lists, a MultiHeadAttention's four arrays) pass model="))
     result = []
     for k, (f, g) in enumerate(zip(factors, grads)):
         if isinstance(f, ExactBlock):

@@ -15,6 +15,7 @@ import numpy as np
 from fisherlab.testing._compare import (as_matrix_pair, check_tolerances, is_close,
                                         relative_error)
 from fisherlab.testing._diagnose import diagnose
+from fisherlab.testing._problem import QUANTITIES
 
 __all__ = ["assert_curvature_close", "failure_dir"]
 
@@ -68,6 +69,8 @@ def assert_curvature_close(actual, desired, *, problem=None, quantity=None, rtol
         never a silent pass.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this function's source
+    if quantity is not None and quantity not in QUANTITIES:  # a typo must not pass silently
+        raise ValueError(f"quantity must be one of {list(QUANTITIES)} or None, got {quantity!r}")
     X, Y = as_matrix_pair(actual, desired)
     rtol, atol = check_tolerances(rtol, atol, actual, desired)
     if is_close(X, Y, rtol, atol):

@@ -377,10 +377,37 @@ PEER_CONVENTIONS: dict[str, PeerConvention] = _Presets((c.name, c) for c in (
 ))
 
 
+def _from_torch_loss(loss) -> PeerConvention:
+    """The ``"pytorch"`` preset for one PyTorch loss module: its kind, its ``reduction``."""
+    base = PEER_CONVENTIONS["pytorch"]
+    kind = type(loss).__name__
+    losses = {lik: lc for lik, lc in base.losses.items() if lc.name.split("(")[0] == kind}
+    if not losses:
+        offered = ", ".join(lc.name for lc in base.losses.values())
+        raise ValueError(f"convention: the PyTorch loss {kind} is not covered (covered: "
+                         f"{offered})")
+    reduction = getattr(loss, "reduction", None)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"convention: {kind}(reduction={reduction!r}) is not covered; a "
+                         "curvature matrix needs reduction 'mean' or 'sum'")
+    if getattr(loss, "weight", None) is not None or getattr(loss, "pos_weight", None) is not None:
+        raise ValueError(f"convention: {kind} with weight/pos_weight is not covered")
+    if getattr(loss, "label_smoothing", 0.0) != 0.0:
+        raise ValueError(f"convention: {kind}(label_smoothing={loss.label_smoothing}) is not "
+                         "covered")
+    if kind == "PoissonNLLLoss" and (not loss.log_input or loss.full):
+        raise ValueError("convention: PoissonNLLLoss is covered with log_input=True, full=False")
+    return dataclasses.replace(base, name=f"pytorch ({kind}, reduction={reduction!r})",
+                               losses=losses, reduction=reduction)
+
+
 def get(name) -> PeerConvention:
-    """The preset called ``name`` (a :class:`PeerConvention` is returned as is)."""
+    """The preset called ``name`` (a :class:`PeerConvention` is returned as is; a PyTorch loss
+    module gives the ``"pytorch"`` preset for that loss and its ``reduction``)."""
     if isinstance(name, PeerConvention):
         return name
+    if not isinstance(name, str) and type(name).__module__.startswith("torch."):
+        return _from_torch_loss(name)
     if name not in PEER_CONVENTIONS:
         raise ValueError(f"convention must be one of {sorted(PEER_CONVENTIONS)}, got {name!r}")
     return PEER_CONVENTIONS[name]

@@ -92,7 +92,9 @@ class Problem:
             self.model.check_params(params)
         with float64():
             self.params = _to_jax(params)
-            self.x = jnp.asarray(x, jnp.float64)
+            self.x = jnp.asarray(x)
+            if not jnp.issubdtype(self.x.dtype, jnp.integer):  # token ids stay integers
+                self.x = self.x.astype(jnp.float64)
             self.y = jnp.asarray(y)
             if jnp.issubdtype(self.y.dtype, jnp.floating):
                 self.y = self.y.astype(jnp.float64)
@@ -173,7 +175,9 @@ class Problem:
         ``convention``: a peer library's preset (``"curvlinops"``, ``"backpack"``,
         ``"kfac-jax"``, ``"asdl"``, ``"nngeometry"``, ``"laplace-torch"``, ``"pytorch"``; see
         :data:`fisherlab.testing.PEER_CONVENTIONS`) -- the reference mapped to what that
-        library returns on this problem (its scaling, K-FAC bias and weight layout).
+        library returns on this problem (its scaling, K-FAC bias and weight layout); or a
+        PyTorch loss module (``torch.nn.MSELoss(reduction="sum")``, ...): the reference in that
+        loss's scaling (the ``"pytorch"`` preset with the loss's own ``reduction``).
 
         >>> import jax, numpy as np, fisherlab as fl
         >>> model = fl.nn.Sequential([fl.nn.Dense(2, 3)])
@@ -201,16 +205,17 @@ class Problem:
     def _compute(self, quantity, **options):
         red = {} if self.reduction == "mean" else {"reduction": "sum"}
         args = (self.f, self.params, self.x)
+        dense = {**red, **options}  # e.g. tokens="flatten", chunk_size
         if quantity == "hessian":
-            return fl.hessian(*args, self.y, self.likelihood, **red)
+            return fl.hessian(*args, self.y, self.likelihood, **dense)
         if quantity == "ggn":
-            return fl.ggn(*args, self.y, self.likelihood, **red)
+            return fl.ggn(*args, self.y, self.likelihood, **dense)
         if quantity == "fisher":
-            return fl.fisher(*args, self.likelihood, **red)
+            return fl.fisher(*args, self.likelihood, **dense)
         if quantity == "empirical_fisher":
-            return fl.empirical_fisher(*args, self.y, self.likelihood, **red)
+            return fl.empirical_fisher(*args, self.y, self.likelihood, **dense)
         if quantity == "gradient_covariance":
-            return fl.gradient_covariance(*args, self.y, self.likelihood, **red)
+            return fl.gradient_covariance(*args, self.y, self.likelihood, **dense)
         if self.model is None:
             raise ValueError(f"quantity {quantity!r} needs a fl.nn.Sequential problem "
                              f"(K-FAC is defined per Dense layer), got a plain function")
@@ -222,6 +227,12 @@ class Problem:
             M = np.asarray(fl.kfac.matrix(facs, self.model, bias=bias))
             return M * (self.num_examples if self.reduction == "sum" else 1.0)
         k = 0 if layer is None else layer
+        if not (isinstance(k, int) and 0 <= k < len(facs)):
+            raise IndexError(f"layer must be a K-FAC block index in 0..{len(facs) - 1}, got {k!r}")
+        if not hasattr(facs[k], "A"):  # an ExactBlock: a norm K-FAC keeps exact
+            raise ValueError(f"K-FAC block {k} is a {type(facs[k]).__name__} (a LayerNorm/RMSNorm "
+                             f"kept exact): it has no Kronecker factors A and G; compare it "
+                             f"through quantity 'kfac'")
         return facs[k].A if quantity == "kfac_factor_A" else facs[k].G
 
     # ------------------------------------------------------------------ saving

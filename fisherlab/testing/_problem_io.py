@@ -1,7 +1,8 @@
 """Saving and loading a problem (``Problem.save`` / ``Problem.load``): one ``.npz`` file.
 
-What is saved: a ``fl.nn.Sequential`` model (its layers and their fields, as JSON), its
-parameters ``[(W, b), ...]``, the inputs and targets, the likelihood (its class and
+What is saved: a ``fl.nn.Sequential`` model (its layers and their fields, as JSON, nested
+``Residual``/``Sequential`` blocks included), its parameters (``[(W, b), ...]``, or the leaves
+in ``ravel_pytree`` order for nested parameters), the inputs (integer token ids stay integers) and targets, the likelihood (its class and
 parameters, e.g. a Gaussian's variance) and the reduction, plus any extra arrays the caller
 adds (``assert_curvature_close`` adds ``actual`` and ``desired``). Everything is stored as
 plain arrays and JSON strings: loading needs no pickle.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import jax
 import numpy as np
 
 from fisherlab import likelihoods, nn
@@ -32,12 +34,28 @@ def _layer_spec(layer):
     if getattr(nn, name, None) is not type(layer):
         raise TypeError(f"cannot save a model with layer {layer!r}: only fl.nn layers can be "
                         f"saved")
+    if isinstance(layer, nn.Sequential):  # nested, e.g. the block of a Residual
+        return {"type": name, "layers": [_layer_spec(l) for l in layer.layers]}
     fields = {}
     if dataclasses.is_dataclass(layer):
         for f in dataclasses.fields(layer):
             v = getattr(layer, f.name)
-            fields[f.name] = list(v) if isinstance(v, tuple) else v
+            if isinstance(v, nn.Layer):
+                fields[f.name] = {"layer": _layer_spec(v)}
+            else:
+                fields[f.name] = list(v) if isinstance(v, tuple) else v
     return {"type": name, "fields": fields}
+
+
+def _layer(spec):
+    cls = getattr(nn, spec["type"], None)
+    if not isinstance(cls, type) or not issubclass(cls, nn.Layer):
+        raise ValueError(f"unknown layer type {spec['type']!r} in the problem file")
+    if "layers" in spec:
+        return cls([_layer(l) for l in spec["layers"]])
+    fields = {k: _layer(v["layer"]) if isinstance(v, dict) and "layer" in v else v
+              for k, v in spec["fields"].items()}
+    return cls(**fields)
 
 
 def _likelihood_spec(lik):
@@ -64,8 +82,17 @@ def encode(problem, extra=None) -> dict:
             "reduction": problem.reduction, "num_layers": len(problem.params)}
     arrays = {"meta": np.array(json.dumps(meta)), "x": np.asarray(problem.x),
               "y": np.asarray(problem.y)}
-    for k, (W, b) in enumerate(problem.params):
-        arrays[f"W{k}"], arrays[f"b{k}"] = np.asarray(W), np.asarray(b)
+    if all(isinstance(p, (list, tuple)) and len(p) == 2 and not isinstance(p[0], (list, tuple))
+           for p in problem.params):
+        for k, (W, b) in enumerate(problem.params):  # [(W, b), ...]
+            arrays[f"W{k}"], arrays[f"b{k}"] = np.asarray(W), np.asarray(b)
+    else:  # nested parameters (Residual blocks, Embedding, norms, attention): the leaves in
+        # ravel_pytree order; the structure is the model's own (model.init)
+        leaves = jax.tree_util.tree_leaves(problem.params)
+        meta["num_leaves"] = len(leaves)
+        arrays["meta"] = np.array(json.dumps(meta))
+        for i, leaf in enumerate(leaves):
+            arrays[f"p{i}"] = np.asarray(leaf)
     for name, value in (extra or {}).items():
         arrays[f"extra.{name}"] = np.asarray(value)
     return arrays
@@ -80,15 +107,15 @@ def decode(arrays) -> tuple:
     if meta.get("format") != FORMAT:
         raise ValueError(f"unsupported problem file format {meta.get('format')!r}; expected "
                          f"{FORMAT!r}")
-    layers = []
-    for spec in meta["model"]:
-        cls = getattr(nn, spec["type"], None)
-        if not isinstance(cls, type) or not issubclass(cls, nn.Layer):
-            raise ValueError(f"unknown layer type {spec['type']!r} in the problem file")
-        layers.append(cls(**spec["fields"]))
+    model = nn.Sequential([_layer(spec) for spec in meta["model"]])
     lik_cls = getattr(likelihoods, meta["likelihood"]["type"], None)
     if not isinstance(lik_cls, type):
         raise ValueError(f"unknown likelihood {meta['likelihood']['type']!r} in the problem file")
-    params = [(arrays[f"W{k}"], arrays[f"b{k}"]) for k in range(meta["num_layers"])]
-    return (nn.Sequential(layers), params, arrays["x"], arrays["y"],
+    if "num_leaves" in meta:
+        treedef = jax.tree_util.tree_structure(jax.eval_shape(model.init, jax.random.key(0)))
+        params = jax.tree_util.tree_unflatten(
+            treedef, [arrays[f"p{i}"] for i in range(meta["num_leaves"])])
+    else:
+        params = [(arrays[f"W{k}"], arrays[f"b{k}"]) for k in range(meta["num_layers"])]
+    return (model, params, arrays["x"], arrays["y"],
             lik_cls(*meta["likelihood"]["params"]), meta["reduction"])

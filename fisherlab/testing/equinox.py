@@ -41,11 +41,12 @@ from typing import Any
 
 import jax
 
+from fisherlab.testing._problem import Problem
 from fisherlab.testing._pytree_params import (DENSE_QUANTITIES, ParameterSlice, compute,
                                               parameter_slices, unflatten)
 
 __all__ = ["DENSE_QUANTITIES", "EquinoxModel", "ParameterSlice", "model_and_params",
-           "parameter_slices", "reference", "references", "unflatten"]
+           "parameter_slices", "problem", "reference", "references", "unflatten"]
 
 _HINT = ("fisherlab.testing.equinox needs Equinox: install it with `python3 -m pip install "
          "equinox` (or the extra: pip install 'fisherlab[equinox]')")
@@ -89,6 +90,19 @@ def model_and_params(model, *, filter_spec=None):
         raise ValueError(f"{type(model).__name__} has no parameters (no leaf passes "
                          "filter_spec)")
     return EquinoxModel(static), params
+
+
+def problem(model, x, y, likelihood, *, filter_spec=None, reduction: str = "mean") -> Problem:
+    """The :class:`fisherlab.testing.Problem` of an Equinox model and batch (for
+    ``assert_curvature_close(..., problem=...)`` and ``diagnose``), in its parameter order.
+
+    Args:
+      model, filter_spec: as in :func:`model_and_params`.
+      x, y, likelihood: the batch and the likelihood, as in :func:`reference`.
+      reduction: ``"mean"`` (default) or ``"sum"``.
+    """
+    f, params = model_and_params(model, filter_spec=filter_spec)
+    return Problem(f, params, x, y, likelihood, reduction=reduction)
 
 
 def reference(model, x, y, likelihood, quantity: str, *, filter_spec=None, **options):

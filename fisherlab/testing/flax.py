@@ -45,11 +45,12 @@ from typing import Any
 
 import jax
 
+from fisherlab.testing._problem import Problem
 from fisherlab.testing._pytree_params import (DENSE_QUANTITIES, ParameterSlice, compute,
                                               parameter_slices, unflatten)
 
 __all__ = ["DENSE_QUANTITIES", "LinenModel", "NnxModel", "ParameterSlice", "model_and_params",
-           "parameter_slices", "reference", "references", "unflatten"]
+           "parameter_slices", "problem", "reference", "references", "unflatten"]
 
 _HINT = ("fisherlab.testing.flax needs Flax: install it with `python3 -m pip install flax` "
          "(or the extra: pip install 'fisherlab[flax]')")
@@ -136,6 +137,20 @@ def model_and_params(model, variables=None, *, batch_axis: bool = True):
         return LinenModel(model, constants, batch_axis), variables["params"]
     raise TypeError(f"model must be a flax.linen.Module or a flax.nnx.Module, got "
                     f"{type(model).__name__}")
+
+
+def problem(model, x, y, likelihood, *, variables=None, batch_axis: bool = True,
+            reduction: str = "mean") -> Problem:
+    """The :class:`fisherlab.testing.Problem` of a Flax model and batch (for
+    ``assert_curvature_close(..., problem=...)`` and ``diagnose``), in Flax's parameter order.
+
+    Args:
+      model, variables, batch_axis: as in :func:`model_and_params`.
+      x, y, likelihood: the batch and the likelihood, as in :func:`reference`.
+      reduction: ``"mean"`` (default) or ``"sum"``.
+    """
+    f, params = model_and_params(model, variables, batch_axis=batch_axis)
+    return Problem(f, params, x, y, likelihood, reduction=reduction)
 
 
 def reference(model, x, y, likelihood, quantity: str, *, variables=None, batch_axis: bool = True,

@@ -81,6 +81,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fisherlab as fl
+from fisherlab._core.precision import float64
+from fisherlab._core.validation import check_finite
 from fisherlab.testing._problem import QUANTITIES, Problem
 from fisherlab.testing._torch_convert import Converted, TorchOrder, as_numpy, convert
 
@@ -186,7 +188,10 @@ def _as_batch(model, X):
     else:
         X = as_numpy(X, "X")
     seq = model.model if isinstance(model, TorchOrder) else model
-    return np.asarray(seq.check_inputs(X, "X"))
+    with float64():  # float64 inputs stay float64 whatever the caller's x64 flag
+        x = np.asarray(seq.check_inputs(X, "X"))
+    check_finite(x, "X")
+    return x
 
 
 def _check_reproduces(module, model, params, x):
@@ -285,6 +290,8 @@ def problem(module, X, y, loss) -> TorchProblem:
     _torch()
     converted = convert(module)
     model, params = converted.model, converted.params
+    for name, p in module.named_parameters():
+        check_finite(p.detach().cpu().double().numpy(), f"module parameter {name!r}")
     x = _as_batch(model, X)
     _check_reproduces(module, model, params, x)
     with jax.enable_x64(True):

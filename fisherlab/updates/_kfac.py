@@ -15,7 +15,7 @@ __all__ = ["kfac_update"]
 @reference
 def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "exact",
                 fisher_type: str = "exact", approx: str = "expand", bias: str = "augmented",
-                key=None, num_samples: int = 1, factors=None):
+                key=None, num_samples: int = 1, factors=None, tokens: str = "sum"):
     r"""K-FAC step, layer by layer.
 
     .. math::
@@ -41,6 +41,8 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
       fisher_type, approx, bias, key, num_samples: passed to ``fl.kfac.factors``.
       factors: precomputed factors (e.g. an average from ``fl.kfac.ema``) used instead of
         computing them on this batch.
+      tokens: ``"sum"`` (default) or ``"flatten"`` for per-token outputs, for the gradient and
+        the factors alike (as in :func:`fisherlab.kfac.factors`).
 
     Returns:
       ``delta``, a list ``[(dW, db), ...]`` like ``params`` (float64).
@@ -63,10 +65,10 @@ def kfac_update(model, params, x, y, likelihood, *, lr, damping, method: str = "
     """
     lr, damping = check_lr(lr), check_damping(damping)
     check_choice(method, "method", ("exact", "factored"))
-    step = prepare_step(model, params, x, y, likelihood, "mean")
+    step = prepare_step(model, params, x, y, likelihood, "mean", tokens)
     if factors is None:
         factors = kfac.factors(model, step.problem.params, x, y, likelihood,
                                fisher_type=fisher_type, approx=approx, bias=bias, key=key,
-                               num_samples=num_samples)
+                               num_samples=num_samples, tokens=tokens)
     pre = kfac.solve(factors, step.unravel(step.gradient), damping, method=method, model=model)
     return jax.tree_util.tree_map(lambda p: -lr * p, pre)

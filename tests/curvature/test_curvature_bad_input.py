@@ -182,3 +182,73 @@ def test_bad_method():
     f, params, x, y, lik = make_problem("categorical", seed=0, n=4, model="dict")
     with pytest.raises(ValueError, match=r"method='layerwise' needs f to be a fisherlab.nn"):
         fl.fisher(f, params, x, lik, method="layerwise")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_likelihood_class_instead_of_an_instance(name):
+    """``fl.Categorical`` (the class) is named as such, not reported as bad outputs."""
+    with pytest.raises(TypeError, match=r"likelihood must be .*instance.*fl\.Categorical\(\)"):
+        call(name, lik=fl.Categorical)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_params_that_do_not_fit_a_sequential_model(name):
+    """A ``fl.nn.Sequential`` checks its parameter list first: a missing layer, a dict or a
+    transposed weight is named, not an IndexError/KeyError from inside the model."""
+    model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 3)])
+    params = model.init(jax.random.key(0))
+    bad = [params[:1], {"0": params[0], "1": params[1]},
+           [(params[0][0].T, params[0][1]), params[1]]]
+    for p in bad:
+        with pytest.raises(ValueError, match=r"params"):
+            call(name, f=model, params=p)
+
+
+@pytest.mark.parametrize("name", ["ggn", "fisher"])
+def test_plain_model_failing_on_params_is_put_in_context(name):
+    """An IndexError/KeyError raised by a plain ``f`` on the given params or inputs comes with
+    the shapes and the hint to check x and params."""
+    def f(params, x):
+        return params["layer"][0] @ x
+
+    with pytest.raises(KeyError, match=r"f\(params, x\) failed on the inputs"):
+        call(name, f=f, params={"other": jnp.ones((3, 3))})
+    with pytest.raises(IndexError, match=r"f\(params, x\) failed on the inputs"):
+        call(name, f=lambda p, x: p[2] @ x, params=[jnp.ones((3, 3))])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_returning_the_whole_batch(name):
+    """A model that ignores its example and returns the batch's (N, C) outputs is refused --
+    without targets (the Fisher) it would otherwise be read as N tokens per example."""
+    def whole_batch(params, x_n):
+        return jax.vmap(lambda a: F(params, a))(X)
+
+    with pytest.raises(ValueError, match=r"whole batch"):
+        call(name, f=whole_batch)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_token_ids_out_of_range_or_ragged_for_a_sequential_model(name):
+    """A ``fl.nn.Sequential`` checks the batch itself: token ids out of range are named (not
+    read as NaN outputs), a list of sequences of different lengths gets the ragged hint."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 2), fl.nn.Dense(2, 3)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 2], [2, 1, 0]])
+    with pytest.raises(ValueError, match=r"x must lie in 0\.\.4 .*got \[5, 6, 7\]"):
+        call(name, f=model, params=params, x=x + 3, y=y)
+    with pytest.raises(ValueError, match=r"sequence length changes within the batch"):
+        call(name, f=model, params=params, x=[[0, 1, 2], [3, 4]], y=y)
+
+
+def test_constant_token_outputs_are_not_taken_for_the_whole_batch():
+    """A token model with a zero-initialised read-out gives the same outputs for every token
+    and example; with R = N it is still a token model, not refused."""
+    model = fl.nn.Sequential([fl.nn.Embedding(5, 2), fl.nn.Dense(2, 3)])
+    (E,), (W, b) = model.init(jax.random.key(0))
+    params = [(E,), (jnp.zeros_like(W), jnp.zeros_like(b))]
+    x = np.array([[0, 1, 2], [3, 4, 0], [1, 1, 2]])  # N = R = 3
+    y = np.array([[0, 1, 2], [2, 1, 0], [1, 1, 1]])
+    assert fl.fisher(model, params, x, fl.Categorical()).shape == (19, 19)
+    assert fl.ggn(model, params, x, y, fl.Categorical()).shape == (19, 19)

@@ -246,3 +246,25 @@ def test_bad_exact_block_raises():
         fl.kfac.solve(f[:2], [params[0], (params[1][0][0],)], 0.1)
     with pytest.raises(ValueError, match=r"grads must have the structure of the model's params"):
         fl.kfac.solve(f, params[:3], 0.1, model=model)
+
+
+def test_grads_in_the_params_structure_without_model_names_the_model_option():
+    """A token model's params nest (Residual, MultiHeadAttention's four arrays): grads in that
+    structure without ``model=`` are refused with the option named; with it, the step is
+    ``(K + lambda I)^{-1} g`` of the dense K-FAC matrix."""
+    nn = fl.nn
+    model = nn.Sequential([nn.Embedding(5, 4),
+                           nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2)])),
+                           nn.Dense(4, 3)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 2], [2, 1, 0]])
+    facs = fl.kfac.factors(model, params, x, y, fl.Categorical())
+    g = fl.gradient(model, params, x, y, fl.Categorical())
+    _, unravel = jax.flatten_util.ravel_pytree(params)
+    with pytest.raises(ValueError, match=r"pass model="):
+        fl.kfac.solve(facs, unravel(g), 0.1)
+    K = np.asarray(fl.kfac.matrix(facs, model))
+    got = jax.flatten_util.ravel_pytree(fl.kfac.solve(facs, unravel(g), 0.1, model=model))[0]
+    want = np.linalg.solve(K + 0.1 * np.eye(len(g)), np.asarray(g))
+    assert np.linalg.norm(got - want) <= 1e-10 * np.linalg.norm(want)

@@ -69,3 +69,11 @@ def test_pytest_traceback_hides_the_helper(tmp_path):
     assert "fl.testing.assert_curvature_close(2 * F, F)" in out
     assert "[scalar_factor]" in out
     assert "as_matrix_pair" not in out and "def assert_curvature_close" not in out, out
+
+
+def test_unknown_quantity_is_refused_even_when_the_matrices_agree():
+    """A misspelt ``quantity`` raises at once, not only once a candidate starts to differ."""
+    M = np.eye(3)
+    with pytest.raises(ValueError, match=r"quantity must be one of .*got 'gnn'"):
+        assert_curvature_close(M, M, quantity="gnn")
+    assert_curvature_close(M, M, quantity="ggn")

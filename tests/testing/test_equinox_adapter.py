@@ -129,3 +129,16 @@ def test_bad_input():
         fle.reference(net, x, y, fl.Categorical(), "ggn", filter_spec=lambda leaf: False)
     with pytest.raises(ValueError, match="quantity must be one of"):
         fle.references(net, x, y, fl.Categorical(), ("kfac",))
+
+
+def test_problem_for_assertions_and_diagnosis():
+    """``fle.problem`` is the Problem of the Equinox model: its GGN is the one of ``reference``,
+    and a candidate with a sum where the mean was expected is diagnosed as the factor N."""
+    model = eqx.nn.MLP(2, 2, 3, 1, activation=jnp.tanh, key=jax.random.key(0))
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    y = np.array([0, 1, 1, 0])
+    P = fle.problem(model, x, y, fl.Categorical())
+    G = fle.reference(model, x, y, fl.Categorical(), "ggn")
+    fl.testing.assert_curvature_close(P.reference("ggn"), G, problem=P, quantity="ggn")
+    f = fl.testing.diagnose(4 * G, G, problem=P, quantity="ggn")[0]
+    assert f.kind == "scalar_factor" and f.factor == pytest.approx(4.0), str(f)

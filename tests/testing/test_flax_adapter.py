@@ -177,3 +177,18 @@ def test_bad_input():
         flf.reference(net, x, y, fl.Categorical(), "kfac", variables=variables)
     with pytest.raises(TypeError, match="batch_axis must be a bool"):
         flf.model_and_params(net, variables, batch_axis=1)
+
+
+def test_problem_for_assertions_and_diagnosis(standard_promotion):
+    """``flf.problem`` is the Problem of the Flax model: its GGN is the one of ``reference`` (the
+    GGN written out per example in test_linen_token_block_equals_the_written_loss), and a
+    candidate with a sum where the mean was expected is diagnosed as the factor N."""
+    net = nn.Sequential([nn.Dense(3), nn.tanh, nn.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    y = np.array([0, 1, 1, 0])
+    variables = net.init(jax.random.key(0), jnp.ones((1, 2)))
+    P = flf.problem(net, x, y, fl.Categorical(), variables=variables)
+    G = flf.reference(net, x, y, fl.Categorical(), "ggn", variables=variables)
+    fl.testing.assert_curvature_close(P.reference("ggn"), G, problem=P, quantity="ggn")
+    f = fl.testing.diagnose(4 * G, G, problem=P, quantity="ggn")[0]
+    assert f.kind == "scalar_factor" and f.factor == pytest.approx(4.0), str(f)

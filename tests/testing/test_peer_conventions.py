@@ -96,3 +96,31 @@ def test_presets_are_named_relative_to_a_converted_problems_own_scaling():
                        rtol=1e-12)
     f = diagnose(EF / (N * C), EF, problem=P, quantity="empirical_fisher")[0]
     assert f.kind == "scalar_factor" and "backpack" in f.convention, str(f)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_pytorch_loss_as_the_convention(reduction):
+    """``convention=torch.nn.MSELoss(reduction=...)`` is the reference in that loss's scaling:
+    the GGN of the torch loss computed by torch.func on the same network (float64)."""
+    torch = pytest.importorskip("torch")
+    model = fl.nn.Sequential([fl.nn.Dense(3, 4), fl.nn.Tanh(), fl.nn.Dense(4, 2)])
+    params = model.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    P = Problem(model, params, x, y, fl.Gaussian())
+    loss = torch.nn.MSELoss(reduction=reduction)
+    theta = torch.tensor(np.asarray(P.flat_params))
+    X, Y = torch.tensor(x), torch.tensor(y)
+
+    def f(t):  # the same network, written in torch from the flat parameters
+        W1, b1 = t[:12].reshape(4, 3), t[12:16]
+        W2, b2 = t[16:24].reshape(2, 4), t[24:26]
+        return torch.tanh(X @ W1.T + b1) @ W2.T + b2
+
+    J = torch.func.jacrev(f)(theta).reshape(10, -1)
+    Lam = torch.func.hessian(lambda o: loss(o.reshape(5, 2), Y))(f(theta).reshape(-1))
+    want = (J.T @ Lam @ J).numpy()
+    got = P.reference("ggn", convention=loss)
+    assert np.linalg.norm(got - want) <= 1e-12 * np.linalg.norm(want)
+    with pytest.raises(ValueError, match=r"offers no loss for the likelihood Gaussian"):
+        P.reference("ggn", convention=torch.nn.CrossEntropyLoss())

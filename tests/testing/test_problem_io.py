@@ -47,3 +47,21 @@ def test_loading_a_file_that_is_not_a_problem(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.ones(3))
     with pytest.raises(ValueError, match="not a saved fl.testing.Problem"):
         Problem.load(tmp_path / "other.npz")
+
+
+def test_round_trip_of_a_transformer_block(tmp_path):
+    """Nested layers (Residual, Sequential), Embedding, LayerNorm, causal attention and GELU
+    with integer token ids: saved and reloaded to the same problem and the same reference."""
+    nn = fl.nn
+    model = nn.Sequential([
+        nn.Embedding(5, 4),
+        nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2, causal=True)])),
+        nn.Residual(nn.Sequential([nn.RMSNorm(4), nn.Dense(4, 6), nn.GELU("tanh"), nn.Dense(6, 4)])),
+        nn.Dense(4, 3)])
+    x = np.array([[0, 4, 2], [1, 3, 3]])
+    y = np.array([[2, 0, 1], [0, 2, 2]])
+    P = Problem(model, model.init(jax.random.key(0)), x, y, fl.Categorical())
+    Q = Problem.load(P.save(tmp_path / "tokens"))
+    assert Q.model == P.model and Q.digest() == P.digest()
+    assert np.issubdtype(np.asarray(Q.x).dtype, np.integer)
+    np.testing.assert_allclose(Q.reference("ggn"), P.reference("ggn"), rtol=1e-14)

@@ -224,3 +224,36 @@ def test_kfac_factors_kron_to_the_dense_kfac(loss_name, C, reduction, fisher_typ
     plain = np.asarray(fl.kfac.matrix(facs, P.model))
     factor = ef if fisher_type == "empirical" else cf
     assert relative_error(dense, factor * plain) <= RTOL
+
+
+def test_references_with_jax_default_float32(x32):
+    """With JAX's default configuration (x64 off) and PyTorch's default float32 module and
+    batch, the references are those of the float64 copy (not a dtype error, not inputs
+    rounded to float32)."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))  # float32, as users build
+    X, y = _batch("CrossEntropyLoss", 4, 3)  # float64 inputs, not representable in float32
+    loss = nn.CrossEntropyLoss()
+    truth = _torch_truth(net.double(), X, y, loss)
+    net.float()
+    for Xin in (X, X.float()):
+        want = truth if Xin.dtype == torch.float64 else _torch_truth(net.double(), X.float().double(), y, loss)
+        net.float()
+        ref = flt.reference(net, Xin, y, loss, "ggn")
+        assert ref.dtype == np.float64
+        assert relative_error(ref, want["ggn"]) <= RTOL
+
+
+def test_non_finite_inputs_or_parameters_are_named():
+    """A NaN in X or in a parameter is named, not reported as a conversion that does not
+    reproduce module(X)."""
+    net = nn.Sequential(nn.Linear(3, 2)).double()
+    X = torch.zeros(2, 3, dtype=torch.float64)
+    X[1, 2] = float("nan")
+    y = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"X must be finite, got nan at index \(1, 2\)"):
+        flt.reference(net, X, y, nn.CrossEntropyLoss(), "ggn")
+    with torch.no_grad():
+        net[0].bias[1] = float("inf")
+    with pytest.raises(ValueError, match=r"module parameter '0.bias' must be finite"):
+        flt.reference(net, X.nan_to_num(), y, nn.CrossEntropyLoss(), "ggn")

@@ -244,3 +244,29 @@ def test_kfac_update_accepts_precomputed_factors():
     _, unravel = __import__("jax.flatten_util").flatten_util.ravel_pytree(params)
     b = fl.kfac.solve(facs, unravel(g), 0.1)
     assert rel(flat(a), -flat(b)) < 1e-14
+
+
+def test_kfac_update_per_token_outputs_flatten():
+    """tokens="flatten" (the mean over the N R tokens) for the gradient and the factors:
+    ``-lr (K/R + damping I)^{-1} g`` with ``K`` the tokens="sum" K-FAC matrix and ``g`` the
+    gradient of the token mean (jax.grad of the loss written out)."""
+    nn = fl.nn
+    model = nn.Sequential([nn.Embedding(5, 3), nn.Tanh(), nn.Dense(3, 4)])
+    params = model.init(jax.random.key(0))
+    x = np.array([[0, 1, 2], [3, 4, 0]])
+    y = np.array([[0, 1, 3], [2, 1, 0]])
+    R = x.shape[1]
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+
+    def token_mean_loss(t):
+        out = jax.vmap(lambda xn: model(unravel(t), xn))(x)  # (N, R, C)
+        logp = jax.nn.log_softmax(out, -1)
+        return -jnp.mean(jnp.take_along_axis(logp, y[..., None], -1))
+
+    g = np.asarray(jax.grad(token_mean_loss)(flat))
+    K = np.asarray(fl.kfac.matrix(fl.kfac.factors(model, params, x, y, fl.Categorical()), model))
+    want = -0.5 * np.linalg.solve(K / R + 0.1 * np.eye(len(g)), g)
+    step = fl.updates.kfac_update(model, params, x, y, fl.Categorical(), lr=0.5, damping=0.1,
+                                  tokens="flatten")
+    got = np.asarray(jax.flatten_util.ravel_pytree(step)[0])
+    assert np.linalg.norm(got - want) <= 1e-10 * np.linalg.norm(want)

@@ -103,7 +103,9 @@ def _infer(ctx):
     if problem is None or problem.model is None or q not in ("kfac", "kfac_factor_A",
                                                                "kfac_factor_G"):
         return None
-    L = _network.layers(problem)
+    L = _layers(problem)
+    if L is None:
+        return None
     Ms = {"exact": _network.output_matrices(problem, "fisher")}
     try:
         Ms["empirical"] = _network.output_matrices(problem, "empirical")
@@ -167,9 +169,47 @@ def _previous_preacts(problem, L, k):
     return s if s.shape == L["a"][k].shape else None
 
 
+def _by_reference(ctx):
+    """For a model whose layers the factor formulas above do not take apart (token models:
+    Embedding, attention, norms, Residual blocks): find desired's setting among fisherlab's
+    own K-FAC references, then test the other weight-sharing approximation."""
+    q, problem = ctx.quantity, ctx.problem
+    if problem is None or problem.model is None or q not in ("kfac", "kfac_factor_A",
+                                                               "kfac_factor_G"):
+        return
+    layers = [None] if q == "kfac" else range(len(_fl_kfac.factors(
+        problem.model, problem.params, problem.x, problem.y, problem.likelihood)))
+    for k, ft, approx in itertools.product(layers, ("exact", "empirical"), ("expand", "reduce")):
+        opts = {"fisher_type": ft} if k is None else {"fisher_type": ft, "layer": k}
+        Z = ctx.ref(q, approx=approx, **opts)  # None for a norm's ExactBlock
+        c0 = None if Z is None else _match(ctx.Y, Z, ctx.tol)
+        if c0 is None:
+            continue
+        other = "reduce" if approx == "expand" else "expand"
+        Zo = ctx.ref(q, approx=other, **opts)
+        if Zo is not None:
+            layer_txt = "" if k is None else f" (block {k})"
+            ctx.col.test("kfac_factor_formula", c0 * np.asarray(Zo),
+                         f"K-FAC-{other} where K-FAC-{approx} was expected (the weight-sharing "
+                         f"scaling of Eschenhagen et al., 2023){layer_txt}", 43,
+                         data={"formula": f"{other}_for_{approx}"})
+        return
+
+
+def _layers(problem):
+    """``_network.layers(problem)``, or None for layers it does not take apart (token models)."""
+    try:
+        return _network.layers(problem)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+
+
 def run(ctx):
     st = setting(ctx)
     if st is None:
+        if ctx.problem is not None and ctx.problem.model is not None \
+                and _layers(ctx.problem) is None:
+            _by_reference(ctx)
         return
     problem, col = ctx.problem, ctx.col
     L = _network.layers(problem)

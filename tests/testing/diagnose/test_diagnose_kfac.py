@@ -97,3 +97,30 @@ def test_recomputed_factors_agree_with_fisherlab(problem):
     assert st is not None and (st.bias, st.fisher_type, st.approx) == ("augmented", "exact",
                                                                         "expand")
     assert _kfac.check_against_reference(ctx, st) <= 1e-10
+
+
+def token_problem():
+    """A transformer block (Embedding, Residual LayerNorm + causal attention, Dense head) on
+    integer token ids: layers the factor formulas do not take apart."""
+    nn = fl.nn
+    model = nn.Sequential([
+        nn.Embedding(5, 4),
+        nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2, causal=True)])),
+        nn.Dense(4, 3)])
+    x = np.array([[0, 4, 2], [1, 3, 3], [2, 2, 0], [4, 1, 3]])
+    y = np.array([[2, 0, 1], [0, 2, 2], [1, 1, 0], [2, 1, 1]])
+    return Problem(model, model.init(jax.random.key(0)), x, y, fl.Categorical())
+
+
+@pytest.mark.parametrize("q", ["kfac", "kfac_factor_G"])
+def test_reduce_for_expand_on_a_token_model(q):
+    """K-FAC-reduce where K-FAC-expand was expected on a transformer block is named (from
+    fisherlab's own references), not left as no_known_pattern."""
+    P = token_problem()
+    facs = fl.kfac.factors(P.model, P.params, P.x, P.y, P.likelihood, approx="reduce")
+    # G of the embedding (block 0): attention mixes the positions, so reduce != expand
+    cand = (np.asarray(fl.kfac.matrix(facs, P.model)) if q == "kfac"
+            else np.asarray(facs[0].G))
+    desired = P.reference(q) if q == "kfac" else P.reference(q, layer=0)
+    f = diagnose(cand, desired, problem=P, quantity=q)[0]
+    assert f.kind == "kfac_factor_formula" and "reduce" in f.data["formula"], str(f)
