@@ -27,6 +27,7 @@ import tempfile
 
 import hypothesis
 import jax
+import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
@@ -76,3 +77,17 @@ def simulated_devices():
         return json.loads(done.stdout)
 
     return run
+
+
+@pytest.fixture
+def nested_token_problem():
+    """``(model, params, x, y)``: a tiny transformer whose params nest (Embedding, a Residual
+    LayerNorm + MultiHeadAttention block, a Dense read-out), N = 2 sequences of R = 3 tokens."""
+    import fisherlab as fl
+
+    nn = fl.nn
+    model = nn.Sequential([nn.Embedding(5, 4),
+                           nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2)])),
+                           nn.Dense(4, 3)])
+    return (model, model.init(jax.random.key(0)), np.array([[0, 1, 2], [3, 4, 0]]),
+            np.array([[0, 1, 2], [2, 1, 0]]))

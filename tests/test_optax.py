@@ -118,16 +118,10 @@ def test_missing_optax_gives_clear_import_error(monkeypatch):
         fl.optax.natural_gradient(MODEL, LIK, lr=0.1, damping=0.1)
 
 
-def test_kfac_on_a_token_model_with_nested_params():
+def test_kfac_on_a_token_model_with_nested_params(nested_token_problem):
     """A transformer's params nest (Residual, MultiHeadAttention): the K-FAC transformation's
     step is ``-lr (K + damping I)^{-1} g`` of the dense K-FAC matrix, as fl.updates.kfac_update."""
-    nn = fl.nn
-    model = nn.Sequential([nn.Embedding(5, 4),
-                           nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2)])),
-                           nn.Dense(4, 3)])
-    params = model.init(jax.random.key(0))
-    x = np.array([[0, 1, 2], [3, 4, 0]])
-    y = np.array([[0, 1, 2], [2, 1, 0]])
+    model, params, x, y = nested_token_problem
     g = fl.gradient(model, params, x, y, LIK)
     K = np.asarray(fl.kfac.matrix(fl.kfac.factors(model, params, x, y, LIK), model))
     want = -0.5 * np.linalg.solve(K + 0.1 * np.eye(len(g)), np.asarray(g))

@@ -248,17 +248,12 @@ def test_bad_exact_block_raises():
         fl.kfac.solve(f, params[:3], 0.1, model=model)
 
 
-def test_grads_in_the_params_structure_without_model_names_the_model_option():
+def test_grads_in_the_params_structure_without_model_names_the_model_option(
+        nested_token_problem):
     """A token model's params nest (Residual, MultiHeadAttention's four arrays): grads in that
     structure without ``model=`` are refused with the option named; with it, the step is
     ``(K + lambda I)^{-1} g`` of the dense K-FAC matrix."""
-    nn = fl.nn
-    model = nn.Sequential([nn.Embedding(5, 4),
-                           nn.Residual(nn.Sequential([nn.LayerNorm(4), nn.MultiHeadAttention(4, 2)])),
-                           nn.Dense(4, 3)])
-    params = model.init(jax.random.key(0))
-    x = np.array([[0, 1, 2], [3, 4, 0]])
-    y = np.array([[0, 1, 2], [2, 1, 0]])
+    model, params, x, y = nested_token_problem
     facs = fl.kfac.factors(model, params, x, y, fl.Categorical())
     g = fl.gradient(model, params, x, y, fl.Categorical())
     _, unravel = jax.flatten_util.ravel_pytree(params)
