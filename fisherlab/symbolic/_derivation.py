@@ -40,10 +40,11 @@ from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, 
                       check_tier_text, tier_rank, validate_relation)
 from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
-from ._instantiate import Entries, Explicit as _ExplicitEval, check_value, lazy, matrix_properties, unfold
+from ._instantiate import (Entries, Explicit as _ExplicitEval, check_value, lazy, matrix_properties,
+                           sizes_text, unfold)
 from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
-from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects
+from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects, unmet_assumptions
 
 __all__ = ["Lemma", "Link", "Chain", "Control", "Derivation", "verify"]
 
@@ -573,12 +574,8 @@ class _Context:
         value: the check would be about that instance only). Symbols listed in ``by.defines``
         are quantities the instantiation defines, not free variables: ``defined`` lists them
         with their values, for the page."""
-        exprs = [unfold(sp.sympify(e), self.d.definitions) for e in exprs]
-        used, mine = set(), set(ev.sizes)
-        for e in exprs:
-            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
-            used |= e.atoms(sp.MatrixSymbol) | scalars
-            mine |= scalars
+        used, mine = _link_symbols(unfold(sp.sympify(e), self.d.definitions) for e in exprs)
+        mine |= set(ev.sizes)
         generic = set()
         for g in ev.generated.values():
             generic |= g.free_symbols
@@ -612,11 +609,7 @@ class _Context:
         """The entry-wise values of the symbols a link uses stay generic (as in :meth:`_generic`):
         each carries a symbol, an entry of a matrix the link does not use, or an undefined
         function of its own, and no two are equal -- unless ``by.defines`` lists the symbol."""
-        used, mine = set(), set()
-        for e in exprs:
-            scalars = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
-            used |= e.atoms(sp.MatrixSymbol) | scalars
-            mine |= scalars
+        used, mine = _link_symbols(exprs)
         labels = {M.name for M in used if isinstance(M, sp.MatrixSymbol)}
         i, j = sp.Dummy("i", integer=True), sp.Dummy("j", integer=True)
         values = {**ent.scalar_values,
@@ -717,12 +710,12 @@ class _Context:
             found = [f for f in found if not isinstance(f[2], _Short)]
             if not found:
                 continue
-            (sz, val, _), more = found[0], "; ".join(_sizes_text(f[0]) for f in found[1:])
-            notes.append(f"; special value {_shown(X, val)} at {_sizes_text(sz)}"
+            (sz, val, _), more = found[0], "; ".join(sizes_text(f[0]) for f in found[1:])
+            notes.append(f"; special value {_shown(X, val)} at {sizes_text(sz)}"
                          + (f" (special also at {more})" if more else ""))
         if defined_at:
             notes.append("; defined by the instantiation: " + ", ".join(
-                _shown(X, val) + (f" at {_sizes_text(sz)}" if many else "")
+                _shown(X, val) + (f" at {sizes_text(sz)}" if many else "")
                 for X, (sz, val) in defined_at.items()))
         method = ("generic model" if isinstance(by, Model) else "explicit") + f" ({worst})"
         return True, method, {"conditions": conds, "sizes": by.sizes.text() + "".join(notes)}
@@ -1073,6 +1066,17 @@ def _cited_sizes(rep, part) -> str:
     return f"{rep.name}'s sizes: " + "; ".join(texts) if texts else ""
 
 
+def _link_symbols(exprs) -> tuple[set, set]:
+    """``(used, scalars)``: the matrix and scalar symbols of a link's expressions, and the
+    scalars alone (a value made of these is not a value of its own)."""
+    used, scalars = set(), set()
+    for e in exprs:
+        mine = {x for x in e.free_symbols if isinstance(x, sp.Symbol)}
+        used |= e.atoms(sp.MatrixSymbol) | mine
+        scalars |= mine
+    return used, scalars
+
+
 class _Short(str):
     """The reason a value is a structured (rank-deficient) member of its class."""
 
@@ -1175,8 +1179,7 @@ def _keeps_assumptions(X, v, who):
     # a value of undefined functions (a model's Phi''(0)) has no assumptions: only a value
     # known to break one is refused; any other value must be known to keep every one
     known = not (v.atoms(AppliedUndef) or v.has(sp.Derivative))
-    broken = [a for a in ASSUMPTIONS if getattr(X, f"is_{a}") is True
-              and (getattr(v, f"is_{a}") is False or (known and getattr(v, f"is_{a}") is not True))]
+    broken = [a for a in unmet_assumptions(X, v) if known or getattr(v, f"is_{a}") is False]
     if broken:
         raise CheckError(f"{who}, {v}, is not known to be {', '.join(broken)} ({X} is declared "
                          "so)")
@@ -1185,10 +1188,6 @@ def _keeps_assumptions(X, v, who):
 def _defines(by) -> frozenset:
     """The symbols an Explicit or Model instantiation defines (``defines=``)."""
     return getattr(by, "defines", frozenset())
-
-
-def _sizes_text(sizes) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
 def _shown(X, val) -> str:

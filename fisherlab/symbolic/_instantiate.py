@@ -229,7 +229,7 @@ class Explicit:
         return v
 
     def _sizes_text(self):
-        return ", ".join(f"{k} = {v}" for k, v in self.sizes.items()) or "these sizes"
+        return sizes_text(self.sizes) or "these sizes"
 
     # ---------------------------------------------------------------- evaluation
     def __call__(self, expr):
@@ -404,6 +404,11 @@ def _size(d):
 
 def _eq(a, b):
     return sp.expand(a - b) == 0
+
+
+def sizes_text(sizes) -> str:
+    """``n = 2, m = 3`` for one assignment of sizes."""
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items())
 
 
 class Entries:

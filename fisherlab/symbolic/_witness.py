@@ -22,7 +22,7 @@ from sympy.core.function import AppliedUndef
 from ._check import doit
 
 __all__ = ["Witness", "find_witness", "point_allowed", "render_value", "latex_point",
-           "respects", "ASSUMPTIONS"]
+           "respects", "unmet_assumptions", "ASSUMPTIONS"]
 
 ASSUMPTIONS = _CHECKED = ("integer", "rational", "real", "positive", "nonnegative", "negative", "nonpositive",
             "nonzero", "even", "odd", "zero")
@@ -49,11 +49,15 @@ def respects(sym: sp.Symbol, value) -> bool:
     return _respects(sym, value)
 
 
+def unmet_assumptions(sym: sp.Symbol, value) -> list[str]:
+    """The assumptions ``sym`` has that ``value`` is not known to have."""
+    value = sp.sympify(value)
+    return [k for k in _CHECKED
+            if getattr(sym, f"is_{k}") is True and getattr(value, f"is_{k}") is not True]
+
+
 def _respects(sym: sp.Symbol, value) -> bool:
-    for k in _CHECKED:
-        if getattr(sym, f"is_{k}") is True and getattr(sp.sympify(value), f"is_{k}") is not True:
-            return False
-    return True
+    return not unmet_assumptions(sym, value)
 
 
 def _draw(sym: sp.Symbol, rng: random.Random, signed: bool):
