@@ -40,8 +40,8 @@ from ._checks import (TIERS, Algebra, Axiom, Entrywise, Explicit, Given, Model, 
                       check_tier_text, tier_rank, validate_relation)
 from ._check import (LADDER_NAMES, CheckError, captured, denominators, difference, is_zero, manifestly_nonnegative,
                      same_shape, undefined_functions, validate)
-from ._instantiate import (Entries, Explicit as _ExplicitEval, check_value, lazy, matrix_properties,
-                           sizes_text, unfold)
+from ._instantiate import (Entries, Explicit as _ExplicitEval, check_expectation, check_value, lazy,
+                           matrix_properties, sizes_text, unfold)
 from ._report import ControlResult, LinkResult, Report
 from ._sums import from_sympy, is_zero_sums
 from ._witness import ASSUMPTIONS, find_witness, latex_point, render_value, respects, unmet_assumptions
@@ -529,7 +529,7 @@ class _Context:
             if not lazy(v):   # a lazy one is checked when it is computed (on_value)
                 self._check_value(X, v, props, cover)
         for name, op in ops.items():
-            self._check_operator(name, op)
+            check_expectation(name, op)
         given = set(values) | set(sizes)
         for h in self.relations:
             if h.free_symbols & set(values):
@@ -552,17 +552,6 @@ class _Context:
         _keeps_assumptions(X, v, f"{self.d.name}: the value given for {X}")
         check_value(X, v, props.get(X, set()), f"{self.d.name}: the value given for {X}", cover)
         self._checked[key] = v   # kept alive: its id stays its own
-
-    @staticmethod
-    def _check_operator(name, op):
-        """An operator giving ``Expect`` its meaning is an expectation: the expectation of a
-        constant is that constant (``h -> 0`` or ``h -> 1`` would make any identity between
-        expectations hold)."""
-        c = sp.Dummy("c")
-        got = sp.sympify(op(c))
-        if sp.expand(got - c) != 0:
-            raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
-                             f"constant c to {got}, not to c")
 
     def _generic(self, ev, exprs, by):
         """The values of the symbols a link uses, at one size: ``(special, defined)``.

@@ -30,7 +30,7 @@ from ._nodes import At, Diag, Expect, Grad, Hess, Kron, RVec, Scalar, Vec
 from ._sums import SumPoly, Term, from_sympy
 
 __all__ = ["Explicit", "Entries", "matrix_properties", "unfold", "MATRIX_PREDICATES", "lazy",
-           "check_value"]
+           "check_expectation", "check_value", "sizes_text"]
 
 #: The matrix hypotheses the checker understands, and how each shapes a generic instance.
 MATRIX_PREDICATES = ("symmetric", "positive_definite", "orthogonal", "invertible", "diagonal",
@@ -406,6 +406,17 @@ def _eq(a, b):
     return sp.expand(a - b) == 0
 
 
+def check_expectation(name, apply) -> None:
+    """The operator over ``name`` is an expectation: ``apply(c)``, its image of a constant
+    ``c``, is ``c`` (``h -> 0`` or ``h -> 1`` would make any identity between expectations
+    hold)."""
+    c = sp.Dummy("c")
+    got = sp.sympify(apply(c))
+    if sp.expand(got - c) != 0:
+        raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
+                         f"constant c to {got}, not to c")
+
+
 def sizes_text(sizes) -> str:
     """``n = 2, m = 3`` for one assignment of sizes."""
     return ", ".join(f"{k} = {v}" for k, v in sizes.items())
@@ -448,11 +459,7 @@ class Entries:
                                  f"Q.{p}({X}), which an entry-wise value is not checked against; "
                                  "give this value at explicit sizes (Explicit), where it is")
         for name, op in self.operators.items():
-            c = sp.Dummy("c")
-            got = op(self, SumPoly.const(c)).to_sympy(self.ranges)
-            if sp.expand(got - c) != 0:
-                raise CheckError(f"the operator over {name!r} is not an expectation: it maps the "
-                                 f"constant c to {got}, not to c")
+            check_expectation(name, lambda c, op=op: op(self, SumPoly.const(c)).to_sympy(self.ranges))
         for s, v in self.scalar_values.items():
             self._check_value(v, f"the entry-wise value of {s}")
 
