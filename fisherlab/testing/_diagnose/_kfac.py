@@ -34,6 +34,7 @@ import itertools
 import numpy as np
 
 from fisherlab import kfac as _fl_kfac
+from fisherlab.kfac._layers import blocks as kfac_blocks
 from fisherlab.testing._compare import relative_error
 from fisherlab.testing._diagnose import _network
 from fisherlab.testing._diagnose._finding import fit
@@ -177,8 +178,7 @@ def _by_reference(ctx):
     if problem is None or problem.model is None or q not in ("kfac", "kfac_factor_A",
                                                                "kfac_factor_G"):
         return
-    layers = [None] if q == "kfac" else range(len(_fl_kfac.factors(
-        problem.model, problem.params, problem.x, problem.y, problem.likelihood)))
+    layers = [None] if q == "kfac" else range(len(kfac_blocks(problem.model)))
     for k, ft, approx in itertools.product(layers, ("exact", "empirical"), ("expand", "reduce")):
         opts = {"fisher_type": ft} if k is None else {"fisher_type": ft, "layer": k}
         Z = ctx.ref(q, approx=approx, **opts)  # None for a norm's ExactBlock
